@@ -175,7 +175,7 @@ describe('mapTransportError', () => {
 });
 
 describe('error classes', () => {
-  const classes = Object.values(errors).filter((v): v is Ctor => typeof v === 'function' && v.prototype instanceof ProxmoxError);
+  const classes = Object.values(errors as Record<string, unknown>).filter((v): v is Ctor & { name: string; prototype: ProxmoxError } => typeof v === 'function' && v.prototype instanceof ProxmoxError);
 
   it('each has a stable name equal to its class name, also in the stack', () => {
     expect(classes.length).toBeGreaterThan(15);
