@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { configSchema, type Config, type SecretRef } from './schema.js';
+
+export const DEMO_CONFIG_PATH = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface LoadedConfig {
+  config: Config;
+  path: string;
+  demo: boolean;
+}
+
+/**
+ * The one place that reads PROXMOX_AGENT_CONFIG and PORT. Fails fast with a message naming the bad
+ * field, so a typo never boots a service with a silently different policy.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = env.PROXMOX_AGENT_CONFIG ? resolve(env.PROXMOX_AGENT_CONFIG) : DEMO_CONFIG_PATH;
+  const config = parseConfigFile(path);
+  if (env.PORT !== undefined) {
+    const port = z.coerce.number().int().min(0).max(65535).safeParse(env.PORT);
+    if (!port.success) throw new ConfigError(`PORT: must be a TCP port number, got '${env.PORT}'`);
+    config.server.port = port.data;
+  }
+  return { config, path, demo: path === DEMO_CONFIG_PATH };
+}
+
+export function parseConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  const config = parseConfig(raw, path);
+  config.audit.file = resolveFrom(path, config.audit.file);
+  return config;
+}
+
+export function parseConfig(raw: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration in ${source}:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** Read a secret from where the config points; the error names the field, never the value. */
+export function resolveSecret(ref: SecretRef, field: string, env: NodeJS.ProcessEnv = process.env, baseFile?: string): string {
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (!value) throw new ConfigError(`${field}: environment variable ${ref.env} is not set`);
+    return value.trim();
+  }
+  const file = baseFile ? resolveFrom(baseFile, ref.file) : ref.file;
+  try {
+    const value = readFileSync(file, 'utf8').trim();
+    if (!value) throw new Error('file is empty');
+    return value;
+  } catch (err) {
+    throw new ConfigError(`${field}: cannot read secret file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function resolveFrom(configPath: string, file: string): string {
+  return isAbsolute(file) ? file : resolve(dirname(configPath), file);
+}

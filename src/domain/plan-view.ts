@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { DECISIONS, PLAN_STATUSES } from './lifecycle.js';
+import { RISKS } from './risk.js';
+
+/**
+ * The shapes a plan is reported in: the workflow's state, the API's responses and the OpenAPI
+ * document all derive from these schemas. Workflow code imports only their inferred types.
+ */
+export const channelSchema = z.enum(['api', 'cli', 'chat']);
+
+export const actorSchema = z.object({
+  principal: z.string().describe('Who acted, e.g. agent:pi or human:alice'),
+  tokenId: z.string().describe('The API token used'),
+  channel: channelSchema,
+});
+
+export const reasonSchema = z.object({
+  rule: z.string().describe('Machine-readable rule id, e.g. catalog.base_risk, policy.prod-freeze, approval.required'),
+  message: z.string(),
+});
+
+export const approvalSchema = z.object({
+  principal: z.string(),
+  tokenId: z.string(),
+  channel: channelSchema,
+  decision: z.enum(['approve', 'reject']),
+  comment: z.string().optional(),
+  at: z.string().describe('ISO 8601 time the run recorded it'),
+});
+
+export const guestStateSchema = z.object({
+  exists: z.boolean(),
+  kind: z.enum(['qemu', 'lxc']),
+  node: z.string(),
+  vmid: z.number().int(),
+  name: z.string().optional(),
+  status: z.enum(['running', 'stopped']).optional(),
+  qmpstatus: z.string().optional(),
+  lock: z.string().optional(),
+  tags: z.array(z.string()),
+  pool: z.string().optional(),
+  haManaged: z.boolean(),
+  template: z.boolean(),
+  protection: z.boolean(),
+  digest: z.string().optional(),
+  snapshots: z.array(z.string()),
+});
+
+export const fingerprintSchema = z.object({
+  exists: z.boolean(),
+  status: z.string().optional(),
+  lock: z.string().optional(),
+  digest: z.string().optional(),
+});
+
+export const preflightSchema = z.object({
+  state: guestStateSchema.optional().describe('The target as Proxmox reported it when checked'),
+  fingerprint: fingerprintSchema.optional().describe('The fields whose change between plan and apply makes the plan stale'),
+  assessment: z.object({
+    kind: z.enum(['proceed', 'already_done', 'blocked', 'unavailable']),
+    reason: z.string().optional(),
+    note: z.string().optional(),
+  }),
+  checkedAt: z.string(),
+});
+
+export const actionResultSchema = z.object({
+  outcome: z.enum(['applied', 'noop', 'failed']),
+  upid: z.string().optional().describe('The Proxmox task id'),
+  exitstatus: z.string().optional(),
+  message: z.string().optional(),
+  errorType: z.string().optional().describe('Machine-readable failure type (Proxmox error class or PlanStale)'),
+  logTail: z.array(z.string()).optional(),
+  finishedAt: z.string(),
+});
+
+export const planViewSchema = z.object({
+  planId: z.string(),
+  requestHash: z.string().describe('sha256 over the RFC 8785 canonical JSON of the normalized request'),
+  action: z.string(),
+  environment: z.string(),
+  target: z.object({ node: z.string().optional(), vmid: z.number().int() }),
+  params: z.record(z.string(), z.unknown()),
+  reason: z.string(),
+  requester: actorSchema,
+  status: z.enum(PLAN_STATUSES),
+  risk: z.enum(RISKS),
+  decision: z.enum(DECISIONS),
+  reasons: z.array(reasonSchema),
+  policyVersion: z.string(),
+  approval: z.object({
+    required: z.number().int(),
+    received: z.number().int(),
+    approvers: z.array(approvalSchema),
+    rejectedBy: approvalSchema.optional(),
+    refused: z.array(z.object({ principal: z.string(), reason: z.string(), at: z.string() })),
+  }),
+  preflight: preflightSchema,
+  applyRequested: z.boolean(),
+  appliedBy: actorSchema.optional(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  updatedAt: z.string(),
+  result: actionResultSchema.optional(),
+});
+
+export type Channel = z.infer<typeof channelSchema>;
+export type Actor = z.infer<typeof actorSchema>;
+export type Reason = z.infer<typeof reasonSchema>;
+export type Approval = z.infer<typeof approvalSchema>;
+export type Preflight = z.infer<typeof preflightSchema>;
+export type ActionResult = z.infer<typeof actionResultSchema>;
+export type PlanView = z.infer<typeof planViewSchema>;
