@@ -1,0 +1,66 @@
+/**
+ * The contract between the API, the worker and the workflow: message definitions and their payloads.
+ * Workflow-safe: only `@temporalio/workflow` definitions and type imports.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PlanStatus } from '../domain/lifecycle.js';
+import type { NormalizedRequest } from '../domain/request.js';
+import type { Actor, Channel, PlanView } from '../domain/plan-view.js';
+
+export type { ActionResult, Actor, Approval, Channel, PlanView, Preflight, Reason } from '../domain/plan-view.js';
+
+export const DEFAULT_TASK_QUEUE = 'proxmox-agent';
+
+export interface ActionWorkflowInput {
+  planId: string;
+  request: NormalizedRequest;
+  requestHash: string;
+  requester: Actor;
+}
+
+export interface PlanArgs {
+  requestHash: string;
+}
+
+export interface ApplyArgs {
+  requestHash: string;
+  actor: Actor;
+  /** Environments the actor's token may act in ('*' for all): checked against the plan's. */
+  actorEnvironments: string[];
+}
+
+export interface ApplyAccepted {
+  planId: string;
+  status: PlanStatus;
+}
+
+export interface ApprovalArgs {
+  principal: string;
+  tokenId: string;
+  channel: Channel;
+  decision: 'approve' | 'reject';
+  comment?: string;
+  /** The hash the approver reviewed; an approval never carries over to a different request. */
+  requestHash: string;
+}
+
+/** Failure types the workflow raises to refuse a message; the API maps each once to an HTTP problem. */
+export const REFUSALS = {
+  idempotencyConflict: 'IdempotencyKeyConflict',
+  hashMismatch: 'RequestHashMismatch',
+  expired: 'PlanExpired',
+  denied: 'PlanDenied',
+  rejected: 'PlanRejected',
+  finished: 'PlanFinished',
+  stale: 'PlanStale',
+  forbidden: 'Forbidden',
+  notReady: 'PlanNotReady',
+} as const;
+
+/** Update-with-Start target: returns the plan once policy and preflight are done. */
+export const planUpdate = defineUpdate<PlanView, [PlanArgs]>('plan');
+/** Ask the run to execute; accepted before approval too (it then waits for the approvals). */
+export const applyUpdate = defineUpdate<ApplyAccepted, [ApplyArgs]>('apply');
+/** A human decision, from the REST API, the CLI or a chat bot. */
+export const approvalSignal = defineSignal<[ApprovalArgs]>('approval');
+export const stateQuery = defineQuery<PlanView>('state');
