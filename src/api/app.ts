@@ -1,0 +1,89 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { Context } from 'hono';
+import { RequestValidationError } from '../domain/request.js';
+import type { Logger } from '../logging.js';
+import type { ApiDeps, AppEnv } from './context.js';
+import { ApiError, type ProblemCode } from './problems.js';
+import { registerActionRoutes } from './routes/actions.js';
+import { registerHealthRoutes } from './routes/health.js';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Builds the HTTP API over injected dependencies; listening is the entry point's job. */
+export function createApp(deps: ApiDeps, log?: Logger) {
+  const app = new OpenAPIHono<AppEnv>({
+    // zod failures become one problem listing every bad field.
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new ApiError('validation-failed', 'the request does not match the schema', {
+          errors: result.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message })),
+        });
+      }
+    },
+  });
+
+  app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
+  app.use('/v1/*', async (c, next) => {
+    if (c.req.path === '/v1/openapi.json') return next();
+    c.set('caller', deps.authenticate(c.req.header('authorization')));
+    await next();
+  });
+
+  registerHealthRoutes(app, deps);
+  registerActionRoutes(app, deps);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  app.doc31('/v1/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'proxmox-agent API',
+      version: '1.0.0',
+      description: 'Plan, approve and apply changes to Proxmox VE guests under policy, with audit evidence.',
+    },
+  });
+
+  app.notFound((c) => problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) log?.error({ err, path: c.req.path }, 'request failed');
+    return problem(c, apiError);
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+function problem(c: Context, error: ApiError) {
+  return c.body(JSON.stringify(error.toProblem(c.req.path)), error.status as 400, {
+    'content-type': 'application/problem+json',
+  });
+}
+
+const HTTP_STATUS_PROBLEMS: Record<number, ProblemCode> = {
+  400: 'validation-failed',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not-found',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+};
+
+/** Every error becomes an ApiError here, once. */
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof RequestValidationError) return new ApiError('validation-failed', err.message, { errors: err.issues });
+  if (err instanceof HTTPException) {
+    const code = HTTP_STATUS_PROBLEMS[err.status];
+    return code ? new ApiError(code, err.message) : new ApiError('internal');
+  }
+  if (isTemporalUnavailable(err)) return new ApiError('temporal-unavailable', 'Temporal is not reachable; retry shortly');
+  return new ApiError('internal', 'unexpected error; see the service log');
+}
+
+function isTemporalUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; code?: number; cause?: { code?: number } } | undefined;
+  // gRPC UNAVAILABLE (14) and DEADLINE_EXCEEDED (4), directly or wrapped in a ServiceError.
+  return e?.name === 'ServiceError' || [14, 4].includes(e?.code ?? -1) || [14, 4].includes(e?.cause?.code ?? -1);
+}

@@ -1,0 +1,42 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ApiTokenConfig, Scope } from '../config/schema.js';
+import { ApiError } from './problems.js';
+
+export interface Caller {
+  tokenId: string;
+  principal: string;
+  scopes: readonly Scope[];
+  environments: readonly string[];
+}
+
+/**
+ * Bearer-token authentication. Tokens are stored only as SHA-256 hashes; a presented token is
+ * hashed and compared with every configured hash in constant time, without early exit.
+ */
+export function createAuthenticator(tokens: readonly ApiTokenConfig[]) {
+  const entries = tokens.map((t) => ({ token: t, hash: Buffer.from(t.secretSha256, 'hex') }));
+  return (authorization: string | undefined): Caller => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!match) throw new ApiError('unauthenticated', 'send Authorization: Bearer <token>');
+    const presented = createHash('sha256').update(match[1]!, 'utf8').digest();
+    let found: ApiTokenConfig | undefined;
+    for (const entry of entries) {
+      if (timingSafeEqual(presented, entry.hash) && !found) found = entry.token;
+    }
+    if (!found) throw new ApiError('unauthenticated', 'unknown or revoked token');
+    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments };
+  };
+}
+
+export function mayActIn(caller: Caller, environment: string): boolean {
+  return caller.environments.includes('*') || caller.environments.includes(environment);
+}
+
+/** Least privilege: a scope and, when known, the environment must both be granted. */
+export function requireScope(caller: Caller, scope: Scope, environment?: string): void {
+  // No scope implies another: admin manages the service, it does not approve or apply.
+  if (!caller.scopes.includes(scope))
+    throw new ApiError('forbidden', `token '${caller.tokenId}' lacks the '${scope}' scope`);
+  if (environment !== undefined && !mayActIn(caller, environment))
+    throw new ApiError('forbidden', `token '${caller.tokenId}' may not act in environment '${environment}'`);
+}

@@ -1,0 +1,192 @@
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  ApplicationFailure,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { actionWorkflow } from '../workflows/action-workflow.js';
+import {
+  applyUpdate,
+  approvalSignal,
+  planUpdate,
+  REFUSALS,
+  stateQuery,
+  type ActionWorkflowInput,
+  type ApplyAccepted,
+  type ApplyArgs,
+  type ApprovalArgs,
+  type PlanView,
+} from '../workflows/messages.js';
+import { applyRefusal, recordApproval } from '../workflows/plan-state.js';
+import {
+  ProxmoxAction,
+  ProxmoxEnvironment,
+  ProxmoxNode,
+  ProxmoxPlanId,
+  ProxmoxRequester,
+  ProxmoxStatus,
+  ProxmoxVmid,
+} from '../temporal/search-attributes.js';
+import { ApiError, type ProblemCode } from './problems.js';
+
+/** How the workflow's refusal types map to problems: once, here. */
+const REFUSAL_PROBLEMS: Record<string, ProblemCode> = {
+  [REFUSALS.idempotencyConflict]: 'idempotency-key-reused',
+  [REFUSALS.hashMismatch]: 'request-hash-mismatch',
+  [REFUSALS.expired]: 'plan-expired',
+  [REFUSALS.denied]: 'plan-denied',
+  [REFUSALS.rejected]: 'plan-rejected',
+  [REFUSALS.finished]: 'plan-finished',
+  [REFUSALS.stale]: 'plan-stale',
+  [REFUSALS.forbidden]: 'forbidden',
+  [REFUSALS.notReady]: 'plan-not-ready',
+};
+
+export interface PlanGatewayOptions {
+  client: Client;
+  taskQueue: string;
+}
+
+/**
+ * The Temporal adapter behind the HTTP routes: one workflow per plan, whose ID is the plan ID.
+ * Temporal errors become ApiErrors here and nowhere else.
+ */
+export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
+  const handle = (planId: string): WorkflowHandle<typeof actionWorkflow> => client.workflow.getHandle(planId);
+
+  async function state(planId: string): Promise<PlanView> {
+    try {
+      return await handle(planId).query(stateQuery);
+    } catch (err) {
+      throw mapError(err, planId);
+    }
+  }
+
+  return {
+    state,
+
+    /**
+     * Update-with-Start: starts the run (or reuses the one this Idempotency-Key names) and returns
+     * its plan in one round trip. A run that already closed answers a replay through its query.
+     */
+    async plan(input: ActionWorkflowInput): Promise<PlanView> {
+      const { request } = input;
+      const operation = new WithStartWorkflowOperation<typeof actionWorkflow>('actionWorkflow', {
+        workflowId: input.planId,
+        taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        staticSummary: `${request.action} ${request.environment}/${request.target.vmid}`,
+        staticDetails: `Requested by ${input.requester.principal}: ${request.reason}`,
+        memo: { summary: `${request.action} on ${request.environment} vmid ${request.target.vmid}`, reason: request.reason },
+        typedSearchAttributes: [
+          { key: ProxmoxPlanId, value: input.planId },
+          { key: ProxmoxAction, value: request.action },
+          { key: ProxmoxEnvironment, value: request.environment },
+          { key: ProxmoxVmid, value: request.target.vmid },
+          { key: ProxmoxRequester, value: input.requester.principal },
+          { key: ProxmoxStatus, value: 'planning' },
+          ...(request.target.node ? [{ key: ProxmoxNode, value: request.target.node }] : []),
+        ],
+      });
+      try {
+        return await client.workflow.executeUpdateWithStart(planUpdate, {
+          // No fixed updateId: a replay on a running plan re-runs the handler and returns the
+          // plan as it is now (status, approvals), not as it was first returned.
+          args: [{ requestHash: input.requestHash }],
+          startWorkflowOperation: operation,
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          const view = await state(input.planId);
+          if (view.requestHash !== input.requestHash)
+            throw new ApiError('idempotency-key-reused', `this Idempotency-Key already names plan ${input.planId}, made for a different request`, { planId: input.planId });
+          return view;
+        }
+        throw mapError(err, input.planId);
+      }
+    },
+
+    async apply(planId: string, args: ApplyArgs): Promise<ApplyAccepted> {
+      try {
+        return await handle(planId).executeUpdate(applyUpdate, { args: [args] });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError) || !(await exists(planId))) throw mapError(err, planId);
+      }
+      // The run has closed: answer from its final state, as the workflow itself would have.
+      const view = await state(planId);
+      const refusal = applyRefusal(view, args);
+      if (refusal) throw new ApiError(REFUSAL_PROBLEMS[refusal.type] ?? 'plan-finished', refusal.message, { planId });
+      return { planId, status: view.status };
+    },
+
+    /**
+     * Approvals travel as a signal, which cannot answer; so the outcome is predicted first with the
+     * workflow's own rule on its current state, and refusals are reported before anything is sent.
+     */
+    async approve(planId: string, args: Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string }): Promise<PlanView> {
+      const view = await state(planId);
+      const signal: ApprovalArgs = { ...args, requestHash: args.requestHash ?? view.requestHash };
+      const predicted = structuredClone(view);
+      const outcome = recordApproval(predicted, signal, new Date().toISOString());
+      if (outcome.kind === 'refused') {
+        switch (outcome.reason) {
+          case 'self_approval':
+            throw new ApiError('self-approval', `${args.principal} requested plan ${planId} and cannot approve or reject it`, { planId });
+          case 'hash_mismatch':
+            throw new ApiError('request-hash-mismatch', `plan ${planId} has requestHash ${view.requestHash}`, { planId });
+          case 'duplicate':
+            throw new ApiError('approval-not-counted', `${args.principal} has already approved plan ${planId}; one identity counts once`, { planId });
+          case 'not_required':
+            throw new ApiError('approval-not-counted', `plan ${planId} needs no approval`, { planId });
+          case 'not_open':
+            throw statusProblem(view) ?? new ApiError('approval-not-counted', `plan ${planId} is ${view.status} and takes no more approvals`, { planId });
+        }
+      }
+      try {
+        await handle(planId).signal(approvalSignal, signal);
+      } catch (err) {
+        throw mapError(err, planId);
+      }
+      return predicted;
+    },
+  };
+
+  async function exists(planId: string): Promise<boolean> {
+    try {
+      await handle(planId).describe();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export type PlanGateway = ReturnType<typeof createPlanGateway>;
+
+function statusProblem(view: PlanView): ApiError | undefined {
+  const code: Partial<Record<PlanView['status'], ProblemCode>> = {
+    denied: 'plan-denied',
+    rejected: 'plan-rejected',
+    expired: 'plan-expired',
+  };
+  const c = code[view.status];
+  return c ? new ApiError(c, `plan ${view.planId} is ${view.status}`, { planId: view.planId }) : undefined;
+}
+
+function mapError(err: unknown, planId: string): unknown {
+  if (err instanceof ApiError) return err;
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    const code = REFUSAL_PROBLEMS[err.cause.type ?? ''];
+    if (code) return new ApiError(code, err.cause.message, { planId });
+  }
+  if (err instanceof WorkflowNotFoundError) return new ApiError('plan-not-found', `no plan ${planId}`, { planId });
+  if (err instanceof ApplicationFailure && err.type && REFUSAL_PROBLEMS[err.type]) {
+    return new ApiError(REFUSAL_PROBLEMS[err.type]!, err.message, { planId });
+  }
+  return err;
+}

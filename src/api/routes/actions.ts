@@ -1,0 +1,157 @@
+import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
+import { idempotentPlanId, randomPlanId } from '../../domain/plan-id.js';
+import { requestHash } from '../../domain/hashing.js';
+import { normalizeRequest } from '../../domain/request.js';
+import type { PlanView } from '../../domain/plan-view.js';
+import { mayActIn, requireScope } from '../auth.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { ApiError, problemResponses } from '../problems.js';
+import {
+  applyRequestSchema,
+  applyResponseSchema,
+  approvalRequestSchema,
+  approvalResponseSchema,
+  idempotencyHeaders,
+  planIdParams,
+  planRequestSchema,
+  planResponseSchema,
+} from '../schemas.js';
+
+const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
+const security = [{ bearer: [] }];
+
+const planRoute = createRoute({
+  method: 'post',
+  path: '/v1/actions/plan',
+  tags: ['actions'],
+  summary: 'Plan an action: policy decision, risk, approvals needed',
+  description:
+    'Validates the request, reads the target from Proxmox (preflight), evaluates policy, and starts the run that will wait for apply and approvals. Returns in one round trip.',
+  security,
+  request: { headers: idempotencyHeaders, body: { required: true, ...json(planRequestSchema) } },
+  responses: {
+    201: { description: 'The plan', ...json(planResponseSchema) },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'idempotency-key-reused', 'unsupported-media-type', 'payload-too-large', 'temporal-unavailable'),
+  },
+});
+
+const applyRoute = createRoute({
+  method: 'post',
+  path: '/v1/actions/apply',
+  tags: ['actions'],
+  summary: 'Apply a plan',
+  description:
+    'Asks the run to execute. Accepted before approval too: the run then executes as soon as the approvals arrive, unless the plan expires first.',
+  security,
+  request: { body: { required: true, ...json(applyRequestSchema) } },
+  responses: {
+    202: { description: 'Accepted: the run will execute (or is executing)', ...json(applyResponseSchema) },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'request-hash-mismatch', 'plan-denied', 'plan-rejected', 'plan-finished', 'plan-stale', 'plan-expired', 'temporal-unavailable'),
+  },
+});
+
+const approvalRoute = createRoute({
+  method: 'post',
+  path: '/v1/actions/{planId}/approvals',
+  tags: ['approvals'],
+  summary: 'Approve or reject a plan',
+  description: 'Sends the decision to the run. The requester cannot approve its own plan, and one identity counts once.',
+  security,
+  request: { params: planIdParams, body: { required: true, ...json(approvalRequestSchema) } },
+  responses: {
+    202: { description: 'The decision was sent to the run', ...json(approvalResponseSchema) },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'self-approval', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'plan-denied', 'plan-rejected', 'plan-expired', 'temporal-unavailable'),
+  },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/actions/{planId}',
+  tags: ['actions'],
+  summary: 'Read a plan and its outcome',
+  security,
+  request: { params: planIdParams },
+  responses: {
+    200: { description: 'The plan as the run sees it now', ...json(planResponseSchema) },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'temporal-unavailable'),
+  },
+});
+
+export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  const withLinks = (view: PlanView) => ({
+    ...view,
+    links: {
+      self: `/v1/actions/${view.planId}`,
+      ...(deps.temporalUi
+        ? { temporalUi: `${deps.temporalUi.baseUrl}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${view.planId}` }
+        : {}),
+    },
+  });
+
+  app.openapi(planRoute, async (c) => {
+    const caller = c.get('caller');
+    const body = c.req.valid('json');
+    requireScope(caller, 'plan', body.environment);
+    if (!deps.environments.has(body.environment)) {
+      throw new ApiError('validation-failed', `unknown environment '${body.environment}'`, {
+        errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }],
+      });
+    }
+    const request = normalizeRequest(body);
+    const key = c.req.valid('header')['idempotency-key'];
+    const planId = key ? idempotentPlanId(caller.principal, key) : randomPlanId();
+    const view = await deps.plans.plan({
+      planId,
+      request,
+      requestHash: requestHash(request),
+      requester: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
+    });
+    c.header('Location', `/v1/actions/${planId}`);
+    return c.json(withLinks(view), 201);
+  });
+
+  app.openapi(applyRoute, async (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'apply');
+    const { planId, requestHash: hash } = c.req.valid('json');
+    const accepted = await deps.plans.apply(planId, {
+      requestHash: hash,
+      actor: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
+      actorEnvironments: [...caller.environments],
+    });
+    return c.json({ ...accepted, links: { self: `/v1/actions/${planId}` } }, 202);
+  });
+
+  app.openapi(approvalRoute, async (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'approve');
+    const { planId } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const current = await readVisible(planId, caller);
+    requireScope(caller, 'approve', current.environment);
+    const predicted = await deps.plans.approve(planId, {
+      principal: caller.principal,
+      tokenId: caller.tokenId,
+      channel: 'api',
+      decision: body.decision,
+      ...(body.comment === undefined ? {} : { comment: body.comment }),
+      ...(body.requestHash === undefined ? {} : { requestHash: body.requestHash }),
+    });
+    const { required, received, approvers } = predicted.approval;
+    return c.json({ planId, status: predicted.status, approval: { required, received, approvers } }, 202);
+  });
+
+  app.openapi(getRoute, async (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'read');
+    const view = await readVisible(c.req.valid('param').planId, caller);
+    return c.json(withLinks(view), 200);
+  });
+
+  /** A plan in an environment the caller may not see does not exist, as far as the caller knows. */
+  async function readVisible(planId: string, caller: AppEnv['Variables']['caller']): Promise<PlanView> {
+    const view = await deps.plans.state(planId);
+    if (!mayActIn(caller, view.environment)) throw new ApiError('plan-not-found', `no plan ${planId}`);
+    return view;
+  }
+}

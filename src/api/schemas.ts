@@ -1,0 +1,70 @@
+import { z } from '@hono/zod-openapi';
+import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../domain/plan-view.js';
+import { actionRequestSchema } from '../domain/request.js';
+import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
+import { PLAN_STATUSES } from '../domain/lifecycle.js';
+
+/** Request and response schemas of the HTTP API: validation, TypeScript types and OpenAPI at once. */
+
+export const planRequestSchema = actionRequestSchema.openapi('PlanRequest', {
+  example: {
+    action: 'vm.snapshot.create',
+    environment: 'lab',
+    target: { node: 'pve-lab', vmid: 100 },
+    params: { snapname: 'before-upgrade' },
+    reason: 'Snapshot before the kernel upgrade (ticket OPS-1234)',
+  },
+});
+
+export const planIdSchema = z.string().regex(PLAN_ID_PATTERN, 'a plan id: plan_ followed by 26 base32 characters');
+
+export const planIdParams = z.object({
+  planId: planIdSchema.openapi({ param: { name: 'planId', in: 'path' }, example: 'plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G' }),
+});
+
+export const idempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, '1-255 visible ASCII characters')
+    .optional()
+    .openapi({ description: 'Repeat a request safely: the same key and body return the same plan; the same key with another body is refused (422).' }),
+});
+
+export const applyRequestSchema = z
+  .strictObject({
+    planId: planIdSchema,
+    requestHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'sha256:<64 hex>').describe('The requestHash the plan returned'),
+  })
+  .openapi('ApplyRequest');
+
+export const approvalRequestSchema = z
+  .strictObject({
+    decision: z.enum(['approve', 'reject']),
+    comment: z.string().max(2000).optional(),
+    requestHash: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/)
+      .optional()
+      .describe('The requestHash you reviewed; if given, the approval counts only for exactly that request'),
+  })
+  .openapi('ApprovalRequest');
+
+export const planResponseSchema = planViewSchema
+  .extend({
+    links: z.object({ self: z.string(), temporalUi: z.string().optional() }),
+  })
+  .openapi('Plan');
+
+export const applyResponseSchema = z
+  .object({ planId: z.string(), status: z.enum(PLAN_STATUSES), links: z.object({ self: z.string() }) })
+  .openapi('ApplyAccepted');
+
+export const approvalResponseSchema = z
+  .object({
+    planId: z.string(),
+    status: z.enum(PLAN_STATUSES),
+    approval: z.object({ required: z.number().int(), received: z.number().int(), approvers: z.array(approvalSchema) }),
+  })
+  .openapi('ApprovalAccepted');
+
+export { actorSchema, reasonSchema };

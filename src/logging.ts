@@ -1,0 +1,18 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Structured JSON logs. Secrets have no business in a log line, but if one is ever passed in a
+ * field by mistake, these paths are censored before the line is written.
+ */
+export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  return pino({
+    name: options.name ?? 'proxmox-agent',
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    redact: {
+      paths: ['authorization', '*.authorization', 'headers.authorization', 'tokenSecret', '*.tokenSecret', 'secret', '*.secret', 'password'],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * `npm start`: the whole service in one process — Temporal dev server (unless TEMPORAL_ADDRESS),
+ * worker, HTTP API, and in demo mode the Proxmox simulator.
+ */
+import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger } from './logging.js';
+import { startService } from './service.js';
+import { resolveTemporal } from './temporal/connection.js';
+
+const log = createLogger();
+
+async function main(): Promise<void> {
+  const { config, path, demo } = loadConfig();
+  const simulated = Object.entries(config.environments).filter(([, e]) => 'simulator' in e.proxmox).map(([n]) => n);
+  const temporal = await resolveTemporal({ log: (m) => log.info(m) });
+  const service = await startService({
+    config,
+    configPath: path,
+    temporal: { ...temporal.connectionOptions, uiUrl: temporal.uiUrl ?? 'http://localhost:8233' },
+    log,
+  });
+
+  if (simulated.length > 0) {
+    console.error(banner([
+      'DEMO MODE: no real Proxmox is configured.',
+      `Environments ${simulated.join(', ')} run against the built-in Proxmox SIMULATOR.`,
+      'Nothing you do here touches a real cluster. Set PROXMOX_AGENT_CONFIG to use your own.',
+    ]));
+  }
+  log.info(
+    { api: service.url, temporal: temporal.address, ui: temporal.uiUrl, config: demo ? 'demo' : path, environments: Object.keys(config.environments) },
+    'proxmox-agent is up',
+  );
+  console.error(`\n  API        ${service.url}\n  Temporal   ${temporal.address} (namespace ${temporal.namespace})\n  Web UI     ${temporal.uiUrl ?? '(external server)'}\n  Health     ${service.url}/healthz\n`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await service.stop();
+    await temporal.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+function banner(lines: string[]): string {
+  const width = Math.max(...lines.map((l) => l.length)) + 4;
+  const bar = '#'.repeat(width);
+  return ['', bar, ...lines.map((l) => `# ${l.padEnd(width - 4)} #`), bar, ''].join('\n');
+}
+
+main().catch((err) => {
+  if (err instanceof ConfigError) {
+    console.error(`proxmox-agent: ${err.message}`);
+    process.exit(2);
+  }
+  log.fatal({ err }, 'proxmox-agent failed to start');
+  process.exit(1);
+});

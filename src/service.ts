@@ -1,0 +1,116 @@
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { Client, type Connection } from '@temporalio/client';
+import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from './activities/index.js';
+import { createApp } from './api/app.js';
+import { createAuthenticator } from './api/auth.js';
+import { createHealthCheck } from './api/health.js';
+import { createPlanGateway } from './api/plan-gateway.js';
+import { openFileAuditStore } from './audit/file-store.js';
+import type { AuditStore } from './audit/store.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './logging.js';
+import { connectConnection, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
+import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
+import { createWorker } from './worker/worker.js';
+
+export interface ServiceOptions {
+  config: Config;
+  configPath?: string;
+  temporal: TemporalConnectionOptions & { uiUrl?: string };
+  log: Logger;
+  /** Run the HTTP API (default true). */
+  api?: boolean;
+  /** Run a worker (default true). */
+  worker?: boolean;
+  simulator?: SimulatorSettings;
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Proxmox task polling interval (default 1 s; tests use less). */
+  pollIntervalMs?: number;
+}
+
+export interface RunningService {
+  /** Base URL of the HTTP API, when it runs. */
+  url?: string;
+  environments: BuiltEnvironments;
+  audit: AuditStore;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config → Proxmox clients (or demo simulators) → audit store → worker and
+ * HTTP API over one Temporal connection. `npm start` and the integration tests both start here.
+ */
+export async function startService(opts: ServiceOptions): Promise<RunningService> {
+  const { config, log } = opts;
+  const { namespace, taskQueue } = { namespace: opts.temporal.namespace, taskQueue: config.temporal.taskQueue };
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const fn of stops.reverse()) await fn().catch((err) => log.warn({ err }, 'error while stopping'));
+  };
+  try {
+    const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {} });
+    stops.push(() => environments.close());
+    const audit = await openFileAuditStore(config.audit.file);
+    stops.push(() => audit.close());
+
+    const connection: Connection = await connectConnection(opts.temporal);
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace });
+
+    if (opts.worker !== false) {
+      const nativeConnection: NativeConnection = await connectWorkerConnection(opts.temporal);
+      stops.push(() => nativeConnection.close());
+      const activities = createActivities({
+        environments: environments.environments,
+        policy: () => config.policy,
+        audit,
+        ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
+      });
+      const worker: Worker = await createWorker({
+        connection: nativeConnection,
+        namespace,
+        taskQueue,
+        activities,
+        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+      });
+      const running = worker.run();
+      running.catch((err) => log.error({ err }, 'worker stopped with an error'));
+      stops.push(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running.catch(() => undefined);
+      });
+    }
+
+    let url: string | undefined;
+    if (opts.api !== false) {
+      const app = createApp(
+        {
+          plans: createPlanGateway({ client, taskQueue }),
+          authenticate: createAuthenticator(config.tokens),
+          environments: new Set(Object.keys(config.environments)),
+          health: createHealthCheck(client, namespace, taskQueue),
+          ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),
+        },
+        log,
+      );
+      const server = await listen(app.fetch, config.server.host, config.server.port);
+      const { port } = server.address() as AddressInfo;
+      url = `http://${config.server.host}:${port}`;
+      stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    }
+    return { ...(url ? { url } : {}), environments, audit, client, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
