@@ -211,34 +211,34 @@ class ProxmoxHttpClient implements ProxmoxClient {
     return json as { data: unknown; total?: unknown };
   }
 
-  version(opts?: CallOptions): Promise<VersionInfo> {
+  async version(opts?: CallOptions): Promise<VersionInfo> {
     return this.request<VersionInfo, '/version'>('GET', '/version', {}, undefined, opts);
   }
 
-  nodes(opts?: CallOptions): Promise<NodeListEntry[]> {
+  async nodes(opts?: CallOptions): Promise<NodeListEntry[]> {
     return this.request<NodeListEntry[], '/nodes'>('GET', '/nodes', {}, undefined, opts);
   }
 
-  clusterResources(type?: ClusterResourceType, opts?: CallOptions): Promise<ClusterResource[]> {
+  async clusterResources(type?: ClusterResourceType, opts?: CallOptions): Promise<ClusterResource[]> {
     return this.request<ClusterResource[], '/cluster/resources'>('GET', '/cluster/resources', {}, { type }, opts);
   }
 
-  guestStatus(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<GuestStatus> {
+  async guestStatus(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<GuestStatus> {
     const path = guestPath(kind, '/status/current');
     return this.request<GuestStatus, typeof path>('GET', path, { node, vmid }, undefined, opts);
   }
 
-  guestConfig(node: string, kind: GuestKind, vmid: number, query: { current?: boolean; snapshot?: string } = {}, opts?: CallOptions): Promise<GuestConfig> {
+  async guestConfig(node: string, kind: GuestKind, vmid: number, query: { current?: boolean; snapshot?: string } = {}, opts?: CallOptions): Promise<GuestConfig> {
     const path = guestPath(kind, '/config');
     return this.request<GuestConfig, typeof path>('GET', path, { node, vmid }, { current: query.current, snapshot: query.snapshot }, opts);
   }
 
-  snapshots(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<SnapshotEntry[]> {
+  async snapshots(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<SnapshotEntry[]> {
     const path = guestPath(kind, '/snapshot');
     return this.request<SnapshotEntry[], typeof path>('GET', path, { node, vmid }, undefined, opts);
   }
 
-  taskStatus(node: string, upid: string, opts?: CallOptions): Promise<TaskStatus> {
+  async taskStatus(node: string, upid: string, opts?: CallOptions): Promise<TaskStatus> {
     assertTaskOnNode(node, upid);
     return this.request<TaskStatus, '/nodes/{node}/tasks/{upid}/status'>('GET', '/nodes/{node}/tasks/{upid}/status', { node, upid }, undefined, opts);
   }
@@ -251,7 +251,7 @@ class ProxmoxHttpClient implements ProxmoxClient {
     return { lines, total };
   }
 
-  listTasks(node: string, filters: TaskListFilters = {}, opts?: CallOptions): Promise<TaskListEntry[]> {
+  async listTasks(node: string, filters: TaskListFilters = {}, opts?: CallOptions): Promise<TaskListEntry[]> {
     return this.request<TaskListEntry[], '/nodes/{node}/tasks'>('GET', '/nodes/{node}/tasks', { node }, { ...filters }, opts);
   }
 
@@ -260,7 +260,7 @@ class ProxmoxHttpClient implements ProxmoxClient {
     await this.request<null, '/nodes/{node}/tasks/{upid}'>('DELETE', '/nodes/{node}/tasks/{upid}', { node, upid }, undefined, opts);
   }
 
-  waitForTask(node: string, upid: string, opts?: WaitForTaskOptions): Promise<TaskResult> {
+  async waitForTask(node: string, upid: string, opts?: WaitForTaskOptions): Promise<TaskResult> {
     return waitForTask(this, node, upid, opts);
   }
 
