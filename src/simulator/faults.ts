@@ -1,0 +1,205 @@
+/**
+ * Fault injection: the failure modes a Proxmox client must survive, made deterministic.
+ *
+ * Usable in-process (`sim.faults.add(...)` or the helpers) and over HTTP via `POST /_sim/faults` with
+ * the same JSON specs, so a test that runs the simulator in another process can drive it too.
+ * Probabilistic rules draw from a seedable RNG so a failing run can be replayed.
+ */
+
+/** Route patterns are paths relative to /api2/json; `*` matches one segment, `**` any number. */
+interface Matcher {
+  /** HTTP method or '*' (default) */
+  method?: string;
+  path: string;
+  /** probability 0..1 that a matching request is hit (default 1) */
+  rate?: number;
+  /** hit at most this many requests, then the rule retires (default: unlimited) */
+  times?: number;
+}
+
+export type FaultSpec =
+  /** Answer with an error status. Before dispatch (default) nothing executes; with afterDispatch the request executes and the client still gets the error. */
+  | (Matcher & { kind: 'error'; status: number; message?: string; afterDispatch?: boolean })
+  /** Execute the request (task created, mutation happens) but destroy the socket before answering. */
+  | (Matcher & { kind: 'drop-after-dispatch' })
+  /** Tasks created by matching requests run this long (path omitted = every task). */
+  | (Omit<Matcher, 'path'> & { path?: string; kind: 'slow-task'; durationMs: number })
+  /** Tasks created by matching requests end with `TASK ERROR: message` and apply no effect. */
+  | (Matcher & { kind: 'task-error'; message: string })
+  /** Tasks created by matching requests apply their effect and end `WARNINGS: n`. */
+  | (Matcher & { kind: 'task-warnings'; warnings: number })
+  /** Requests proxied to this node answer 595 (or 596/599) with an empty body. */
+  | { kind: 'node-unreachable'; node: string; status?: 595 | 596 | 599; message?: string }
+  /** The next config write (PUT/POST config, resize) to this guest (or any) fails with `can't lock file ... - got timeout`. */
+  | { kind: 'lock-contention'; vmid?: number; times?: number }
+  /** Task status/log answer 400 "no such task" for this long after dispatch, like a freshly forked worker. */
+  | { kind: 'task-invisible'; ms: number };
+
+export type FaultRule = FaultSpec & { id: string };
+
+const DEFAULT_NODE_MESSAGES: Record<number, string> = {
+  595: 'No route to host',
+  596: 'Broken pipe',
+  599: 'Too many redirections',
+};
+
+/** mulberry32: tiny, fast, good enough for reproducible test randomness. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const rel = pattern.replace(/^\/api2\/json/, '').replace(/\/+$/, '');
+  const parts = rel.split('/').map((seg) =>
+    seg === '**' ? '.*' : seg.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*'),
+  );
+  return new RegExp(`^${parts.join('/')}$`);
+}
+
+export interface NodeFault {
+  status: number;
+  message: string;
+}
+
+export interface TaskFaults {
+  durationMs?: number;
+  error?: string;
+  warnings?: number;
+}
+
+export class FaultInjector {
+  private rules: FaultRule[] = [];
+  private nextId = 1;
+  private random: () => number;
+
+  constructor(private seedValue = 1) {
+    this.random = rng(seedValue);
+  }
+
+  /** Reseed the RNG (also done by clear()). */
+  seed(seed: number): void {
+    this.seedValue = seed;
+    this.random = rng(seed);
+  }
+
+  add(spec: FaultSpec): string {
+    if (spec.kind === 'error' && !(spec.status >= 400 && spec.status <= 599)) {
+      throw new Error(`fault status must be 4xx/5xx, got ${spec.status}`);
+    }
+    const id = `f${this.nextId++}`;
+    // Lock contention is about "the next write": without an explicit count it fires once.
+    const normalized = spec.kind === 'lock-contention' && spec.times === undefined ? { ...spec, times: 1 } : spec;
+    this.rules.push({ ...normalized, id } as FaultRule);
+    return id;
+  }
+
+  remove(id: string): boolean {
+    const before = this.rules.length;
+    this.rules = this.rules.filter((r) => r.id !== id);
+    return this.rules.length !== before;
+  }
+
+  clear(): void {
+    this.rules = [];
+    this.random = rng(this.seedValue);
+  }
+
+  list(): FaultRule[] {
+    return this.rules.map((r) => ({ ...r }));
+  }
+
+  // Convenience helpers mirroring the spec kinds.
+  errorRate(m: Matcher & { status: number; message?: string; afterDispatch?: boolean }): string {
+    return this.add({ ...m, kind: 'error' });
+  }
+  dropAfterDispatch(m: Matcher): string {
+    return this.add({ ...m, kind: 'drop-after-dispatch' });
+  }
+  slowTasks(durationMs: number, m: Partial<Matcher> = {}): string {
+    return this.add({ ...m, kind: 'slow-task', durationMs });
+  }
+  failTasks(message: string, m: Matcher): string {
+    return this.add({ ...m, kind: 'task-error', message });
+  }
+  warnTasks(warnings: number, m: Matcher): string {
+    return this.add({ ...m, kind: 'task-warnings', warnings });
+  }
+  nodeUnreachable(node: string, status: 595 | 596 | 599 = 595, message?: string): string {
+    return this.add({ kind: 'node-unreachable', node, status, ...(message ? { message } : {}) });
+  }
+  lockContention(vmid?: number, times = 1): string {
+    return this.add({ kind: 'lock-contention', ...(vmid !== undefined ? { vmid } : {}), times });
+  }
+  taskInvisibleFor(ms: number): string {
+    return this.add({ kind: 'task-invisible', ms });
+  }
+
+  // ---- queries used by the server -------------------------------------------------------------
+
+  /** Finds the first matching rule of a kind, consuming one of its `times` and rolling its `rate`. */
+  private hit<K extends FaultRule['kind']>(kind: K, method: string, relPath: string): Extract<FaultRule, { kind: K }> | undefined {
+    for (const rule of this.rules) {
+      if (rule.kind !== kind) continue;
+      const m = rule as FaultRule & Partial<Matcher>;
+      if (m.method && m.method !== '*' && m.method.toUpperCase() !== method) continue;
+      if (m.path !== undefined && !globToRegExp(m.path).test(relPath)) continue;
+      if (m.rate !== undefined && m.rate < 1 && this.random() >= m.rate) continue;
+      this.consume(rule);
+      return rule as Extract<FaultRule, { kind: K }>;
+    }
+    return undefined;
+  }
+
+  private consume(rule: FaultRule): void {
+    const r = rule as { times?: number; id: string };
+    if (r.times === undefined) return;
+    r.times -= 1;
+    if (r.times <= 0) this.remove(r.id);
+  }
+
+  requestError(method: string, relPath: string): { status: number; message?: string; afterDispatch: boolean } | undefined {
+    const r = this.hit('error', method, relPath);
+    return r ? { status: r.status, afterDispatch: Boolean(r.afterDispatch), ...(r.message ? { message: r.message } : {}) } : undefined;
+  }
+
+  dropConnection(method: string, relPath: string): boolean {
+    return this.hit('drop-after-dispatch', method, relPath) !== undefined;
+  }
+
+  taskFaults(method: string, relPath: string): TaskFaults {
+    const out: TaskFaults = {};
+    const slow = this.hit('slow-task', method, relPath);
+    if (slow) out.durationMs = slow.durationMs;
+    const err = this.hit('task-error', method, relPath);
+    if (err) out.error = err.message;
+    const warn = this.hit('task-warnings', method, relPath);
+    if (warn) out.warnings = warn.warnings;
+    return out;
+  }
+
+  nodeFault(node: string): NodeFault | undefined {
+    const r = this.rules.find((x): x is Extract<FaultRule, { kind: 'node-unreachable' }> => x.kind === 'node-unreachable' && x.node === node);
+    if (!r) return undefined;
+    const status = r.status ?? 595;
+    return { status, message: r.message ?? DEFAULT_NODE_MESSAGES[status] ?? 'No route to host' };
+  }
+
+  takeLockContention(vmid: number): boolean {
+    const r = this.rules.find((x) => x.kind === 'lock-contention' && (x.vmid === undefined || x.vmid === vmid));
+    if (!r) return false;
+    this.consume(r);
+    return true;
+  }
+
+  taskInvisibleMs(): number {
+    const r = this.rules.find((x): x is Extract<FaultRule, { kind: 'task-invisible' }> => x.kind === 'task-invisible');
+    return r?.ms ?? 0;
+  }
+}

@@ -1,0 +1,14 @@
+/** Public surface of the Proxmox VE API simulator. */
+export { startSimulator } from './server.js';
+export type { ProxmoxSimulator } from './server.js';
+export { demoClusters, DEMO_TOKEN_ID } from './seed.js';
+export type { SimGuestSeed, SimClusterSeed, SimApiTokenSeed, SimulatorOptions } from './types.js';
+export { FaultInjector } from './faults.js';
+export type { FaultSpec, FaultRule } from './faults.js';
+export { MutationLog } from './mutation-log.js';
+export type { Mutation, MutationOp, DuplicateGroup } from './mutation-log.js';
+export { SimulatorModel } from './model.js';
+export type { GuestView, BackupVolume } from './model.js';
+export type { TaskView } from './tasks.js';
+export { UPID_RE, decodeUpid, encodeUpid } from './upid.js';
+export type { UpidParts } from './upid.js';

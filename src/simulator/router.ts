@@ -1,0 +1,72 @@
+/** Matches `/api2/json`-relative paths against SERVED_ROUTES templates and binds path parameters. */
+import type { Handler } from './context.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { configRoutes } from './routes/config.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
+import { powerRoutes } from './routes/power.js';
+import { snapshotRoutes } from './routes/snapshots.js';
+import { taskRoutes } from './routes/tasks.js';
+import { vzdumpRoutes } from './routes/vzdump.js';
+import { type RouteKey, SERVED_ROUTES, splitRouteKey } from './served-routes.js';
+
+const ALL_HANDLERS: Partial<Record<RouteKey, Handler>> = {
+  ...clusterRoutes,
+  ...powerRoutes,
+  ...configRoutes,
+  ...snapshotRoutes,
+  ...lifecycleRoutes,
+  ...vzdumpRoutes,
+  ...taskRoutes,
+};
+
+interface CompiledRoute {
+  key: RouteKey;
+  method: string;
+  re: RegExp;
+  names: string[];
+  handler: Handler;
+}
+
+const COMPILED: CompiledRoute[] = SERVED_ROUTES.map((key) => {
+  const handler = ALL_HANDLERS[key];
+  // A served route without a handler is a programming error: fail at import, not at request time.
+  if (!handler) throw new Error(`simulator route ${key} has no handler`);
+  const { method, path } = splitRouteKey(key);
+  const names: string[] = [];
+  const re = new RegExp(
+    `^${path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+      names.push(name);
+      return '([^/]+)';
+    })}$`,
+  );
+  return { key, method, re, names, handler };
+});
+
+export interface RouteMatch {
+  key: RouteKey;
+  handler: Handler;
+  pathParams: Record<string, string>;
+}
+
+/** `relPath` is still percent-encoded; each segment is decoded after matching (the server URI-unescapes). */
+export function matchRoute(method: string, relPath: string): RouteMatch | undefined {
+  const path = relPath.length > 1 ? relPath.replace(/\/+$/, '') : relPath;
+  for (const r of COMPILED) {
+    if (r.method !== method) continue;
+    const m = r.re.exec(path);
+    if (!m) continue;
+    const pathParams: Record<string, string> = {};
+    r.names.forEach((name, i) => {
+      const raw = m[i + 1] ?? '';
+      try {
+        pathParams[name] = decodeURIComponent(raw);
+      } catch {
+        pathParams[name] = raw;
+      }
+    });
+    return { key: r.key, handler: r.handler, pathParams };
+  }
+  return undefined;
+}
+
+export const SERVED_ROUTE_KEYS: readonly RouteKey[] = COMPILED.map((r) => r.key);

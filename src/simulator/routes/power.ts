@@ -1,0 +1,213 @@
+/**
+ * Power routes (status/current and status/{start,stop,shutdown,reboot,reset,suspend,resume}).
+ *
+ * The QEMU/LXC asymmetries are deliberate and follow qemu-server / pve-container:
+ * - starting a running VM is a task that fails `VM 100 already running`; for a CT it is a sync 500;
+ * - stopping a stopped VM is an OK no-op task; for a CT it is a sync 500 `CT 300 not running`;
+ * - HA-managed guests get `hastart`/`hastop` tasks that end OK before the guest changes state.
+ */
+import { type Handler, type RequestContext, bool, recordMutation, startTask } from '../context.js';
+import { die, TaskError } from '../errors.js';
+import type { MutationOp } from '../mutation-log.js';
+import type { RouteKey } from '../served-routes.js';
+import { type GuestState, type GuestType, guestLabel } from '../model.js';
+import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
+
+const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
+
+/**
+ * HA-managed start/stop: the task only asks ha-manager for a state; the CRM/LRM act a little later.
+ * The delayed effect re-checks the requested state so a quick start→stop does not flap.
+ */
+function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stopped', op: MutationOp): string {
+  const sid = `${g.type === 'qemu' ? 'vm' : 'ct'}:${g.vmid}`;
+  return startTask(ctx, {
+    node: g.node,
+    type: want === 'started' ? 'hastart' : 'hastop',
+    id: String(g.vmid),
+    vmid: g.vmid,
+    startLog: [`Requesting HA ${want === 'started' ? 'start' : 'stop'} for ${sid}`],
+    complete: (t) => {
+      g.haState = want;
+      const upid = t.upid;
+      ctx.sim.tasks.defer(ctx.sim.haDelayMs, () => {
+        const { model } = ctx.sim;
+        if (model.findGuest(g.vmid) !== g || g.haState !== want) return;
+        if (want === 'started' && g.status !== 'running') {
+          model.markRunning(g);
+          recordMutation(ctx, g, op, { upid, detail: { via: 'ha' } });
+        } else if (want === 'stopped' && g.status === 'running') {
+          model.markStopped(g);
+          recordMutation(ctx, g, op, { upid, detail: { via: 'ha' } });
+        }
+      });
+    },
+  });
+}
+
+function notRunning(g: GuestState): never {
+  die(`${guestLabel(g)} ${g.vmid} not running`);
+}
+
+function powerTask(
+  ctx: RequestContext,
+  g: GuestState,
+  action: string,
+  complete: (upid: string) => void,
+  opts: { lock?: string; checkLock?: boolean } = {},
+): string {
+  return startTask(ctx, {
+    node: g.node,
+    type: `${prefix(g.type)}${action}`,
+    id: String(g.vmid),
+    vmid: g.vmid,
+    ...(opts.lock ? { lock: { guest: g, name: opts.lock } } : {}),
+    begin: () => {
+      if (opts.checkLock !== false) checkLockInTask(g);
+    },
+    complete: (t) => complete(t.upid),
+  });
+}
+
+function start(type: GuestType): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    if (type === 'lxc' && g.status === 'running') die(`CT ${g.vmid} already running`);
+    if (g.haManaged) return haRequest(ctx, g, 'started', 'start');
+    const label = guestLabel(g);
+    return powerTask(ctx, g, 'start', (upid) => {
+      if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
+      ctx.sim.model.markRunning(g);
+      recordMutation(ctx, g, 'start', { upid });
+    });
+  };
+}
+
+function stopLike(type: GuestType, action: 'stop' | 'shutdown'): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    if (type === 'lxc' && g.status !== 'running') notRunning(g);
+    if (action === 'shutdown' && type === 'qemu' && g.paused && !bool(ctx, 'forceStop')) {
+      die('VM is paused - cannot shutdown');
+    }
+    if (g.haManaged) return haRequest(ctx, g, 'stopped', action);
+    return powerTask(ctx, g, action, (upid) => {
+      if (g.status !== 'running') return; // qemu: stopping a stopped VM is an OK no-op, not a mutation
+      ctx.sim.model.markStopped(g);
+      if (g.lock === 'suspended') delete g.lock;
+      recordMutation(ctx, g, action, { upid });
+    });
+  };
+}
+
+function reboot(type: GuestType): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    // pve-container says "VM" here too (LXC/Status.pm), hence no guestLabel.
+    if (g.status !== 'running') die(`VM ${g.vmid} not running`);
+    return powerTask(ctx, g, 'reboot', (upid) => {
+      if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
+      ctx.sim.model.markRunning(g);
+      recordMutation(ctx, g, 'reboot', { upid });
+    });
+  };
+}
+
+const reset: Handler = (ctx) => {
+  const g = loadGuest(ctx, 'qemu');
+  if (g.status !== 'running') notRunning(g);
+  return powerTask(ctx, g, 'reset', (upid) => {
+    if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
+    ctx.sim.model.markRunning(g);
+    recordMutation(ctx, g, 'reset', { upid });
+  });
+};
+
+function suspend(type: GuestType): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    if (g.status !== 'running') notRunning(g);
+    if (type === 'qemu' && bool(ctx, 'todisk')) {
+      // Hibernate: lock `suspending` while the state is saved, then stopped with lock `suspended`.
+      return startTask(ctx, {
+        node: g.node,
+        type: 'qmsuspend',
+        id: String(g.vmid),
+        vmid: g.vmid,
+        lock: { guest: g, name: 'suspending' },
+        begin: () => checkLockInTask(g),
+        complete: (t) => {
+          ctx.sim.model.markStopped(g);
+          g.lock = 'suspended';
+          recordMutation(ctx, g, 'suspend', { upid: t.upid, detail: { todisk: true } });
+        },
+      });
+    }
+    const action = type === 'qemu' ? 'pause' : 'suspend';
+    return powerTask(ctx, g, action, (upid) => {
+      if (g.status !== 'running') throw new TaskError(`${guestLabel(g)} ${g.vmid} not running`);
+      if (g.paused) return;
+      g.paused = true;
+      recordMutation(ctx, g, 'suspend', { upid });
+    });
+  };
+}
+
+function resume(type: GuestType): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    const hibernated = type === 'qemu' && g.lock === 'suspended';
+    if (!hibernated && g.status !== 'running') notRunning(g);
+    return powerTask(
+      ctx,
+      g,
+      'resume',
+      (upid) => {
+        if (hibernated) {
+          delete g.lock;
+          ctx.sim.model.markRunning(g);
+          recordMutation(ctx, g, 'resume', { upid, detail: { fromDisk: true } });
+          return;
+        }
+        if (!g.paused) return;
+        g.paused = false;
+        recordMutation(ctx, g, 'resume', { upid });
+      },
+      { checkLock: !hibernated },
+    );
+  };
+}
+
+function current(type: GuestType): Handler {
+  return (ctx) => {
+    const g = loadGuest(ctx, type);
+    const out = guestSummary(g);
+    out.ha = g.haManaged ? { managed: 1, state: g.haState ?? 'started' } : { managed: 0 };
+    if (type === 'qemu') {
+      out.agent = 0;
+      if (g.status === 'running') {
+        out['running-machine'] = 'pc-i440fx-9.2+pve1';
+        out['running-qemu'] = '9.2.0';
+      }
+    }
+    return out;
+  };
+}
+
+export const powerRoutes: Partial<Record<RouteKey, Handler>> = {
+  'GET /nodes/{node}/qemu/{vmid}/status/current': current('qemu'),
+  'POST /nodes/{node}/qemu/{vmid}/status/start': start('qemu'),
+  'POST /nodes/{node}/qemu/{vmid}/status/stop': stopLike('qemu', 'stop'),
+  'POST /nodes/{node}/qemu/{vmid}/status/shutdown': stopLike('qemu', 'shutdown'),
+  'POST /nodes/{node}/qemu/{vmid}/status/reboot': reboot('qemu'),
+  'POST /nodes/{node}/qemu/{vmid}/status/reset': reset,
+  'POST /nodes/{node}/qemu/{vmid}/status/suspend': suspend('qemu'),
+  'POST /nodes/{node}/qemu/{vmid}/status/resume': resume('qemu'),
+  'GET /nodes/{node}/lxc/{vmid}/status/current': current('lxc'),
+  'POST /nodes/{node}/lxc/{vmid}/status/start': start('lxc'),
+  'POST /nodes/{node}/lxc/{vmid}/status/stop': stopLike('lxc', 'stop'),
+  'POST /nodes/{node}/lxc/{vmid}/status/shutdown': stopLike('lxc', 'shutdown'),
+  'POST /nodes/{node}/lxc/{vmid}/status/reboot': reboot('lxc'),
+  'POST /nodes/{node}/lxc/{vmid}/status/suspend': suspend('lxc'),
+  'POST /nodes/{node}/lxc/{vmid}/status/resume': resume('lxc'),
+};

@@ -1,0 +1,62 @@
+/** Public seed and option types of the simulator (re-exported from index.ts). */
+
+export interface SimGuestSeed {
+  vmid: number;
+  type: 'qemu' | 'lxc';
+  node: string;
+  name: string;
+  status: 'running' | 'stopped';
+  tags?: string[];
+  pool?: string;
+  protection?: boolean;
+  haManaged?: boolean;
+  cores?: number;
+  /** MiB */
+  memory?: number;
+  /** e.g. { scsi0: 'local-lvm:vm-100-disk-0,size=32G' } or { rootfs: 'local-lvm:vm-300-disk-0,size=8G' } */
+  disks?: Record<string, string>;
+  snapshots?: string[];
+  description?: string;
+}
+
+export interface SimApiTokenSeed {
+  /** 'user@realm!name' */
+  tokenId: string;
+  secret: string;
+  /**
+   * Optional privilege list (e.g. ['VM.Audit', 'VM.PowerMgmt']). When present, every route whose
+   * apidata permission check names other privileges answers 403 like the real server. When absent,
+   * the token may do everything (a "full" token of an admin user).
+   */
+  privileges?: string[];
+}
+
+export interface SimClusterSeed {
+  name: string;
+  nodes: string[];
+  guests: SimGuestSeed[];
+  /** default ['local', 'local-lvm'] */
+  storages?: string[];
+  apiTokens: SimApiTokenSeed[];
+}
+
+export interface SimulatorOptions {
+  cluster: SimClusterSeed;
+  /** default 127.0.0.1; the simulator only ever binds loopback addresses */
+  host?: string;
+  /** default 0 = random free port */
+  port?: number;
+  /** default 300; how long a task runs before it stops */
+  taskDurationMs?: number;
+  /** default 3000 like the real server; tests set 0 */
+  authFailureDelayMs?: number;
+  /** emulate servers before libpve-http-server-perl 5.2 (no `message` in error bodies) */
+  legacyErrors?: boolean;
+  /**
+   * How long after an HA `hastart`/`hastop`/`hamigrate` task ends OK the guest really changes state
+   * (ha-manager acts asynchronously). Default: taskDurationMs.
+   */
+  haDelayMs?: number;
+  /** Seed of the fault-injection RNG (default 1) so probabilistic faults are reproducible. */
+  faultSeed?: number;
+}
