@@ -84,12 +84,19 @@ export function buildProxmoxConnector(opts: {
     // A resumed session skips the certificate exchange, leaving nothing to compare with the pin.
     ...(pin === undefined ? {} : { maxCachedSessions: 0 }),
   });
-  if (pin === undefined) return base;
+  return pin === undefined ? base : pinCheckedConnector(base, pin);
+}
 
+/**
+ * Wraps a connector so that every new TLS connection is handed on only if the peer's leaf
+ * certificate has the pinned SHA-256 fingerprint (`AA:BB:...`). Anything else, including no
+ * certificate at all, destroys the socket and fails the connection attempt.
+ */
+export function pinCheckedConnector(base: buildConnector.connector, pin: string): buildConnector.connector {
   return (options, callback) => {
     base(options, (err, socket) => {
       if (err !== null) return callback(err, null);
-      const cert = (socket as TLSSocket).getPeerCertificate?.();
+      const cert = (socket as Partial<TLSSocket>).getPeerCertificate?.();
       const actual = cert && typeof cert.fingerprint256 === 'string' ? cert.fingerprint256.toUpperCase() : undefined;
       if (actual !== pin) {
         socket.destroy();
