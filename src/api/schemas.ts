@@ -4,9 +4,14 @@ import { actionRequestSchema } from '../domain/request.js';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
 import { PLAN_STATUSES } from '../domain/lifecycle.js';
 
-/** Request and response schemas of the HTTP API: validation, TypeScript types and OpenAPI at once. */
+/**
+ * Request and response schemas of the HTTP API: validation, TypeScript types and OpenAPI at once.
+ * Domain schemas are built with plain zod before @hono/zod-openapi extends it, so they are named
+ * with zod's own `.meta({ id })`, which zod-to-openapi reads as the component name.
+ */
 
-export const planRequestSchema = actionRequestSchema.openapi('PlanRequest', {
+export const planRequestSchema = actionRequestSchema.meta({
+  id: 'PlanRequest',
   example: {
     action: 'vm.snapshot.create',
     environment: 'lab',
@@ -53,7 +58,7 @@ export const planResponseSchema = planViewSchema
   .extend({
     links: z.object({ self: z.string(), temporalUi: z.string().optional() }),
   })
-  .openapi('Plan');
+  .meta({ id: 'Plan' });
 
 export const applyResponseSchema = z
   .object({ planId: z.string(), status: z.enum(PLAN_STATUSES), links: z.object({ self: z.string() }) })

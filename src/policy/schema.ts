@@ -28,7 +28,7 @@ export const policyRuleSchema = z.strictObject({
 export const policySchema = z
   .strictObject({
     /** How long a plan stays valid: apply and approvals must arrive before it expires. */
-    planTtlSeconds: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+    planTtlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
     /** Approvals required per risk when no rule says otherwise. */
     approvalsByRisk: z
       .strictObject({

@@ -1,0 +1,104 @@
+/**
+ * Starts the real service in-process for an integration test: the test's Temporal dev server (from
+ * the global setup), the Proxmox simulator for the demo environments, the worker and the HTTP API on
+ * a random loopback port. Nothing is mocked.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { loadConfig } from '../../../src/config/load.js';
+import type { Config } from '../../../src/config/schema.js';
+import { createLogger } from '../../../src/logging.js';
+import { startService, type RunningService } from '../../../src/service.js';
+import { WORKFLOWS_PATH } from '../../../src/worker/worker.js';
+import type { ProxmoxSimulator } from '../../../src/simulator/index.js';
+import { testConnectionOptions } from '../../setup/temporal.js';
+
+export const TOKENS = {
+  agent: 'demo-agent-token',
+  approver1: 'demo-approver-1-token',
+  approver2: 'demo-approver-2-token',
+  /** Not in the demo: a token that may plan AND approve, to prove it still cannot approve its own plan. */
+  ops: 'test-ops-token',
+  labOnly: 'test-lab-reader-token',
+} as const;
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let runtimeInstalled = false;
+
+export interface TestService {
+  url: string;
+  service: RunningService;
+  sim(environment: 'lab' | 'prod'): ProxmoxSimulator;
+  call(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  waitForStatus(planId: string, statuses: string[], timeoutMs?: number): Promise<any>;
+  stop(): Promise<void>;
+}
+
+export async function startTestService(tweak: (config: Config) => void = () => {}): Promise<TestService> {
+  const { config, path } = loadConfig({});
+  config.server.port = 0;
+  config.temporal.taskQueue = `test-${Math.random().toString(36).slice(2)}`;
+  config.audit.file = join(mkdtempSync(join(tmpdir(), 'pa-it-audit-')), 'audit.jsonl');
+  config.tokens.push(
+    { id: 'test-ops', principal: 'human:olivia', secretSha256: sha(TOKENS.ops), scopes: ['plan', 'apply', 'approve', 'read'], environments: ['*'] },
+    { id: 'test-lab-reader', principal: 'agent:lab-only', secretSha256: sha(TOKENS.labOnly), scopes: ['plan', 'apply', 'read'], environments: ['lab'] },
+  );
+  tweak(config);
+  if (!runtimeInstalled) {
+    // One Runtime per process; keep the SDK's per-state INFO lines out of test output.
+    Runtime.install({ logger: new DefaultLogger((process.env.LOG_LEVEL?.toUpperCase() as 'WARN') ?? 'WARN') });
+    runtimeInstalled = true;
+  }
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const service = await startService({
+    config,
+    configPath: path,
+    temporal: testConnectionOptions(),
+    log: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    simulator: { taskDurationMs: 50, authFailureDelayMs: 0 },
+    workflowBundle: await bundle,
+    pollIntervalMs: 50,
+  });
+  const url = service.url!;
+
+  const call: TestService['call'] = async (method, p, opts = {}) => {
+    const res = await fetch(`${url}${p}`, {
+      method,
+      headers: {
+        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...opts.headers,
+      },
+      ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+  };
+
+  return {
+    url,
+    service,
+    call,
+    sim: (env) => service.environments.simulators.get(env)!,
+    async waitForStatus(planId, statuses, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: any;
+      while (Date.now() < deadline) {
+        last = (await call('GET', `/v1/actions/${planId}`, { token: TOKENS.agent })).body;
+        if (statuses.includes(last?.status)) return last;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`plan ${planId} did not reach ${statuses.join('|')}; last: ${JSON.stringify(last)}`);
+    },
+    stop: () => service.stop(),
+  };
+}
+
+function sha(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+const quietLogger = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never;
