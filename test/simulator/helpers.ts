@@ -72,11 +72,11 @@ export interface TaskStatus {
 }
 
 /** Poll a task like a client would (node taken from the UPID) until it stops. */
-export async function waitTask(sim: ProxmoxSimulator, upid: string, timeoutMs = 3000): Promise<TaskStatus> {
+export async function waitTask(sim: ProxmoxSimulator, upid: string, opts: { timeoutMs?: number; auth?: string } = {}): Promise<TaskStatus> {
   const node = upid.split(':')[1]!;
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + (opts.timeoutMs ?? 3000);
   for (;;) {
-    const r = await get(sim, `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`);
+    const r = await get(sim, `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`, opts.auth ? { auth: opts.auth } : {});
     if (r.status === 200 && r.body.data.status === 'stopped') return r.body.data as TaskStatus;
     if (Date.now() > deadline) throw new Error(`task ${upid} did not stop: ${r.status} ${r.text}`);
     await sleep(5);
@@ -87,7 +87,7 @@ export async function waitTask(sim: ProxmoxSimulator, upid: string, timeoutMs = 
 export async function runTask(sim: ProxmoxSimulator, method: string, path: string, opts?: CallOptions): Promise<TaskStatus> {
   const r = await call(sim, method, path, opts);
   if (r.status !== 200 || typeof r.body?.data !== 'string') throw new Error(`expected a UPID from ${method} ${path}, got ${r.status} ${r.statusText} ${r.text}`);
-  return waitTask(sim, r.body.data as string);
+  return waitTask(sim, r.body.data as string, opts?.auth ? { auth: opts.auth } : {});
 }
 
 export async function taskLog(sim: ProxmoxSimulator, upid: string): Promise<string[]> {
