@@ -63,7 +63,11 @@ export interface ProxmoxClient {
   close(): Promise<void>;
 }
 
-const DEFAULTS = { connectMs: 5_000, headersMs: 30_000, bodyMs: 30_000, connections: 4, keepAliveTimeoutMs: 4_000 };
+// pveproxy closes a connection after 5 s without traffic (AnyEvent.pm `timeout`), and sends no
+// Keep-Alive hint: reusing an idle socket later than that races the server's close. 3 s leaves margin.
+const DEFAULTS = { connectMs: 5_000, headersMs: 30_000, bodyMs: 30_000, connections: 4, keepAliveTimeoutMs: 3_000 };
+/** pveproxy refuses larger form bodies with `501 for data too large` ($limit_max_post). */
+const MAX_POST_BYTES = 64 * 1024;
 
 // Token IDs are `user@realm!token` (pve-access-control). `;` and `%` are refused on top: pveproxy
 // cuts the header value at `;` and URI-unescapes it.
@@ -158,6 +162,9 @@ class ProxmoxHttpClient implements ProxmoxClient {
     const where = { method, path };
     const encoded = encodeParams(params, where).toString();
     const hasBody = method === 'POST' || method === 'PUT';
+    if (hasBody && Buffer.byteLength(encoded) > MAX_POST_BYTES) {
+      throw new ProxmoxInvalidParamError(`request body for ${method} ${path} exceeds pveproxy's ${MAX_POST_BYTES}-byte limit`, { param: 'body', ...where });
+    }
     if (this.#closing) throw new ProxmoxPermanentError(`Proxmox ${method} ${path} failed: the Proxmox client was closed`, where);
 
     const signal = opts?.signal;
@@ -247,8 +254,9 @@ class ProxmoxHttpClient implements ProxmoxClient {
     assertTaskOnNode(node, upid);
     const envelope = await this.#exchange('GET', '/nodes/{node}/tasks/{upid}/log', { node, upid }, { start: page.start, limit: page.limit }, opts);
     const lines = Array.isArray(envelope.data) ? (envelope.data as TaskLogPage['lines']) : [];
-    const total = typeof envelope.total === 'number' ? envelope.total : Number.isFinite(Number(envelope.total)) && envelope.total !== undefined ? Number(envelope.total) : undefined;
-    return { lines, total };
+    // Perl's JSON encoder may send the count as a string.
+    const total = typeof envelope.total === 'number' || typeof envelope.total === 'string' ? Number(envelope.total) : Number.NaN;
+    return { lines, total: Number.isFinite(total) ? total : undefined };
   }
 
   async listTasks(node: string, filters: TaskListFilters = {}, opts?: CallOptions): Promise<TaskListEntry[]> {

@@ -13,6 +13,7 @@ import {
   ProxmoxTaskWaitTimeoutError,
   isRetryableProxmoxError,
 } from './errors.js';
+import { fillPath } from './paths.js';
 import type { TaskLogPage, TaskStatus } from './types.js';
 import { parseUpid } from './upid.js';
 
@@ -84,6 +85,8 @@ export function assertTaskOnNode(node: string, upid: string, method = 'GET'): vo
   }
 }
 
+const statusPath = (node: string, upid: string): string => fillPath('/nodes/{node}/tasks/{upid}/status', { node, upid });
+
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -118,7 +121,7 @@ async function failTask(api: TaskReader, node: string, upid: string, status: Tas
   throw new ProxmoxTaskFailedError(
     `Proxmox task ${status.type} on ${node} failed: ${exitstatus} (${upid})` +
       (shown.length > 0 ? `\nlast log lines:\n  ${shown.join('\n  ')}` : ''),
-    { upid, node, taskType: status.type, exitstatus, logTail, method: 'GET', path: `/nodes/${node}/tasks/{upid}/status` },
+    { upid, node, taskType: status.type, exitstatus, logTail, method: 'GET', path: statusPath(node, upid) },
   );
 }
 
@@ -160,7 +163,7 @@ export async function waitForTask(api: TaskReader, node: string, upid: string, o
     if (remaining <= 0) {
       throw new ProxmoxTaskWaitTimeoutError(
         `gave up waiting for Proxmox task ${upid} after ${opts.timeoutMs} ms (last status: ${last?.status ?? 'never read'})`,
-        { upid, lastStatus: last?.status, method: 'GET', path: `/nodes/${node}/tasks/{upid}/status` },
+        { upid, lastStatus: last?.status, method: 'GET', path: statusPath(node, upid) },
       );
     }
     await sleep(Math.min(intervalMs, remaining), signal);

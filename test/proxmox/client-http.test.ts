@@ -128,6 +128,11 @@ describe('requests on the wire', () => {
     ]);
   });
 
+  it('accepts a task log total sent as a string', async () => {
+    server.setHandler((_req, res) => sendJson(res, 200, { data: [], total: '7' }));
+    await expect(client().taskLog('pve1', UPID)).resolves.toEqual({ lines: [], total: 7 });
+  });
+
   it('returns the task log with the envelope total', async () => {
     server.setHandler((_req, res) => sendJson(res, 200, { data: [{ n: 1, t: 'starting' }, { n: 2, t: 'TASK OK' }], total: 2 }));
     await expect(client().taskLog('pve1', UPID, { start: 0, limit: 50 })).resolves.toEqual({
@@ -279,6 +284,8 @@ describe('refused before sending', () => {
     await expect(c.request('DELETE' as never, '/version', {})).rejects.toBeInstanceOf(ProxmoxInvalidParamError);
     await expect(c.request('GET', '/access/ticket' as never, {} as never)).rejects.toBeInstanceOf(ProxmoxInvalidParamError);
     await expect(c.taskStatus('pve2', UPID)).rejects.toThrow(/runs on node pve1, not pve2/);
+    // pveproxy would answer `501 for data too large`; better to say so before sending.
+    await expect(c.request('PUT', '/nodes/{node}/qemu/{vmid}/config', { node: 'pve1', vmid: 100 }, { description: 'x'.repeat(70_000) })).rejects.toThrow(/64 ?KiB|65536-byte limit/);
     expect(server.requests).toHaveLength(0);
   });
 
