@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
@@ -112,6 +113,25 @@ describe('a second dev server on its own SQLite file', () => {
       for (const attr of PROJECT_SEARCH_ATTRIBUTES) expect(custom[attr.name], attr.name).toBe(attr.type === 'INT' ? INT : KEYWORD);
     } finally {
       await connection.close();
+    }
+  });
+});
+
+describe('a port held by something that is not Temporal', () => {
+  it('fails with a clear PORT_IN_USE error instead of reusing it', async () => {
+    const http = createServer((_req, res) => res.end('not temporal'));
+    const port = await getFreePort();
+    await new Promise<void>((resolve) => http.listen(port, '127.0.0.1', resolve));
+    try {
+      const started = Date.now();
+      const err = await startDevServer({ cliPath: await ensureTemporalCli(), port, headless: true, dbFile: join(tmpdir(), 'never-created.sqlite') }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DevServerError);
+      expect((err as DevServerError).code).toBe('PORT_IN_USE');
+      expect((err as Error).message).toMatch(new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is in use by something that is not a Temporal server`));
+      expect((err as Error).message).toContain('TEMPORAL_ADDRESS');
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await new Promise((resolve) => http.close(resolve));
     }
   });
 });
