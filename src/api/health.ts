@@ -1,4 +1,5 @@
-import { temporal } from '@temporalio/proto';
+// CommonJS package: under Node's ESM loader only its default export is reliable.
+import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import type { HealthReport } from './context.js';
 
@@ -10,8 +11,8 @@ const POLLER_FRESH_MS = 90_000;
  * for both workflow and activity tasks. Either missing means plans would hang, so we say so.
  */
 export function createHealthCheck(client: Client, namespace: string, taskQueue: string): () => Promise<HealthReport> {
-  const { TaskQueueType } = temporal.api.enums.v1;
-  const pollers = async (taskQueueType: temporal.api.enums.v1.TaskQueueType) => {
+  const { TaskQueueType } = proto.temporal.api.enums.v1;
+  const pollers = async (taskQueueType: proto.temporal.api.enums.v1.TaskQueueType) => {
     const res = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType });
     const now = Date.now();
     return (res.pollers ?? []).filter((p) => {

@@ -6,7 +6,9 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
+import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
 import type { PolicyResult } from '../activities/types.js';
@@ -71,10 +73,15 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       ...extra,
     });
 
+  // Operators filter runs in the Web UI by these; kept in step with the plan as it moves.
   const setStatus = (status: PlanStatus) => {
     if (!view) return;
     view.status = status;
     view.updatedAt = nowIso();
+    upsertSearchAttributes([
+      { key: ProxmoxStatus, value: status },
+      { key: ProxmoxRisk, value: view.risk },
+    ]);
   };
 
   setHandler(stateQuery, () => {
@@ -129,7 +136,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 
   setHandler(approvalSignal, async (args) => {
     if (!view) return;
+    const before = view.status;
     const outcome = recordApproval(view, args, nowIso());
+    if (view.status !== before) setStatus(view.status);
     view.updatedAt = nowIso();
     const event = outcome.kind === 'counted' ? 'approval.granted' : outcome.kind === 'rejected' ? 'approval.rejected' : 'approval.refused';
     await audit(event, {
@@ -164,6 +173,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
     updatedAt: createdAt,
   };
+  setStatus(view.status);
+  if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
   await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
   planRecorded = true;
 
