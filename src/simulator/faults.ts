@@ -37,6 +37,10 @@ export type FaultSpec =
 
 export type FaultRule = FaultSpec & { id: string };
 
+const FAULT_KINDS = new Set<string>([
+  'error', 'drop-after-dispatch', 'slow-task', 'task-error', 'task-warnings', 'node-unreachable', 'lock-contention', 'task-invisible',
+]);
+
 const DEFAULT_NODE_MESSAGES: Record<number, string> = {
   595: 'No route to host',
   596: 'Broken pipe',
@@ -90,6 +94,7 @@ export class FaultInjector {
   }
 
   add(spec: FaultSpec): string {
+    if (!FAULT_KINDS.has(spec.kind)) throw new Error(`unknown fault kind '${String(spec.kind)}'`);
     if (spec.kind === 'error' && !(spec.status >= 400 && spec.status <= 599)) {
       throw new Error(`fault status must be 4xx/5xx, got ${spec.status}`);
     }
