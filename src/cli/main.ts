@@ -1,0 +1,27 @@
+/**
+ * `proxmox-agent` command line. Each command group lives in src/cli/commands/<group>.ts and exports
+ * `register(program)`; this file only wires them.
+ */
+import { Command } from 'commander';
+
+export function buildProgram(): Command {
+  const program = new Command('proxmox-agent')
+    .description('Plan, approve and apply Proxmox VE changes under policy')
+    .showHelpAfterError()
+    .exitOverride();
+  // Command groups register here, one line each.
+  return program;
+}
+
+export async function runCli(argv: string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code?.startsWith('commander.')) return e.exitCode ?? 2;
+    console.error(`proxmox-agent: ${e.message ?? String(err)}`);
+    return 1;
+  }
+}
