@@ -12,3 +12,5 @@ export type { GuestView, BackupVolume } from './model.js';
 export type { TaskView } from './tasks.js';
 export { UPID_RE, decodeUpid, encodeUpid } from './upid.js';
 export type { UpidParts } from './upid.js';
+export { SERVED_ROUTES } from './served-routes.js';
+export type { RouteKey } from './served-routes.js';

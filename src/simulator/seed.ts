@@ -39,13 +39,13 @@ export function demoClusters(secrets: { lab: string; prod: string }): { lab: Sim
     guests: [
       {
         vmid: 200, type: 'qemu', node: 'pve-prod', name: 'web-prod', status: 'running',
-        tags: ['web', 'prod'], cores: 4, memory: 8192, pool: 'production', protection: true,
+        tags: ['web', 'prod'], cores: 4, memory: 8192, pool: 'production',
         disks: { scsi0: 'local-lvm:vm-200-disk-0,iothread=1,size=64G' },
         description: 'Production web server',
       },
       {
         vmid: 201, type: 'qemu', node: 'pve-prod', name: 'db-prod', status: 'stopped',
-        tags: ['db', 'prod'], cores: 8, memory: 16384, pool: 'production',
+        tags: ['db', 'prod'], cores: 8, memory: 16384, pool: 'production', protection: true,
         disks: { scsi0: 'local-lvm:vm-201-disk-0,iothread=1,size=128G', scsi1: 'local-lvm:vm-201-disk-1,iothread=1,size=500G' },
         snapshots: ['nightly'],
         description: 'Production PostgreSQL',
