@@ -45,7 +45,7 @@ export function demoClusters(secrets: { lab: string; prod: string }): { lab: Sim
       },
       {
         vmid: 201, type: 'qemu', node: 'pve-prod', name: 'db-prod', status: 'stopped',
-        tags: ['db', 'prod'], cores: 8, memory: 16384, pool: 'production', protection: true,
+        tags: ['db', 'prod'], cores: 8, memory: 16384, pool: 'production',
         disks: { scsi0: 'local-lvm:vm-201-disk-0,iothread=1,size=128G', scsi1: 'local-lvm:vm-201-disk-1,iothread=1,size=500G' },
         snapshots: ['nightly'],
         description: 'Production PostgreSQL',
