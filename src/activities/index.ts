@@ -49,6 +49,7 @@ export function createActivities(deps: ActivityDeps) {
         tier: env(request.environment).tier,
         ...(preflight.state ? { state: preflight.state } : {}),
         assessment: preflight.assessment,
+        at: new Date(),
       });
       return { ...decision, planTtlSeconds: policy.planTtlSeconds };
     },

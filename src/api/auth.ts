@@ -7,6 +7,7 @@ export interface Caller {
   principal: string;
   scopes: readonly Scope[];
   environments: readonly string[];
+  roles: readonly string[];
 }
 
 /**
@@ -24,7 +25,7 @@ export function createAuthenticator(tokens: readonly ApiTokenConfig[]) {
       if (timingSafeEqual(presented, entry.hash) && !found) found = entry.token;
     }
     if (!found) throw new ApiError('unauthenticated', 'unknown or revoked token');
-    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments };
+    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments, roles: found.roles };
   };
 }
 

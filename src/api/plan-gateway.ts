@@ -143,6 +143,8 @@ export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
             throw new ApiError('approval-not-counted', `${args.principal} has already approved plan ${planId}; one identity counts once`, { planId });
           case 'not_required':
             throw new ApiError('approval-not-counted', `plan ${planId} needs no approval`, { planId });
+          case 'not_eligible':
+            throw new ApiError('approval-not-counted', `plan ${planId} needs ${describeOpen(view)}; this approval (roles: ${(args.roles ?? []).join(', ') || 'none'}, channel: ${args.channel}) meets none of them`, { planId });
           case 'not_open':
             throw statusProblem(view) ?? new ApiError('approval-not-counted', `plan ${planId} is ${view.status} and takes no more approvals`, { planId });
         }
@@ -167,6 +169,13 @@ export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
 }
 
 export type PlanGateway = ReturnType<typeof createPlanGateway>;
+
+function describeOpen(view: PlanView): string {
+  const open = view.approval.requirements.filter((r) => r.received < r.count);
+  return open
+    .map((r) => `${r.count - r.received} more approver(s)${r.roles ? ` with role ${r.roles.join('/')}` : ''}${r.channels ? ` via ${r.channels.join('/')}` : ''}`)
+    .join(' and ') || 'no more approvals';
+}
 
 function statusProblem(view: PlanView): ApiError | undefined {
   const code: Partial<Record<PlanView['status'], ProblemCode>> = {

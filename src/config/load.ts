@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config, type SecretRef } from './schema.js';
+import { policySchema, type PolicyConfig } from '../policy/schema.js';
+import { checkPolicyAgainstConfig } from './consistency.js';
 
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
 
@@ -50,13 +52,38 @@ export function parseConfigFile(path: string): Config {
   return config;
 }
 
+/**
+ * Validate a config object, load its policy file if it names one, and check the policy against the
+ * rest (environments, actions, roles). Any problem stops the service: a policy that cannot be read
+ * or understood never falls back to "allow".
+ */
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new ConfigError(`invalid configuration in ${source}:\n${lines.join('\n')}`);
+  if (!result.success) throw new ConfigError(`invalid configuration in ${source}:\n${formatIssues(result.error)}`);
+  const { policy: policyRef, ...rest } = result.data;
+  const policy = 'file' in policyRef ? loadPolicyFile(resolveFrom(source, policyRef.file)) : policyRef;
+  const config: Config = { ...rest, policy };
+  const problems = checkPolicyAgainstConfig(config);
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid policy in ${source}:\n${problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n')}`);
   }
+  return config;
+}
+
+export function loadPolicyFile(path: string): PolicyConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read policy file ${path}: ${(err as Error).message}`);
+  }
+  const result = policySchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(`invalid policy file ${path}:\n${formatIssues(result.error, 'policy')}`);
   return result.data;
+}
+
+function formatIssues(error: z.ZodError, prefix?: string): string {
+  return error.issues.map((i) => `  - ${[prefix, ...i.path].filter((p) => p !== undefined).join('.') || '(root)'}: ${i.message}`).join('\n');
 }
 
 /** Read a secret from where the config points; the error names the field, never the value. */

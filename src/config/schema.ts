@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { policySchema } from '../policy/schema.js';
+import { policySchema, type PolicyConfig } from '../policy/schema.js';
 import { environmentName } from '../domain/request.js';
 
 export const SCOPES = ['plan', 'apply', 'approve', 'read', 'admin'] as const;
@@ -44,6 +44,7 @@ export const apiTokenSchema = z.strictObject({
   secretSha256: z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of the token secret (never the secret itself)'),
   scopes: z.array(z.enum(SCOPES)).min(1),
   environments: z.array(z.union([z.literal('*'), environmentName])).min(1),
+  roles: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/)).default([]).describe('Approver roles policy rules may ask for'),
 });
 
 export const configSchema = z
@@ -62,7 +63,8 @@ export const configSchema = z
       .default({ namespace: 'default', taskQueue: 'proxmox-agent' }),
     environments: z.record(environmentName, environmentSchema).refine((e) => Object.keys(e).length > 0, 'at least one environment'),
     tokens: z.array(apiTokenSchema).min(1),
-    policy: policySchema.default(policySchema.parse({})),
+    /** Inline, or `{file: path}` naming a YAML policy file (relative to this config file). */
+    policy: z.union([policySchema, z.strictObject({ file: z.string().min(1) })]).default(policySchema.parse({})),
     audit: z.strictObject({ file: z.string().min(1) }).default({ file: '.data/audit/audit.jsonl' }),
   })
   .superRefine((config, ctx) => {
@@ -82,7 +84,10 @@ export const configSchema = z
     });
   });
 
-export type Config = z.output<typeof configSchema>;
+/** The config as written: the policy may still be a reference to its file. */
+export type RawConfig = z.output<typeof configSchema>;
+/** The config as the service uses it: the policy loaded and checked against the rest. */
+export type Config = Omit<RawConfig, 'policy'> & { policy: PolicyConfig };
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
 export type ApiTokenConfig = z.output<typeof apiTokenSchema>;
 export type ProxmoxEndpointConfig = z.output<typeof proxmoxEndpoint>;

@@ -17,11 +17,21 @@ export const actorSchema = z.object({
 export const reasonSchema = z.object({
   rule: z.string().describe('Machine-readable rule id, e.g. catalog.base_risk, policy.prod-freeze, approval.required'),
   message: z.string(),
+  hint: z.string().optional().describe('What would change this outcome, so an agent can adapt instead of retrying'),
+});
+
+/** One condition of the approval gate; the gate is open when every requirement is met. */
+export const approvalRequirementSchema = z.object({
+  id: z.string().describe('risk.<risk> for the default, policy.<rule id> for a rule'),
+  count: z.number().int().describe('Distinct approvers (never the requester) needed'),
+  roles: z.array(z.string()).optional().describe('Only approvers holding one of these roles count'),
+  channels: z.array(z.enum(['api', 'cli', 'chat'])).optional().describe('Only approvals through these channels count (step-up)'),
 });
 
 export const approvalSchema = z.object({
   principal: z.string(),
   tokenId: z.string(),
+  roles: z.array(z.string()).default([]).describe("The approver's roles when the approval was given"),
   channel: channelSchema,
   decision: z.enum(['approve', 'reject']),
   comment: z.string().optional(),
@@ -89,8 +99,9 @@ export const planViewSchema = z.object({
   reasons: z.array(reasonSchema),
   policyVersion: z.string(),
   approval: z.object({
-    required: z.number().int(),
-    received: z.number().int(),
+    required: z.number().int().describe('Distinct approvers needed at least (the largest requirement)'),
+    received: z.number().int().describe('Distinct approvers counted so far'),
+    requirements: z.array(approvalRequirementSchema.extend({ received: z.number().int() })),
     approvers: z.array(approvalSchema),
     rejectedBy: approvalSchema.optional(),
     refused: z.array(z.object({ principal: z.string(), reason: z.string(), at: z.string() })),
@@ -108,6 +119,7 @@ export type Channel = z.infer<typeof channelSchema>;
 export type Actor = z.infer<typeof actorSchema>;
 export type Reason = z.infer<typeof reasonSchema>;
 export type Approval = z.infer<typeof approvalSchema>;
+export type ApprovalRequirement = z.infer<typeof approvalRequirementSchema>;
 export type Preflight = z.infer<typeof preflightSchema>;
 export type ActionResult = z.infer<typeof actionResultSchema>;
 export type PlanView = z.infer<typeof planViewSchema>;

@@ -1,24 +1,27 @@
 import { findAction } from '../domain/actions/catalog.js';
 import type { EnvironmentTier } from '../domain/actions/define.js';
 import type { Decision } from '../domain/lifecycle.js';
-import { stricterRisk, type Risk } from '../domain/risk.js';
+import { riskRank, stricterRisk, type Risk } from '../domain/risk.js';
 import type { GuestState } from '../domain/guest-state.js';
 import type { NormalizedRequest } from '../domain/request.js';
-import type { PolicyConfig, PolicyRule } from './schema.js';
+import type { ApprovalRequirement, Reason } from '../domain/plan-view.js';
 import { canonicalJson, sha256Hex } from '../domain/hashing.js';
+import type { PolicyConfig, PolicyRule, RuleRequirement } from './schema.js';
+import { windowsMatch } from './windows.js';
 
-export interface PolicyReason {
-  rule: string;
-  message: string;
-}
+export type PolicyReason = Reason;
 
 export interface PolicyDecision {
   risk: Risk;
   decision: Decision;
+  /** Distinct approvers needed at least: the largest requirement. */
   approvalsRequired: number;
+  /** Every condition of the approval gate; empty when no approval is needed. */
+  requirements: ApprovalRequirement[];
   reasons: PolicyReason[];
   /** SHA-256 of the canonical policy: which policy made this decision. */
   policyVersion: string;
+  evaluatedAt: string;
 }
 
 export interface PolicyInput {
@@ -28,75 +31,132 @@ export interface PolicyInput {
   state?: GuestState;
   /** What the catalog concluded from the state (proceed / already done / blocked). */
   assessment?: { kind: 'proceed' | 'already_done' | 'blocked' | 'unavailable'; reason?: string };
+  /** The moment the decision is made: time-window rules are evaluated at it. */
+  at: Date;
 }
 
 /**
- * Evaluation order (docs/plan-apply-lifecycle.md):
+ * Evaluation order (docs/policy.md):
  * 1. base risk from the catalog for the environment's tier;
- * 2. every matching rule, in file order, may raise risk, require approval, set approvals, or deny;
- * 3. approvals = max(approvalsByRisk[risk], rule approvals);
- * 4. deny wins over everything; a blocked preflight denies; otherwise approvals > 0 requires approval.
- * Pure and deterministic: the same input and policy give the same decision.
+ * 2. every matching rule, in file order: `risk` raises the risk, `approvals` adds requirements,
+ *    `decision: require_approval` asks for at least one approver, `decision: deny` denies;
+ *    rules never lower anything, so their order cannot weaken a decision;
+ * 3. the risk's default requirement (`approvalsByRisk`) is added;
+ * 4. deny (a rule, a blocked preflight, an unreadable target) wins over everything; otherwise any
+ *    requirement means `requires_approval`; otherwise `allowed`.
+ * Pure and deterministic: the same input, time and policy give the same decision.
  */
 export function evaluatePolicy(policy: PolicyConfig, input: PolicyInput): PolicyDecision {
   const policyVersion = policyVersionOf(policy);
+  const evaluatedAt = input.at.toISOString();
   const action = findAction(input.request.action);
   if (!action) {
-    return { risk: 'critical', decision: 'denied', approvalsRequired: 0, policyVersion, reasons: [{ rule: 'catalog.unknown_action', message: `unknown action '${input.request.action}'` }] };
+    return {
+      risk: 'critical', decision: 'denied', approvalsRequired: 0, requirements: [], policyVersion, evaluatedAt,
+      reasons: [{ rule: 'catalog.unknown_action', message: `unknown action '${input.request.action}'`, hint: 'see GET /v1/catalog' }],
+    };
   }
   let risk = action.baseRisk[input.tier];
-  const reasons: PolicyReason[] = [
-    { rule: 'catalog.base_risk', message: `${action.name} is ${risk} risk in ${input.tier} environments` },
-  ];
+  const reasons: PolicyReason[] = [{ rule: 'catalog.base_risk', message: `${action.name} is ${risk} risk in ${input.tier} environments` }];
+  const ruleRequirements: ApprovalRequirement[] = [];
   let denied = false;
-  let ruleApprovals = 0;
   for (const rule of policy.rules) {
     if (!ruleMatches(rule, input)) continue;
     if (rule.risk) risk = stricterRisk(risk, rule.risk);
-    if (rule.approvals) ruleApprovals = Math.max(ruleApprovals, rule.approvals);
-    if (rule.decision === 'require_approval') ruleApprovals = Math.max(ruleApprovals, 1);
+    const asked = requirementsOf(rule);
+    ruleRequirements.push(...asked);
     if (rule.decision === 'deny') denied = true;
-    reasons.push({ rule: `policy.${rule.id}`, message: rule.message ?? rule.description ?? `rule ${rule.id} matched` });
+    reasons.push({
+      rule: `policy.${rule.id}`,
+      message: rule.message ?? rule.description ?? describeRule(rule, asked),
+      ...(rule.hint ? { hint: rule.hint } : rule.decision === 'deny' ? { hint: denyHint(rule) } : {}),
+    });
   }
-  const approvalsRequired = Math.max(policy.approvalsByRisk[risk], ruleApprovals);
   if (input.assessment?.kind === 'blocked') {
     denied = true;
-    reasons.push({ rule: 'preflight.blocked', message: `Proxmox would refuse this now: ${input.assessment.reason}` });
+    reasons.push({
+      rule: 'preflight.blocked',
+      message: `Proxmox would refuse this now: ${input.assessment.reason}`,
+      hint: 'change the target first (or pick another action), then plan again',
+    });
   } else if (input.assessment?.kind === 'unavailable') {
     // Fail closed: a target we cannot see is a target we will not change.
     denied = true;
-    reasons.push({ rule: 'preflight.unavailable', message: `could not read the target from Proxmox: ${input.assessment.reason}; plan again when it is reachable` });
+    reasons.push({
+      rule: 'preflight.unavailable',
+      message: `could not read the target from Proxmox: ${input.assessment.reason}`,
+      hint: 'plan again when the target is reachable and exists',
+    });
   } else if (input.assessment?.kind === 'already_done') {
     reasons.push({ rule: 'preflight.noop', message: `nothing to do: ${input.assessment.reason}; apply records a no-op` });
   }
-  if (denied) return { risk, decision: 'denied', approvalsRequired: 0, reasons, policyVersion };
-  if (approvalsRequired > 0) {
-    reasons.push({
-      rule: 'approval.required',
-      message: `${risk} risk needs ${approvalsRequired} distinct approver${approvalsRequired > 1 ? 's' : ''} other than the requester`,
-    });
-    return { risk, decision: 'requires_approval', approvalsRequired, reasons, policyVersion };
-  }
-  return { risk, decision: 'allowed', approvalsRequired: 0, reasons, policyVersion };
+  if (denied) return { risk, decision: 'denied', approvalsRequired: 0, requirements: [], reasons, policyVersion, evaluatedAt };
+
+  const byRisk = policy.approvalsByRisk[risk];
+  const requirements = [...(byRisk > 0 ? [{ id: `risk.${risk}`, count: byRisk }] : []), ...ruleRequirements];
+  if (requirements.length === 0) return { risk, decision: 'allowed', approvalsRequired: 0, requirements, reasons, policyVersion, evaluatedAt };
+  const approvalsRequired = Math.max(...requirements.map((r) => r.count));
+  reasons.push({
+    rule: 'approval.required',
+    message: `${risk} risk: needs ${requirements.map(describeRequirement).join(', and ')}`,
+    hint: 'apply now if you like: the run executes as soon as the approvals arrive, until the plan expires; do not re-plan or retry',
+  });
+  return { risk, decision: 'requires_approval', approvalsRequired, requirements, reasons, policyVersion, evaluatedAt };
 }
 
 export function policyVersionOf(policy: PolicyConfig): string {
   return `sha256:${sha256Hex(canonicalJson(policy))}`;
 }
 
+/** The stricter of two risks, for callers comparing decisions. */
+export function riskAtLeast(a: Risk, b: Risk): boolean {
+  return riskRank(a) >= riskRank(b);
+}
+
 /**
  * Rules only ever make a decision stricter, so a fact we could not read (no state, no node) counts
  * as matching: an unknown tag must not slip past a deny rule.
  */
-function ruleMatches(rule: PolicyRule, { request, state }: PolicyInput): boolean {
+function ruleMatches(rule: PolicyRule, { request, state, at }: PolicyInput): boolean {
   const m = rule.match;
   if (m.actions && !m.actions.some((p) => globMatch(p, request.action))) return false;
   if (m.environments && !m.environments.some((p) => globMatch(p, request.environment))) return false;
-  const node = state?.node ?? request.target.node;
+  const node = state?.node || request.target.node;
   if (m.nodes && node !== undefined && !m.nodes.some((p) => globMatch(p, node))) return false;
   if (m.vmids && !m.vmids.some((r) => inRange(r, request.target.vmid))) return false;
-  if (m.tags && state && !m.tags.some((t) => state.tags.includes(t))) return false;
+  if (m.tags && state?.exists && !m.tags.some((t) => state.tags.includes(t))) return false;
+  if (m.pools && state?.exists && !(state.pool !== undefined && m.pools.includes(state.pool))) return false;
+  if (m.when && !windowsMatch(m.when, at)) return false;
   return true;
+}
+
+function requirementsOf(rule: PolicyRule): ApprovalRequirement[] {
+  const list: RuleRequirement[] = rule.approvals === undefined ? [] : Array.isArray(rule.approvals) ? rule.approvals : [rule.approvals];
+  const reqs = list.map((r, i) => {
+    const base = typeof r === 'number' ? { count: r } : r;
+    return { id: `policy.${rule.id}${list.length > 1 ? `#${i + 1}` : ''}`, ...base };
+  });
+  if (rule.decision === 'require_approval' && reqs.length === 0) reqs.push({ id: `policy.${rule.id}`, count: 1 });
+  return reqs;
+}
+
+function describeRequirement(r: ApprovalRequirement): string {
+  const who = r.roles ? ` with role ${r.roles.join(' or ')}` : '';
+  const via = r.channels ? ` through ${r.channels.join(' or ')}` : '';
+  return `${r.count} distinct approver${r.count > 1 ? 's' : ''}${who}${via} other than the requester`;
+}
+
+function describeRule(rule: PolicyRule, asked: ApprovalRequirement[]): string {
+  if (rule.decision === 'deny') return `rule ${rule.id} denies this request`;
+  const parts = [rule.risk ? `raises risk to ${rule.risk}` : '', ...asked.map(describeRequirement)].filter(Boolean);
+  return `rule ${rule.id} matched${parts.length ? `: ${parts.join('; ')}` : ''}`;
+}
+
+function denyHint(rule: PolicyRule): string {
+  const until = rule.match.when?.windows.map((w) => w.to).filter(Boolean).sort().at(-1);
+  if (until) return `this rule applies in a time window; plan again after ${until}`;
+  if (rule.match.when) return 'this rule applies in a time window; plan again outside it';
+  return 'no approval can override this rule; ask a policy owner';
 }
 
 function inRange(range: number | string, id: number): boolean {

@@ -25,7 +25,7 @@ import {
   type PlanView,
   type Preflight,
 } from './messages.js';
-import { applyRefusal, quorumMet, recordApproval, staleFields } from './plan-state.js';
+import { applyRefusal, mergeRequirements, quorumMet, recordApproval, setRequirements, staleFields } from './plan-state.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -166,13 +166,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     decision: policy.decision,
     reasons: policy.reasons,
     policyVersion: policy.policyVersion,
-    approval: { required: policy.approvalsRequired, received: 0, approvers: [], refused: [] },
+    approval: { required: 0, received: 0, requirements: [], approvers: [], refused: [] },
     preflight,
     applyRequested: false,
     createdAt,
     expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
     updatedAt: createdAt,
   };
+  setRequirements(view, policy.requirements);
   setStatus(view.status);
   if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
   await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
@@ -225,8 +226,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
       // The stricter decision wins: more approvals may now be needed before anything runs.
       v.risk = stricterRisk(v.risk, again.risk);
-      if (again.approvalsRequired > v.approval.required) {
-        v.approval.required = again.approvalsRequired;
+      setRequirements(v, mergeRequirements(v.approval.requirements, again.requirements));
+      if (!quorumMet(v)) {
         v.decision = 'requires_approval';
         setStatus('awaiting_approval');
         await audit('approval.required_again');

@@ -7,7 +7,7 @@ import type { PlanStatus } from '../domain/lifecycle.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { Actor, Channel, PlanView } from '../domain/plan-view.js';
 
-export type { ActionResult, Actor, Approval, Channel, PlanView, Preflight, Reason } from '../domain/plan-view.js';
+export type { ActionResult, Actor, Approval, ApprovalRequirement, Channel, PlanView, Preflight, Reason } from '../domain/plan-view.js';
 
 export const DEFAULT_TASK_QUEUE = 'proxmox-agent';
 
@@ -37,6 +37,8 @@ export interface ApplyAccepted {
 export interface ApprovalArgs {
   principal: string;
   tokenId: string;
+  /** The approver's roles, from its token or its chat identity in the config. */
+  roles?: string[];
   channel: Channel;
   decision: 'approve' | 'reject';
   comment?: string;

@@ -4,10 +4,40 @@
  */
 import { isTerminal } from '../domain/lifecycle.js';
 import type { StateFingerprint } from '../domain/guest-state.js';
-import { REFUSALS, type ApplyArgs, type ApprovalArgs, type PlanView } from './messages.js';
+import { REFUSALS, type ApplyArgs, type Approval, type ApprovalArgs, type ApprovalRequirement, type PlanView } from './messages.js';
 
+/** Does this approval count towards this requirement? (role and channel filters) */
+export function counts(requirement: ApprovalRequirement, approval: Pick<Approval, 'roles' | 'channel'>): boolean {
+  if (requirement.roles && !requirement.roles.some((r) => approval.roles.includes(r))) return false;
+  if (requirement.channels && !requirement.channels.includes(approval.channel)) return false;
+  return true;
+}
+
+/** The gate is open when every requirement has enough distinct approvers that count for it. */
 export function quorumMet(view: PlanView): boolean {
-  return view.approval.received >= view.approval.required;
+  return view.approval.requirements.every((r) => r.received >= r.count);
+}
+
+/** Set the gate's requirements (e.g. stricter ones after re-evaluation) and recount the approvals. */
+export function setRequirements(view: PlanView, requirements: ApprovalRequirement[]): void {
+  view.approval.requirements = requirements.map((r) => ({ ...r, received: 0 }));
+  view.approval.required = Math.max(0, ...requirements.map((r) => r.count));
+  recount(view);
+}
+
+/** Merge newly required approvals into the gate; the stricter of each requirement wins. */
+export function mergeRequirements(current: ApprovalRequirement[], added: ApprovalRequirement[]): ApprovalRequirement[] {
+  const byId = new Map(current.map(({ id, count, roles, channels }) => [id, { id, count, ...(roles ? { roles } : {}), ...(channels ? { channels } : {}) }]));
+  for (const r of added) {
+    const old = byId.get(r.id);
+    byId.set(r.id, old && old.count >= r.count ? old : r);
+  }
+  return [...byId.values()];
+}
+
+function recount(view: PlanView): void {
+  for (const r of view.approval.requirements) r.received = view.approval.approvers.filter((a) => counts(r, a)).length;
+  view.approval.received = view.approval.approvers.length;
 }
 
 /** Why an apply must be refused right away, or undefined when it may be accepted. */
@@ -33,7 +63,7 @@ export function applyRefusal(view: PlanView, args: ApplyArgs): { type: string; m
 export type ApprovalOutcome =
   | { kind: 'counted' }
   | { kind: 'rejected' }
-  | { kind: 'refused'; reason: 'self_approval' | 'duplicate' | 'hash_mismatch' | 'not_open' | 'not_required' };
+  | { kind: 'refused'; reason: 'self_approval' | 'duplicate' | 'hash_mismatch' | 'not_open' | 'not_required' | 'not_eligible' };
 
 /** Decide what an approval signal does to the plan; mutates `view` and returns what happened. */
 export function recordApproval(view: PlanView, args: ApprovalArgs, now: string): ApprovalOutcome {
@@ -46,9 +76,10 @@ export function recordApproval(view: PlanView, args: ApprovalArgs, now: string):
   // Separation of duties: the identity that asked never decides, through any channel.
   if (args.principal === view.requester.principal) return refuse('self_approval');
   if (view.approval.approvers.some((a) => a.principal === args.principal)) return refuse('duplicate');
-  const approval = {
+  const approval: Approval = {
     principal: args.principal,
     tokenId: args.tokenId,
+    roles: args.roles ?? [],
     channel: args.channel,
     decision: args.decision,
     ...(args.comment === undefined ? {} : { comment: args.comment }),
@@ -59,9 +90,11 @@ export function recordApproval(view: PlanView, args: ApprovalArgs, now: string):
     view.status = 'rejected';
     return { kind: 'rejected' };
   }
-  if (view.approval.required === 0) return refuse('not_required');
+  if (view.approval.requirements.length === 0) return refuse('not_required');
+  // An approval that meets no requirement (wrong role, wrong channel) would be noise in the count.
+  if (!view.approval.requirements.some((r) => counts(r, approval))) return refuse('not_eligible');
   view.approval.approvers.push(approval);
-  view.approval.received = view.approval.approvers.length;
+  recount(view);
   if (quorumMet(view)) view.status = 'approved';
   return { kind: 'counted' };
 }

@@ -66,3 +66,33 @@ describe('configuration', () => {
     expect(resolveSecret({ file: 'token' }, 'f', {}, join(dir, 'config.yaml'))).toBe('from-file');
   });
 });
+
+describe('policy consistency (fail closed at boot)', () => {
+  const withRules = (rules: unknown[], extra: object = {}) => ({ ...minimal, policy: { rules }, ...extra });
+  it('refuses rules naming unknown actions or environments, and roles nobody holds', () => {
+    expect(errorOf(() => parseConfig(withRules([{ id: 'typo', match: { actions: ['vm.strat'] }, decision: 'deny' }])))).toMatch(/'vm.strat' matches no action/);
+    expect(errorOf(() => parseConfig(withRules([{ id: 'typo', match: { environments: ['prdo'] }, decision: 'deny' }])))).toMatch(/'prdo' matches no configured environment/);
+    expect(errorOf(() => parseConfig(withRules([{ id: 'dba', match: {}, approvals: { count: 1, roles: ['dba'] } }])))).toMatch(/no approver holds role 'dba'/);
+  });
+
+  it('accepts a role held by an approver', () => {
+    const config = parseConfig({
+      ...withRules([{ id: 'dba', match: { actions: ['vm.*'] }, approvals: { count: 1, roles: ['dba'] } }]),
+      tokens: [...minimal.tokens, { id: 'dora', principal: 'human:dora', secretSha256: sha('d'), scopes: ['approve'], environments: ['*'], roles: ['dba'] }],
+    });
+    expect(config.policy.rules[0]!.id).toBe('dba');
+  });
+
+  it('loads a policy file relative to the config file, and fails on a bad one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pa-policy-'));
+    writeFileSync(join(dir, 'policy.yaml'), 'planTtlSeconds: 600\nrules:\n  - id: no-prod-delete\n    match: { actions: [vm.delete], environments: [lab] }\n    decision: deny\n');
+    writeFileSync(join(dir, 'config.yaml'), JSON.stringify({ ...minimal, policy: { file: 'policy.yaml' } }));
+    const { config } = loadConfig({ PROXMOX_AGENT_CONFIG: join(dir, 'config.yaml') });
+    expect(config.policy.planTtlSeconds).toBe(600);
+    expect(config.policy.rules[0]!.decision).toBe('deny');
+    writeFileSync(join(dir, 'policy.yaml'), 'rules:\n  - id: x\n    match: {}\n    decision: maybe\n');
+    expect(errorOf(() => loadConfig({ PROXMOX_AGENT_CONFIG: join(dir, 'config.yaml') }))).toMatch(/invalid policy file .*policy\.rules\.0\.decision/s);
+    writeFileSync(join(dir, 'config.yaml'), JSON.stringify({ ...minimal, policy: { file: 'missing.yaml' } }));
+    expect(errorOf(() => loadConfig({ PROXMOX_AGENT_CONFIG: join(dir, 'config.yaml') }))).toMatch(/cannot read policy file/);
+  });
+});

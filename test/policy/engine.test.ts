@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { evaluatePolicy, globMatch, policyVersionOf } from '../../src/policy/engine.js';
+import { evaluatePolicy, globMatch, policyVersionOf, type PolicyInput } from '../../src/policy/engine.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { normalizeRequest } from '../../src/domain/request.js';
 import type { GuestState } from '../../src/domain/guest-state.js';
 
 const defaults = policySchema.parse({});
+const AT = new Date('2026-11-25T12:00:00Z'); // a Wednesday
 const req = (action: string, environment = 'lab', params: Record<string, unknown> = {}, vmid = 100) =>
   normalizeRequest({ action, environment, target: { vmid }, params, reason: 'test' });
 const state = (over: Partial<GuestState> = {}): GuestState => ({
   exists: true, kind: 'qemu', node: 'pve-lab', vmid: 100, status: 'running', tags: [], haManaged: false, template: false, protection: false, snapshots: [], ...over,
+});
+const input = (over: Partial<PolicyInput> & Pick<PolicyInput, 'request'>): PolicyInput => ({
+  tier: 'nonprod', state: state(), assessment: { kind: 'proceed' }, at: AT, ...over,
 });
 
 describe('the default risk table (issue 2)', () => {
@@ -24,8 +28,9 @@ describe('the default risk table (issue 2)', () => {
     ['vm.delete', {}, 'prod', 'critical', 'requires_approval', 2],
   ];
   it.each(table)('%s %o in %s is %s / %s with %d approvals', (action, params, tier, risk, decision, approvals) => {
-    const d = evaluatePolicy(defaults, { request: req(action, tier === 'prod' ? 'prod' : 'lab', params), tier, state: state(), assessment: { kind: 'proceed' } });
+    const d = evaluatePolicy(defaults, input({ request: req(action, tier === 'prod' ? 'prod' : 'lab', params), tier }));
     expect(d).toMatchObject({ risk, decision, approvalsRequired: approvals });
+    expect(d.requirements).toEqual(approvals ? [{ id: `risk.${risk}`, count: approvals }] : []);
     expect(d.reasons[0]!.rule).toBe('catalog.base_risk');
   });
 });
@@ -35,39 +40,91 @@ describe('rules', () => {
     rules: [
       { id: 'freeze-db', match: { tags: ['db'] }, decision: 'deny', message: 'database guests are frozen' },
       { id: 'prod-power', match: { actions: ['vm.st*'], environments: ['prod'] }, risk: 'high' },
-      { id: 'vip', match: { vmids: ['200-209'] }, approvals: 2 },
+      { id: 'vip', match: { vmids: ['200-209'] }, approvals: { count: 2, roles: ['sre'] } },
+      { id: 'pool-review', match: { pools: ['finance'] }, decision: 'require_approval' },
+      { id: 'step-up', match: { actions: ['vm.delete'], environments: ['prod'] }, approvals: { count: 1, channels: ['api', 'cli'] } },
     ],
   });
 
-  it('deny wins and says which rule', () => {
-    const d = evaluatePolicy(policy, { request: req('vm.start'), tier: 'nonprod', state: state({ tags: ['db'] }), assessment: { kind: 'proceed' } });
+  it('deny wins, says which rule, and hints at what would change it', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.start'), state: state({ tags: ['db'] }) }));
     expect(d.decision).toBe('denied');
-    expect(d.reasons).toContainEqual({ rule: 'policy.freeze-db', message: 'database guests are frozen' });
+    expect(d.reasons).toContainEqual({ rule: 'policy.freeze-db', message: 'database guests are frozen', hint: expect.stringContaining('policy owner') });
+    expect(d.requirements).toEqual([]);
   });
 
-  it('an unreadable state counts as matching a tag rule (fail closed)', () => {
-    const d = evaluatePolicy(policy, { request: req('vm.start'), tier: 'nonprod', assessment: { kind: 'proceed' } });
+  it('an unreadable target counts as matching a tag rule (fail closed)', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.start'), state: undefined, assessment: { kind: 'proceed' } }));
     expect(d.decision).toBe('denied');
   });
 
-  it('raises risk and approvals, never lowers them', () => {
-    const d = evaluatePolicy(policy, { request: req('vm.start', 'prod', {}, 205), tier: 'prod', state: state({ vmid: 205 }), assessment: { kind: 'proceed' } });
+  it('raises risk and adds requirements, never lowers them', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.start', 'prod', {}, 205), tier: 'prod', state: state({ vmid: 205 }) }));
     expect(d).toMatchObject({ risk: 'high', decision: 'requires_approval', approvalsRequired: 2 });
+    expect(d.requirements).toEqual([
+      { id: 'risk.high', count: 1 },
+      { id: 'policy.vip', count: 2, roles: ['sre'] },
+    ]);
+    expect(d.reasons.at(-1)).toMatchObject({ rule: 'approval.required', hint: expect.stringContaining('apply now') });
   });
 
-  it('a blocked or unreadable preflight denies, with the reason', () => {
-    const blocked = evaluatePolicy(defaults, { request: req('vm.reboot'), tier: 'nonprod', state: state({ status: 'stopped' }), assessment: { kind: 'blocked', reason: 'VM 100 not running' } });
+  it('matches pools and asks for one approval on require_approval', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.start'), state: state({ pool: 'finance' }) }));
+    expect(d).toMatchObject({ risk: 'low', decision: 'requires_approval', requirements: [{ id: 'policy.pool-review', count: 1 }] });
+  });
+
+  it('adds a step-up channel requirement next to the risk quorum', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.delete', 'prod', {}, 310), tier: 'prod', state: state({ vmid: 310, status: 'stopped' }) }));
+    expect(d.requirements).toEqual([
+      { id: 'risk.critical', count: 2 },
+      { id: 'policy.step-up', count: 1, channels: ['api', 'cli'] },
+    ]);
+  });
+
+  it('a blocked or unreadable preflight denies, with the reason and a hint', () => {
+    const blocked = evaluatePolicy(defaults, input({ request: req('vm.reboot'), state: state({ status: 'stopped' }), assessment: { kind: 'blocked', reason: 'VM 100 not running' } }));
     expect(blocked.decision).toBe('denied');
-    expect(blocked.reasons.at(-1)).toEqual({ rule: 'preflight.blocked', message: expect.stringContaining('VM 100 not running') });
-    const unavailable = evaluatePolicy(defaults, { request: req('vm.start'), tier: 'nonprod', assessment: { kind: 'unavailable', reason: '595 No route to host' } });
+    expect(blocked.reasons.at(-1)).toEqual({ rule: 'preflight.blocked', message: expect.stringContaining('VM 100 not running'), hint: expect.any(String) });
+    const unavailable = evaluatePolicy(defaults, input({ request: req('vm.start'), state: undefined, assessment: { kind: 'unavailable', reason: '595 No route to host' } }));
     expect(unavailable.decision).toBe('denied');
+    expect(unavailable.reasons.at(-1)!.rule).toBe('preflight.unavailable');
   });
 
   it('is deterministic and versioned by content', () => {
-    const input = { request: req('vm.stop'), tier: 'prod' as const, state: state(), assessment: { kind: 'proceed' as const } };
-    expect(evaluatePolicy(policy, input)).toEqual(evaluatePolicy(policy, input));
+    const i = input({ request: req('vm.stop', 'prod'), tier: 'prod' });
+    expect(evaluatePolicy(policy, i)).toEqual(evaluatePolicy(policy, i));
     expect(policyVersionOf(policy)).not.toBe(policyVersionOf(defaults));
     expect(policyVersionOf(policySchema.parse({}))).toBe(policyVersionOf(defaults));
+  });
+});
+
+describe('time windows', () => {
+  const freeze = policySchema.parse({
+    rules: [
+      { id: 'holiday-freeze', match: { environments: ['prod'], when: { windows: [{ from: '2026-12-20T00:00:00Z', to: '2027-01-05T00:00:00Z' }] } }, decision: 'deny' },
+      { id: 'after-hours', match: { when: { timezone: 'Europe/Berlin', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], between: ['18:00', '08:00'] }, { days: ['sat', 'sun'] }] } }, risk: 'high' },
+    ],
+  });
+  const at = (iso: string, environment = 'prod') =>
+    evaluatePolicy(freeze, input({ request: req('vm.start', environment), tier: environment === 'prod' ? 'prod' : 'nonprod', at: new Date(iso) }));
+
+  it('denies inside a change freeze and says until when', () => {
+    const d = at('2026-12-24T10:00:00Z');
+    expect(d.decision).toBe('denied');
+    expect(d.reasons.find((r) => r.rule === 'policy.holiday-freeze')?.hint).toContain('2027-01-05');
+    expect(at('2027-01-05T00:00:00Z').decision).not.toBe('denied'); // `to` is exclusive
+    expect(at('2026-12-19T23:59:59Z').decision).not.toBe('denied');
+    expect(at('2026-12-24T10:00:00Z', 'lab').decision).not.toBe('denied');
+  });
+
+  it('reads days and hours on the rule’s wall clock, across midnight and DST', () => {
+    expect(at('2026-11-25T12:00:00Z', 'lab').risk).toBe('low'); // Wed 13:00 Berlin
+    expect(at('2026-11-25T17:30:00Z', 'lab').risk).toBe('high'); // Wed 18:30 Berlin
+    expect(at('2026-11-26T06:59:00Z', 'lab').risk).toBe('high'); // Thu 07:59 Berlin
+    expect(at('2026-11-26T07:00:00Z', 'lab').risk).toBe('low'); // Thu 08:00 Berlin
+    expect(at('2026-11-28T12:00:00Z', 'lab').risk).toBe('high'); // Saturday
+    expect(at('2026-07-01T16:30:00Z', 'lab').risk).toBe('high'); // Wed 18:30 Berlin in summer time (UTC+2)
+    expect(at('2026-07-01T15:30:00Z', 'lab').risk).toBe('low'); // Wed 17:30 Berlin in summer time
   });
 });
 
@@ -80,10 +137,19 @@ describe('globMatch', () => {
   });
 });
 
-describe('policy schema', () => {
-  it('refuses duplicate ids and rules that do nothing', () => {
-    const r = policySchema.safeParse({ rules: [{ id: 'a', match: {}, risk: 'high' }, { id: 'a', match: {} }] });
+describe('policy schema (fail closed on ambiguity)', () => {
+  const issues = (raw: unknown) => {
+    const r = policySchema.safeParse(raw);
     expect(r.success).toBe(false);
-    expect(r.error!.issues.map((i) => i.message)).toEqual(expect.arrayContaining(["duplicate rule id 'a'", 'a rule must set risk, decision or approvals']));
+    return r.error!.issues.map((i) => i.message);
+  };
+  it('refuses duplicate ids, rules that do nothing, deny-with-approvals, bad windows, bad zones', () => {
+    expect(issues({ rules: [{ id: 'a', match: {}, risk: 'high' }, { id: 'a', match: {}, risk: 'high' }] })).toContain("duplicate rule id 'a'");
+    expect(issues({ rules: [{ id: 'a', match: {} }] })).toContain('a rule must set risk, decision or approvals');
+    expect(issues({ rules: [{ id: 'a', match: {}, decision: 'deny', approvals: 1 }] })[0]).toMatch(/ambiguous/);
+    expect(issues({ rules: [{ id: 'a', match: { when: { windows: [{}] } }, risk: 'high' }] })[0]).toMatch(/empty window/);
+    expect(issues({ rules: [{ id: 'a', match: { when: { windows: [{ from: '2027-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }] } }, risk: 'high' }] })[0]).toMatch(/before/);
+    expect(issues({ rules: [{ id: 'a', match: { when: { timezone: 'Mars/Olympus', windows: [{ days: ['mon'] }] } }, risk: 'high' }] })[0]).toMatch(/IANA/);
+    expect(issues({ approvalsByRisk: { low: 0, medium: 2, high: 1, critical: 2 } })[0]).toMatch(/must not decrease/);
   });
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { applyRefusal, recordApproval, staleFields } from '../../src/workflows/plan-state.js';
+import { applyRefusal, mergeRequirements, quorumMet, recordApproval, setRequirements, staleFields } from '../../src/workflows/plan-state.js';
 import type { ApprovalArgs, PlanView } from '../../src/workflows/messages.js';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const view = (over: Partial<PlanView> = {}): PlanView => ({
   planId: 'plan_X', requestHash: HASH, action: 'vm.delete', environment: 'prod', target: { node: 'pve-prod', vmid: 201 },
   params: {}, reason: 'r', requester: { principal: 'agent:pi', tokenId: 'agent', channel: 'api' }, status: 'awaiting_approval',
-  risk: 'critical', decision: 'requires_approval', reasons: [], policyVersion: 'v', approval: { required: 2, received: 0, approvers: [], refused: [] },
+  risk: 'critical', decision: 'requires_approval', reasons: [], policyVersion: 'v', approval: { required: 2, received: 0, requirements: [{ id: 'risk.critical', count: 2, received: 0 }], approvers: [], refused: [] },
   preflight: { assessment: { kind: 'proceed' }, checkedAt: 't' }, applyRequested: false, createdAt: 't', expiresAt: 't', updatedAt: 't', ...over,
 });
 const approve = (principal: string, over: Partial<ApprovalArgs> = {}): ApprovalArgs => ({ principal, tokenId: principal, channel: 'api', decision: 'approve', requestHash: HASH, ...over });
@@ -62,5 +62,51 @@ describe('staleFields', () => {
     expect(staleFields({ exists: true, status: 'stopped', digest: 'a' }, { exists: true, status: 'running', digest: 'b' })).toEqual(['status', 'digest']);
     expect(staleFields({ exists: true }, { exists: false })).toEqual(['exists']);
     expect(staleFields({ exists: true }, undefined)).toEqual(['state']);
+  });
+});
+
+describe('approval requirements (roles and step-up channels)', () => {
+  const gated = () => {
+    const v = view();
+    setRequirements(v, [
+      { id: 'risk.critical', count: 2 },
+      { id: 'policy.dba', count: 1, roles: ['dba'] },
+      { id: 'policy.step-up', count: 1, channels: ['api', 'cli'] },
+    ]);
+    return v;
+  };
+
+  it('opens only when every requirement is met', () => {
+    const v = gated();
+    expect(v.approval.required).toBe(2);
+    recordApproval(v, approve('human:alice', { channel: 'chat' }), 'now');
+    recordApproval(v, approve('human:bob', { channel: 'chat' }), 'now');
+    // Two approvers, but no DBA and nobody outside chat yet.
+    expect(v.status).toBe('awaiting_approval');
+    expect(v.approval.requirements.map((r) => r.received)).toEqual([2, 0, 0]);
+    recordApproval(v, approve('human:dora', { roles: ['dba'], channel: 'cli' }), 'now');
+    expect(v.approval.requirements.map((r) => r.received)).toEqual([3, 1, 1]);
+    expect(quorumMet(v)).toBe(true);
+    expect(v.status).toBe('approved');
+  });
+
+  it('refuses an approval that meets no requirement', () => {
+    const v = view();
+    setRequirements(v, [{ id: 'policy.dba', count: 1, roles: ['dba'] }]);
+    expect(recordApproval(v, approve('human:alice', { roles: ['sre'] }), 'now')).toEqual({ kind: 'refused', reason: 'not_eligible' });
+    expect(v.approval.received).toBe(0);
+  });
+
+  it('re-evaluation merges requirements, keeping the stricter count, and recounts', () => {
+    const v = view();
+    setRequirements(v, [{ id: 'risk.high', count: 1 }]);
+    recordApproval(v, approve('human:alice'), 'now');
+    expect(quorumMet(v)).toBe(true);
+    setRequirements(v, mergeRequirements(v.approval.requirements, [{ id: 'risk.critical', count: 2 }, { id: 'risk.high', count: 1 }]));
+    expect(v.approval.requirements).toEqual([
+      { id: 'risk.high', count: 1, received: 1 },
+      { id: 'risk.critical', count: 2, received: 1 },
+    ]);
+    expect(quorumMet(v)).toBe(false);
   });
 });

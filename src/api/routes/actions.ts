@@ -132,6 +132,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const predicted = await deps.plans.approve(planId, {
       principal: caller.principal,
       tokenId: caller.tokenId,
+      roles: [...caller.roles],
       channel: 'api',
       decision: body.decision,
       ...(body.comment === undefined ? {} : { comment: body.comment }),
