@@ -60,15 +60,16 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace });
 
+    const activities = createActivities({
+      environments: environments.environments,
+      policy: () => config.policy,
+      audit,
+      ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
+    });
+
     if (opts.worker !== false) {
       const nativeConnection: NativeConnection = await connectWorkerConnection(opts.temporal);
       stops.push(() => nativeConnection.close());
-      const activities = createActivities({
-        environments: environments.environments,
-        policy: () => config.policy,
-        audit,
-        ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
-      });
       const worker: Worker = await createWorker({
         connection: nativeConnection,
         namespace,
@@ -92,6 +93,14 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           authenticate: createAuthenticator(config.tokens),
           environments: new Set(Object.keys(config.environments)),
           health: createHealthCheck(client, namespace, taskQueue),
+          evaluate: async (request, at) => {
+            // The same preflight and policy the workflow runs, called directly: nothing is started.
+            const preflight = await activities.preflight({ request }).catch((err: Error) => ({
+              assessment: { kind: 'unavailable' as const, reason: err.message },
+              checkedAt: new Date().toISOString(),
+            }));
+            return { preflight, decision: await activities.evaluatePolicy({ request, preflight, at: at.toISOString() }) };
+          },
           ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),
         },
         log,

@@ -42,14 +42,14 @@ export function createActivities(deps: ActivityDeps) {
       return { state, fingerprint: fingerprint(state), assessment, checkedAt: new Date().toISOString() };
     },
 
-    async evaluatePolicy({ request, preflight }: PolicyInput): Promise<PolicyResult> {
+    async evaluatePolicy({ request, preflight, at }: PolicyInput): Promise<PolicyResult> {
       const policy = deps.policy();
       const decision = evaluate(policy, {
         request,
         tier: env(request.environment).tier,
         ...(preflight.state ? { state: preflight.state } : {}),
         assessment: preflight.assessment,
-        at: new Date(),
+        at: at ? new Date(at) : new Date(),
       });
       return { ...decision, planTtlSeconds: policy.planTtlSeconds };
     },

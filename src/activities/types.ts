@@ -10,6 +10,8 @@ export interface PreflightInput {
 export interface PolicyInput {
   request: NormalizedRequest;
   preflight: Preflight;
+  /** Evaluate as of this instant (ISO 8601); default: now. */
+  at?: string;
 }
 
 export interface PolicyResult extends PolicyDecision {

@@ -7,7 +7,10 @@ import type { Logger } from '../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { ApiError, type ProblemCode } from './problems.js';
 import { registerActionRoutes } from './routes/actions.js';
+import { registerApprovalRoutes } from './routes/approvals.js';
+import { registerChannelRoutes } from './routes/channels.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerPolicyRoutes } from './routes/policy.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -27,12 +30,17 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
   app.use('/v1/*', async (c, next) => {
     if (c.req.path === '/v1/openapi.json') return next();
+    // Chat channels authenticate each request by its signature instead (routes/channels.ts).
+    if (c.req.path.startsWith('/v1/channels/')) return next();
     c.set('caller', deps.authenticate(c.req.header('authorization')));
     await next();
   });
 
   registerHealthRoutes(app, deps);
   registerActionRoutes(app, deps);
+  registerApprovalRoutes(app, deps);
+  registerChannelRoutes(app, deps);
+  registerPolicyRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   app.doc31('/v1/openapi.json', {

@@ -1,5 +1,10 @@
 import type { Caller } from './auth.js';
 import type { PlanGateway } from './plan-gateway.js';
+import type { ApprovalQueue } from './approval-queue.js';
+import type { ChannelEndpointDeps } from './routes/channels.js';
+import type { NormalizedRequest } from '../domain/request.js';
+import type { Preflight } from '../domain/plan-view.js';
+import type { PolicyDecision } from '../policy/engine.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -11,6 +16,12 @@ export interface ApiDeps {
   health: () => Promise<HealthReport>;
   /** Base URL of the Temporal Web UI and the namespace, for links in responses. */
   temporalUi?: { baseUrl: string; namespace: string };
+  /** Plans awaiting approval, from Temporal visibility (GET /v1/approvals). */
+  approvals?: ApprovalQueue;
+  /** Signed chat endpoints under /v1/channels; absent, they answer 404. */
+  channels?: ChannelEndpointDeps;
+  /** Preflight + policy for a request, without starting a run (POST /v1/policy/evaluate). */
+  evaluate: (request: NormalizedRequest, at: Date) => Promise<{ preflight: Preflight; decision: PolicyDecision }>;
 }
 
 export interface HealthReport {

@@ -3,6 +3,7 @@
  * `register(program)`; this file only wires them.
  */
 import { Command } from 'commander';
+import { register as registerPolicy } from './commands/policy.js';
 
 export function buildProgram(): Command {
   const program = new Command('proxmox-agent')
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // Command groups register here, one line each.
+  registerPolicy(program);
   return program;
 }
 

@@ -31,6 +31,8 @@ let runtimeInstalled = false;
 export interface TestService {
   url: string;
   service: RunningService;
+  /** The live config: the worker reads `config.policy` at every evaluation, so tests may change it. */
+  config: Config;
   sim(environment: 'lab' | 'prod'): ProxmoxSimulator;
   call(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   waitForStatus(planId: string, statuses: string[], timeoutMs?: number): Promise<any>;
@@ -81,6 +83,7 @@ export async function startTestService(tweak: (config: Config) => void = () => {
   return {
     url,
     service,
+    config,
     call,
     sim: (env) => service.environments.simulators.get(env)!,
     async waitForStatus(planId, statuses, timeoutMs = 20_000) {

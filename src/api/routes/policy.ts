@@ -1,0 +1,59 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { requestHash } from '../../domain/hashing.js';
+import { actionRequestSchema, normalizeRequest } from '../../domain/request.js';
+import { approvalRequirementSchema, preflightSchema, reasonSchema } from '../../domain/plan-view.js';
+import { DECISIONS } from '../../domain/lifecycle.js';
+import { RISKS } from '../../domain/risk.js';
+import { requireScope } from '../auth.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { ApiError, problemResponses } from '../problems.js';
+
+const evaluateRequestSchema = actionRequestSchema
+  .extend({
+    at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),
+  })
+  .meta({ id: 'PolicyEvaluateRequest' });
+
+const evaluateResponseSchema = z
+  .object({
+    requestHash: z.string(),
+    risk: z.enum(RISKS),
+    decision: z.enum(DECISIONS),
+    approvalsRequired: z.number().int(),
+    requirements: z.array(approvalRequirementSchema),
+    reasons: z.array(reasonSchema),
+    policyVersion: z.string(),
+    evaluatedAt: z.string(),
+    preflight: preflightSchema,
+  })
+  .openapi('PolicyEvaluation');
+
+const evaluateRoute = createRoute({
+  method: 'post',
+  path: '/v1/policy/evaluate',
+  tags: ['policy'],
+  summary: 'Evaluate a request against the policy without starting a run',
+  description:
+    'Reads the target from Proxmox and returns the decision a plan would get now (or at `at`), with reasons and hints. Nothing is started, recorded or changed.',
+  security: [{ bearer: [] }],
+  request: { body: { required: true, content: { 'application/json': { schema: evaluateRequestSchema } } } },
+  responses: {
+    200: { description: 'The decision', content: { 'application/json': { schema: evaluateResponseSchema } } },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden'),
+  },
+});
+
+export function registerPolicyRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  app.openapi(evaluateRoute, async (c) => {
+    const { at, ...body } = c.req.valid('json');
+    requireScope(c.get('caller'), 'read', body.environment);
+    if (!deps.environments.has(body.environment)) {
+      throw new ApiError('validation-failed', `unknown environment '${body.environment}'`, {
+        errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }],
+      });
+    }
+    const request = normalizeRequest(body);
+    const { preflight, decision } = await deps.evaluate(request, at ? new Date(at) : new Date());
+    return c.json({ requestHash: requestHash(request), ...decision, preflight }, 200);
+  });
+}
