@@ -7,6 +7,9 @@ import { createApp } from './api/app.js';
 import { createAuthenticator } from './api/auth.js';
 import { createHealthCheck } from './api/health.js';
 import { createPlanGateway } from './api/plan-gateway.js';
+import { createApprovalQueue } from './api/approval-queue.js';
+import { createNonceCache } from './channels/nonce-cache.js';
+import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
 import { openFileAuditStore } from './audit/file-store.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
@@ -60,10 +63,18 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace });
 
+    // Channel secrets are read at boot: a missing one stops the service here, naming the field.
+    const channelSettings = resolveChannelSettings(config.channels, { configPath: opts.configPath });
+    const temporalUi = opts.temporal.uiUrl ? { baseUrl: opts.temporal.uiUrl, namespace } : undefined;
+    let url: string | undefined;
     const activities = createActivities({
       environments: environments.environments,
       policy: () => config.policy,
       audit,
+      notify: {
+        targets: resolveNotificationTargets(config.notifications, { configPath: opts.configPath }),
+        links: () => ({ apiBaseUrl: config.notifications.apiBaseUrl ?? url, ...(temporalUi ? { temporalUi } : {}) }),
+      },
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
     });
 
@@ -85,7 +96,6 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       });
     }
 
-    let url: string | undefined;
     if (opts.api !== false) {
       const app = createApp(
         {
@@ -102,6 +112,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
             return { preflight, decision: await activities.evaluatePolicy({ request, preflight, at: at.toISOString() }) };
           },
           ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),
+          approvals: createApprovalQueue({ client, taskQueue, plans: createPlanGateway({ client, taskQueue }) }),
+          channels: { settings: channelSettings, nonces: createNonceCache(), log },
         },
         log,
       );

@@ -7,6 +7,7 @@ import type { ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
 import type { Preflight } from '../workflows/messages.js';
 import { executeAction } from './execute.js';
+import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
 import type { AuditEventInput, AuditReceipt, ExecuteInput, ExecuteResult, PolicyInput, PolicyResult, PreflightInput } from './types.js';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -23,6 +24,8 @@ export interface ActivityDeps {
   policy: () => PolicyConfig;
   audit: AuditStore;
   pollIntervalMs?: number;
+  /** Where approval requests are posted (none: notifyApprovers does nothing). */
+  notify?: NotifyDeps;
 }
 
 /** Activities are built over injected clients, so tests and the worker wire them the same way. */
@@ -68,6 +71,8 @@ export function createActivities(deps: ActivityDeps) {
     async recordAudit(event: AuditEventInput): Promise<AuditReceipt> {
       return deps.audit.append(event);
     },
+
+    ...createNotifyActivities(deps.notify ?? { targets: [], links: () => ({}) }),
   };
 }
 

@@ -18,11 +18,13 @@ export const PROBLEMS = {
   'plan-stale': { status: 409, title: 'The target changed since the plan was made' },
   'plan-not-ready': { status: 409, title: 'The plan is still being evaluated' },
   'approval-not-counted': { status: 409, title: 'The approval would not count' },
+  'request-replayed': { status: 409, title: 'This signed request was already received' },
   'plan-expired': { status: 410, title: 'The plan has expired' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send application/json' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used for a different request' },
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
+  'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
   'internal': { status: 500, title: 'Internal error' },
 } as const;
 

@@ -35,6 +35,18 @@ export const idempotencyHeaders = z.object({
     .openapi({ description: 'Repeat a request safely: the same key and body return the same plan; the same key with another body is refused (422).' }),
 });
 
+/**
+ * Which client sent an approval: `api` (default) or `cli`. Self-declared, which is acceptable because
+ * both are bearer-token channels of equal strength; it only tells them apart in the record. `chat`
+ * cannot be declared: only the signature-verified endpoints under /v1/channels record it.
+ */
+export const channelHeaders = z.object({
+  'x-proxmox-agent-channel': z
+    .enum(['api', 'cli'])
+    .optional()
+    .openapi({ description: 'The client that sends this approval: api (default) or cli. chat is only recorded by /v1/channels/*.' }),
+});
+
 export const applyRequestSchema = z
   .strictObject({
     planId: planIdSchema,

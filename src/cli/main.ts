@@ -3,6 +3,7 @@
  * `register(program)`; this file only wires them.
  */
 import { Command } from 'commander';
+import { register as registerApprovals } from './commands/approvals.js';
 import { register as registerPolicy } from './commands/policy.js';
 
 export function buildProgram(): Command {
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // Command groups register here, one line each.
+  registerApprovals(program);
   registerPolicy(program);
   return program;
 }

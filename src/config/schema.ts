@@ -47,6 +47,54 @@ export const apiTokenSchema = z.strictObject({
   roles: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/)).default([]).describe('Approver roles policy rules may ask for'),
 });
 
+const roleName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/);
+
+/** Who a chat user or bot user is, for approvals: the principal they approve as, like a token's. */
+const approverIdentitySchema = z.strictObject({
+  principal: z.string().min(1).describe('The identity that approves, e.g. human:alice; counts once across all channels'),
+  roles: z.array(roleName).default([]),
+  environments: z.array(z.union([z.literal('*'), environmentName])).min(1).default(['*']),
+});
+
+/** Approvals from chat (docs/approvals.md): Slack interactivity and signed webhooks from other bots. */
+export const channelsSchema = z.strictObject({
+  slack: z
+    .strictObject({
+      signingSecret: secretRef,
+      users: z.record(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id like U012ABCDEF'), approverIdentitySchema),
+      responseUrlOrigins: z
+        .array(z.url({ protocol: /^https?$/ }))
+        .min(1)
+        .default(['https://hooks.slack.com'])
+        .describe('Origins the interaction response_url may point at; anything else is refused (no SSRF relay)'),
+    })
+    .optional(),
+  webhooks: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+        secret: secretRef,
+        approvers: z.record(z.string().regex(/^[\w.@:+-]{1,128}$/, 'an approver id the bot sends'), approverIdentitySchema),
+      }),
+    )
+    .default([]),
+});
+
+/** Where approval requests are posted (the notifyApprovers activity). */
+export const notificationsSchema = z.strictObject({
+  webhooks: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1).optional().describe('Names the target in logs and errors (never the URL: it may be a secret)'),
+        url: z.url({ protocol: /^https?$/ }),
+        secret: secretRef.optional().describe('Signs each POST with X-PA-Timestamp and X-PA-Signature'),
+        format: z.enum(['slack', 'json']),
+      }),
+    )
+    .default([]),
+  apiBaseUrl: z.url({ protocol: /^https?$/ }).optional().describe('Public base URL of this API, for links in notifications'),
+});
+
 export const configSchema = z
   .strictObject({
     server: z
@@ -66,6 +114,8 @@ export const configSchema = z
     /** Inline, or `{file: path}` naming a YAML policy file (relative to this config file). */
     policy: z.union([policySchema, z.strictObject({ file: z.string().min(1) })]).default(policySchema.parse({})),
     audit: z.strictObject({ file: z.string().min(1) }).default({ file: '.data/audit/audit.jsonl' }),
+    channels: channelsSchema.default({ webhooks: [] }),
+    notifications: notificationsSchema.default({ webhooks: [] }),
   })
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));
@@ -82,6 +132,20 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['tokens', i, 'environments', j], message: `unknown environment '${env}'` });
       });
     });
+  })
+  .superRefine((config, ctx) => {
+    const envs = new Set(Object.keys(config.environments));
+    const checkEnvs = (identity: { environments: string[] }, path: (string | number)[]) =>
+      identity.environments.forEach((env, j) => {
+        if (env !== '*' && !envs.has(env)) ctx.addIssue({ code: 'custom', path: [...path, 'environments', j], message: `unknown environment '${env}'` });
+      });
+    for (const [id, identity] of Object.entries(config.channels.slack?.users ?? {})) checkEnvs(identity, ['channels', 'slack', 'users', id]);
+    const botIds = new Set<string>();
+    config.channels.webhooks.forEach((bot, i) => {
+      if (botIds.has(bot.id)) ctx.addIssue({ code: 'custom', path: ['channels', 'webhooks', i, 'id'], message: `duplicate webhook id '${bot.id}'` });
+      botIds.add(bot.id);
+      for (const [id, identity] of Object.entries(bot.approvers)) checkEnvs(identity, ['channels', 'webhooks', i, 'approvers', id]);
+    });
   });
 
 /** The config as written: the policy may still be a reference to its file. */
@@ -92,3 +156,6 @@ export type EnvironmentConfig = z.output<typeof environmentSchema>;
 export type ApiTokenConfig = z.output<typeof apiTokenSchema>;
 export type ProxmoxEndpointConfig = z.output<typeof proxmoxEndpoint>;
 export type SecretRef = z.output<typeof secretRef>;
+export type ChannelsConfig = z.output<typeof channelsSchema>;
+export type NotificationsConfig = z.output<typeof notificationsSchema>;
+export type ApproverIdentity = z.output<typeof approverIdentitySchema>;

@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
   condition,
   proxyActivities,
@@ -47,6 +48,13 @@ const proxmox = proxyActivities<Activities>({
     maximumAttempts: 25,
     nonRetryableErrorTypes: ['ProxmoxPermanentError', 'ProxmoxTaskFailedError', 'ActionBlocked'],
   },
+});
+
+// Approval requests posted to webhooks (notifyApprovers): retried, bounded, never failing the plan.
+const notifier = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: ['NotificationRejected'] },
 });
 
 const nowIso = () => new Date().toISOString();
@@ -178,9 +186,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
   await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
   planRecorded = true;
+  // Not awaited here: the plan is returned while approvers are notified; cancelled if still retrying at the end.
+  const notifying = view.status === 'awaiting_approval' ? new CancellationScope() : undefined;
+  const notified = notifying?.run(() => notifier.notifyApprovers({ plan: view! })).catch(() => undefined);
 
   if (view.status !== 'denied') await awaitApplyThenExecute(view);
   await condition(allHandlersFinished);
+  notifying?.cancel();
+  await notified;
   return view;
 
   async function readTarget(): Promise<Preflight> {

@@ -1,0 +1,93 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { planViewSchema } from '../../domain/plan-view.js';
+import type { PlanView } from '../../domain/plan-view.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { ApiError, problemResponses } from '../problems.js';
+
+const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
+
+export const approvalSummarySchema = planViewSchema
+  .pick({
+    planId: true,
+    requestHash: true,
+    action: true,
+    environment: true,
+    target: true,
+    reason: true,
+    requester: true,
+    status: true,
+    risk: true,
+    decision: true,
+    reasons: true,
+    applyRequested: true,
+    createdAt: true,
+    expiresAt: true,
+  })
+  .extend({
+    approval: planViewSchema.shape.approval.pick({ required: true, received: true, requirements: true, approvers: true }),
+    links: z.object({ self: z.string(), temporalUi: z.string().optional() }),
+  })
+  .meta({ id: 'ApprovalSummary' });
+
+export const approvalListSchema = z.object({ items: z.array(approvalSummarySchema) }).meta({ id: 'ApprovalList' });
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/v1/approvals',
+  tags: ['approvals'],
+  summary: 'Plans waiting for approval',
+  description:
+    'Runs awaiting approval in the environments the token may act in, oldest first. Found through Temporal visibility (eventually consistent: a plan made a moment ago may appear a moment later). Needs the approve or read scope.',
+  security: [{ bearer: [] }],
+  request: {
+    query: z.object({
+      status: z.enum(['pending']).default('pending').describe('Only pending (awaiting approval) for now'),
+      limit: z.coerce.number().int().min(1).max(200).default(50),
+    }),
+  },
+  responses: {
+    200: { description: 'The pending plans', ...json(approvalListSchema) },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'temporal-unavailable'),
+  },
+});
+
+export function registerApprovalRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  app.openapi(listRoute, async (c) => {
+    const caller = c.get('caller');
+    if (!caller.scopes.includes('approve') && !caller.scopes.includes('read'))
+      throw new ApiError('forbidden', `token '${caller.tokenId}' needs the approve or read scope`);
+    if (!deps.approvals) throw new ApiError('not-found', 'approval listing is not configured');
+    const { limit } = c.req.valid('query');
+    const views = await deps.approvals.pending({ environments: caller.environments, limit });
+    return c.json({ items: views.map((v) => summary(v, deps)) }, 200);
+  });
+}
+
+function summary(v: PlanView, deps: ApiDeps): z.infer<typeof approvalSummarySchema> {
+  const { required, received, requirements, approvers } = v.approval;
+  return {
+    planId: v.planId,
+    requestHash: v.requestHash,
+    action: v.action,
+    environment: v.environment,
+    target: v.target,
+    reason: v.reason,
+    requester: v.requester,
+    status: v.status,
+    risk: v.risk,
+    decision: v.decision,
+    reasons: v.reasons,
+    applyRequested: v.applyRequested,
+    createdAt: v.createdAt,
+    expiresAt: v.expiresAt,
+    approval: { required, received, requirements, approvers },
+    links: {
+      self: `/v1/actions/${v.planId}`,
+      ...(deps.temporalUi
+        ? { temporalUi: `${deps.temporalUi.baseUrl}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${v.planId}` }
+        : {}),
+    },
+  };
+}
+
+export type ApprovalList = z.infer<typeof approvalListSchema>;

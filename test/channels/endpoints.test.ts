@@ -1,0 +1,275 @@
+/**
+ * The chat endpoints and the approval channel header, through the real Hono app with a fake plan
+ * gateway: signature checks, replay protection, identity mapping, what is signalled and what Slack is told.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/api/app.js';
+import type { Caller } from '../../src/api/auth.js';
+import type { ApiDeps } from '../../src/api/context.js';
+import type { PlanGateway } from '../../src/api/plan-gateway.js';
+import { ApiError } from '../../src/api/problems.js';
+import { createNonceCache } from '../../src/channels/nonce-cache.js';
+import type { ChannelSettings } from '../../src/channels/settings.js';
+import { slackSignature, webhookSignature } from '../../src/channels/signing.js';
+import { encodeButtonValue } from '../../src/channels/slack.js';
+import type { PlanView } from '../../src/domain/plan-view.js';
+import type { ApprovalArgs } from '../../src/workflows/messages.js';
+import { pendingPlan, slackClickBody } from './helpers/fixtures.js';
+
+const NOW = Date.parse('2026-03-01T12:00:00Z');
+const nowS = (offset = 0) => String(Math.floor(NOW / 1000) + offset);
+const SLACK_SECRET = 'slack-signing-secret';
+const BOT_SECRET = 'opsbot-secret';
+const RESPONSE_URL = 'https://hooks.slack.com/actions/T1/42/abc';
+
+let plan: PlanView;
+let signals: (Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string })[];
+let responses: { url: string; message: any }[];
+let app: ReturnType<typeof createApp>;
+
+const settings: ChannelSettings = {
+  slack: {
+    signingSecret: SLACK_SECRET,
+    users: new Map([
+      ['UALICE', { principal: 'human:alice', roles: ['dba'], environments: ['*'] }],
+      ['ULABONLY', { principal: 'human:larry', roles: [], environments: ['lab'] }],
+      ['UAGENT', { principal: 'agent:pi-demo', roles: [], environments: ['*'] }],
+    ]),
+    responseUrlOrigins: ['https://hooks.slack.com'],
+  },
+  webhooks: [{ id: 'opsbot', secret: BOT_SECRET, approvers: new Map([['bob@example.com', { principal: 'human:bob', roles: [], environments: ['*'] }]]) }],
+};
+
+beforeEach(() => {
+  plan = pendingPlan();
+  signals = [];
+  responses = [];
+  const plans = {
+    state: async (planId: string) => {
+      if (planId !== plan.planId) throw new ApiError('plan-not-found', `no plan ${planId}`);
+      return structuredClone(plan);
+    },
+    approve: async (planId: string, args: Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string }) => {
+      if (args.principal === plan.requester.principal) throw new ApiError('self-approval', `${args.principal} requested plan ${planId} and cannot approve or reject it`, { planId });
+      if (signals.some((s) => s.principal === args.principal)) throw new ApiError('approval-not-counted', `${args.principal} has already approved plan ${planId}; one identity counts once`);
+      signals.push(args);
+      const v = structuredClone(plan);
+      v.approval.received = signals.length;
+      return v;
+    },
+  } as unknown as PlanGateway;
+  const approver: Caller = { tokenId: 'demo-approver-1', principal: 'human:alice', scopes: ['approve', 'read'], environments: ['*'], roles: [] };
+  const deps: ApiDeps = {
+    plans,
+    authenticate: (h) => {
+      if (h !== 'Bearer approver') throw new ApiError('unauthenticated', 'send Authorization: Bearer <token>');
+      return approver;
+    },
+    environments: new Set(['lab', 'prod']),
+    health: async () => ({ ok: true, checks: {} }),
+    evaluate: async () => {
+      throw new Error('not used');
+    },
+    channels: {
+      settings,
+      nonces: createNonceCache({ now: () => NOW }),
+      now: () => NOW,
+      respond: async (url, message) => {
+        responses.push({ url, message });
+      },
+    },
+  };
+  app = createApp(deps);
+});
+
+const json = async (res: Response): Promise<any> => res.json();
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+function slackRequest(opts: { userId?: string; actionId?: string; timestamp?: string; secret?: string; responseUrl?: string; value?: string } = {}) {
+  const body = slackClickBody({
+    userId: opts.userId ?? 'UALICE',
+    actionId: opts.actionId ?? 'approve',
+    value: opts.value ?? encodeButtonValue(plan.planId, plan.requestHash),
+    responseUrl: opts.responseUrl ?? RESPONSE_URL,
+  });
+  const timestamp = opts.timestamp ?? nowS(-2);
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': timestamp,
+      'x-slack-signature': slackSignature(opts.secret ?? SLACK_SECRET, timestamp, body),
+    },
+    body,
+  };
+}
+
+describe('POST /v1/channels/slack/interactions', () => {
+  const path = '/v1/channels/slack/interactions';
+
+  it('records a mapped user’s click as a chat approval and updates the message', async () => {
+    const res = await app.request(path, slackRequest());
+    expect(res.status).toBe(200);
+    expect(signals).toEqual([
+      { principal: 'human:alice', tokenId: 'slack:UALICE', roles: ['dba'], channel: 'chat', decision: 'approve', requestHash: plan.requestHash },
+    ]);
+    await flush();
+    expect(responses).toHaveLength(1);
+    expect(responses[0]!.url).toBe(RESPONSE_URL);
+    expect(responses[0]!.message.replace_original).toBe(true);
+    expect(JSON.stringify(responses[0]!.message)).toContain('human:alice approved; still needed: 2 more');
+  });
+
+  it('records a reject', async () => {
+    await app.request(path, slackRequest({ actionId: 'reject' }));
+    expect(signals[0]).toMatchObject({ decision: 'reject', channel: 'chat' });
+  });
+
+  it('refuses a stale timestamp without acting', async () => {
+    const res = await app.request(path, slackRequest({ timestamp: nowS(-301) }));
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect((await json(res)).detail).toMatch(/more than 300 seconds old/);
+    expect(signals).toEqual([]);
+  });
+
+  it('refuses a forged signature, bearer token or not', async () => {
+    const forged = slackRequest({ secret: 'guessed' });
+    const res = await app.request(path, { ...forged, headers: { ...forged.headers, authorization: 'Bearer approver' } });
+    expect(res.status).toBe(401);
+    expect((await json(res)).detail).toBe('the signature does not match');
+    const unsigned = await app.request(path, { method: 'POST', body: 'payload=%7B%7D', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(unsigned.status).toBe(401);
+    expect(signals).toEqual([]);
+  });
+
+  it('refuses a replay of the same signed request', async () => {
+    const req = slackRequest();
+    expect((await app.request(path, req)).status).toBe(200);
+    const again = await app.request(path, req);
+    expect(again.status).toBe(409);
+    expect((await json(again)).type).toBe('/problems/request-replayed');
+    expect(signals).toHaveLength(1);
+  });
+
+  it('tells an unmapped user, ephemerally, and records nothing', async () => {
+    const res = await app.request(path, slackRequest({ userId: 'UNOBODY' }));
+    expect(res.status).toBe(200);
+    await flush();
+    expect(signals).toEqual([]);
+    expect(responses[0]!.message).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+    expect(responses[0]!.message.text).toMatch(/UNOBODY is not mapped to an approver/);
+  });
+
+  it('answers a refusal (self-approval, duplicate, environment) ephemerally', async () => {
+    await app.request(path, slackRequest({ userId: 'UAGENT' }));
+    await app.request(path, slackRequest({ userId: 'ULABONLY', timestamp: nowS(-3) }));
+    await app.request(path, slackRequest({ timestamp: nowS(-4) }));
+    await app.request(path, slackRequest({ timestamp: nowS(-5) }));
+    await flush();
+    expect(responses.map((r) => [r.message.response_type, r.message.text])).toEqual([
+      ['ephemeral', expect.stringMatching(/^Not recorded: agent:pi-demo requested plan .* cannot approve/)],
+      ['ephemeral', "Not recorded: human:larry may not approve in environment 'prod'"],
+      [undefined, expect.stringContaining('human:alice approved')],
+      ['ephemeral', expect.stringMatching(/one identity counts once/)],
+    ]);
+  });
+
+  it('never posts to a response_url outside the allowed origins, and records nothing', async () => {
+    for (const responseUrl of ['https://evil.example/hook', 'http://127.0.0.1:8787/v1/actions/plan', 'http://169.254.169.254/']) {
+      const res = await app.request(path, slackRequest({ responseUrl, timestamp: String(Number(nowS()) - responseUrl.length) }));
+      expect(res.status).toBe(400);
+      expect((await json(res)).detail).toMatch(/response_url is not on an allowed origin/);
+    }
+    await flush();
+    expect(responses).toEqual([]);
+    expect(signals).toEqual([]);
+  });
+
+  it('refuses payloads it does not understand', async () => {
+    const res = await app.request(path, slackRequest({ value: 'plan_nope|sha256:1' }));
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('POST /v1/channels/webhook/approvals', () => {
+  const path = '/v1/channels/webhook/approvals';
+  const body = (over: object = {}) =>
+    JSON.stringify({ planId: plan.planId, requestHash: plan.requestHash, decision: 'approve', approver: 'bob@example.com', nonce: 'n-0123456789abcdef', comment: 'CHG-42 ok', ...over });
+  const signed = (raw: string, opts: { secret?: string; timestamp?: string } = {}) => {
+    const timestamp = opts.timestamp ?? nowS(-1);
+    return {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-pa-timestamp': timestamp, 'x-pa-signature': webhookSignature(opts.secret ?? BOT_SECRET, timestamp, raw) },
+      body: raw,
+    };
+  };
+
+  it('records a signed approval as the configured approver, channel chat', async () => {
+    const res = await app.request(path, signed(body()));
+    expect(res.status).toBe(202);
+    expect(await json(res)).toMatchObject({ planId: plan.planId, status: 'awaiting_approval', approval: { required: 2, received: 1 } });
+    expect(signals).toEqual([
+      { principal: 'human:bob', tokenId: 'webhook:opsbot', roles: [], channel: 'chat', decision: 'approve', requestHash: plan.requestHash, comment: 'CHG-42 ok' },
+    ]);
+  });
+
+  it('refuses stale, forged and unsigned requests', async () => {
+    expect((await app.request(path, signed(body(), { timestamp: nowS(-400) }))).status).toBe(401);
+    expect((await app.request(path, signed(body(), { timestamp: nowS(400) }))).status).toBe(401);
+    expect((await app.request(path, signed(body(), { secret: 'nope' }))).status).toBe(401);
+    const tampered = signed(body());
+    expect((await app.request(path, { ...tampered, body: body({ decision: 'reject' }) })).status).toBe(401);
+    expect((await app.request(path, { method: 'POST', body: body(), headers: { authorization: 'Bearer approver' } })).status).toBe(401);
+    expect(signals).toEqual([]);
+  });
+
+  it('refuses a replayed nonce, even re-signed with a new timestamp', async () => {
+    expect((await app.request(path, signed(body()))).status).toBe(202);
+    const replay = await app.request(path, signed(body(), { timestamp: nowS(-7) }));
+    expect(replay.status).toBe(409);
+    expect((await json(replay)).type).toBe('/problems/request-replayed');
+    expect(signals).toHaveLength(1);
+  });
+
+  it('refuses an approver the bot does not have, and a body that does not match the schema', async () => {
+    const unknown = await app.request(path, signed(body({ approver: 'mallory', nonce: 'n-abcdefabcdefabcd' })));
+    expect(unknown.status).toBe(403);
+    expect((await json(unknown)).detail).toBe("approver 'mallory' is not configured for webhook 'opsbot'");
+    const bad = await app.request(path, signed(body({ nonce: 'short' })));
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).errors[0].path).toBe('nonce');
+    expect((await app.request(path, signed('not json'))).status).toBe(400);
+    expect(signals).toEqual([]);
+  });
+
+  it('reports a workflow refusal as its problem', async () => {
+    await app.request(path, signed(body()));
+    const dup = await app.request(path, signed(body({ nonce: 'n-fedcba9876543210' })));
+    expect(dup.status).toBe(409);
+    expect((await json(dup)).type).toBe('/problems/approval-not-counted');
+  });
+});
+
+describe('X-Proxmox-Agent-Channel on POST /v1/actions/{planId}/approvals', () => {
+  const approve = (headers: Record<string, string> = {}) =>
+    app.request(`/v1/actions/${plan.planId}/approvals`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer approver', 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ decision: 'approve' }),
+    });
+
+  it('records api by default and cli when the CLI says so', async () => {
+    expect((await approve()).status).toBe(202);
+    expect(signals[0]!.channel).toBe('api');
+    signals.length = 0;
+    expect((await approve({ 'x-proxmox-agent-channel': 'cli' })).status).toBe(202);
+    expect(signals[0]!.channel).toBe('cli');
+  });
+
+  it('cannot claim chat: that is only recorded by the signed endpoints', async () => {
+    const res = await approve({ 'x-proxmox-agent-channel': 'chat' });
+    expect(res.status).toBe(400);
+    expect(signals).toEqual([]);
+  });
+});
