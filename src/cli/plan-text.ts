@@ -45,7 +45,7 @@ export function approvalsTable(items: readonly ApprovalSummary[]): string {
     i.action,
     `${i.environment}/${i.target.vmid}`,
     i.risk,
-    `${i.approval.received}/${i.approval.required}${describeMissing(i) ? '+' : ''}`,
+    `${i.approval.received}/${i.approval.required}${i.approval.received >= i.approval.required && describeMissing(i) ? '+' : ''}`,
     i.requester.principal,
     i.expiresAt,
     i.reason.length > 40 ? `${i.reason.slice(0, 39)}…` : i.reason,
