@@ -38,7 +38,8 @@ export function checkPolicyAgainstConfig(config: Config): ConsistencyProblem[] {
   return problems;
 }
 
-/** Roles held by identities that may approve: tokens with the approve scope. */
+/** Roles held by identities that may approve: tokens with the approve scope, and chat identities. */
 export function approverRoles(config: Config): Set<string> {
-  return new Set(config.tokens.filter((t) => t.scopes.includes('approve')).flatMap((t) => t.roles));
+  const chat = [...Object.values(config.channels.slack?.users ?? {}), ...config.channels.webhooks.flatMap((b) => Object.values(b.approvers))];
+  return new Set([...config.tokens.filter((t) => t.scopes.includes('approve')).flatMap((t) => t.roles), ...chat.flatMap((i) => i.roles)]);
 }
