@@ -57,6 +57,7 @@ export const SERVED_ROUTES = [
   'DELETE /nodes/{node}/lxc/{vmid}',
 
   'POST /nodes/{node}/vzdump',
+  'GET /nodes/{node}/storage',
   'GET /nodes/{node}/storage/{storage}/content',
 
   'GET /nodes/{node}/tasks',

@@ -85,6 +85,54 @@ describe('clone', () => {
   });
 });
 
+describe('clone: full, linked, running containers', () => {
+  it('a linked clone needs a template or a snapshot, and takes no storage', async () => {
+    sim = await startLab();
+    const linked = await post(sim, '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150, full: 0 } });
+    expect(linked.status).toBe(500);
+    expect(linked.statusText).toBe("Linked clone feature is not supported for drive 'scsi0'");
+    const ct = await post(sim, '/nodes/pve-lab/lxc/300/clone', { form: { newid: 350, full: 0 } });
+    expect(ct.statusText).toBe("Linked clone feature for 'local-lvm:vm-300-disk-0' is not available");
+    const withStorage = await post(sim, '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150, full: 0, snapname: 'before-upgrade', storage: 'local' } });
+    expect(withStorage.statusText).toBe("parameter 'storage' not allowed for linked clones");
+    expect(sim.model.guest(150)).toBeUndefined();
+
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150, full: 0, snapname: 'before-upgrade' } })).exitstatus).toBe('OK');
+    expect(sim.mutations.all()).toMatchObject([{ vmid: 101, op: 'clone', key: '150', detail: { full: false } }]);
+  });
+
+  it('a template clones linked by default', async () => {
+    sim = await startLab();
+    sim.model.findGuest(101)!.config.template = '1';
+    const task = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150, name: 'from-template' } });
+    expect(task.exitstatus).toBe('OK');
+    expect(sim.mutations.all()[0]?.detail).toMatchObject({ full: false });
+  });
+
+  it('a running container clones fully only from a snapshot', async () => {
+    sim = await startLab();
+    const r = await post(sim, '/nodes/pve-lab/lxc/300/clone', { form: { newid: 350, hostname: 'c2', full: 1 } });
+    expect(r.status).toBe(500);
+    expect(r.statusText).toBe('Full clone of a running container is only possible from a snapshot');
+    expect(sim.model.guest(350)).toBeUndefined();
+  });
+});
+
+describe('storage list', () => {
+  it('lists the node\'s storages with their content types, or refuses an unknown one', async () => {
+    sim = await startLab();
+    const all = (await get(sim, '/nodes/pve-lab/storage')).body.data;
+    expect(all).toMatchObject([
+      { storage: 'local', type: 'dir', content: expect.stringContaining('backup'), active: 1, enabled: 1 },
+      { storage: 'local-lvm', type: 'lvmthin', content: 'images,rootdir' },
+    ]);
+    expect((await get(sim, '/nodes/pve-lab/storage', { query: { content: 'backup' } })).body.data.map((s: { storage: string }) => s.storage)).toEqual(['local']);
+    const missing = await get(sim, '/nodes/pve-lab/storage', { query: { storage: 'nfs-1' } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.errors).toEqual({ storage: 'No such storage.' });
+  });
+});
+
 describe('migrate', () => {
   it('checks preconditions and moves the guest when the task completes', async () => {
     sim = await startProd();

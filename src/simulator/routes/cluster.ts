@@ -124,6 +124,26 @@ function guestList(type: 'qemu' | 'lxc'): Handler {
   };
 }
 
+/** The node's storages with their content types: what a client checks before choosing a backup target. */
+const storageList: Handler = (ctx) => {
+  const content = str(ctx, 'content');
+  const only = str(ctx, 'storage');
+  if (only !== undefined && !ctx.sim.model.storage(only)) paramError({ storage: 'No such storage.' });
+  return ctx.sim.model.storages
+    .filter((s) => (only === undefined || s.storage === only) && (content === undefined || content.split(',').some((c) => s.content.includes(c))))
+    .map((s) => ({
+      storage: s.storage,
+      type: s.plugintype,
+      content: s.content.join(','),
+      active: 1,
+      enabled: 1,
+      shared: 0,
+      total: 500 * 1024 ** 3,
+      used: 20 * 1024 ** 3,
+      avail: 480 * 1024 ** 3,
+    }));
+};
+
 const storageContent: Handler = (ctx) => {
   const { model } = ctx.sim;
   const node = str(ctx, 'node')!;
@@ -172,5 +192,6 @@ export const clusterRoutes: Partial<Record<RouteKey, Handler>> = {
   'GET /cluster/nextid': nextid,
   'GET /nodes/{node}/qemu': guestList('qemu'),
   'GET /nodes/{node}/lxc': guestList('lxc'),
+  'GET /nodes/{node}/storage': storageList,
   'GET /nodes/{node}/storage/{storage}/content': storageContent,
 };

@@ -39,6 +39,18 @@ const clone = (type: GuestType): Handler => (ctx) => {
   const storage = str(ctx, 'storage');
   if (storage !== undefined && !model.storage(storage)) die(`storage '${storage}' does not exist`);
   checkLockSync(src);
+  const template = src.config.template === '1';
+  const full = ctx.params.full === undefined ? !template : bool(ctx, 'full');
+  if (storage !== undefined && !full) die("parameter 'storage' not allowed for linked clones");
+  const sourceDisks = Object.entries(snap?.config ?? src.config).filter(([k, v]) => isDiskKey(k) && !k.startsWith('unused') && parseDisk(v).media !== 'cdrom');
+  if (type === 'lxc' && full && src.status === 'running' && snapname === undefined) {
+    die('Full clone of a running container is only possible from a snapshot');
+  }
+  // lvmthin (our only disk storage) clones thin volumes from a template's base volumes or from a snapshot.
+  if (!full && !template && snapname === undefined && sourceDisks.length > 0) {
+    const [key, value] = sourceDisks[0]!;
+    die(type === 'qemu' ? `Linked clone feature is not supported for drive '${key}'` : `Linked clone feature for '${parseDisk(value).volid}' is not available`);
+  }
 
   const baseConf = { ...(snap?.config ?? src.config) };
   const nameKey = type === 'qemu' ? 'name' : 'hostname';
@@ -53,7 +65,7 @@ const clone = (type: GuestType): Handler => (ctx) => {
       const store = storage ?? volid.split(':')[0] ?? 'local-lvm';
       const newVol = `${store}:vm-${newid}-disk-${diskNo++}`;
       conf[k] = [newVol, ...v.split(',').slice(1)].join(',');
-      copied.push(`create full clone of drive ${k} (${volid})`, `  Logical volume "${newVol.split(':')[1]}" created.`);
+      copied.push(`create ${full ? 'full' : 'linked'} clone of drive ${k} (${volid})`, `  Logical volume "${newVol.split(':')[1]}" created.`);
       continue;
     }
     conf[k] = v;
@@ -86,7 +98,7 @@ const clone = (type: GuestType): Handler => (ctx) => {
     startLog: copied,
     complete: (t) => {
       t.log(`clone of ${guestLabel(src)} ${src.vmid} to ${newid} finished`);
-      recordMutation(ctx, src, 'clone', { upid: t.upid, key: String(newid), detail: { newid, name, target } });
+      recordMutation(ctx, src, 'clone', { upid: t.upid, key: String(newid), detail: { newid, name, target, full } });
     },
     onAbort: () => {
       if (model.findGuest(newid) === clone) model.removeGuest(newid);
