@@ -26,6 +26,7 @@ let plan: PlanView;
 let signals: (Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string })[];
 let responses: { url: string; message: any }[];
 let app: ReturnType<typeof createApp>;
+let deps: ApiDeps;
 
 const settings: ChannelSettings = {
   slack: {
@@ -59,7 +60,7 @@ beforeEach(() => {
     },
   } as unknown as PlanGateway;
   const approver: Caller = { tokenId: 'demo-approver-1', principal: 'human:alice', scopes: ['approve', 'read'], environments: ['*'], roles: [] };
-  const deps: ApiDeps = {
+  deps = {
     plans,
     authenticate: (h) => {
       if (h !== 'Bearer approver') throw new ApiError('unauthenticated', 'send Authorization: Bearer <token>');
@@ -186,6 +187,21 @@ describe('POST /v1/channels/slack/interactions', () => {
     expect(signals).toEqual([]);
   });
 
+  it('tells the user when the decision could not be recorded, and answers 5xx', async () => {
+    const failing = createApp({
+      ...deps,
+      plans: {
+        state: async () => {
+          throw Object.assign(new Error('unavailable'), { name: 'ServiceError', code: 14 });
+        },
+      } as unknown as PlanGateway,
+    });
+    const res = await failing.request(path, slackRequest());
+    expect(res.status).toBe(503);
+    await flush();
+    expect(responses[0]!.message).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(/could not record your decision just now/) });
+  });
+
   it('refuses payloads it does not understand', async () => {
     const res = await app.request(path, slackRequest({ value: 'plan_nope|sha256:1' }));
     expect(res.status).toBe(400);
@@ -271,5 +287,19 @@ describe('X-Proxmox-Agent-Channel on POST /v1/actions/{planId}/approvals', () =>
     const res = await approve({ 'x-proxmox-agent-channel': 'chat' });
     expect(res.status).toBe(400);
     expect(signals).toEqual([]);
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents the approval list and both chat endpoints, with the channel header', async () => {
+    const res = await app.request('/v1/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = await json(res);
+    expect(doc.paths['/v1/approvals'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['status', 'limit']);
+    expect(doc.paths['/v1/channels/slack/interactions'].post.requestBody.content).toHaveProperty('application/x-www-form-urlencoded');
+    expect(doc.paths['/v1/channels/webhook/approvals'].post.responses).toHaveProperty('202');
+    expect(doc.paths['/v1/channels/webhook/approvals'].post.security).toBeUndefined();
+    const approvalParams = doc.paths['/v1/actions/{planId}/approvals'].post.parameters.map((p: { name: string }) => p.name);
+    expect(approvalParams).toContain('x-proxmox-agent-channel');
   });
 });

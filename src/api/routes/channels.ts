@@ -107,9 +107,9 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
       const view = await decide(identity, `slack:${interaction.userId}`, interaction);
       reply(outcomeMessage(view, identity.principal, interaction.decision, planLinks(view.planId, { ...(deps.temporalUi ? { temporalUi: deps.temporalUi } : {}) })));
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      reply(ephemeral(`Not recorded: ${escapeMrkdwn(err.message)}`));
-      if (err.status >= 500) throw err;
+      const known = err instanceof ApiError && err.status < 500;
+      reply(ephemeral(`Not recorded: ${escapeMrkdwn(known ? err.message : 'proxmox-agent could not record your decision just now; try again in a moment')}`));
+      if (!known) throw err;
     }
     // Slack needs a 200 within 3 seconds; the message itself is updated through response_url.
     return c.body(null, 200);
