@@ -1,5 +1,6 @@
-import type { GuestKind, GuestState } from '../domain/guest-state.js';
+import type { BackupStorage, GuestKind, GuestState, PeerGuest } from '../domain/guest-state.js';
 import type { ActionDefinition } from '../domain/actions/define.js';
+import { isDiskKey } from '../domain/actions/disks.js';
 import { ProxmoxNotFoundError, type ProxmoxClient } from '../proxmox/index.js';
 
 interface ClusterResource {
@@ -15,19 +16,27 @@ interface ClusterResource {
   hastate?: string;
 }
 
+/** Config keys the catalog compares; everything else (cloud-init secrets, hookscripts...) stays out of plans. */
+const CONFIG_KEYS = new Set(['cores', 'sockets', 'memory', 'balloon', 'swap', 'name', 'hostname', 'description', 'tags', 'onboot', 'protection', 'template']);
+
 /**
  * Read what the action needs to know about its target, in as few calls as it can:
- * /cluster/resources (node, kind, pool, tags), status/current (status, qmpstatus, lock, HA),
- * and, only when the action needs them, the config (digest, protection) and the snapshot list.
+ * /cluster/resources (node, kind, pool, tags, and the peer guest), status/current (status,
+ * qmpstatus, lock, HA), and, only when the action needs them, the config (digest, protection, the
+ * compared keys), the snapshot list, and the backup storage with this guest's backups in it.
+ * Without `target.node` the guest is found wherever it is (migrate looks on the target too).
  */
 export async function readGuest(
   client: ProxmoxClient,
   action: Pick<ActionDefinition, 'kind' | 'needs'>,
   target: { node?: string; vmid: number },
+  params: Record<string, unknown> = {},
 ): Promise<GuestState> {
   const resources = (await client.clusterResources('vm')) as ClusterResource[];
   const found = resources.find((r) => r.vmid === target.vmid && (r.type === 'qemu' || r.type === 'lxc'));
   const kind: GuestKind = action.kind;
+  const peerId = action.needs.peer?.(params);
+  const peer = peerId === undefined ? undefined : peerOf(resources, peerId);
   const absent: GuestState = {
     exists: false,
     kind,
@@ -38,6 +47,7 @@ export async function readGuest(
     template: false,
     protection: false,
     snapshots: [],
+    ...(peer ? { peer } : {}),
   };
   if (!found || found.type !== kind || (target.node !== undefined && found.node !== target.node)) return absent;
   const node = found.node!;
@@ -64,17 +74,60 @@ export async function readGuest(
     template: Boolean(found.template ?? status.template),
     protection: false,
     snapshots: [],
+    ...(peer ? { peer } : {}),
   };
   if (action.needs.config) {
     const config = (await client.guestConfig(node, kind, target.vmid)) as Record<string, unknown>;
     if (typeof config.digest === 'string') state.digest = config.digest;
     state.protection = Number(config.protection ?? 0) === 1;
+    state.config = comparedKeys(kind, config);
   }
   if (action.needs.snapshots) {
     const snaps = (await client.snapshots(node, kind, target.vmid)) as { name: string }[];
     state.snapshots = snaps.map((s) => s.name).filter((n) => n !== 'current');
   }
+  const storage = action.needs.backupStorage?.(params);
+  if (storage !== undefined) state.backupStorage = await readBackupStorage(client, node, storage, target.vmid);
   return state;
+}
+
+function peerOf(resources: ClusterResource[], vmid: number): PeerGuest {
+  const r = resources.find((x) => x.vmid === vmid && (x.type === 'qemu' || x.type === 'lxc'));
+  if (!r) return { vmid, exists: false };
+  return {
+    vmid,
+    exists: true,
+    kind: r.type as GuestKind,
+    ...(r.node ? { node: r.node } : {}),
+    ...(r.name ? { name: r.name } : {}),
+    ...(r.lock ? { lock: r.lock } : {}),
+  };
+}
+
+function comparedKeys(kind: GuestKind, config: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (value === undefined || value === null) continue;
+    if (CONFIG_KEYS.has(key) || isDiskKey(kind, key)) out[key] = String(value);
+  }
+  return out;
+}
+
+/** The storage as this node sees it, and this guest's backups in it (newest last). */
+async function readBackupStorage(client: ProxmoxClient, node: string, storage: string, vmid: number): Promise<BackupStorage> {
+  const storages = (await client.request('GET', '/nodes/{node}/storage', { node })) as { storage: string; content?: string }[];
+  const entry = storages.find((s) => s.storage === storage);
+  const acceptsBackups = (entry?.content ?? '').split(',').includes('backup');
+  if (!entry || !acceptsBackups) return { storage, exists: Boolean(entry), acceptsBackups, backups: [] };
+  const content = (await client.request('GET', '/nodes/{node}/storage/{storage}/content', { node, storage }, { content: 'backup', vmid })) as {
+    volid: string;
+    ctime?: number;
+    notes?: string;
+  }[];
+  const backups = content
+    .map((b) => ({ volid: b.volid, ctime: b.ctime ?? 0, ...(b.notes ? { notes: b.notes } : {}) }))
+    .sort((a, b) => a.ctime - b.ctime);
+  return { storage, exists: true, acceptsBackups, backups };
 }
 
 /** Proxmox tags are one string separated by ';' (older versions also ',' or spaces). */

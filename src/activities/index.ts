@@ -40,7 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     async preflight({ request }: PreflightInput): Promise<Preflight> {
       const action = findAction(request.action);
       if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
-      const state = await readGuest(env(request.environment).client, action, request.target);
+      const state = await readGuest(env(request.environment).client, action, request.target, request.params);
       const assessment = action.assess(state, request.params);
       return { state, fingerprint: fingerprint(state), assessment, checkedAt: new Date().toISOString() };
     },

@@ -23,6 +23,8 @@ export interface ExecuteInput {
   request: NormalizedRequest;
   /** The node the preflight resolved the guest to. */
   node: string;
+  /** The config digest the plan's preflight read: digest-guarded actions run only against this config. */
+  plannedDigest?: string;
 }
 
 export interface ExecuteResult {

@@ -21,7 +21,33 @@ export interface GuestState {
   protection: boolean;
   /** SHA-1 of the guest config file; changes on every config write. */
   digest?: string;
+  /**
+   * The config keys actions compare (sizing, naming, flags, disks), as Proxmox stores them; read
+   * only for actions that need the config. Other keys stay out of plans (cloud-init secrets...).
+   */
+  config?: Record<string, string>;
   snapshots: string[];
+  /** Another guest the action depends on (clone's new id), as /cluster/resources lists it. */
+  peer?: PeerGuest;
+  /** The backup target storage and this guest's backups in it (backup actions only). */
+  backupStorage?: BackupStorage;
+}
+
+export interface PeerGuest {
+  vmid: number;
+  exists: boolean;
+  kind?: GuestKind;
+  node?: string;
+  name?: string;
+  lock?: string;
+}
+
+export interface BackupStorage {
+  storage: string;
+  exists: boolean;
+  /** Whether the storage's content types include `backup`. */
+  acceptsBackups: boolean;
+  backups: { volid: string; ctime: number; notes?: string }[];
 }
 
 /** The parts of a guest's state that, if changed between plan and apply, make the plan stale. */

@@ -53,7 +53,28 @@ export const guestStateSchema = z.object({
   template: z.boolean(),
   protection: z.boolean(),
   digest: z.string().optional(),
+  config: z.record(z.string(), z.string()).optional().describe('The config keys the action compares (sizing, names, flags, disks)'),
   snapshots: z.array(z.string()),
+  peer: z
+    .object({
+      vmid: z.number().int(),
+      exists: z.boolean(),
+      kind: z.enum(['qemu', 'lxc']).optional(),
+      node: z.string().optional(),
+      name: z.string().optional(),
+      lock: z.string().optional(),
+    })
+    .optional()
+    .describe('The other guest the action depends on: the clone target id'),
+  backupStorage: z
+    .object({
+      storage: z.string(),
+      exists: z.boolean(),
+      acceptsBackups: z.boolean(),
+      backups: z.array(z.object({ volid: z.string(), ctime: z.number(), notes: z.string().optional() })),
+    })
+    .optional()
+    .describe("The backup target and this guest's backups in it"),
 });
 
 export const fingerprintSchema = z.object({

@@ -64,11 +64,12 @@ function exampleParams(schema: { safeParse(v: unknown): { success: boolean } }):
   const candidates: Record<string, unknown>[] = [
     {},
     { snapname: 'example' },
-    { newid: 9999 },
+    { newid: 9999, name: 'example' },
+    { newid: 9999, hostname: 'example' },
     { target: 'other-node' },
     { storage: 'local' },
-    { disk: 'scsi0', size: '+1G' },
-    { disk: 'rootfs', size: '+1G' },
+    { disk: 'scsi0', size: '1G' },
+    { disk: 'rootfs', size: '1G' },
     { cores: 2 },
   ];
   const found = candidates.find((c) => schema.safeParse(c).success);

@@ -258,7 +258,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 
   async function execute(v: PlanView): Promise<ActionResult> {
     try {
-      const r = await proxmox.executeAction({ planId, request, node: v.target.node ?? v.preflight.state?.node ?? '' });
+      const r = await proxmox.executeAction({ planId, request, node: v.target.node ?? v.preflight.state?.node ?? '', plannedDigest: v.preflight.fingerprint?.digest });
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;

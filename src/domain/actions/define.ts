@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Risk } from '../risk.js';
 import type { GuestKind, GuestState } from '../guest-state.js';
+import type { ProxmoxPathTemplate } from '../../proxmox/paths.js';
 
 /**
  * What the catalog knows about one action. Pure data and pure functions: the activity does the I/O,
@@ -12,22 +13,63 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType> {
   summary: string;
   description: string;
   params: P;
-  proxmox: { method: 'POST' | 'PUT' | 'DELETE'; path: string };
-  /** UPID task types this action produces (HA-managed guests get `ha*` types). */
+  /** The one mutating call; the path is one of PROXMOX_ROUTES (the compiler checks it). */
+  proxmox: { method: 'POST' | 'PUT' | 'DELETE'; path: ProxmoxPathTemplate };
+  /**
+   * What Proxmox answers: a task id (`task`), `null` once the work is done (`sync`, e.g. PUT config),
+   * or either (`task-or-sync`: resize returned null before qemu-server 8.0.2).
+   */
+  response: 'task' | 'sync' | 'task-or-sync';
+  /** UPID task types this action produces (HA-managed guests get `ha*` types). Empty for sync calls. */
   taskTypes: string[];
   baseRisk: Record<EnvironmentTier, Risk>;
   destructive: boolean;
   reversible: boolean;
-  /** Extra reads the preflight needs beyond status (config digest, snapshot list). */
-  needs: { config?: boolean; snapshots?: boolean };
+  /** Reads the preflight needs beyond status: the guest config, its snapshots, another guest, a storage. */
+  needs: ActionNeeds<z.output<P>>;
+  /**
+   * Optimistic concurrency on the guest config: the digest the plan's preflight read must still be
+   * current when the action runs. `sent`: the call carries it and Proxmox checks it atomically.
+   * `checked`: the endpoint takes no digest, so execute compares it just before dispatching.
+   */
+  digestGuard?: 'sent' | 'checked';
+  /** The node the guest ends up on (migrate): execute then looks for the guest anywhere in the cluster. */
+  destination?(params: z.output<P>): string;
   /** Decide, from the current state, whether to dispatch, skip (already done) or refuse. */
-  assess(state: GuestState, params: z.output<P>): Assessment;
+  assess(state: GuestState, params: z.output<P>, ctx?: ActionContext): Assessment;
   /** Path parameters for the Proxmox call. */
   pathParams(state: GuestState, params: z.output<P>): Record<string, string | number>;
   /** Body (POST/PUT) or query (DELETE) for the Proxmox call, in Proxmox's own parameter names. */
-  proxmoxParams(params: z.output<P>, state: GuestState): Record<string, string | number | boolean>;
+  proxmoxParams(params: z.output<P>, state: GuestState, ctx: ActionContext): WireParams;
   /** True once the guest really is in the state the action aims for (HA tasks end before that). */
   settled?(state: GuestState, params: z.output<P>): boolean;
+}
+
+export interface ActionNeeds<Params> {
+  /** The config: digest, protection, and the keys actions compare (cores, disks...). */
+  config?: boolean;
+  snapshots?: boolean;
+  /** Another guest the action depends on, by id: clone's `newid`. */
+  peer?(params: Params): number;
+  /** A storage and this guest's backups in it: backup's target. */
+  backupStorage?(params: Params): string;
+}
+
+/** What an action knows about the run it is part of; absent at plan time. */
+export interface ActionContext {
+  /** The plan being applied: it marks creations Proxmox cannot name for us (backup notes). */
+  planId?: string;
+  /** The config digest the plan's preflight read: digest-guarded calls must use this one. */
+  plannedDigest?: string;
+}
+
+/** Parameters as Proxmox takes them (booleans as 0/1 via `flag`). */
+export type WireParams = Record<string, string | number | boolean>;
+
+/** An endpoint's own parameters, where QEMU and LXC differ: the agent's schema and its Proxmox names. */
+export interface ParamSpec<P extends z.ZodType> {
+  params: P;
+  toProxmox(params: z.output<P>): WireParams;
 }
 
 export type EnvironmentTier = 'nonprod' | 'prod';

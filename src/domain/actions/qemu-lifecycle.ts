@@ -1,34 +1,31 @@
 import { z } from 'zod';
-import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
+import { blocked, flag } from './define.js';
+import { backupAction } from './backup.js';
+import { cloneAction, cloneParams, storageOnlyWhenFull, storageOnlyWhenFullMessage } from './clone.js';
+import { deleteAction } from './delete.js';
+import { dnsName, nodeName } from './guest-kind.js';
+import { migrateAction } from './migrate.js';
 
-export const vmDelete = defineAction({
-  name: 'vm.delete',
-  kind: 'qemu',
-  summary: 'Delete a QEMU VM and its disks',
-  description:
-    'Destroys a stopped VM. Irreversible. With purge, also removes it from backup jobs, replication and HA. A VM that no longer exists is recorded as a no-op.',
-  params: z.strictObject({
-    purge: z.boolean().default(false).describe('Also remove the VM from backup, replication and HA configuration'),
-    destroyUnreferencedDisks: z.boolean().default(false).describe('Also destroy disks not referenced in the config'),
-  }),
-  proxmox: { method: 'DELETE', path: '/nodes/{node}/qemu/{vmid}' },
-  taskTypes: ['qmdestroy'],
-  baseRisk: { nonprod: 'high', prod: 'critical' },
-  destructive: true,
-  reversible: false,
-  needs: { config: true },
-  assess(state, p) {
-    if (!state.exists) return alreadyDone(`VM ${state.vmid} does not exist`);
-    if (state.protection) return blocked(`can't remove VM ${state.vmid} - protection mode enabled`);
-    if (state.status === 'running') return blocked(`VM ${state.vmid} is running - destroy failed`);
-    if (state.haManaged && !p.purge)
-      return blocked(`unable to remove VM ${state.vmid} - used in HA resources and purge parameter not set.`);
-    return proceed();
-  },
-  pathParams: (state) => ({ node: state.node, vmid: state.vmid }),
-  proxmoxParams: (p) => ({
-    purge: flag(p.purge),
-    'destroy-unreferenced-disks': flag(p.destroyUnreferencedDisks),
-  }),
-  settled: (state) => !state.exists,
+export const vmClone = cloneAction('qemu', {
+  params: z
+    .strictObject({ ...cloneParams, name: dnsName.describe('Name of the new VM (DNS name); with newid, the idempotency key') })
+    .refine(storageOnlyWhenFull, storageOnlyWhenFullMessage),
+  toProxmox: (p) => ({ name: p.name }),
+  plannedName: (p) => p.name,
 });
+
+export const vmMigrate = migrateAction('qemu', {
+  description:
+    'Moves the VM to the target node. A running VM needs online (live migration); with local disks also withLocalDisks, which copies them. A VM already on the target is a no-op; the run ends when the VM is seen on the target.',
+  params: z.strictObject({
+    target: nodeName.describe('The node to move the VM to'),
+    online: z.boolean().default(false).describe('Live-migrate a running VM'),
+    withLocalDisks: z.boolean().default(false).describe('Copy local disks to the target (live migration with local storage)'),
+  }),
+  toProxmox: (p) => ({ online: flag(p.online), 'with-local-disks': flag(p.withLocalDisks) }),
+  runningRefusal: (state, p) => (state.status === 'running' && !p.online ? blocked("can't migrate running VM without --online") : undefined),
+});
+
+export const vmDelete = deleteAction('qemu');
+
+export const vmBackup = backupAction('qemu');

@@ -1,108 +1,110 @@
 import { z } from 'zod';
-import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
-import type { GuestState } from '../guest-state.js';
+import { alreadyDone, blocked, defineAction, flag, proceed, type WireParams } from './define.js';
+import { at, guestRoute, lockedMessage, missing, notRunning, timeoutParam, waitSeconds } from './guest-kind.js';
+import { rebootAction, shutdownAction, startAction, stopAction } from './power.js';
 
-const guestPath = '/nodes/{node}/qemu/{vmid}';
-const at = (state: GuestState) => ({ node: state.node, vmid: state.vmid });
-const seconds = (max: number) => z.number().int().min(0).max(max);
-const timeoutParam = (timeout: number | undefined): Record<string, number> => (timeout === undefined ? {} : { timeout });
-
-function missing(state: GuestState) {
-  return blocked(`VM ${state.vmid} does not exist`);
-}
-
-export const vmStart = defineAction({
-  name: 'vm.start',
-  kind: 'qemu',
-  summary: 'Start a QEMU VM',
-  description: 'Powers on a stopped VM. A VM that is already running is left alone and the run records a no-op.',
-  params: z.strictObject({ timeout: seconds(86400).optional().describe('Seconds Proxmox waits for the start') }),
-  proxmox: { method: 'POST', path: `${guestPath}/status/start` },
-  taskTypes: ['qmstart', 'hastart'],
-  baseRisk: { nonprod: 'low', prod: 'medium' },
-  destructive: false,
-  reversible: true,
-  needs: {},
-  assess(state) {
-    if (!state.exists) return missing(state);
-    if (state.status === 'running') {
-      return state.qmpstatus === 'paused'
-        ? blocked(`VM ${state.vmid} is paused: resume it instead`)
-        : alreadyDone(`VM ${state.vmid} is already running`);
-    }
-    return proceed();
-  },
-  pathParams: at,
-  proxmoxParams: (p) => timeoutParam(p.timeout),
-  settled: (state) => state.status === 'running',
+export const vmStart = startAction('qemu', {
+  params: z.strictObject({ timeout: waitSeconds('Seconds Proxmox waits for the start') }),
+  toProxmox: (p) => timeoutParam(p.timeout),
 });
 
-export const vmStop = defineAction({
-  name: 'vm.stop',
-  kind: 'qemu',
-  summary: 'Stop a QEMU VM (hard power-off)',
-  description: 'Stops a VM immediately, like pulling the plug. Prefer vm.shutdown for a clean stop.',
-  params: z.strictObject({ timeout: seconds(86400).optional().describe('Seconds before Proxmox gives up') }),
-  proxmox: { method: 'POST', path: `${guestPath}/status/stop` },
-  taskTypes: ['qmstop', 'hastop'],
-  baseRisk: { nonprod: 'medium', prod: 'high' },
-  destructive: false,
-  reversible: true,
-  needs: {},
-  assess(state) {
-    if (!state.exists) return missing(state);
-    if (state.status === 'stopped') return alreadyDone(`VM ${state.vmid} is already stopped`);
-    return proceed();
-  },
-  pathParams: at,
-  proxmoxParams: (p) => timeoutParam(p.timeout),
-  settled: (state) => state.status === 'stopped',
+export const vmStop = stopAction('qemu', {
+  params: z.strictObject({ timeout: waitSeconds('Seconds before Proxmox gives up') }),
+  toProxmox: (p) => timeoutParam(p.timeout),
 });
 
-export const vmShutdown = defineAction({
-  name: 'vm.shutdown',
-  kind: 'qemu',
-  summary: 'Shut a QEMU VM down cleanly',
-  description:
-    'Asks the guest OS to power off (ACPI). With forceStop, Proxmox stops the VM if it has not shut down within timeout seconds.',
+export const vmShutdown = shutdownAction('qemu', {
   params: z.strictObject({
-    timeout: seconds(86400).optional().describe('Seconds to wait for the guest (Proxmox default: 60)'),
+    timeout: waitSeconds('Seconds to wait for the guest (Proxmox default: 60)'),
     forceStop: z.boolean().default(false).describe('Hard-stop the VM if the clean shutdown times out'),
   }),
-  proxmox: { method: 'POST', path: `${guestPath}/status/shutdown` },
-  taskTypes: ['qmshutdown', 'hastop'],
+  toProxmox: (p) => ({ ...timeoutParam(p.timeout), forceStop: flag(p.forceStop) }),
+});
+
+export const vmReboot = rebootAction('qemu', {
+  params: z.strictObject({ timeout: waitSeconds('Seconds to wait for the shutdown part') }),
+  toProxmox: (p) => timeoutParam(p.timeout),
+});
+
+const hibernated = (state: { status?: string; lock?: string }) => state.status === 'stopped' && state.lock === 'suspended';
+
+export const vmSuspend = defineAction({
+  name: 'vm.suspend',
+  kind: 'qemu',
+  summary: 'Pause a running QEMU VM, or hibernate it to disk',
+  description:
+    'Pauses the VM in RAM (it keeps its memory and stays "running", qmpstatus paused). With todisk, Proxmox saves the RAM to storage and stops the VM (lock "suspended"); vm.resume brings it back either way. A VM already paused (or hibernated, with todisk) is a no-op.',
+  params: z.strictObject({
+    todisk: z.boolean().default(false).describe('Hibernate: save the RAM to disk and stop the VM'),
+  }),
+  proxmox: { method: 'POST', path: guestRoute('qemu', '/status/suspend') },
+  response: 'task',
+  taskTypes: ['qmpause', 'qmsuspend'],
   baseRisk: { nonprod: 'medium', prod: 'high' },
   destructive: false,
   reversible: true,
   needs: {},
   assess(state, p) {
     if (!state.exists) return missing(state);
-    if (state.status === 'stopped') return alreadyDone(`VM ${state.vmid} is already stopped`);
-    if (state.qmpstatus === 'paused' && !p.forceStop) return blocked('VM is paused - cannot shutdown (set forceStop)');
+    if (p.todisk && hibernated(state)) return alreadyDone(`VM ${state.vmid} is already hibernated`);
+    if (state.status !== 'running') return notRunning(state);
+    if (!p.todisk && state.qmpstatus === 'paused') return alreadyDone(`VM ${state.vmid} is already paused`);
+    if (state.lock) return blocked(lockedMessage(state));
     return proceed();
   },
   pathParams: at,
-  proxmoxParams: (p) => ({ ...timeoutParam(p.timeout), forceStop: flag(p.forceStop) }),
-  settled: (state) => state.status === 'stopped',
+  proxmoxParams: (p): WireParams => (p.todisk ? { todisk: flag(true) } : {}),
+  settled: (state, p) => (p.todisk ? hibernated(state) : state.qmpstatus === 'paused'),
 });
 
-export const vmReboot = defineAction({
-  name: 'vm.reboot',
+export const vmResume = defineAction({
+  name: 'vm.resume',
   kind: 'qemu',
-  summary: 'Reboot a running QEMU VM',
-  description: 'Shuts the guest down cleanly and starts it again. The VM must be running.',
-  params: z.strictObject({ timeout: seconds(86400).optional().describe('Seconds to wait for the shutdown part') }),
-  proxmox: { method: 'POST', path: `${guestPath}/status/reboot` },
-  taskTypes: ['qmreboot'],
+  summary: 'Resume a paused or hibernated QEMU VM',
+  description:
+    'Resumes a VM paused by vm.suspend, or starts a hibernated one from its saved RAM. A VM that is running and not paused is a no-op.',
+  params: z.strictObject({}),
+  proxmox: { method: 'POST', path: guestRoute('qemu', '/status/resume') },
+  response: 'task',
+  taskTypes: ['qmresume'],
+  baseRisk: { nonprod: 'low', prod: 'medium' },
+  destructive: false,
+  reversible: true,
+  needs: {},
+  assess(state) {
+    if (!state.exists) return missing(state);
+    if (hibernated(state)) return proceed();
+    if (state.status !== 'running') return notRunning(state);
+    if (state.qmpstatus !== 'paused') return alreadyDone(`VM ${state.vmid} is running and not paused`);
+    if (state.lock) return blocked(lockedMessage(state));
+    return proceed();
+  },
+  pathParams: at,
+  proxmoxParams: () => ({}),
+  settled: (state) => state.status === 'running' && state.qmpstatus !== 'paused',
+});
+
+/** Not idempotent by state: a retry relies on task adoption, and a second reset is what a retry risks. */
+export const vmReset = defineAction({
+  name: 'vm.reset',
+  kind: 'qemu',
+  summary: 'Reset a running QEMU VM (hard reboot)',
+  description:
+    'Resets the VM like the reset button: no clean shutdown, unwritten data in the guest is lost. Prefer vm.reboot. The VM must be running.',
+  params: z.strictObject({}),
+  proxmox: { method: 'POST', path: guestRoute('qemu', '/status/reset') },
+  response: 'task',
+  taskTypes: ['qmreset'],
   baseRisk: { nonprod: 'medium', prod: 'high' },
   destructive: false,
   reversible: true,
   needs: {},
   assess(state) {
     if (!state.exists) return missing(state);
-    if (state.status !== 'running') return blocked(`VM ${state.vmid} not running`);
+    if (state.status !== 'running') return notRunning(state);
+    if (state.lock) return blocked(lockedMessage(state));
     return proceed();
   },
   pathParams: at,
-  proxmoxParams: (p) => timeoutParam(p.timeout),
+  proxmoxParams: () => ({}),
 });

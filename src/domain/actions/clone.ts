@@ -1,0 +1,97 @@
+/**
+ * Clone for QEMU and LXC. The new id and name are the idempotency key: Proxmox refuses an existing
+ * id, so a guest already at `newid` with the planned name and type is taken as the clone a lost
+ * earlier attempt made (and waited for while it is still locked); any other guest there refuses it.
+ */
+import { z } from 'zod';
+import type { GuestKind, GuestState } from '../guest-state.js';
+import { alreadyDone, blocked, configId, defineAction, flag, proceed, type ParamSpec } from './define.js';
+import { at, guestId, guestRoute, KINDS, lockedMessage, missing, nodeName, storageId } from './guest-kind.js';
+import { diskKeys } from './disks.js';
+
+/** Params both kinds take; the name key differs (QEMU `name`, LXC `hostname`) and is added per kind. */
+export const cloneParams = {
+  newid: guestId.describe('Id of the new guest; must be free'),
+  full: z.boolean().default(true).describe('Full copy of the disks (default). false: a linked clone, from a template or a snapshot only'),
+  target: nodeName.optional().describe('Node the clone is placed on (needs shared storage); default: the source node'),
+  storage: storageId.optional().describe('Storage for the copied disks (full clones only); default: the source disks\' storage'),
+  snapname: configId.optional().describe('Clone the state of this snapshot instead of the current state'),
+  description: z.string().max(8192).optional().describe('Description of the new guest'),
+};
+
+interface CloneOutput {
+  newid: number;
+  full: boolean;
+  target?: string | undefined;
+  storage?: string | undefined;
+  snapname?: string | undefined;
+  description?: string | undefined;
+}
+
+/** Refinement both kinds apply (qemu-server and pve-container refuse it in the same words). */
+export const storageOnlyWhenFull = (p: { full: boolean; storage?: string | undefined }) => p.full || p.storage === undefined;
+export const storageOnlyWhenFullMessage = { message: "parameter 'storage' not allowed for linked clones", path: ['storage'] };
+
+export function cloneAction<P extends z.ZodType<CloneOutput>>(kind: GuestKind, spec: ParamSpec<P> & { plannedName(params: z.output<P>): string }) {
+  const k = KINDS[kind];
+  return defineAction({
+    name: `${k.prefix}.clone`,
+    kind,
+    summary: `Clone a ${k.title} to a new id`,
+    description:
+      `Copies the ${k.noun} (or one of its snapshots) to a new ${k.noun} with id newid, stopped. The new id and name are the idempotency key: if newid already holds a ${k.noun} with that name, the run records a no-op; any other guest at newid refuses the plan.`,
+    params: spec.params,
+    proxmox: { method: 'POST', path: guestRoute(kind, '/clone') },
+    response: 'task',
+    taskTypes: [`${k.task}clone`],
+    baseRisk: { nonprod: 'low', prod: 'medium' },
+    destructive: false,
+    reversible: true,
+    needs: { config: true, snapshots: true, peer: (p) => p.newid },
+    assess(state, p) {
+      if (!state.exists) return missing(state);
+      const name = spec.plannedName(p);
+      const peer = state.peer;
+      if (peer?.exists) {
+        if (peer.kind === kind && peer.name === name) return alreadyDone(`${k.label} ${p.newid} '${name}' already exists`);
+        return blocked(
+          kind === 'qemu'
+            ? `unable to create VM ${p.newid}: config file already exists`
+            : `${KINDS[peer.kind ?? 'lxc'].label} ${p.newid} already exists on node '${peer.node}'`,
+        );
+      }
+      if (state.lock) return blocked(lockedMessage(state));
+      if (p.snapname !== undefined && !state.snapshots.includes(p.snapname)) return blocked(`snapshot '${p.snapname}' does not exist`);
+      const linkedNotPossible = linkedCloneRefusal(state, p);
+      if (linkedNotPossible) return blocked(linkedNotPossible);
+      if (kind === 'lxc' && p.full && state.status === 'running' && p.snapname === undefined) {
+        return blocked('Full clone of a running container is only possible from a snapshot');
+      }
+      return proceed();
+    },
+    pathParams: at,
+    proxmoxParams: (p) => ({
+      newid: p.newid,
+      full: flag(p.full),
+      ...(p.target === undefined ? {} : { target: p.target }),
+      ...(p.storage === undefined ? {} : { storage: p.storage }),
+      ...(p.snapname === undefined ? {} : { snapname: p.snapname }),
+      ...(p.description === undefined ? {} : { description: p.description }),
+      ...spec.toProxmox(p),
+    }),
+    settled: (state, p) => state.peer?.exists === true && state.peer.kind === kind && !state.peer.lock,
+  });
+}
+
+/**
+ * A linked clone shares the source's base volumes, which storages offer for a template's disks or a
+ * snapshot's. Anything else Proxmox refuses, naming the first disk.
+ */
+function linkedCloneRefusal(state: GuestState, p: CloneOutput): string | undefined {
+  if (p.full || state.template || p.snapname !== undefined) return undefined;
+  const disk = diskKeys(state.kind, state.config ?? {})[0];
+  if (disk === undefined) return undefined;
+  return state.kind === 'qemu'
+    ? `Linked clone feature is not supported for drive '${disk.key}'`
+    : `Linked clone feature for '${disk.volume}' is not available`;
+}

@@ -1,0 +1,95 @@
+/**
+ * Config update for QEMU and LXC: a small set of safe keys, each validated as apidata.js describes
+ * it. The write is guarded by the config digest the plan read, so a guest changed since the plan is
+ * refused as stale instead of being overwritten. Values already in place make the update a no-op,
+ * which is also how a retry after a lost (synchronous) answer is recognised.
+ */
+import { z } from 'zod';
+import type { GuestKind } from '../guest-state.js';
+import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
+import { at, guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
+
+/** One settable key: the agent's schema, its wire form, and when the current value already matches. */
+export interface ConfigKey {
+  schema: z.ZodType;
+  wire(value: unknown): string | number;
+  same(current: string | undefined, value: unknown): boolean;
+}
+
+function configKey<T>(schema: z.ZodType<T>, wire: (v: T) => string | number, same: (current: string | undefined, v: T) => boolean): ConfigKey {
+  return { schema, wire: (v) => wire(v as T), same: (current, v) => same(current, v as T) };
+}
+
+/** An integer key; `fallback` is Proxmox's default when the config does not set it. */
+export const integerKey = (schema: z.ZodType<number>, fallback?: number) =>
+  configKey(schema, (v) => v, (current, v) => Number(current ?? fallback ?? Number.NaN) === v);
+
+export const booleanKey = (description: string) =>
+  configKey(z.boolean().describe(description), (v) => flag(v), (current, v) => (current ?? '0') === String(flag(v)));
+
+// Proxmox strips trailing whitespace from descriptions when it parses the config.
+export const textKey = (schema: z.ZodType<string>) => configKey(schema, (v) => v, (current, v) => (current ?? '').trimEnd() === v.trimEnd());
+
+/** QEMU `memory` is a property string `[current=]<MiB>`; the plain number is what everyone sends. */
+export const qemuMemoryKey = configKey(
+  z.number().int().min(16).describe('Memory in MiB'),
+  (v) => String(v),
+  (current, v) => Number(/(?:^|current=)(\d+)/.exec(current ?? '512')?.[1]) === v,
+);
+
+const tag = z.string().regex(/^[a-zA-Z0-9_][a-zA-Z0-9_\-+.]*$/, 'a Proxmox tag: letters, digits, "_", "-", "+", "."');
+
+/** Proxmox stores tags as `a;b` (older versions also `,` or spaces); order does not matter. */
+export const tagsKey = configKey(
+  z.array(tag).max(64).describe('The complete tag list (replaces the current tags)'),
+  (v) => v.join(';'),
+  (current, v) => {
+    const now = new Set((current ?? '').split(/[;, ]+/).filter(Boolean));
+    const wanted = new Set(v);
+    return now.size === wanted.size && [...wanted].every((t) => now.has(t));
+  },
+);
+
+export const descriptionKey = textKey(z.string().max(8192).describe('Description (notes) shown in the GUI'));
+
+export function configUpdateAction(kind: GuestKind, keys: Record<string, ConfigKey>) {
+  const k = KINDS[kind];
+  const names = Object.keys(keys);
+  const shape = Object.fromEntries(names.map((name) => [name, keys[name]!.schema.optional()]));
+  const params = z
+    .strictObject(shape)
+    .refine((p) => names.some((name) => p[name] !== undefined), `give at least one of: ${names.join(', ')}`) as unknown as z.ZodType<
+    Record<string, unknown>
+  >;
+  const requested = (p: Record<string, unknown>) => names.filter((name) => p[name] !== undefined);
+  const differing = (config: Record<string, string>, p: Record<string, unknown>) =>
+    requested(p).filter((name) => !keys[name]!.same(config[name], p[name]));
+  return defineAction({
+    name: `${k.prefix}.config.update`,
+    kind,
+    summary: `Change settings of a ${k.title}`,
+    description: `Sets ${names.join(', ')}. Guarded by the config digest read at plan time: if the ${k.noun} changed since, the run fails as stale (plan again). Values already in place are a no-op. Changes a running ${k.noun} cannot apply at once become pending until its next restart.`,
+    params,
+    proxmox: { method: 'PUT', path: guestRoute(kind, '/config') },
+    response: 'sync',
+    taskTypes: [],
+    baseRisk: { nonprod: 'medium', prod: 'high' },
+    destructive: false,
+    reversible: true,
+    needs: { config: true },
+    digestGuard: 'sent',
+    assess(state, p) {
+      if (!state.exists) return missing(state);
+      const changes = differing(state.config ?? {}, p);
+      if (changes.length === 0) return alreadyDone(`${k.label} ${state.vmid} already has the requested ${requested(p).join(', ')}`);
+      if (state.lock) return blocked(lockedMessage(state));
+      return proceed(`changes ${changes.join(', ')}`);
+    },
+    pathParams: at,
+    proxmoxParams: (p, _state, ctx) => ({
+      ...Object.fromEntries(requested(p).map((name) => [name, keys[name]!.wire(p[name])])),
+      ...(ctx.plannedDigest === undefined ? {} : { digest: ctx.plannedDigest }),
+    }),
+    settled: (state, p) => differing(state.config ?? {}, p).length === 0,
+  });
+}

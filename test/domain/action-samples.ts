@@ -1,0 +1,38 @@
+/**
+ * One representative, maximal parameter set per catalog action: every parameter the action takes,
+ * with a valid value. The fidelity and catalog tests run every action with these; a test fails if an
+ * action gains a parameter that is not exercised here.
+ */
+export const MAXIMAL_PARAMS: Record<string, Record<string, unknown>> = {
+  'vm.start': { timeout: 30 },
+  'vm.stop': { timeout: 30 },
+  'vm.shutdown': { timeout: 60, forceStop: true },
+  'vm.reboot': { timeout: 60 },
+  'vm.suspend': { todisk: true },
+  'vm.resume': {},
+  'vm.reset': {},
+  'vm.snapshot.create': { snapname: 'before-upgrade', description: 'before the kernel upgrade', vmstate: true },
+  'vm.snapshot.rollback': { snapname: 'before-upgrade', start: true },
+  'vm.snapshot.delete': { snapname: 'before-upgrade' },
+  'vm.clone': { newid: 150, name: 'web-copy.lab', full: true, target: 'pve-lab', storage: 'local-lvm', snapname: 'before-upgrade', description: 'a copy' },
+  'vm.migrate': { target: 'pve-2', online: true, withLocalDisks: true },
+  'vm.config.update': { cores: 4, sockets: 2, memory: 4096, balloon: 1024, name: 'web-2', description: 'Web server\nsecond line', tags: ['web', 'prod'], onboot: true },
+  'vm.disk.resize': { disk: 'scsi0', size: '64G' },
+  'vm.delete': { purge: true, destroyUnreferencedDisks: true },
+  'vm.backup': { storage: 'local', compress: 'zstd', notes: '{{guestname}} before the upgrade', protected: true },
+  'ct.start': {},
+  'ct.stop': {},
+  'ct.shutdown': { timeout: 60, forceStop: true },
+  'ct.reboot': { timeout: 60 },
+  'ct.suspend': {},
+  'ct.resume': {},
+  'ct.snapshot.create': { snapname: 'before-upgrade', description: 'before the upgrade' },
+  'ct.snapshot.rollback': { snapname: 'before-upgrade', start: true },
+  'ct.snapshot.delete': { snapname: 'before-upgrade' },
+  'ct.clone': { newid: 350, hostname: 'cache-copy', full: true, target: 'pve-lab', storage: 'local-lvm', snapname: 'before-upgrade', description: 'a copy' },
+  'ct.migrate': { target: 'pve-2', restart: true, timeout: 120 },
+  'ct.config.update': { cores: 2, memory: 1024, swap: 256, hostname: 'cache-2', description: 'Redis', tags: ['cache'], onboot: false },
+  'ct.disk.resize': { disk: 'rootfs', size: '12G' },
+  'ct.delete': { purge: true, destroyUnreferencedDisks: true },
+  'ct.backup': { storage: 'local', compress: 'gzip', notes: 'nightly', protected: true },
+};
