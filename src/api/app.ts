@@ -8,6 +8,7 @@ import type { ApiDeps, AppEnv } from './context.js';
 import { ApiError, type ProblemCode } from './problems.js';
 import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
+import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
@@ -38,6 +39,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
 
   registerHealthRoutes(app, deps);
   registerActionRoutes(app, deps);
+  registerCatalogRoutes(app);
   registerApprovalRoutes(app, deps);
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
