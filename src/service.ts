@@ -1,16 +1,17 @@
-import { serve, type ServerType } from '@hono/node-server';
-import type { AddressInfo } from 'node:net';
 import { Client, type Connection } from '@temporalio/client';
 import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from './activities/index.js';
-import { createApp } from './api/app.js';
+import { createApp, type App } from './api/app.js';
 import { createAuthenticator } from './api/auth.js';
 import { createHealthCheck } from './api/health.js';
 import { createPlanGateway } from './api/plan-gateway.js';
+import { createEvidenceDeps } from './api/evidence-deps.js';
+import { createRateLimiter } from './api/rate-limit.js';
+import { listenApi } from './api/server.js';
 import { createApprovalQueue } from './api/approval-queue.js';
 import { createNonceCache } from './channels/nonce-cache.js';
 import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
-import { openFileAuditStore } from './audit/file-store.js';
+import { openAuditStore } from './audit/open.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
@@ -39,6 +40,8 @@ export interface RunningService {
   environments: BuiltEnvironments;
   audit: AuditStore;
   client: Client;
+  /** The HTTP app, when the API runs (its route table is what the authorization matrix test walks). */
+  app?: App;
   stop(): Promise<void>;
 }
 
@@ -56,7 +59,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   try {
     const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {} });
     stops.push(() => environments.close());
-    const audit = await openFileAuditStore(config.audit.file);
+    const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false });
     stops.push(() => audit.close());
 
     const connection: Connection = await connectConnection(opts.temporal);
@@ -96,8 +99,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       });
     }
 
+    let app: App | undefined;
     if (opts.api !== false) {
-      const app = createApp(
+      app = createApp(
         {
           plans: createPlanGateway({ client, taskQueue }),
           authenticate: createAuthenticator(config.tokens),
@@ -114,24 +118,20 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),
           approvals: createApprovalQueue({ client, taskQueue, plans: createPlanGateway({ client, taskQueue }) }),
           channels: { settings: channelSettings, nonces: createNonceCache(), log },
+          evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
+          ...(config.server.rateLimit ? { rateLimit: createRateLimiter(config.server.rateLimit) } : {}),
+          ...(config.server.cors ? { cors: config.server.cors } : {}),
         },
         log,
       );
-      const server = await listen(app.fetch, config.server.host, config.server.port);
-      const { port } = server.address() as AddressInfo;
-      url = `http://${config.server.host}:${port}`;
+      const listening = await listenApi(app.fetch, config.server, { configPath: opts.configPath, log });
+      const server = listening.server;
+      url = listening.url;
       stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     }
-    return { ...(url ? { url } : {}), environments, audit, client, stop };
+    return { ...(url ? { url } : {}), ...(app ? { app } : {}), environments, audit, client, stop };
   } catch (err) {
     await stop();
     throw err;
   }
-}
-
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server));
-    server.once('error', reject);
-  });
 }

@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
 import { RequestValidationError } from '../domain/request.js';
@@ -10,6 +11,7 @@ import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerChannelRoutes } from './routes/channels.js';
+import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 
@@ -28,12 +30,25 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     },
   });
 
+  // CORS is off unless origins are configured: without these headers browsers refuse cross-origin calls.
+  if (deps.cors) {
+    app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], maxAge: 600 }));
+  }
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
   app.use('/v1/*', async (c, next) => {
     if (c.req.path === '/v1/openapi.json') return next();
     // Chat channels authenticate each request by its signature instead (routes/channels.ts).
     if (c.req.path.startsWith('/v1/channels/')) return next();
     c.set('caller', deps.authenticate(c.req.header('authorization')));
+    await next();
+  });
+  app.use('/v1/*', async (c, next) => {
+    const caller = c.get('caller');
+    const verdict = caller && deps.rateLimit?.take(caller.tokenId);
+    if (verdict && !verdict.ok) {
+      const retry = String(verdict.retryAfterSeconds);
+      throw new ApiError('rate-limited', `token '${caller.tokenId}' sent too many requests; retry in ${retry} s`, {}, { 'retry-after': retry });
+    }
     await next();
   });
 
@@ -43,6 +58,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerApprovalRoutes(app, deps);
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
+  registerEvidenceRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   app.doc31('/v1/openapi.json', {
@@ -67,6 +83,7 @@ export type App = ReturnType<typeof createApp>;
 
 function problem(c: Context, error: ApiError) {
   return c.body(JSON.stringify(error.toProblem(c.req.path)), error.status as 400, {
+    ...error.headers,
     'content-type': 'application/problem+json',
   });
 }

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiTokenConfig, Scope } from '../config/schema.js';
+import { actionAllowed } from '../domain/action-patterns.js';
 import { ApiError } from './problems.js';
 
 export interface Caller {
@@ -8,6 +9,8 @@ export interface Caller {
   scopes: readonly Scope[];
   environments: readonly string[];
   roles: readonly string[];
+  /** Action patterns the token is limited to (`vm.*`); undefined: any action. */
+  actions?: readonly string[];
 }
 
 /**
@@ -25,7 +28,7 @@ export function createAuthenticator(tokens: readonly ApiTokenConfig[]) {
       if (timingSafeEqual(presented, entry.hash) && !found) found = entry.token;
     }
     if (!found) throw new ApiError('unauthenticated', 'unknown or revoked token');
-    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments, roles: found.roles };
+    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments, roles: found.roles, ...(found.actions ? { actions: found.actions } : {}) };
   };
 }
 
@@ -40,4 +43,10 @@ export function requireScope(caller: Caller, scope: Scope, environment?: string)
     throw new ApiError('forbidden', `token '${caller.tokenId}' lacks the '${scope}' scope`);
   if (environment !== undefined && !mayActIn(caller, environment))
     throw new ApiError('forbidden', `token '${caller.tokenId}' may not act in environment '${environment}'`);
+}
+
+/** A token limited to action patterns (`actions: ['vm.*']`) may plan and apply only those actions. */
+export function requireAction(caller: Caller, action: string): void {
+  if (!actionAllowed(caller.actions, action))
+    throw new ApiError('forbidden', `token '${caller.tokenId}' may not plan or apply '${action}' (it is limited to actions ${caller.actions!.join(', ')})`);
 }

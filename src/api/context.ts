@@ -1,5 +1,7 @@
 import type { Caller } from './auth.js';
 import type { PlanGateway } from './plan-gateway.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { EvidenceDeps } from './routes/evidence.js';
 import type { ApprovalQueue } from './approval-queue.js';
 import type { ChannelEndpointDeps } from './routes/channels.js';
 import type { NormalizedRequest } from '../domain/request.js';
@@ -22,6 +24,12 @@ export interface ApiDeps {
   channels?: ChannelEndpointDeps;
   /** Preflight + policy for a request, without starting a run (POST /v1/policy/evaluate). */
   evaluate: (request: NormalizedRequest, at: Date) => Promise<{ preflight: Preflight; decision: PolicyDecision }>;
+  /** The audit log, run inputs and Proxmox task logs (GET /v1/actions/{planId}/evidence); absent, 404. */
+  evidence?: EvidenceDeps;
+  /** Per-token request limit; absent, unlimited. */
+  rateLimit?: RateLimiter;
+  /** Browser origins allowed to call /v1/*; absent, CORS is off. */
+  cors?: { origins: readonly string[] };
 }
 
 export interface HealthReport {

@@ -23,6 +23,7 @@ export const PROBLEMS = {
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send application/json' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used for a different request' },
+  'rate-limited': { status: 429, title: 'Too many requests for this token; retry after Retry-After seconds' },
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
   'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
   'internal': { status: 500, title: 'Internal error' },
@@ -54,6 +55,8 @@ export class ApiError extends Error {
     readonly code: ProblemCode,
     detail?: string,
     readonly extra: Partial<Pick<Problem, 'errors' | 'planId'>> = {},
+    /** Response headers that go with the problem (e.g. Retry-After). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(detail ?? PROBLEMS[code].title);
   }

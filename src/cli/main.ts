@@ -4,7 +4,9 @@
  */
 import { Command } from 'commander';
 import { register as registerApprovals } from './commands/approvals.js';
+import { register as registerAudit } from './commands/audit.js';
 import { register as registerPolicy } from './commands/policy.js';
+import { register as registerTokens } from './commands/tokens.js';
 
 export function buildProgram(): Command {
   const program = new Command('proxmox-agent')
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
   // Command groups register here, one line each.
   registerApprovals(program);
   registerPolicy(program);
+  registerAudit(program);
+  registerTokens(program);
   return program;
 }
 

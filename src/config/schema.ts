@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { policySchema, type PolicyConfig } from '../policy/schema.js';
 import { environmentName } from '../domain/request.js';
+import { actionPatternsSchema, auditConfigSchema, serverConfigSchema } from './security.js';
 
 export const SCOPES = ['plan', 'apply', 'approve', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -44,6 +45,7 @@ export const apiTokenSchema = z.strictObject({
   secretSha256: z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of the token secret (never the secret itself)'),
   scopes: z.array(z.enum(SCOPES)).min(1),
   environments: z.array(z.union([z.literal('*'), environmentName])).min(1),
+  actions: actionPatternsSchema,
   roles: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/)).default([]).describe('Approver roles policy rules may ask for'),
 });
 
@@ -97,12 +99,7 @@ export const notificationsSchema = z.strictObject({
 
 export const configSchema = z
   .strictObject({
-    server: z
-      .strictObject({
-        host: z.string().default('127.0.0.1'),
-        port: z.number().int().min(0).max(65535).default(8787),
-      })
-      .default({ host: '127.0.0.1', port: 8787 }),
+    server: serverConfigSchema,
     temporal: z
       .strictObject({
         namespace: z.string().default('default'),
@@ -113,7 +110,7 @@ export const configSchema = z
     tokens: z.array(apiTokenSchema).min(1),
     /** Inline, or `{file: path}` naming a YAML policy file (relative to this config file). */
     policy: z.union([policySchema, z.strictObject({ file: z.string().min(1) })]).default(policySchema.parse({})),
-    audit: z.strictObject({ file: z.string().min(1) }).default({ file: '.data/audit/audit.jsonl' }),
+    audit: auditConfigSchema,
     channels: channelsSchema.default({ webhooks: [] }),
     notifications: notificationsSchema.default({ webhooks: [] }),
   })

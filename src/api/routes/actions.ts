@@ -3,9 +3,10 @@ import { idempotentPlanId, randomPlanId } from '../../domain/plan-id.js';
 import { requestHash } from '../../domain/hashing.js';
 import { normalizeRequest } from '../../domain/request.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { mayActIn, requireScope } from '../auth.js';
+import { requireAction, requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
+import { readVisiblePlan } from '../visibility.js';
 import {
   applyRequestSchema,
   applyResponseSchema,
@@ -93,6 +94,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const caller = c.get('caller');
     const body = c.req.valid('json');
     requireScope(caller, 'plan', body.environment);
+    requireAction(caller, body.action);
     if (!deps.environments.has(body.environment)) {
       throw new ApiError('validation-failed', `unknown environment '${body.environment}'`, {
         errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }],
@@ -115,6 +117,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const caller = c.get('caller');
     requireScope(caller, 'apply');
     const { planId, requestHash: hash } = c.req.valid('json');
+    requireAction(caller, (await readVisible(planId, caller)).action);
     const accepted = await deps.plans.apply(planId, {
       requestHash: hash,
       actor: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
@@ -152,8 +155,6 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   /** A plan in an environment the caller may not see does not exist, as far as the caller knows. */
   async function readVisible(planId: string, caller: AppEnv['Variables']['caller']): Promise<PlanView> {
-    const view = await deps.plans.state(planId);
-    if (!mayActIn(caller, view.environment)) throw new ApiError('plan-not-found', `no plan ${planId}`);
-    return view;
+    return readVisiblePlan(deps.plans, planId, caller);
   }
 }

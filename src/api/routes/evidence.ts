@@ -1,0 +1,124 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { buildEvidenceBundle, EVIDENCE_FORMAT } from '../../audit/evidence.js';
+import type { AuditStore } from '../../audit/store.js';
+import type { NormalizedRequest } from '../../domain/request.js';
+import { planViewSchema } from '../../domain/plan-view.js';
+import { requireScope } from '../auth.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { ApiError, problemResponses } from '../problems.js';
+import { planIdParams } from '../schemas.js';
+import { readVisiblePlan } from '../visibility.js';
+
+const head = z.object({ seq: z.number().int(), hash: z.string() });
+
+const checkpointSchema = head
+  .extend({
+    type: z.literal('proxmox-agent.audit.checkpoint.v1'),
+    time: z.string(),
+    keyId: z.string().describe('First 16 hex digits of SHA-256 over the public key (SPKI DER)'),
+    signature: z.string().describe('Base64 Ed25519 signature over the RFC 8785 JSON of the other fields'),
+  })
+  .openapi('AuditCheckpoint');
+
+const auditRecordSchema = z
+  .looseObject({
+    seq: z.number().int(),
+    time: z.string(),
+    eventId: z.string(),
+    planId: z.string(),
+    event: z.string(),
+    actor: z.string().optional(),
+    channel: z.string().optional(),
+    requestHash: z.string(),
+    upid: z.string().optional(),
+    outcome: z.string().optional(),
+    prevHash: z.string(),
+    hash: z.string().describe('sha256 over the RFC 8785 JSON of every other field'),
+  })
+  .openapi('AuditRecord');
+
+const evidenceSchema = z
+  .object({
+    format: z.literal(EVIDENCE_FORMAT),
+    generatedAt: z.string(),
+    planId: z.string(),
+    request: z
+      .object({
+        action: z.string(),
+        environment: z.string(),
+        target: z.object({ node: z.string().optional(), vmid: z.number().int() }),
+        params: z.record(z.string(), z.unknown()),
+        reason: z.string(),
+      })
+      .optional()
+      .describe('The normalized request the run was started with: RFC 8785 JSON of it hashes to requestHash'),
+    requestHash: z.string(),
+    requester: planViewSchema.shape.requester,
+    decision: planViewSchema.pick({ risk: true, decision: true, policyVersion: true, reasons: true }),
+    approval: planViewSchema.shape.approval,
+    proxmox: z.object({
+      node: z.string().optional(),
+      upid: z.string().optional(),
+      exitstatus: z.string().optional(),
+      taskLog: z.object({ lines: z.array(z.string()), total: z.number().int().optional(), truncated: z.boolean() }).optional(),
+      taskLogError: z.string().optional(),
+    }),
+    outcome: z.object({ status: planViewSchema.shape.status, result: planViewSchema.shape.result }),
+    audit: z.object({
+      records: z.array(auditRecordSchema),
+      head,
+      checkpoint: checkpointSchema.optional(),
+      publicKey: z.string().optional().describe('PEM (SPKI) of the key that signed the checkpoint'),
+    }),
+  })
+  .openapi('EvidenceBundle');
+
+const evidenceRoute = createRoute({
+  method: 'get',
+  path: '/v1/actions/{planId}/evidence',
+  tags: ['audit'],
+  summary: "A run's evidence bundle, verifiable offline",
+  description:
+    'The request and its hash, the policy decision and reasons, approvals with identities and channels, the Proxmox task id and log, the outcome, and the audit records with their chain hashes and a signed chain head (when signing is configured). Check it with `proxmox-agent audit verify --bundle`.',
+  security: [{ bearer: [] }],
+  request: { params: planIdParams },
+  responses: {
+    200: { description: 'The evidence bundle', content: { 'application/json': { schema: evidenceSchema } } },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'rate-limited', 'temporal-unavailable'),
+  },
+});
+
+export function registerEvidenceRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  app.openapi(evidenceRoute, async (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'read');
+    const { planId } = c.req.valid('param');
+    const view = await readVisiblePlan(deps.plans, planId, caller);
+    const evidence = deps.evidence;
+    if (!evidence) throw new ApiError('not-found', 'this API process has no access to the audit log');
+    // Head first, then records (so every record of the run up to the head is included), then a signed
+    // head at or after them.
+    const head = await evidence.audit.head();
+    const records = await evidence.audit.forPlan(planId);
+    const [request, checkpoint] = await Promise.all([evidence.runRequest(planId), evidence.audit.checkpoint()]);
+    const bundle = await buildEvidenceBundle({
+      view,
+      ...(request ? { request } : {}),
+      records,
+      head,
+      ...(checkpoint ? { checkpoint } : {}),
+      ...(evidence.audit.publicKeyPem ? { publicKeyPem: evidence.audit.publicKeyPem } : {}),
+      taskLog: (node, upid) => evidence.taskLog(view.environment, node, upid),
+    });
+    return c.json(bundle as z.infer<typeof evidenceSchema>, 200);
+  });
+}
+
+/** What the evidence endpoint reads besides the plan itself. */
+export interface EvidenceDeps {
+  audit: Pick<AuditStore, 'forPlan' | 'head' | 'checkpoint' | 'publicKeyPem'>;
+  /** The normalized request the run was started with (its workflow input), if it can be read. */
+  runRequest(planId: string): Promise<NormalizedRequest | undefined>;
+  /** A Proxmox task's log lines, through the environment's client. */
+  taskLog(environment: string, node: string, upid: string): Promise<{ lines: string[]; total?: number }>;
+}

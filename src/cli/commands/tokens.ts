@@ -1,0 +1,49 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { apiTokenSchema, SCOPES } from '../../config/schema.js';
+
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** 32 random bytes (256 bits), base64url, with a prefix that secret scanners and humans recognise. */
+export function newTokenSecret(): string {
+  return `pa_${randomBytes(32).toString('base64url')}`;
+}
+
+export function register(program: Command): void {
+  const tokens = program.command('tokens').description('Manage API tokens');
+  tokens
+    .command('create')
+    .description('Make a new API token: prints its secret once, and the config entry that holds only its SHA-256')
+    .requiredOption('--id <id>', 'token id, e.g. pi-agent (lowercase letters, digits, . _ -)')
+    .requiredOption('--principal <principal>', 'who acts with it, e.g. agent:pi or human:alice')
+    .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, list)
+    .requiredOption('--environments <list>', "comma-separated environment names, or '*'", list)
+    .option('--actions <list>', "limit plan/apply to these action patterns, e.g. 'vm.start,vm.snapshot.*'", list)
+    .option('--roles <list>', 'approver roles policy rules may require', list)
+    .option('--json', 'print {secret, token} as JSON instead')
+    .action((opts: { id: string; principal: string; scopes: string[]; environments: string[]; actions?: string[]; roles?: string[]; json?: boolean }) => {
+      const secret = newTokenSecret();
+      const entry = {
+        id: opts.id,
+        principal: opts.principal,
+        secretSha256: createHash('sha256').update(secret, 'utf8').digest('hex'),
+        scopes: opts.scopes,
+        environments: opts.environments,
+        ...(opts.actions ? { actions: opts.actions } : {}),
+        ...(opts.roles ? { roles: opts.roles } : {}),
+      };
+      const parsed = apiTokenSchema.safeParse(entry);
+      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
+      if (opts.scopes.includes('approve') && (opts.scopes.includes('plan') || opts.scopes.includes('apply')))
+        console.error('note: this token can plan and approve; it will still never count as an approver of its own plans');
+      if (opts.json) {
+        console.log(JSON.stringify({ secret, token: entry }, null, 2));
+        return;
+      }
+      console.log(`Secret of token '${opts.id}' (shown once; only its hash is kept):\n\n  ${secret}\n`);
+      console.log('Add this entry under `tokens:` in the config:\n');
+      // JSON values are valid YAML flow values, and quote whatever needs quoting.
+      const lines = Object.entries(entry).map(([k, v], i) => `${i === 0 ? '  - ' : '    '}${k}: ${JSON.stringify(v).replaceAll('","', '", "')}`);
+      console.log(lines.join('\n'));
+    });
+}

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { ACTION_NAMES } from '../domain/actions/catalog.js';
+import { actionPatternMatches } from '../domain/action-patterns.js';
+
+/**
+ * The security-related parts of the config (docs/security.md, docs/audit.md): the API server's
+ * exposure (bind address, TLS, CORS, rate limit), per-token action patterns, and the audit store.
+ * Kept apart from schema.ts so each piece can be read and tested on its own.
+ */
+
+/** Same shape as schema.ts's secret references: `{env: VAR}` or `{file: path}`, never the value. */
+const secretRef = z.union([
+  z.strictObject({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+function isBareOrigin(u: string): boolean {
+  try {
+    return new URL(u).origin === u.replace(/\/$/, '');
+  } catch {
+    return false;
+  }
+}
+
+export const DEFAULT_RATE_LIMIT = { requestsPerSecond: 20, burst: 100 } as const;
+
+export const serverConfigSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Bind address; loopback unless you mean to expose the API'),
+    port: z.number().int().min(0).max(65535).default(8787),
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).describe('PEM certificate chain'),
+        keyFile: z.string().min(1).describe('PEM private key'),
+      })
+      .optional()
+      .describe('Serve HTTPS natively; or terminate TLS in a reverse proxy on the same host'),
+    cors: z
+      .strictObject({
+        origins: z
+          .array(z.url({ protocol: /^https?$/ }).refine(isBareOrigin, 'an origin: scheme://host[:port], nothing after'))
+          .min(1),
+      })
+      .optional()
+      .describe('Browser origins allowed to call /v1/*; absent, no CORS headers are sent (browsers refuse cross-origin calls)'),
+    rateLimit: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          requestsPerSecond: z.number().positive().max(100_000).describe('Sustained requests per second per token'),
+          burst: z.number().int().min(1).max(100_000).describe('Requests a token may send at once'),
+        }),
+      ])
+      .default(DEFAULT_RATE_LIMIT)
+      .describe('Token bucket per API token; false turns it off'),
+  })
+  .default({ host: '127.0.0.1', port: 8787, rateLimit: DEFAULT_RATE_LIMIT });
+
+/** `vm.*`, `vm.snapshot.create`, `*`: a glob over action names (`*` matches any characters, dots too). */
+export const actionPatternsSchema = z
+  .array(
+    z
+      .string()
+      .regex(/^[a-z*][a-z0-9.*_-]*$/, "an action name or glob, e.g. 'vm.*'")
+      .refine((p) => ACTION_NAMES.some((a) => actionPatternMatches(p, a)), { message: 'matches no action in the catalog' }),
+  )
+  .min(1)
+  .optional()
+  .describe('Limits plan and apply to these actions; absent, any action');
+
+export const DEFAULT_AUDIT_FILE = '.data/audit/audit.jsonl';
+
+export const auditConfigSchema = z
+  .strictObject({
+    file: z.string().min(1).optional().describe('JSONL log (one writer process); the default store'),
+    postgres: z
+      .strictObject({ url: secretRef.describe('postgres:// connection string (holds a password: a secret)') })
+      .optional()
+      .describe('Shared store for several workers'),
+    signing: z
+      .strictObject({
+        privateKey: secretRef.describe('Ed25519 private key, PKCS#8 PEM (`proxmox-agent audit keygen`)'),
+        checkpointEvery: z.number().int().min(1).max(1_000_000).default(100).describe('Sign the head after this many records'),
+        checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(60).describe('... or this long after an unsigned record'),
+      })
+      .optional(),
+  })
+  .refine((a) => !(a.file && a.postgres), 'set audit.file or audit.postgres, not both')
+  .transform((a) => ({ ...a, file: a.file ?? DEFAULT_AUDIT_FILE }))
+  .default({ file: DEFAULT_AUDIT_FILE });
+
+export type ServerConfig = z.output<typeof serverConfigSchema>;
+export type AuditConfigInput = z.output<typeof auditConfigSchema>;

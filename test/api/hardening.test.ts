@@ -1,0 +1,232 @@
+/**
+ * API hardening through the real Hono app with a fake plan gateway: per-token action patterns, the
+ * per-token rate limit (429 + Retry-After), CORS off by default and by allow-list, the body size limit,
+ * and strict schemas (unknown fields rejected) on every route's JSON body, walked from the route table.
+ */
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createApp, MAX_BODY_BYTES } from '../../src/api/app.js';
+import { createAuthenticator } from '../../src/api/auth.js';
+import type { ApiDeps } from '../../src/api/context.js';
+import type { PlanGateway } from '../../src/api/plan-gateway.js';
+import { ApiError } from '../../src/api/problems.js';
+import { createRateLimiter } from '../../src/api/rate-limit.js';
+import type { ApiTokenConfig } from '../../src/config/schema.js';
+import { ACTIONS } from '../../src/domain/actions/catalog.js';
+import { sha256Hex } from '../../src/domain/hashing.js';
+import type { PlanView } from '../../src/domain/plan-view.js';
+import { pendingPlan } from '../channels/helpers/fixtures.js';
+
+const token = (id: string, over: Partial<ApiTokenConfig> = {}): ApiTokenConfig => ({
+  id,
+  principal: `agent:${id}`,
+  secretSha256: sha256Hex(`${id}-secret`),
+  scopes: ['plan', 'apply', 'read'],
+  environments: ['*'],
+  roles: [],
+  ...over,
+});
+
+function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) {
+  const planned: string[] = [];
+  const stored = pendingPlan({ action: 'vm.delete', status: 'approved' });
+  const gateway = {
+    state: async (planId: string) => {
+      if (planId !== stored.planId) throw new ApiError('plan-not-found', `no plan ${planId}`);
+      return structuredClone(stored);
+    },
+    plan: async (input: { planId: string; request: { action: string } }) => {
+      planned.push(input.request.action);
+      return { ...structuredClone(stored), planId: input.planId, action: input.request.action } as PlanView;
+    },
+    apply: async (planId: string) => ({ planId, status: 'applying' as const }),
+    ...plans,
+  } as unknown as PlanGateway;
+  const deps: ApiDeps = {
+    plans: gateway,
+    authenticate: createAuthenticator([
+      token('agent'),
+      token('snapshotter', { actions: ['vm.snapshot.*'] }),
+      token('starter', { actions: ['vm.start', 'vm.shutdown'] }),
+      token('other'),
+    ]),
+    environments: new Set(['lab', 'prod']),
+    health: async () => ({ ok: true, checks: {} }),
+    evaluate: async () => {
+      throw new Error('not used');
+    },
+    ...over,
+  };
+  return { app: createApp(deps), planned, stored };
+}
+
+const bearer = (id: string) => ({ authorization: `Bearer ${id}-secret` });
+const json = (id: string, body: unknown, extra: Record<string, string> = {}) => ({
+  method: 'POST',
+  headers: { ...bearer(id), 'content-type': 'application/json', ...extra },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+const planBody = (action: string, params: object = {}) => ({ action, environment: 'lab', target: { vmid: 100 }, params, reason: 'test' });
+
+describe('per-token action patterns', () => {
+  it('refuses to plan an action outside the token\'s patterns, with the reason', async () => {
+    const { app, planned } = appWith();
+    const res = await app.request('/v1/actions/plan', json('snapshotter', planBody('vm.start')));
+    expect(res.status).toBe(403);
+    const problem = (await res.json()) as { detail: string };
+    expect(problem).toMatchObject({ type: '/problems/forbidden', code: 'forbidden' });
+    expect(problem.detail).toBe("token 'snapshotter' may not plan or apply 'vm.start' (it is limited to actions vm.snapshot.*)");
+    expect(planned).toEqual([]);
+  });
+
+  it('allows actions matching a glob or a listed name, and any action without patterns', async () => {
+    const { app, planned } = appWith();
+    expect((await app.request('/v1/actions/plan', json('snapshotter', planBody('vm.snapshot.create', { snapname: 'pre' })))).status).toBe(201);
+    expect((await app.request('/v1/actions/plan', json('starter', planBody('vm.start')))).status).toBe(201);
+    expect((await app.request('/v1/actions/plan', json('starter', planBody('vm.stop')))).status).toBe(403);
+    expect((await app.request('/v1/actions/plan', json('agent', planBody('vm.stop')))).status).toBe(201);
+    expect(planned).toEqual(['vm.snapshot.create', 'vm.start', 'vm.stop']);
+  });
+
+  it('refuses to apply a plan whose action is outside the token\'s patterns', async () => {
+    let applied = 0;
+    const { app, stored } = appWith({}, { apply: (async (planId: string) => ((applied += 1), { planId, status: 'applying' })) as never });
+    const body = { planId: stored.planId, requestHash: stored.requestHash };
+    const refused = await app.request('/v1/actions/apply', json('starter', body));
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/may not plan or apply 'vm.delete'/);
+    expect(applied).toBe(0);
+    expect((await app.request('/v1/actions/apply', json('agent', body))).status).toBe(202);
+    expect(applied).toBe(1);
+  });
+});
+
+describe('rate limit per token', () => {
+  it('answers 429 problem+json with Retry-After once a token\'s bucket is empty, without touching other tokens', async () => {
+    let now = 0;
+    const { app } = appWith({ rateLimit: createRateLimiter({ requestsPerSecond: 0.5, burst: 3, now: () => now }) });
+    const get = (id: string) => app.request('/v1/actions/plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G', { headers: bearer(id) });
+    for (let i = 0; i < 3; i++) expect((await get('agent')).status).toBe(200);
+    const limited = await get('agent');
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('content-type')).toBe('application/problem+json');
+    expect(limited.headers.get('retry-after')).toBe('2');
+    expect(await limited.json()).toMatchObject({ type: '/problems/rate-limited', status: 429 });
+    expect((await get('other')).status).toBe(200);
+    now += 2000; // one token refilled at 0.5/s
+    expect((await get('agent')).status).toBe(200);
+    expect((await get('agent')).status).toBe(429);
+  });
+
+  it('counts requests that fail validation too (no free probing)', async () => {
+    const { app } = appWith({ rateLimit: createRateLimiter({ requestsPerSecond: 0.001, burst: 2, now: () => 0 }) });
+    expect((await app.request('/v1/actions/plan', json('agent', { nope: 1 }))).status).toBe(400);
+    expect((await app.request('/v1/actions/plan', json('agent', { nope: 1 }))).status).toBe(400);
+    expect((await app.request('/v1/actions/plan', json('agent', { nope: 1 }))).status).toBe(429);
+  });
+
+  it('does not limit unauthenticated paths (health, OpenAPI)', async () => {
+    const { app } = appWith({ rateLimit: createRateLimiter({ requestsPerSecond: 0.001, burst: 1, now: () => 0 }) });
+    for (let i = 0; i < 5; i++) expect((await app.request('/v1/openapi.json')).status).toBe(200);
+  });
+});
+
+describe('CORS', () => {
+  const preflight = { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } };
+
+  it('is off by default: no Access-Control-Allow-Origin, preflights are not answered', async () => {
+    const { app } = appWith();
+    const res = await app.request('/v1/actions/plan', preflight);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.status).toBe(401);
+    const get = await app.request('/v1/actions/plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G', { headers: { ...bearer('agent'), origin: 'https://evil.example' } });
+    expect(get.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('allows exactly the configured origins', async () => {
+    const { app } = appWith({ cors: { origins: ['https://console.example'] } });
+    const ok = await app.request('/v1/actions/plan', { ...preflight, headers: { ...preflight.headers, origin: 'https://console.example' } });
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://console.example');
+    expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
+    const evil = await app.request('/v1/actions/plan', preflight);
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('body size limit', () => {
+  it(`refuses bodies over ${MAX_BODY_BYTES} bytes with 413 before parsing`, async () => {
+    const { app, planned } = appWith();
+    const big = JSON.stringify(planBody('vm.start')).replace('"test"', `"${'x'.repeat(MAX_BODY_BYTES)}"`);
+    const res = await app.request('/v1/actions/plan', json('agent', big));
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ type: '/problems/payload-too-large' });
+    expect(planned).toEqual([]);
+  });
+});
+
+/** True if every object in the schema (nested too) rejects unknown keys; records are maps, not objects. */
+function strictEverywhere(schema: z.ZodType, path = '(body)'): string[] {
+  const def = (schema as unknown as { _zod: { def: Record<string, any> } })._zod.def;
+  switch (def.type) {
+    case 'object': {
+      const loose = def.catchall?._zod?.def?.type !== 'never' ? [`${path}: unknown keys are accepted`] : [];
+      return [...loose, ...Object.entries(def.shape as Record<string, z.ZodType>).flatMap(([k, v]) => strictEverywhere(v, `${path}.${k}`))];
+    }
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'nonoptional':
+      return strictEverywhere(def.innerType, path);
+    case 'pipe':
+      return strictEverywhere(def.in, path);
+    case 'array':
+      return strictEverywhere(def.element, `${path}[]`);
+    case 'union':
+      return (def.options as z.ZodType[]).flatMap((o, i) => strictEverywhere(o, `${path}|${i}`));
+    default:
+      return [];
+  }
+}
+
+describe('strict schemas', () => {
+  it('the checker itself finds loose objects, nested ones too', () => {
+    expect(strictEverywhere(z.strictObject({ a: z.strictObject({ b: z.string() }).optional() }))).toEqual([]);
+    expect(strictEverywhere(z.strictObject({ a: z.array(z.object({ b: z.string() })) }))).toEqual(['(body).a[]: unknown keys are accepted']);
+    expect(strictEverywhere(z.object({}).default({}))).toHaveLength(1);
+  });
+
+  it('every JSON request body in the route table rejects unknown fields, nested objects included', () => {
+    const { app } = appWith();
+    const bodies = app.openAPIRegistry.definitions
+      .filter((d): d is Extract<typeof d, { type: 'route' }> => d.type === 'route')
+      .flatMap((d) => {
+        const schema = (d.route.request?.body?.content as Record<string, { schema?: z.ZodType }> | undefined)?.['application/json']?.schema;
+        return schema ? [{ route: `${d.route.method.toUpperCase()} ${d.route.path}`, schema }] : [];
+      });
+    expect(bodies.map((b) => b.route)).toEqual(expect.arrayContaining(['POST /v1/actions/plan', 'POST /v1/actions/apply', 'POST /v1/actions/{planId}/approvals']));
+    expect(bodies.flatMap((b) => strictEverywhere(b.schema).map((p) => `${b.route} ${p}`))).toEqual([]);
+  });
+
+  it("every catalog action's params reject unknown fields (plan's params are checked against them)", () => {
+    expect(ACTIONS.flatMap((a) => strictEverywhere(a.params, `${a.name} params`))).toEqual([]);
+  });
+
+  it('answers an unknown field with 400 naming it, on each JSON route', async () => {
+    const { app, stored, planned } = appWith();
+    const cases: [string, string, object][] = [
+      ['agent', '/v1/actions/plan', { ...planBody('vm.start'), extra: true }],
+      ['agent', '/v1/actions/plan', { ...planBody('vm.start'), target: { vmid: 100, cluster: 'x' } }],
+      ['agent', '/v1/actions/plan', planBody('vm.start', { timeout: 5, force: true })],
+      ['agent', '/v1/actions/apply', { planId: stored.planId, requestHash: stored.requestHash, force: true }],
+    ];
+    for (const [id, path, body] of cases) {
+      const res = await app.request(path, json(id, body));
+      expect(res.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(JSON.stringify(await res.json())).toMatch(/extra|cluster|force|nrecognized/);
+    }
+    expect(planned).toEqual([]);
+  });
+});
