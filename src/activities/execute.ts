@@ -56,7 +56,9 @@ export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Pro
       const assessment = action.assess(state, params, run);
       if (assessment.kind === 'already_done') {
         // A creation an earlier attempt started may still be running (a clone holds its lock).
-        if (action.settled && !action.settled(state, params)) await waitForEarlierAttempt(client, action, locate, params, run, intervalMs, () => ctx.heartbeat());
+        if (action.settled && !action.settled(state, params)) {
+          await waitForEarlierAttempt(client, action, locate, params, run, intervalMs, () => ctx.heartbeat(), ctx.cancellationSignal);
+        }
         return { outcome: 'noop', note: assessment.reason };
       }
       if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
@@ -170,8 +172,10 @@ async function waitForEarlierAttempt(
   run: ActionContext,
   intervalMs: number,
   beat: () => void,
+  signal: AbortSignal,
 ): Promise<void> {
   for (;;) {
+    signal.throwIfAborted();
     beat();
     await new Promise((r) => setTimeout(r, intervalMs));
     const state = await readGuest(client, action, locate, params);

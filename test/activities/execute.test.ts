@@ -146,6 +146,16 @@ describe('a guest that moves, and creations', () => {
     expect(sims.lab.mutations.countFor(101, 'clone')).toBe(1);
   });
 
+  it('stops waiting for an earlier attempt when the activity is cancelled', async () => {
+    sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
+    await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
+    const env = new MockActivityEnvironment({ ...retryBlindToTasks });
+    const running = env.run(executeAction, deps, input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }));
+    setTimeout(() => env.cancel(), 100);
+    await expect(running).rejects.toThrow();
+    expect(sims.lab.model.guest(150)!.lock).toBe('clone');
+  });
+
   it('a backup this plan already made is recognised by the plan id in its notes', async () => {
     const i = input('lab', 'ct.backup', 300, { storage: 'local', notes: 'before the upgrade' });
     const r = await attempt(i);
