@@ -15,6 +15,8 @@ export interface BuiltEnvironments {
 export interface SimulatorSettings {
   taskDurationMs?: number;
   authFailureDelayMs?: number;
+  /** The simulated Proxmox token secret (default: random per start); tests set it to scan logs for it. */
+  tokenSecret?: string;
 }
 
 const SIM_TOKEN_ID = 'proxmox-agent@pve!agent';
@@ -35,7 +37,7 @@ export async function buildEnvironments(
       let client: ProxmoxClient;
       let tokenId: string;
       if ('simulator' in env.proxmox) {
-        const secret = randomUUID();
+        const secret = opts.simulator?.tokenSecret ?? randomUUID();
         const seed = demoClusters({ lab: secret, prod: secret })[env.proxmox.simulator];
         const sim = await startSimulator({ cluster: seed, ...opts.simulator });
         simulators.set(name, sim);

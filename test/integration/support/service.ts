@@ -7,10 +7,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type LogEntry, type LogLevel, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
-import { createLogger } from '../../../src/logging.js';
+import { createLogger, type Logger } from '../../../src/logging.js';
 import { startService, type RunningService } from '../../../src/service.js';
 import { WORKFLOWS_PATH } from '../../../src/worker/worker.js';
 import type { ProxmoxSimulator } from '../../../src/simulator/index.js';
@@ -39,7 +39,16 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(tweak: (config: Config) => void = () => {}): Promise<TestService> {
+export interface TestServiceOptions {
+  /** The service's logger (default: pino at LOG_LEVEL or warn). */
+  log?: Logger;
+  /** Where the Temporal Runtime logs go, at `level` (default: stderr at WARN). Only the first service in a process installs it. */
+  temporalLog?: { level: LogLevel; write: (entry: LogEntry) => void };
+  /** The simulated Proxmox token secret (default: random). */
+  simulatorTokenSecret?: string;
+}
+
+export async function startTestService(tweak: (config: Config) => void = () => {}, options: TestServiceOptions = {}): Promise<TestService> {
   const { config, path } = loadConfig({});
   config.server.port = 0;
   config.temporal.taskQueue = `test-${Math.random().toString(36).slice(2)}`;
@@ -51,7 +60,11 @@ export async function startTestService(tweak: (config: Config) => void = () => {
   tweak(config);
   if (!runtimeInstalled) {
     // One Runtime per process; keep the SDK's per-state INFO lines out of test output.
-    Runtime.install({ logger: new DefaultLogger((process.env.LOG_LEVEL?.toUpperCase() as 'WARN') ?? 'WARN') });
+    Runtime.install(
+      options.temporalLog
+        ? { logger: new DefaultLogger(options.temporalLog.level, options.temporalLog.write), telemetryOptions: { logging: { forward: {}, filter: { core: options.temporalLog.level, other: options.temporalLog.level } } } }
+        : { logger: new DefaultLogger((process.env.LOG_LEVEL?.toUpperCase() as 'WARN') ?? 'WARN') },
+    );
     runtimeInstalled = true;
   }
   bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
@@ -59,8 +72,8 @@ export async function startTestService(tweak: (config: Config) => void = () => {
     config,
     configPath: path,
     temporal: testConnectionOptions(),
-    log: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
-    simulator: { taskDurationMs: 50, authFailureDelayMs: 0 },
+    log: options.log ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    simulator: { taskDurationMs: 50, authFailureDelayMs: 0, ...(options.simulatorTokenSecret ? { tokenSecret: options.simulatorTokenSecret } : {}) },
     workflowBundle: await bundle,
     pollIntervalMs: 50,
   });

@@ -1,0 +1,41 @@
+import type { Scope } from '../config/schema.js';
+
+/**
+ * Who may call each route: the one table the authorization matrix test
+ * (test/integration/authz-matrix.test.ts) checks every registered route against. A route missing
+ * here fails that test, so adding an endpoint means deciding its access here too. (An entry whose
+ * route is not registered is simply not exercised.)
+ *
+ *  - `public`: no credentials (health, the OpenAPI document);
+ *  - `signature`: authenticated by a per-request signature (chat channels); bearer tokens grant nothing;
+ *  - `bearer`: a token holding ANY of `scopes`, and, for `environment`:
+ *     - `body`: the request names an environment the token must have (else 403);
+ *     - `plan`: the plan's environment; a plan in another environment is reported as not found (404);
+ *     - `list`: results are filtered to the token's environments;
+ *     - `none`: not about one environment.
+ */
+export type RouteAccess =
+  | { auth: 'public' }
+  | { auth: 'signature' }
+  | { auth: 'bearer'; scopes: readonly Scope[]; environment: 'body' | 'plan' | 'list' | 'none' };
+
+/** Keyed `METHOD path`, with OpenAPI `{param}` placeholders. */
+export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
+  'GET /healthz': { auth: 'public' },
+  'GET /v1/openapi.json': { auth: 'public' },
+  'GET /v1/catalog': { auth: 'bearer', scopes: ['read'], environment: 'none' },
+  'POST /v1/actions/plan': { auth: 'bearer', scopes: ['plan'], environment: 'body' },
+  'POST /v1/actions/apply': { auth: 'bearer', scopes: ['apply'], environment: 'plan' },
+  'GET /v1/actions/{planId}': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
+  'POST /v1/actions/{planId}/approvals': { auth: 'bearer', scopes: ['approve'], environment: 'plan' },
+  'GET /v1/actions/{planId}/evidence': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
+  'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },
+  'POST /v1/policy/evaluate': { auth: 'bearer', scopes: ['read'], environment: 'body' },
+  'POST /v1/channels/slack/interactions': { auth: 'signature' },
+  'POST /v1/channels/webhook/approvals': { auth: 'signature' },
+};
+
+/** `/v1/actions/:planId` (Hono) → `/v1/actions/{planId}` (OpenAPI). */
+export function openApiPath(honoPath: string): string {
+  return honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
+}
