@@ -32,6 +32,8 @@ export interface ServiceOptions {
   workflowBundle?: WorkflowBundleWithSourceMap;
   /** Proxmox task polling interval (default 1 s; tests use less). */
   pollIntervalMs?: number;
+  /** Where `{env: VAR}` secrets are read from (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningService {
@@ -57,7 +59,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     for (const fn of stops.reverse()) await fn().catch((err) => log.warn({ err }, 'error while stopping'));
   };
   try {
-    const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {} });
+    const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {}, ...(opts.env ? { env: opts.env } : {}) });
     stops.push(() => environments.close());
     const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false });
     stops.push(() => audit.close());
@@ -67,7 +69,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const client = new Client({ connection, namespace });
 
     // Channel secrets are read at boot: a missing one stops the service here, naming the field.
-    const channelSettings = resolveChannelSettings(config.channels, { configPath: opts.configPath });
+    const channelSettings = resolveChannelSettings(config.channels, { configPath: opts.configPath, ...(opts.env ? { env: opts.env } : {}) });
     const temporalUi = opts.temporal.uiUrl ? { baseUrl: opts.temporal.uiUrl, namespace } : undefined;
     let url: string | undefined;
     const activities = createActivities({
@@ -75,7 +77,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       policy: () => config.policy,
       audit,
       notify: {
-        targets: resolveNotificationTargets(config.notifications, { configPath: opts.configPath }),
+        targets: resolveNotificationTargets(config.notifications, { configPath: opts.configPath, ...(opts.env ? { env: opts.env } : {}) }),
         links: () => ({ apiBaseUrl: config.notifications.apiBaseUrl ?? url, ...(temporalUi ? { temporalUi } : {}) }),
       },
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),

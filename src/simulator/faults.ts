@@ -81,6 +81,8 @@ export interface TaskFaults {
 export class FaultInjector {
   private rules: FaultRule[] = [];
   private nextId = 1;
+  /** How many requests or tasks each kind of fault has hit: the figures a fault test reports. */
+  private counts = new Map<string, number>();
   private random: () => number;
 
   constructor(private seedValue = 1) {
@@ -113,7 +115,17 @@ export class FaultInjector {
 
   clear(): void {
     this.rules = [];
+    this.counts.clear();
     this.random = rng(this.seedValue);
+  }
+
+  /** Hits so far, by fault kind (an 'error' with afterDispatch counts as 'error-after-dispatch'). */
+  hits(): Record<string, number> {
+    return Object.fromEntries(this.counts);
+  }
+
+  private count(kind: string): void {
+    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
   }
 
   list(): FaultRule[] {
@@ -157,6 +169,8 @@ export class FaultInjector {
       if (m.path !== undefined && !globToRegExp(m.path).test(relPath)) continue;
       if (m.rate !== undefined && m.rate < 1 && this.random() >= m.rate) continue;
       this.consume(rule);
+      // Slow tasks change a duration rather than fail anything: not counted as injected faults.
+      if (rule.kind !== 'slow-task') this.count(rule.kind === 'error' && (rule as { afterDispatch?: boolean }).afterDispatch ? 'error-after-dispatch' : rule.kind);
       return rule as Extract<FaultRule, { kind: K }>;
     }
     return undefined;
@@ -192,6 +206,7 @@ export class FaultInjector {
   nodeFault(node: string): NodeFault | undefined {
     const r = this.rules.find((x): x is Extract<FaultRule, { kind: 'node-unreachable' }> => x.kind === 'node-unreachable' && x.node === node);
     if (!r) return undefined;
+    this.count('node-unreachable');
     const status = r.status ?? 595;
     return { status, message: r.message ?? DEFAULT_NODE_MESSAGES[status] ?? 'No route to host' };
   }
@@ -200,6 +215,7 @@ export class FaultInjector {
     const r = this.rules.find((x) => x.kind === 'lock-contention' && (x.vmid === undefined || x.vmid === vmid));
     if (!r) return false;
     this.consume(r);
+    this.count('lock-contention');
     return true;
   }
 

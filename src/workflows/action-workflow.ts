@@ -40,7 +40,8 @@ const local = proxyLocalActivities<Activities>({
 // The Proxmox mutation: long-running, heartbeating, retried on transient errors only.
 const proxmox = proxyActivities<Activities>({
   startToCloseTimeout: '2h',
-  heartbeatTimeout: '30s',
+  // Task polls heartbeat every second; a worker that dies mid-task is noticed within 10 s.
+  heartbeatTimeout: '10s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,
