@@ -5,7 +5,6 @@
  * accept (checked the way PVE::JSONSchema does, by the same verifier the simulator uses).
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ACTIONS } from '../../src/domain/actions/catalog.js';
 import type { GuestState } from '../../src/domain/guest-state.js';
@@ -13,8 +12,9 @@ import { encodeParams } from '../../src/proxmox/index.js';
 import { extractRoute, loadApiIndex } from '../../src/simulator/schema-extract.js';
 import { validateParams } from '../../src/simulator/validate.js';
 import { MAXIMAL_PARAMS } from '../domain/action-samples.js';
+import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../support/apidata-path.js';
 
-const apidataPath = resolve(import.meta.dirname, '../..', '../shared/proxmox/apidata.js');
+const apidataPath = APIDATA_PATH;
 
 function sampleState(kind: 'qemu' | 'lxc'): GuestState {
   return {
@@ -37,7 +37,7 @@ const ctx = { planId: 'plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G', plannedDigest: '0123456
 
 describe('catalog fidelity to apidata.js', () => {
   it('finds apidata.js beside the repository', () => {
-    expect(existsSync(apidataPath)).toBe(true);
+    expect(existsSync(apidataPath), APIDATA_MISSING_HELP).toBe(true);
   });
 
   const index = loadApiIndex(apidataPath);

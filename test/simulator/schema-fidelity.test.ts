@@ -8,14 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { extractSubset, loadApiIndex, serializeSubset } from '../../src/simulator/schema-extract.js';
 import { SERVED_ROUTE_KEYS } from '../../src/simulator/router.js';
 import { SERVED_ROUTES, splitRouteKey } from '../../src/simulator/served-routes.js';
+import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../support/apidata-path.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const apidataPath = resolve(repoRoot, '../shared/proxmox/apidata.js');
+const apidataPath = APIDATA_PATH;
 const subsetPath = resolve(repoRoot, 'src/simulator/apidata-subset.json');
 
 describe('schema fidelity', () => {
   it('finds the real apidata.js beside the repository', () => {
-    expect(existsSync(apidataPath)).toBe(true);
+    expect(existsSync(apidataPath), APIDATA_MISSING_HELP).toBe(true);
   });
 
   const index = loadApiIndex(apidataPath);

@@ -1,19 +1,15 @@
 // Loads the published Proxmox API schema (pve-docs api-viewer/apidata.js) from beside the project
 // checkout, as /work/shared/proxmox/README.md asks: it is read at test time, never copied in.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { APIDATA_PATH } from '../../support/apidata-path.js';
 
-export const APIDATA_PATH = fileURLToPath(new URL('../../../../shared/proxmox/apidata.js', import.meta.url));
+export { APIDATA_PATH };
 
 export interface ApiNode {
   path: string;
   info?: Record<string, { parameters?: { properties?: Record<string, Record<string, unknown>> }; allowtoken?: number }>;
   children?: ApiNode[];
-}
-
-export function apidataAvailable(): boolean {
-  return existsSync(APIDATA_PATH);
 }
 
 let cache: Map<string, ApiNode> | undefined;
