@@ -6,11 +6,14 @@ import type { Context } from 'hono';
 import { RequestValidationError } from '../domain/request.js';
 import type { Logger } from '../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
+import { registerDocsRoutes } from './docs.js';
+import { openApiDocument } from './openapi.js';
 import { ApiError, type ProblemCode } from './problems.js';
 import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerChannelRoutes } from './routes/channels.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
@@ -59,16 +62,13 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
   registerEvidenceRoutes(app, deps);
+  registerEventRoutes(app, deps);
+  registerDocsRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
-  app.doc31('/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'proxmox-agent API',
-      version: '1.0.0',
-      description: 'Plan, approve and apply changes to Proxmox VE guests under policy, with audit evidence.',
-    },
-  });
+  // Generated once, on first request: every route is registered by then (src/api/openapi.ts).
+  let doc: object | undefined;
+  app.get('/v1/openapi.json', (c) => c.json((doc ??= openApiDocument(app))));
 
   app.notFound((c) => problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {

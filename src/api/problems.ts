@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { PROBLEM_ADVICE } from './problem-docs.js';
 
 /**
  * Every error the API returns is an RFC 9457 problem with a stable `type`. The catalogue below is
@@ -87,8 +88,18 @@ export function problemResponses(...codes: ProblemCode[]) {
       status,
       {
         description: list.map((c) => `${problemType(c)}: ${PROBLEMS[c].title}`).join('; '),
-        content: { 'application/problem+json': { schema: problemSchema } },
+        content: {
+          'application/problem+json': {
+            schema: problemSchema,
+            examples: Object.fromEntries(list.map((c) => [c, { summary: PROBLEMS[c].title, value: problemExample(c) }])),
+          },
+        },
       },
     ]),
   );
+}
+
+/** A problem as the API would send it, for documentation (`/problems/{code}`, OpenAPI examples). */
+export function problemExample(code: ProblemCode, instance = '/v1/actions/plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G'): Problem {
+  return { type: problemType(code), title: PROBLEMS[code].title, status: PROBLEMS[code].status, detail: PROBLEM_ADVICE[code].example, code, instance };
 }

@@ -3,6 +3,7 @@ import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../do
 import { actionRequestSchema } from '../domain/request.js';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
 import { PLAN_STATUSES } from '../domain/lifecycle.js';
+import { WAIT_PATTERN } from './plan-watch.js';
 
 /**
  * Request and response schemas of the HTTP API: validation, TypeScript types and OpenAPI at once.
@@ -45,6 +46,19 @@ export const channelHeaders = z.object({
     .enum(['api', 'cli'])
     .optional()
     .openapi({ description: 'The client that sends this approval: api (default) or cli. chat is only recorded by /v1/channels/*.' }),
+});
+
+/** The long poll of GET /v1/actions/{planId}. */
+export const waitQuery = z.object({
+  wait: z
+    .string()
+    .regex(WAIT_PATTERN, 'a duration: 30s, 500ms, 1m or seconds')
+    .optional()
+    .openapi({ description: 'Long poll: wait up to this long (at most 60 s; more is capped) for the status to change', example: '30s' }),
+  status: z
+    .enum(PLAN_STATUSES)
+    .optional()
+    .openapi({ description: 'With wait: the status you know; the answer comes when the plan is in any other. Default: its status when the call arrives.' }),
 });
 
 export const applyRequestSchema = z

@@ -82,6 +82,13 @@ const sharedPlan = (env: Env) => {
   return shared.get(env)!;
 };
 
+/** Deleting a running guest: Proxmox would refuse, so policy denies it at once (a terminal plan). */
+const denied = new Map<Env, Promise<{ planId: string }>>();
+const deniedPlan = (env: Env) => {
+  if (!denied.has(env)) denied.set(env, plan(env, { action: 'vm.delete', target: env === 'lab' ? { vmid: 100 } : { vmid: 200 }, params: {} }));
+  return denied.get(env)!;
+};
+
 interface Built {
   method: string;
   path: string;
@@ -95,6 +102,11 @@ interface Built {
 const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
   'GET /healthz': async () => ({ method: 'GET', path: '/healthz' }),
   'GET /v1/openapi.json': async () => ({ method: 'GET', path: '/v1/openapi.json' }),
+  'GET /docs': async () => ({ method: 'GET', path: '/docs' }),
+  'GET /docs/scalar.js': async () => ({ method: 'GET', path: '/docs/scalar.js' }),
+  'GET /docs/api-versioning-policy': async () => ({ method: 'GET', path: '/docs/api-versioning-policy' }),
+  'GET /problems': async () => ({ method: 'GET', path: '/problems' }),
+  'GET /problems/{code}': async () => ({ method: 'GET', path: '/problems/plan-stale' }),
   'GET /v1/catalog': async () => ({ method: 'GET', path: '/v1/catalog' }),
   'POST /v1/actions/plan': async (env) => ({
     method: 'POST',
@@ -108,6 +120,8 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
   },
   'GET /v1/actions/{planId}': async (env) => ({ method: 'GET', path: `/v1/actions/${(await sharedPlan(env)).planId}` }),
   'GET /v1/actions/{planId}/evidence': async (env) => ({ method: 'GET', path: `/v1/actions/${(await sharedPlan(env)).planId}/evidence` }),
+  // A finished (denied) plan, so the stream sends its one event and closes.
+  'GET /v1/actions/{planId}/events': async (env) => ({ method: 'GET', path: `/v1/actions/${(await deniedPlan(env)).planId}/events` }),
   'POST /v1/actions/{planId}/approvals': async (env, fresh) => {
     const p = fresh ? await awaitingApproval(env) : await sharedPlan(env);
     return { method: 'POST', path: `/v1/actions/${p.planId}/approvals`, body: { decision: 'approve' } };

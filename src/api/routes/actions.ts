@@ -5,6 +5,7 @@ import { normalizeRequest } from '../../domain/request.js';
 import type { PlanView } from '../../domain/plan-view.js';
 import { requireAction, requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
+import { parseWait, waitForChange } from '../plan-watch.js';
 import { ApiError, problemResponses } from '../problems.js';
 import { readVisiblePlan } from '../visibility.js';
 import {
@@ -17,6 +18,7 @@ import {
   planIdParams,
   planRequestSchema,
   planResponseSchema,
+  waitQuery,
 } from '../schemas.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
@@ -48,7 +50,7 @@ const applyRoute = createRoute({
   request: { body: { required: true, ...json(applyRequestSchema) } },
   responses: {
     202: { description: 'Accepted: the run will execute (or is executing)', ...json(applyResponseSchema) },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'request-hash-mismatch', 'plan-denied', 'plan-rejected', 'plan-finished', 'plan-stale', 'plan-expired', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'request-hash-mismatch', 'plan-denied', 'plan-rejected', 'plan-finished', 'plan-stale', 'plan-not-ready', 'plan-expired', 'temporal-unavailable'),
   },
 });
 
@@ -71,8 +73,10 @@ const getRoute = createRoute({
   path: '/v1/actions/{planId}',
   tags: ['actions'],
   summary: 'Read a plan and its outcome',
+  description:
+    'With `wait` (a long poll), answers as soon as the status differs from `status` (default: the status at the time of the call) or is terminal, or when `wait` has passed (at most 60 s), with the plan as it is then. For a live feed use `/v1/actions/{planId}/events`.',
   security,
-  request: { params: planIdParams },
+  request: { params: planIdParams, query: waitQuery },
   responses: {
     200: { description: 'The plan as the run sees it now', ...json(planResponseSchema) },
     ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'temporal-unavailable'),
@@ -149,7 +153,11 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
   app.openapi(getRoute, async (c) => {
     const caller = c.get('caller');
     requireScope(caller, 'read');
-    const view = await readVisible(c.req.valid('param').planId, caller);
+    const { planId } = c.req.valid('param');
+    const { wait, status } = c.req.valid('query');
+    const view = wait
+      ? await waitForChange(() => readVisible(planId, caller), { timeoutMs: parseWait(wait), ...(status ? { from: status } : {}), signal: c.req.raw.signal })
+      : await readVisible(planId, caller);
     return c.json(withLinks(view), 200);
   });
 

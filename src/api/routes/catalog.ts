@@ -20,7 +20,7 @@ const catalogActionSchema = z
   })
   .openapi('CatalogAction');
 
-const catalogSchema = z.object({ actions: z.array(catalogActionSchema) }).openapi('Catalog');
+export const catalogSchema = z.object({ actions: z.array(catalogActionSchema) }).openapi('Catalog');
 
 const catalogRoute = createRoute({
   method: 'get',

@@ -37,7 +37,7 @@ const auditRecordSchema = z
   })
   .openapi('AuditRecord');
 
-const evidenceSchema = z
+export const evidenceSchema = z
   .object({
     format: z.literal(EVIDENCE_FORMAT),
     generatedAt: z.string(),

@@ -1,7 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { ApiDeps, AppEnv } from '../context.js';
 
-const healthSchema = z
+export const healthSchema = z
   .object({
     status: z.enum(['ok', 'unavailable']),
     checks: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.string() })),

@@ -8,13 +8,13 @@ import { requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
 
-const evaluateRequestSchema = actionRequestSchema
+export const evaluateRequestSchema = actionRequestSchema
   .extend({
     at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),
   })
   .meta({ id: 'PolicyEvaluateRequest' });
 
-const evaluateResponseSchema = z
+export const evaluateResponseSchema = z
   .object({
     requestHash: z.string(),
     risk: z.enum(RISKS),

@@ -1,0 +1,214 @@
+/**
+ * Example bodies for the OpenAPI document, keyed `METHOD path status` (responses) or
+ * `METHOD path request` (request bodies). `openApiDocument` puts each where the route has none of
+ * its own; test/api/openapi.test.ts checks that every JSON body in the document has an example and
+ * that each example validates against its schema.
+ */
+import type { z } from 'zod';
+import type { PlanView } from '../domain/plan-view.js';
+import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from './schemas.js';
+
+const PLAN_ID = 'plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G';
+const HASH = 'sha256:3b1f0c2d4e5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0';
+
+const planView: PlanView = {
+  planId: PLAN_ID,
+  requestHash: HASH,
+  action: 'vm.delete',
+  environment: 'prod',
+  target: { node: 'pve-prod', vmid: 201 },
+  params: { purge: true },
+  reason: 'Decommission db-prod (CHG-42)',
+  requester: { principal: 'agent:pi-demo', tokenId: 'demo-agent', channel: 'api' },
+  status: 'awaiting_approval',
+  risk: 'critical',
+  decision: 'requires_approval',
+  reasons: [
+    { rule: 'catalog.base_risk', message: 'vm.delete is critical in a prod environment' },
+    { rule: 'approval.required', message: 'critical risk needs 2 distinct approvers', hint: 'ask two people with the approve scope; the requester cannot approve' },
+  ],
+  policyVersion: 'sha256:9f2c41d0a7b3e6f5c8d1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7',
+  approval: {
+    required: 2,
+    received: 1,
+    requirements: [{ id: 'risk.critical', count: 2, received: 1 }],
+    approvers: [{ principal: 'human:alice', tokenId: 'demo-approver-1', roles: ['sre'], channel: 'cli', decision: 'approve', comment: 'CHG-42 approved', at: '2026-03-01T12:03:00.000Z' }],
+    refused: [],
+  },
+  preflight: {
+    state: {
+      exists: true,
+      kind: 'qemu',
+      node: 'pve-prod',
+      vmid: 201,
+      name: 'db-prod',
+      status: 'stopped',
+      tags: ['db'],
+      haManaged: false,
+      template: false,
+      protection: false,
+      snapshots: [],
+    },
+    fingerprint: { exists: true, status: 'stopped' },
+    assessment: { kind: 'proceed' },
+    checkedAt: '2026-03-01T12:00:00.000Z',
+  },
+  applyRequested: true,
+  appliedBy: { principal: 'agent:pi-demo', tokenId: 'demo-agent', channel: 'api' },
+  createdAt: '2026-03-01T12:00:00.000Z',
+  expiresAt: '2026-03-01T13:00:00.000Z',
+  updatedAt: '2026-03-01T12:03:00.000Z',
+};
+
+const links = { self: `/v1/actions/${PLAN_ID}`, temporalUi: `http://localhost:8233/namespaces/default/workflows/${PLAN_ID}` };
+
+export const planExample: z.infer<typeof planResponseSchema> = { ...planView, links };
+
+const succeeded: z.infer<typeof planResponseSchema> = {
+  ...planExample,
+  status: 'succeeded',
+  approval: {
+    ...planView.approval,
+    received: 2,
+    requirements: [{ id: 'risk.critical', count: 2, received: 2 }],
+    approvers: [
+      ...planView.approval.approvers,
+      { principal: 'human:bob', tokenId: 'demo-approver-2', roles: ['sre', 'dba'], channel: 'api', decision: 'approve', at: '2026-03-01T12:05:00.000Z' },
+    ],
+  },
+  updatedAt: '2026-03-01T12:05:04.000Z',
+  result: { outcome: 'applied', upid: 'UPID:pve-prod:0000A1B2:0001C3D4:67C2F0A0:qmdestroy:201:root@pam:', exitstatus: 'OK', finishedAt: '2026-03-01T12:05:04.000Z' },
+};
+
+const applyExample: z.infer<typeof applyResponseSchema> = { planId: PLAN_ID, status: 'awaiting_approval', links: { self: `/v1/actions/${PLAN_ID}` } };
+
+const approvalExample: z.infer<typeof approvalResponseSchema> = {
+  planId: PLAN_ID,
+  status: 'awaiting_approval',
+  approval: { required: 2, received: 1, approvers: planView.approval.approvers },
+};
+
+const { links: _l, ...summaryBase } = planExample;
+const approvalSummary = {
+  planId: summaryBase.planId,
+  requestHash: summaryBase.requestHash,
+  action: summaryBase.action,
+  environment: summaryBase.environment,
+  target: summaryBase.target,
+  reason: summaryBase.reason,
+  requester: summaryBase.requester,
+  status: summaryBase.status,
+  risk: summaryBase.risk,
+  decision: summaryBase.decision,
+  reasons: summaryBase.reasons,
+  applyRequested: summaryBase.applyRequested,
+  createdAt: summaryBase.createdAt,
+  expiresAt: summaryBase.expiresAt,
+  approval: { required: 2, received: 1, requirements: planView.approval.requirements, approvers: planView.approval.approvers },
+  links,
+};
+
+const snapshotCreate = {
+  name: 'vm.snapshot.create',
+  kind: 'qemu',
+  summary: 'Take a snapshot of a VM',
+  description: 'Creates snapshot `snapname`; a no-op when a snapshot of that name already exists.',
+  params: {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    properties: { snapname: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{1,39}$' }, description: { type: 'string' }, vmstate: { type: 'boolean' } },
+    required: ['snapname'],
+    additionalProperties: false,
+  },
+  proxmox: { method: 'POST', path: '/nodes/{node}/qemu/{vmid}/snapshot' },
+  baseRisk: { nonprod: 'low', prod: 'medium' },
+  destructive: false,
+  reversible: true,
+};
+
+const auditRecord = (seq: number, event: string, prevHash: string, hash: string, extra: Record<string, unknown> = {}) => ({
+  seq,
+  time: '2026-03-01T12:00:00.000Z',
+  eventId: `${PLAN_ID}/${event}`,
+  planId: PLAN_ID,
+  event,
+  requestHash: HASH,
+  prevHash,
+  hash,
+  ...extra,
+});
+
+const evidenceExample = {
+  format: 'proxmox-agent.evidence.v1',
+  generatedAt: '2026-03-01T12:10:00.000Z',
+  planId: PLAN_ID,
+  request: { action: 'vm.delete', environment: 'prod', target: { node: 'pve-prod', vmid: 201 }, params: { purge: true }, reason: 'Decommission db-prod (CHG-42)' },
+  requestHash: HASH,
+  requester: planView.requester,
+  decision: { risk: 'critical', decision: 'requires_approval', policyVersion: planView.policyVersion, reasons: planView.reasons },
+  approval: succeeded.approval,
+  proxmox: { node: 'pve-prod', upid: succeeded.result!.upid, exitstatus: 'OK', taskLog: { lines: ['TASK OK'], total: 1, truncated: false } },
+  outcome: { status: 'succeeded', result: succeeded.result },
+  audit: {
+    records: [
+      auditRecord(1, 'plan.created', `sha256:${'0'.repeat(64)}`, `sha256:${'1a'.repeat(32)}`, { actor: 'agent:pi-demo', channel: 'api' }),
+      auditRecord(2, 'action.applied', `sha256:${'1a'.repeat(32)}`, `sha256:${'2b'.repeat(32)}`, { upid: succeeded.result!.upid, outcome: 'applied' }),
+    ],
+    head: { seq: 2, hash: `sha256:${'2b'.repeat(32)}` },
+  },
+};
+
+const policyEvaluation = {
+  requestHash: HASH,
+  risk: 'critical',
+  decision: 'requires_approval',
+  approvalsRequired: 2,
+  requirements: [{ id: 'risk.critical', count: 2 }],
+  reasons: planView.reasons,
+  policyVersion: planView.policyVersion,
+  evaluatedAt: '2026-03-01T12:00:00.000Z',
+  preflight: planView.preflight,
+};
+
+const event = (id: number, status: string) => `id: ${id}\nevent: status\ndata: {"planId":"${PLAN_ID}","status":"${status}",…}\n\n`;
+
+/** `METHOD path status` or `METHOD path request` → example value. */
+export const EXAMPLES: Readonly<Record<string, unknown>> = {
+  'GET /healthz 200': { status: 'ok', checks: { temporal: { ok: true, detail: 'reachable (default)' }, worker: { ok: true, detail: '1 poller on proxmox-agent' } } },
+  'GET /healthz 503': { status: 'unavailable', checks: { temporal: { ok: true, detail: 'reachable (default)' }, worker: { ok: false, detail: 'no worker polls proxmox-agent' } } },
+  'POST /v1/actions/plan request': {
+    action: 'vm.delete',
+    environment: 'prod',
+    target: { node: 'pve-prod', vmid: 201 },
+    params: { purge: true },
+    reason: 'Decommission db-prod (CHG-42)',
+  },
+  'POST /v1/actions/plan 201': planExample,
+  'POST /v1/actions/apply request': { planId: PLAN_ID, requestHash: HASH },
+  'POST /v1/actions/apply 202': applyExample,
+  'POST /v1/actions/{planId}/approvals request': { decision: 'approve', comment: 'CHG-42 reviewed', requestHash: HASH },
+  'POST /v1/actions/{planId}/approvals 202': approvalExample,
+  'GET /v1/actions/{planId} 200': succeeded,
+  'GET /v1/actions/{planId}/events 200': `retry: 2000\n\n${event(1, 'awaiting_approval')}${event(2, 'applying')}: keep-alive\n\n${event(3, 'succeeded')}`,
+  'GET /v1/actions/{planId}/evidence 200': evidenceExample,
+  'GET /v1/approvals 200': { items: [approvalSummary] },
+  'GET /v1/catalog 200': { actions: [snapshotCreate] },
+  'POST /v1/policy/evaluate request': {
+    action: 'vm.delete',
+    environment: 'prod',
+    target: { vmid: 201 },
+    params: { purge: true },
+    reason: 'Decommission db-prod (CHG-42)',
+    at: '2026-03-02T09:00:00+01:00',
+  },
+  'POST /v1/policy/evaluate 200': policyEvaluation,
+  'POST /v1/channels/webhook/approvals request': {
+    planId: PLAN_ID,
+    requestHash: HASH,
+    decision: 'approve',
+    comment: 'CHG-42 ok',
+    approver: 'bob@example.com',
+    nonce: '3f9c2b7e-6a41-4d0e-9d5c-1b2a3c4d5e6f',
+  },
+  'POST /v1/channels/webhook/approvals 202': approvalExample,
+};

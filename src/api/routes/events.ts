@@ -1,0 +1,74 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import type { PlanView } from '../../domain/plan-view.js';
+import { requireScope } from '../auth.js';
+import type { ApiDeps, AppEnv } from '../context.js';
+import { watchPlan } from '../plan-watch.js';
+import { problemResponses } from '../problems.js';
+import { planIdParams } from '../schemas.js';
+import { readVisiblePlan } from '../visibility.js';
+
+export const HEARTBEAT_MS = 15_000;
+
+const eventsRoute = createRoute({
+  method: 'get',
+  path: '/v1/actions/{planId}/events',
+  tags: ['actions'],
+  summary: "Follow a plan: server-sent events on every change until it ends",
+  description: [
+    'A `text/event-stream` (server-sent events). The first event is the plan as it is now; then one event per change (status, approvals, result) until a terminal status (`succeeded`, `failed`, `rejected`, `expired`, `denied`), after which the server closes the stream.',
+    '',
+    'Each event is `event: status`, `id: <n>`, and `data:` the plan as JSON, the same object as `GET /v1/actions/{planId}`. Comment lines (`: keep-alive`) arrive every 15 s so proxies keep the connection open. A client that reconnects simply gets the current state first.',
+  ].join('\n'),
+  security: [{ bearer: [] }],
+  request: { params: planIdParams },
+  responses: {
+    200: {
+      description: 'The event stream',
+      content: { 'text/event-stream': { schema: z.string().describe('Server-sent events; each `data:` is a Plan as JSON') } },
+    },
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'temporal-unavailable'),
+  },
+});
+
+/** The plan with the links GET /v1/actions/{planId} adds. */
+export function planWithLinks(view: PlanView, deps: Pick<ApiDeps, 'temporalUi'>) {
+  const ui = deps.temporalUi;
+  return {
+    ...view,
+    links: {
+      self: `/v1/actions/${view.planId}`,
+      ...(ui ? { temporalUi: `${ui.baseUrl}/namespaces/${encodeURIComponent(ui.namespace)}/workflows/${view.planId}` } : {}),
+    },
+  };
+}
+
+export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  app.openapi(eventsRoute, async (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'read');
+    const { planId } = c.req.valid('param');
+    const read = () => readVisiblePlan(deps.plans, planId, caller);
+    // Errors before the stream starts (unknown plan, other environment) are ordinary problems.
+    const first = await read();
+    return streamSSE(c, async (stream) => {
+      const stop = new AbortController();
+      stream.onAbort(() => stop.abort());
+      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => stop.abort()), HEARTBEAT_MS);
+      let id = 0;
+      let firstRead = true;
+      try {
+        await stream.write('retry: 2000\n\n');
+        const reads = () => (firstRead ? ((firstRead = false), Promise.resolve(first)) : read());
+        for await (const view of watchPlan(reads, { signal: stop.signal })) {
+          await stream.writeSSE({ event: 'status', id: String(++id), data: JSON.stringify(planWithLinks(view, deps)) });
+        }
+      } finally {
+        clearInterval(heartbeat);
+      }
+    }, async (err, stream) => {
+      // After the headers went out a problem cannot be sent; say why in a last event instead.
+      await stream.writeSSE({ event: 'error', data: JSON.stringify({ message: err.message }) }).catch(() => {});
+    }) as never;
+  });
+}
