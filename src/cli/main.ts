@@ -3,6 +3,7 @@
  * `register(program)`; this file only wires them.
  */
 import { Command } from 'commander';
+import { register as registerActions } from './commands/actions.js';
 import { register as registerApprovals } from './commands/approvals.js';
 import { register as registerAudit } from './commands/audit.js';
 import { register as registerPolicy } from './commands/policy.js';
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // Command groups register here, one line each.
+  registerActions(program);
   registerApprovals(program);
   registerPolicy(program);
   registerAudit(program);

@@ -7,16 +7,51 @@ import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { ActionRequestInput } from '../domain/request.js';
 import type { ApprovalList } from '../api/routes/approvals.js';
+import type { catalogSchema } from '../api/routes/catalog.js';
+import type { evidenceSchema } from '../api/routes/evidence.js';
+import type { healthSchema } from '../api/routes/health.js';
+import type { evaluateRequestSchema, evaluateResponseSchema } from '../api/routes/policy.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
+import type { PlanStatus } from '../domain/lifecycle.js';
 import { ApiProblemError, ApiUnreachableError } from './errors.js';
+import { parseServerSentEvents } from './sse.js';
 
 export { ApiProblemError, ApiUnreachableError };
 
+// The shapes are the API's own zod schemas (the ones that validate and document it), inferred.
 export type Plan = z.infer<typeof planResponseSchema>;
 export type ApplyAccepted = z.infer<typeof applyResponseSchema>;
 export type ApprovalAccepted = z.infer<typeof approvalResponseSchema>;
 export type { ApprovalList };
 export type ApprovalSummary = ApprovalList['items'][number];
+export type Catalog = z.infer<typeof catalogSchema>;
+export type CatalogAction = Catalog['actions'][number];
+export type PolicyEvaluationInput = z.input<typeof evaluateRequestSchema>;
+export type PolicyEvaluation = z.infer<typeof evaluateResponseSchema>;
+export type EvidenceBundle = z.infer<typeof evidenceSchema>;
+export type Health = z.infer<typeof healthSchema>;
+export type { ActionRequestInput, PlanStatus };
+
+/**
+ * `GET /v1/inventory?environment=` (issue 3: guests with node, vmid, type, name, status, lock, tags).
+ * Typed here only until that route and its schema exist; then this becomes its z.infer.
+ */
+export interface Inventory {
+  environment?: string;
+  guests: { node: string; vmid: number; type: string; name?: string; status?: string; lock?: string; tags?: string[]; [k: string]: unknown }[];
+  [k: string]: unknown;
+}
+
+/** What a `Deprecation` header on an answer says (docs/api-versioning-policy.md). */
+export interface DeprecationNotice {
+  method: string;
+  path: string;
+  deprecation: string;
+  sunset?: string;
+  link?: string;
+}
+
+export const TERMINAL: readonly PlanStatus[] = ['succeeded', 'failed', 'rejected', 'expired', 'denied'];
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8787';
 
@@ -27,6 +62,8 @@ export interface ApiClientOptions {
   channel?: 'api' | 'cli';
   timeoutMs?: number;
   dispatcher?: Dispatcher;
+  /** Called when an answer carries a Deprecation header; by default nothing happens. */
+  onDeprecation?: (notice: DeprecationNotice) => void;
 }
 
 export interface ApprovalInput {
@@ -41,27 +78,41 @@ export function createApiClient(opts: ApiClientOptions) {
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`the API URL must be http(s), got ${base.protocol}`);
   const timeoutMs = opts.timeoutMs ?? 30_000;
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    const url = new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
+  const urlOf = (path: string) => new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
+
+  async function send(method: 'GET' | 'POST', path: string, o: { body?: unknown; headers?: Record<string, string>; accept?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Dispatcher.ResponseData> {
+    const { body, headers = {} } = o;
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, {
+      res = await request(urlOf(path), {
         method,
         headers: {
           authorization: `Bearer ${opts.token}`,
-          accept: 'application/json, application/problem+json',
+          accept: o.accept ?? 'application/json, application/problem+json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...headers,
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        headersTimeout: o.timeoutMs ?? timeoutMs,
+        bodyTimeout: o.timeoutMs ?? timeoutMs,
+        ...(o.signal ? { signal: o.signal } : {}),
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       });
     } catch (err) {
+      if (o.signal?.aborted) throw err;
       const e = err as { code?: string; message?: string };
       throw new ApiUnreachableError(`cannot reach ${base.origin}: ${e.code ?? e.message ?? String(err)}`);
     }
+    const deprecation = res.headers['deprecation'];
+    if (deprecation && opts.onDeprecation) {
+      const h = (k: string) => (typeof res.headers[k] === 'string' ? (res.headers[k] as string) : undefined);
+      opts.onDeprecation({ method, path, deprecation: String(deprecation), ...(h('sunset') ? { sunset: h('sunset')! } : {}), ...(h('link') ? { link: h('link')! } : {}) });
+    }
+    return res;
+  }
+
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}, callTimeoutMs?: number): Promise<T> {
+    const res = await send(method, path, { body, headers, ...(callTimeoutMs ? { timeoutMs: callTimeoutMs } : {}) });
     const text = await res.body.text().catch(() => '');
     let parsed: unknown;
     try {
@@ -85,6 +136,50 @@ export function createApiClient(opts: ApiClientOptions) {
       call<ApprovalAccepted>('POST', `/v1/actions/${seg(planId)}/approvals`, input, { 'x-proxmox-agent-channel': opts.channel ?? 'api' }),
     listApprovals: (q: { status?: 'pending'; limit?: number } = {}) =>
       call<ApprovalList>('GET', `/v1/approvals?status=${q.status ?? 'pending'}${q.limit ? `&limit=${q.limit}` : ''}`),
+    catalog: () => call<Catalog>('GET', '/v1/catalog'),
+    inventory: (environment: string) => call<Inventory>('GET', `/v1/inventory?environment=${seg(environment)}`),
+    evaluate: (req: PolicyEvaluationInput) => call<PolicyEvaluation>('POST', '/v1/policy/evaluate', req),
+    evidence: (planId: string) => call<EvidenceBundle>('GET', `/v1/actions/${seg(planId)}/evidence`),
+    health: () => call<Health>('GET', '/healthz'),
+
+    /**
+     * Long poll: the plan as soon as its status differs from `status` (default: its status now), or
+     * after `waitSeconds` (the server caps it at 60).
+     */
+    wait: (planId: string, o: { waitSeconds?: number; status?: PlanStatus } = {}) => {
+      const wait = Math.max(0, Math.min(60, Math.round(o.waitSeconds ?? 30)));
+      return call<Plan>('GET', `/v1/actions/${seg(planId)}?wait=${wait}s${o.status ? `&status=${o.status}` : ''}`, undefined, {}, (wait + 15) * 1000);
+    },
+
+    /**
+     * The plan now, then at every change, until a terminal status: `GET /v1/actions/{planId}/events`
+     * (server-sent events). Ends early when `signal` aborts.
+     */
+    async *events(planId: string, o: { signal?: AbortSignal } = {}): AsyncGenerator<Plan> {
+      // Heartbeats arrive every 15 s; a minute of silence means the connection is gone.
+      const res = await send('GET', `/v1/actions/${seg(planId)}/events`, { accept: 'text/event-stream, application/problem+json', timeoutMs: 60_000, ...(o.signal ? { signal: o.signal } : {}) });
+      if (res.statusCode >= 400) {
+        const text = await res.body.text().catch(() => '');
+        let problem: unknown = {};
+        try {
+          problem = JSON.parse(text);
+        } catch {
+          /* not a problem body */
+        }
+        throw new ApiProblemError(res.statusCode, problem as ConstructorParameters<typeof ApiProblemError>[1]);
+      }
+      try {
+        for await (const event of parseServerSentEvents(res.body)) {
+          if (event.event === 'status') yield JSON.parse(event.data) as Plan;
+          else if (event.event === 'error') throw new ApiUnreachableError(`the event stream failed: ${event.data}`);
+        }
+      } catch (err) {
+        if (o.signal?.aborted || err instanceof ApiUnreachableError) throw err;
+        throw new ApiUnreachableError(`the event stream from ${base.origin} broke: ${(err as Error).message}`);
+      } finally {
+        res.body.destroy();
+      }
+    },
   };
 }
 

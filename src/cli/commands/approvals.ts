@@ -10,34 +10,15 @@
  * Exit codes: 0 done; 1 the API refused or could not be reached; 2 usage (no token, cannot prompt);
  * 3 not confirmed.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { ApiProblemError, ApiUnreachableError, createApiClient, DEFAULT_API_URL, type ApiClient } from '../../client/index.js';
+import { CliExit, client, run, withConnectionOptions } from '../connection.js';
 import { approvalsTable, oneLine, planText } from '../plan-text.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, notConfirmed: 3 } as const;
 
-class CliExit extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
-interface ConnectionOptions {
-  url?: string;
-  tokenFile?: string;
-}
-
 export function register(program: Command): void {
-  const approvals = program
-    .command('approvals')
-    .description('List, inspect, approve and reject plans that wait for a human')
-    .option('--url <url>', `API base URL (env PROXMOX_AGENT_URL, default ${DEFAULT_API_URL})`)
-    .option('--token-file <path>', 'read the API token from this file (else env PROXMOX_AGENT_TOKEN)');
+  const approvals = withConnectionOptions(program.command('approvals').description('List, inspect, approve and reject plans that wait for a human'));
 
   approvals
     .command('list')
@@ -100,56 +81,5 @@ async function confirm(question: string): Promise<boolean> {
     return /^(y|yes)$/i.test((await rl.question(question)).trim());
   } finally {
     rl.close();
-  }
-}
-
-function client(cmd: Command): ApiClient {
-  const opts = cmd.optsWithGlobals<ConnectionOptions>();
-  const baseUrl = opts.url ?? process.env.PROXMOX_AGENT_URL ?? DEFAULT_API_URL;
-  try {
-    return createApiClient({ baseUrl, token: readToken(opts.tokenFile), channel: 'cli' });
-  } catch (err) {
-    if (err instanceof CliExit) throw err;
-    throw new CliExit(`invalid API URL '${baseUrl}': ${(err as Error).message}`, EXIT.usage);
-  }
-}
-
-function readToken(file: string | undefined): string {
-  if (file) {
-    let token: string;
-    try {
-      token = readFileSync(file, 'utf8').trim();
-      const mode = statSync(file).mode;
-      if (process.platform !== 'win32' && mode & 0o077)
-        console.error(`proxmox-agent: warning: ${file} is readable by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
-    } catch (err) {
-      throw new CliExit(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.usage);
-    }
-    if (!token) throw new CliExit(`token file ${file} is empty`, EXIT.usage);
-    return token;
-  }
-  const token = process.env.PROXMOX_AGENT_TOKEN?.trim();
-  if (!token) throw new CliExit('no API token: set PROXMOX_AGENT_TOKEN or pass --token-file <path>', EXIT.usage);
-  return token;
-}
-
-/** Runs an action and turns its failure into a message on stderr and an exit code. */
-async function run(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (err instanceof CliExit) {
-      console.error(`proxmox-agent: ${err.message}`);
-      process.exitCode = err.exitCode;
-    } else if (err instanceof ApiProblemError) {
-      console.error(`proxmox-agent: ${err.title}: ${err.detail ?? ''} (${err.type}, HTTP ${err.status})`);
-      for (const e of err.errors ?? []) console.error(`  - ${e.path}: ${e.message}`);
-      process.exitCode = EXIT.refused;
-    } else if (err instanceof ApiUnreachableError) {
-      console.error(`proxmox-agent: ${err.message}`);
-      process.exitCode = EXIT.refused;
-    } else {
-      throw err;
-    }
   }
 }
