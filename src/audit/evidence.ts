@@ -106,7 +106,8 @@ export interface BundleCheck {
 
 /**
  * Offline checks of a bundle: the request hashes to `requestHash`; every record belongs to this plan
- * and request, its hash matches its content, and adjacent records link; the signed head verifies
+ * and request, its hash matches its content, and adjacent records link; the summary fields agree with
+ * the records; the signed head verifies
  * under `publicKey` and covers the last record. That the records are in the full log is for
  * `verifyBundleAgainstLog` (the bundle holds only this run's records, not the ones between them).
  */
@@ -132,6 +133,8 @@ export function verifyEvidenceBundle(bundle: EvidenceBundle, publicKey?: KeyObje
   }
   if (bundle.audit.records.length === 0) problems.push('the bundle has no audit records');
 
+  problems.push(...summaryProblems(bundle));
+
   const cp = bundle.audit.checkpoint;
   if (cp) {
     if (publicKey) {
@@ -143,6 +146,35 @@ export function verifyEvidenceBundle(bundle: EvidenceBundle, publicKey?: KeyObje
   } else notes.push('no signed checkpoint (signing is not configured): truncation of the log cannot be detected from this bundle');
   notes.push('inclusion of the records in the full chain is checked with `proxmox-agent audit verify --bundle` against the log');
   return { ok: problems.length === 0, problems, notes };
+}
+
+/**
+ * The bundle's summary fields (requester, decision, approvers, task id, outcome) are not hashed
+ * themselves: they must agree with the hashed records, which are the evidence.
+ */
+function summaryProblems(bundle: EvidenceBundle): string[] {
+  const problems: string[] = [];
+  const records = bundle.audit.records;
+  const last = <T>(pick: (r: AuditRecord) => T | undefined): T | undefined => {
+    for (let i = records.length - 1; i >= 0; i--) {
+      const v = pick(records[i]!);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+  const created = records.find((r) => r.event === 'plan.created' || r.event === 'plan.denied');
+  if (created && created.actor !== undefined && created.actor !== bundle.requester.principal)
+    problems.push(`requester ${bundle.requester.principal} differs from the ${created.event} record (${created.actor})`);
+  const decision = last((r) => r.decision);
+  if (decision && (decision.policyVersion !== bundle.decision.policyVersion || decision.risk !== bundle.decision.risk || decision.decision !== bundle.decision.decision))
+    problems.push('decision (risk, decision, policy version) differs from the last audit record that holds one');
+  const recorded = (last((r) => r.approvals) ?? []).map((a) => `${a.principal}/${a.channel}`).sort();
+  const claimed = bundle.approval.approvers.map((a) => `${a.principal}/${a.channel}`).sort();
+  if (recorded.join() !== claimed.join()) problems.push(`approvers ${claimed.join(', ') || 'none'} differ from the audit records (${recorded.join(', ') || 'none'})`);
+  const outcome = records.find((r) => r.event.startsWith('action.'));
+  if (outcome?.upid && outcome.upid !== bundle.proxmox.upid) problems.push(`Proxmox task ${bundle.proxmox.upid ?? 'none'} differs from the ${outcome.event} record (${outcome.upid})`);
+  if (outcome?.outcome && outcome.outcome !== bundle.outcome.status) problems.push(`outcome ${bundle.outcome.status} differs from the ${outcome.event} record (${outcome.outcome})`);
+  return problems;
 }
 
 /** The bundle's records must be in the log at their seq, unchanged; its checkpoint must match the log too. */

@@ -67,7 +67,17 @@ describe('evidence bundle', () => {
     expect(verifyEvidenceBundle(edit, publicKey).problems).toEqual([expect.stringMatching(/request hashes to .* not to requestHash/)]);
     const rec = structuredClone(bundle);
     rec.audit.records[1]!.outcome = 'failed';
-    expect(verifyEvidenceBundle(rec, publicKey).problems).toEqual(['record seq 3: hash does not match its content (edited)']);
+    expect(verifyEvidenceBundle(rec, publicKey).problems).toEqual([
+      'record seq 3: hash does not match its content (edited)',
+      'outcome succeeded differs from the action.applied record (failed)',
+    ]);
+    const summary = structuredClone(bundle);
+    summary.proxmox.upid = 'UPID:pve-prod:00000001:00000002:65F1A2B3:qmdestroy:201:someone@pve:';
+    summary.requester.principal = 'human:mallory';
+    expect(verifyEvidenceBundle(summary, publicKey).problems).toEqual([
+      'requester human:mallory differs from the plan.created record (agent:pi-demo)',
+      `Proxmox task ${summary.proxmox.upid} differs from the action.applied record (${UPID})`,
+    ]);
     const forged = structuredClone(bundle);
     forged.audit.checkpoint = createCheckpointSigner(generateAuditKeyPair().privateKeyPem).sign(bundle.audit.head);
     expect(verifyEvidenceBundle(forged, publicKey).problems[0]).toMatch(/checkpoint: signed by key .* not by the trusted key/);

@@ -223,6 +223,22 @@ async function checkStoreVerifies(run: Run): Promise<void> {
   writeFileSync(bundleFile, JSON.stringify(run.bundles[1]));
   const withBundle = await verifyCli([...run.verifyArgs, '--public-key', pubFile, '--bundle', bundleFile]);
   expect(withBundle.code, withBundle.out).toBe(0);
+  // The bundle alone, offline (the README's walkthrough), and a tampered copy of it.
+  expect((await verifyCli(['--bundle', bundleFile, '--public-key', pubFile])).code).toBe(0);
+  const tampered = structuredClone(run.bundles[1]!);
+  tampered.approval.approvers[0]!.principal = 'human:mallory';
+  tampered.audit.records.find((r) => r.event === 'approval.granted')!.actor = 'human:mallory';
+  writeFileSync(`${bundleFile}.tampered`, JSON.stringify(tampered));
+  const caught = await verifyCli(['--bundle', `${bundleFile}.tampered`, '--public-key', pubFile]);
+  expect(caught.code).toBe(1);
+  expect(caught.out).toMatch(/problem: record seq \d+: hash does not match its content \(edited\)/);
+  // Editing only the summary, not the hashed records, is caught too: it must agree with them.
+  const summaryOnly = structuredClone(run.bundles[1]!);
+  summaryOnly.approval.approvers[0]!.principal = 'human:mallory';
+  writeFileSync(`${bundleFile}.summary`, JSON.stringify(summaryOnly));
+  const summaryCaught = await verifyCli(['--bundle', `${bundleFile}.summary`, '--public-key', pubFile]);
+  expect(summaryCaught.code).toBe(1);
+  expect(summaryCaught.out).toMatch(/problem: approvers human:mallory\/chat differ from the audit records \(human:bob\/chat\)/);
   const plain = await verifyCli([...run.verifyArgs, '--public-key', pubFile]);
   expect(plain.code, plain.out).toBe(0);
   expect(plain.out).toMatch(/^OK {2}.*signatures verified/m);
