@@ -22,7 +22,7 @@ export const OPENAPI_CONFIG = {
       '',
       'Flow: `POST /v1/actions/plan` → read `decision` and `approval` → `POST /v1/actions/apply` with the plan\'s `requestHash` → follow `GET /v1/actions/{planId}/events` (server-sent events) or `GET /v1/actions/{planId}?wait=30s` until the status is terminal (`succeeded`, `failed`, `rejected`, `expired`, `denied`).',
       '',
-      'Errors are RFC 9457 problems (`application/problem+json`) whose `type` is a page under `/problems/` that says what to do. Versioning and deprecation: see docs/api-versioning-policy.md (`/v1` changes only additively; deprecated operations carry `Deprecation` and `Sunset` headers for at least 6 months before removal).',
+      'Errors are RFC 9457 problems (`application/problem+json`) whose `type` is a page under `/problems/` that says what to do. Versioning and deprecation: see [the versioning policy](/docs/api-versioning-policy) (`/v1` changes only additively; deprecated operations carry `Deprecation` and `Sunset` headers for at least 6 months before removal).',
     ].join('\n'),
     license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   },
