@@ -35,7 +35,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
 
   // CORS is off unless origins are configured: without these headers browsers refuse cross-origin calls.
   if (deps.cors) {
-    app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], maxAge: 600 }));
+    app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
   }
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
   app.use('/v1/*', async (c, next) => {

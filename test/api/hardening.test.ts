@@ -149,6 +149,9 @@ describe('CORS', () => {
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://console.example');
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
+    const get = await app.request('/v1/actions/plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G', { headers: { ...bearer('agent'), origin: 'https://console.example' } });
+    expect(get.headers.get('access-control-allow-origin')).toBe('https://console.example');
+    expect(get.headers.get('access-control-expose-headers')).toContain('retry-after');
     const evil = await app.request('/v1/actions/plan', preflight);
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
   });

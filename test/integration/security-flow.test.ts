@@ -22,6 +22,7 @@ import { webhookSignature } from '../../src/channels/signing.js';
 import { runCli } from '../../src/cli/main.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/logging.js';
+import { ProxmoxRequester } from '../../src/temporal/search-attributes.js';
 import { startTestServer, type TestServer } from '../proxmox/helpers/http-server.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
@@ -176,6 +177,12 @@ async function flow(run: Run): Promise<void> {
   expect((await call(run, 'GET', `/v1/actions/${start.planId}`, { token: 'not-a-real-token' })).status).toBe(401);
   expect((await call(run, 'POST', `/v1/actions/${stop.planId}/approvals`, { token: TOKENS.agent, body: { decision: 'approve' } })).status).toBe(403);
   expect((await call(run, 'GET', `/v1/actions/${stop.planId}`, { headers: { authorization: `Basic ${Buffer.from(`x:${TOKENS.ops}`).toString('base64')}` } })).status).toBe(401);
+
+  // The requester's principal is in each run's search attributes (operators filter by it in the UI).
+  for (const planId of run.planIds) {
+    const described = await t.service.client.workflow.getHandle(planId).describe();
+    expect(described.typedSearchAttributes.get(ProxmoxRequester)).toBe('agent:pi-demo');
+  }
 
   // Evidence for each run.
   for (const planId of run.planIds) {
