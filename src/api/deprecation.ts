@@ -29,7 +29,7 @@ export function deprecationHeaders(info: DeprecationInfo): Record<string, string
   const days = (sunset.getTime() - since.getTime()) / 86_400_000;
   if (days < DEPRECATION_WINDOW_DAYS)
     throw new RangeError(`sunset ${sunset.toISOString()} is only ${Math.floor(days)} days after ${since.toISOString()}; the policy needs at least ${DEPRECATION_WINDOW_DAYS}`);
-  const links = [`<${DEPRECATION_POLICY_URL}>; rel="deprecation"; type="text/html"`];
+  const links = [`<${DEPRECATION_POLICY_URL}>; rel="deprecation"; type="text/markdown"`];
   if (info.successor) links.push(`<${info.successor}>; rel="successor-version"`);
   return {
     deprecation: `@${Math.floor(since.getTime() / 1000)}`,

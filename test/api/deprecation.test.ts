@@ -53,7 +53,7 @@ describe('deprecate()', () => {
       const res = await app.request(path);
       expect(res.headers.get('deprecation')).toBe(`@${Date.parse(since) / 1000}`);
       expect(res.headers.get('sunset')).toBe('Wed, 15 Jul 2026 00:00:00 GMT');
-      expect(res.headers.get('link')).toBe('</docs/api-versioning-policy>; rel="deprecation"; type="text/html", </v1/stuff/{id}>; rel="successor-version"');
+      expect(res.headers.get('link')).toBe('</docs/api-versioning-policy>; rel="deprecation"; type="text/markdown", </v1/stuff/{id}>; rel="successor-version"');
     }
     expect((await app.request('/v1/things/boom')).status).toBe(500);
     const other = await app.request('/v1/things');

@@ -36,6 +36,10 @@ afterEach(() => {
 });
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return cliAs(agentFile, ...args);
+}
+
+async function cliAs(tokenPath: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const [log, error, write] = [console.log, console.error, process.stderr.write];
@@ -43,7 +47,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   console.error = (...a: unknown[]) => err.push(a.join(' '));
   process.stderr.write = ((chunk: string) => (err.push(String(chunk).replace(/\n$/, '')), true)) as typeof process.stderr.write;
   try {
-    return { code: await runCli(['node', 'proxmox-agent', ...args, '--url', t.url, '--token-file', agentFile]), out: out.join('\n'), err: err.join('\n') };
+    return { code: await runCli(['node', 'proxmox-agent', ...args, '--url', t.url, '--token-file', tokenPath]), out: out.join('\n'), err: err.join('\n') };
   } finally {
     [console.log, console.error, process.stderr.write] = [log, error, write];
     process.exitCode = 0;
@@ -89,10 +93,16 @@ describe('proxmox-agent plan | apply | status', () => {
 
     const following = cli('status', planId, '--follow');
     await new Promise((r) => setTimeout(r, 700));
-    for (const token of [TOKENS.approver1, TOKENS.approver2]) {
-      const res = await t.call('POST', `/v1/actions/${planId}/approvals`, { token, body: { decision: 'approve' } });
-      expect(res.status).toBe(202);
-    }
+    // One approval from the approvals CLI (channel cli), one over the API.
+    const approver = tokenFile('approver1', TOKENS.approver1);
+    const listed = await cliAs(approver, 'approvals', 'list', '--json');
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.out).items.map((i: { planId: string }) => i.planId)).toContain(planId);
+    const approved = await cliAs(approver, 'approvals', 'approve', planId, '--yes', '-m', 'cli ok');
+    expect(approved.code).toBe(0);
+    expect(approved.out).toContain(`Approved ${planId}`);
+    const res = await t.call('POST', `/v1/actions/${planId}/approvals`, { token: TOKENS.approver2, body: { decision: 'approve' } });
+    expect(res.status).toBe(202);
     const f = await following;
     expect(f.err).toMatch(/awaiting_approval {2}approvals 0\/2/);
     expect(f.err).toMatch(/succeeded {2}approvals 2\/2/);
