@@ -122,6 +122,31 @@ describe('GET /v1/actions/{planId}?wait= and /events through the app', () => {
     expect(events[0]).toContain('id: 1');
     expect(text.startsWith('retry: 2000')).toBe(true);
   });
+  it('stops reading the plan when the client goes away', async () => {
+    let reads = 0;
+    const gateway = { state: async (planId: string) => (reads++, pendingPlan({ planId, status: 'awaiting_approval' })) } as unknown as PlanGateway;
+    const a = createApp({
+      plans: gateway,
+      authenticate: createAuthenticator([{ id: 'r', principal: 'agent:r', secretSha256: sha256Hex('r-secret'), scopes: ['read'], environments: ['*'], roles: [] }]),
+      environments: new Set(['prod']),
+      health: async () => ({ ok: true, checks: {} }),
+      evaluate: async () => {
+        throw new Error('unused');
+      },
+    });
+    const res = await a.request(`/v1/actions/${id}/events`, auth);
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('retry: 2000');
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(reads).toBeGreaterThan(1); // polling while connected
+    await reader.cancel();
+    await new Promise((r) => setTimeout(r, 600));
+    const after = reads;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(reads).toBe(after);
+  });
+
   it('answers a problem, not a stream, for an unknown plan or a missing token', async () => {
     const a = app(['applying']);
     expect((await a.request(`/v1/actions/${id}/events`)).status).toBe(401);
