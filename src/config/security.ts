@@ -22,7 +22,8 @@ function isBareOrigin(u: string): boolean {
   }
 }
 
-export const DEFAULT_RATE_LIMIT = { requestsPerSecond: 20, burst: 100 } as const;
+// Generous for an agent or a script polling many plans, yet a runaway loop is held to 50 requests a second.
+export const DEFAULT_RATE_LIMIT = { requestsPerSecond: 50, burst: 200 } as const;
 
 export const serverConfigSchema = z
   .strictObject({

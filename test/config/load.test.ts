@@ -36,7 +36,7 @@ describe('configuration', () => {
 
   it('applies defaults', () => {
     const c = parseConfig(minimal);
-    expect(c.server).toEqual({ host: '127.0.0.1', port: 8787, rateLimit: { requestsPerSecond: 20, burst: 100 } });
+    expect(c.server).toEqual({ host: '127.0.0.1', port: 8787, rateLimit: { requestsPerSecond: 50, burst: 200 } });
     expect(c.audit).toEqual({ file: '.data/audit/audit.jsonl' });
     expect(c.policy.approvalsByRisk).toEqual({ low: 0, medium: 0, high: 1, critical: 2 });
   });

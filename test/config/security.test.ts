@@ -48,7 +48,7 @@ describe('action patterns', () => {
 describe('server options', () => {
   it('defaults to loopback with a rate limit, no TLS and no CORS', () => {
     const { server } = parseConfig(base);
-    expect(server).toEqual({ host: '127.0.0.1', port: 8787, rateLimit: { requestsPerSecond: 20, burst: 100 } });
+    expect(server).toEqual({ host: '127.0.0.1', port: 8787, rateLimit: { requestsPerSecond: 50, burst: 200 } });
   });
 
   it('accepts TLS files, a CORS allow-list of origins, and rateLimit: false', () => {
