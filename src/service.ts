@@ -121,6 +121,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           approvals: createApprovalQueue({ client, taskQueue, plans: createPlanGateway({ client, taskQueue }) }),
           channels: { settings: channelSettings, nonces: createNonceCache(), log },
           evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
+          inventory: { proxmox: (env) => environments.environments.get(env)?.client },
           ...(config.server.rateLimit ? { rateLimit: createRateLimiter(config.server.rateLimit) } : {}),
           ...(config.server.cors ? { cors: config.server.cors } : {}),
         },

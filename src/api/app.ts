@@ -13,6 +13,7 @@ import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerChannelRoutes } from './routes/channels.js';
+import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -61,6 +62,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerApprovalRoutes(app, deps);
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
+  registerInventoryRoutes(app, deps);
   registerEvidenceRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerDocsRoutes(app);

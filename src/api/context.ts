@@ -5,6 +5,7 @@ import type { EvidenceDeps } from './routes/evidence.js';
 import type { ApprovalQueue } from './approval-queue.js';
 import type { ChannelEndpointDeps } from './routes/channels.js';
 import type { NormalizedRequest } from '../domain/request.js';
+import type { InventoryDeps } from './routes/inventory.js';
 import type { Preflight } from '../domain/plan-view.js';
 import type { PolicyDecision } from '../policy/engine.js';
 
@@ -27,6 +28,8 @@ export interface ApiDeps {
   /** The audit log, run inputs and Proxmox task logs (GET /v1/actions/{planId}/evidence); absent, 404. */
   evidence?: EvidenceDeps;
   /** Per-token request limit; absent, unlimited. */
+  /** Proxmox reads for GET /v1/inventory…; absent, those routes answer 400 for every environment. */
+  inventory?: InventoryDeps;
   rateLimit?: RateLimiter;
   /** Browser origins allowed to call /v1/*; absent, CORS is off. */
   cors?: { origins: readonly string[] };

@@ -193,6 +193,43 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
   'GET /v1/actions/{planId}/evidence 200': evidenceExample,
   'GET /v1/approvals 200': { items: [approvalSummary] },
   'GET /v1/catalog 200': { actions: [snapshotCreate] },
+  'GET /v1/inventory 200': {
+    environment: 'prod',
+    nodes: [{ node: 'pve-prod', status: 'online' }, { node: 'pve-prod-2', status: 'online' }],
+    guests: [
+      { node: 'pve-prod', vmid: 200, type: 'qemu', name: 'web-prod', status: 'running', tags: ['web', 'prod'], pool: 'production', template: false },
+      { node: 'pve-prod', vmid: 201, type: 'qemu', name: 'db-prod', status: 'stopped', tags: ['db', 'prod'], pool: 'production', template: false },
+      { node: 'pve-prod', vmid: 400, type: 'lxc', name: 'cache-prod', status: 'running', tags: ['cache', 'prod'], template: false },
+    ],
+  },
+  'GET /v1/inventory/{environment}/guests/{vmid} 200': {
+    environment: 'prod',
+    guest: { node: 'pve-prod', vmid: 201, type: 'qemu', name: 'db-prod', status: 'stopped', tags: ['db', 'prod'], pool: 'production', template: false },
+    status: { status: 'stopped', qmpstatus: 'stopped', name: 'db-prod', ha: { managed: 0 } },
+    config: { name: 'db-prod', cores: 8, memory: '16384', scsi0: 'local-lvm:vm-201-disk-0,iothread=1,size=128G', digest: 'c949c7729ab6770565ef8b91c2b4161f09204bbd' },
+  },
+  'GET /v1/inventory/{environment}/guests/{vmid}/snapshots 200': {
+    environment: 'prod',
+    vmid: 201,
+    snapshots: [{ name: 'nightly', description: 'nightly snapshot', snaptime: 1795600000, vmstate: false }],
+  },
+  'GET /v1/inventory/{environment}/tasks/{upid} 200': {
+    environment: 'lab',
+    upid: 'UPID:pve-lab:000A1B2C:0012ABCD:6745F0A1:qmsnapshot:100:proxmox-agent@pve!agent:',
+    node: 'pve-lab',
+    type: 'qmsnapshot',
+    id: '100',
+    user: 'proxmox-agent@pve!agent',
+    status: 'stopped',
+    exitstatus: 'OK',
+    starttime: 1732637857,
+  },
+  'GET /v1/inventory/{environment}/tasks/{upid}/log 200': {
+    environment: 'lab',
+    upid: 'UPID:pve-lab:000A1B2C:0012ABCD:6745F0A1:qmsnapshot:100:proxmox-agent@pve!agent:',
+    total: 2,
+    lines: [{ n: 1, t: "snapshot 'before-upgrade' created" }, { n: 2, t: 'TASK OK' }],
+  },
   'POST /v1/policy/evaluate request': {
     action: 'vm.delete',
     environment: 'prod',

@@ -101,6 +101,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Wait `Retry-After` seconds, then retry.',
     example: "token 'demo-agent' sent too many requests; retry in 2 s",
   },
+  'proxmox-unavailable': {
+    when: 'A read of the inventory reached Proxmox, which failed or could not be reached (a node offline, a timeout, a 5xx).',
+    todo: 'Retry with backoff. The detail quotes what Proxmox said.',
+    example: "Proxmox GET /nodes/pve-lab/qemu/100/status/current failed: 595 No route to host",
+  },
   'temporal-unavailable': {
     when: 'The workflow service (Temporal) cannot be reached.',
     todo: 'Retry with backoff; `GET /healthz` says when the service is healthy again.',

@@ -26,6 +26,7 @@ export const PROBLEMS = {
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used for a different request' },
   'rate-limited': { status: 429, title: 'Too many requests for this token; retry after Retry-After seconds' },
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
+  'proxmox-unavailable': { status: 502, title: 'Proxmox did not answer the read' },
   'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
   'internal': { status: 500, title: 'Internal error' },
 } as const;

@@ -10,6 +10,7 @@ import type { ApprovalList } from '../api/routes/approvals.js';
 import type { catalogSchema } from '../api/routes/catalog.js';
 import type { evidenceSchema } from '../api/routes/evidence.js';
 import type { healthSchema } from '../api/routes/health.js';
+import type { guestDetailSchema, inventorySchema, snapshotsSchema, taskLogSchema, taskSchema } from '../api/routes/inventory.js';
 import type { evaluateRequestSchema, evaluateResponseSchema } from '../api/routes/policy.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
@@ -32,15 +33,11 @@ export type EvidenceBundle = z.infer<typeof evidenceSchema>;
 export type Health = z.infer<typeof healthSchema>;
 export type { ActionRequestInput, PlanStatus };
 
-/**
- * `GET /v1/inventory?environment=` (issue 3: guests with node, vmid, type, name, status, lock, tags).
- * Typed here only until that route and its schema exist; then this becomes its z.infer.
- */
-export interface Inventory {
-  environment?: string;
-  guests: { node: string; vmid: number; type: string; name?: string; status?: string; lock?: string; tags?: string[]; [k: string]: unknown }[];
-  [k: string]: unknown;
-}
+export type Inventory = z.infer<typeof inventorySchema>;
+export type InventoryGuestDetail = z.infer<typeof guestDetailSchema>;
+export type InventorySnapshots = z.infer<typeof snapshotsSchema>;
+export type InventoryTask = z.infer<typeof taskSchema>;
+export type InventoryTaskLog = z.infer<typeof taskLogSchema>;
 
 /** What a `Deprecation` header on an answer says (docs/api-versioning-policy.md). */
 export interface DeprecationNotice {
@@ -138,6 +135,11 @@ export function createApiClient(opts: ApiClientOptions) {
       call<ApprovalList>('GET', `/v1/approvals?status=${q.status ?? 'pending'}${q.limit ? `&limit=${q.limit}` : ''}`),
     catalog: () => call<Catalog>('GET', '/v1/catalog'),
     inventory: (environment: string) => call<Inventory>('GET', `/v1/inventory?environment=${seg(environment)}`),
+    guest: (environment: string, vmid: number) => call<InventoryGuestDetail>('GET', `/v1/inventory/${seg(environment)}/guests/${vmid}`),
+    snapshots: (environment: string, vmid: number) => call<InventorySnapshots>('GET', `/v1/inventory/${seg(environment)}/guests/${vmid}/snapshots`),
+    task: (environment: string, upid: string) => call<InventoryTask>('GET', `/v1/inventory/${seg(environment)}/tasks/${seg(upid)}`),
+    taskLog: (environment: string, upid: string, page: { start?: number; limit?: number } = {}) =>
+      call<InventoryTaskLog>('GET', `/v1/inventory/${seg(environment)}/tasks/${seg(upid)}/log?start=${page.start ?? 0}&limit=${page.limit ?? 500}`),
     evaluate: (req: PolicyEvaluationInput) => call<PolicyEvaluation>('POST', '/v1/policy/evaluate', req),
     evidence: (planId: string) => call<EvidenceBundle>('GET', `/v1/actions/${seg(planId)}/evidence`),
     health: () => call<Health>('GET', '/healthz'),

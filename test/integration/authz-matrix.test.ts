@@ -82,6 +82,18 @@ const sharedPlan = (env: Env) => {
   return shared.get(env)!;
 };
 
+/** A Proxmox task in `env`, started on the simulator directly (reading it changes nothing). */
+const tasks = new Map<Env, Promise<string>>();
+const taskIn = (env: Env) => {
+  if (!tasks.has(env)) {
+    const node = env === 'lab' ? 'pve-lab' : 'pve-prod';
+    const client = t.service.environments.environments.get(env)!.client;
+    // Stopping a stopped QEMU VM is a real task that ends OK and changes nothing.
+    tasks.set(env, client.request('POST', '/nodes/{node}/qemu/{vmid}/status/stop', { node, vmid: env === 'lab' ? 101 : 201 }) as Promise<string>);
+  }
+  return tasks.get(env)!;
+};
+
 /** Deleting a running guest: Proxmox would refuse, so policy denies it at once (a terminal plan). */
 const denied = new Map<Env, Promise<{ planId: string }>>();
 const deniedPlan = (env: Env) => {
@@ -108,6 +120,11 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
   'GET /problems': async () => ({ method: 'GET', path: '/problems' }),
   'GET /problems/{code}': async () => ({ method: 'GET', path: '/problems/plan-stale' }),
   'GET /v1/catalog': async () => ({ method: 'GET', path: '/v1/catalog' }),
+  'GET /v1/inventory': async (env) => ({ method: 'GET', path: `/v1/inventory?environment=${env}` }),
+  'GET /v1/inventory/{environment}/guests/{vmid}': async (env) => ({ method: 'GET', path: `/v1/inventory/${env}/guests/${target(env).vmid}` }),
+  'GET /v1/inventory/{environment}/guests/{vmid}/snapshots': async (env) => ({ method: 'GET', path: `/v1/inventory/${env}/guests/${target(env).vmid}/snapshots` }),
+  'GET /v1/inventory/{environment}/tasks/{upid}': async (env) => ({ method: 'GET', path: `/v1/inventory/${env}/tasks/${encodeURIComponent(await taskIn(env))}` }),
+  'GET /v1/inventory/{environment}/tasks/{upid}/log': async (env) => ({ method: 'GET', path: `/v1/inventory/${env}/tasks/${encodeURIComponent(await taskIn(env))}/log` }),
   'POST /v1/actions/plan': async (env) => ({
     method: 'POST',
     path: '/v1/actions/plan',

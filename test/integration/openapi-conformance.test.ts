@@ -59,6 +59,20 @@ describe('responses conform to the OpenAPI document', () => {
     expect((await call('GET', '/v1/catalog', { token: TOKENS.agent })).status).toBe(200);
   });
 
+  it('inventory reads', async () => {
+    expect((await call('GET', '/v1/inventory', { query: 'environment=prod', token: TOKENS.agent })).status).toBe(200);
+    expect((await call('GET', '/v1/inventory/{environment}/guests/{vmid}', { params: { environment: 'prod', vmid: '201' }, token: TOKENS.agent })).status).toBe(200);
+    const snaps = await call('GET', '/v1/inventory/{environment}/guests/{vmid}/snapshots', { params: { environment: 'prod', vmid: '201' }, token: TOKENS.agent });
+    expect(snaps.status).toBe(200);
+    expect((await call('GET', '/v1/inventory/{environment}/guests/{vmid}', { params: { environment: 'lab', vmid: '999' }, token: TOKENS.agent })).status).toBe(404);
+    const client = t.service.environments.environments.get('lab')!.client;
+    const upid = (await client.request('POST', '/nodes/{node}/qemu/{vmid}/status/stop', { node: 'pve-lab', vmid: 101 })) as string;
+    await client.waitForTask('pve-lab', upid, { intervalMs: 20 });
+    const params = { environment: 'lab', upid: encodeURIComponent(upid) };
+    expect((await call('GET', '/v1/inventory/{environment}/tasks/{upid}', { params, token: TOKENS.agent })).status).toBe(200);
+    expect((await call('GET', '/v1/inventory/{environment}/tasks/{upid}/log', { params, token: TOKENS.agent })).status).toBe(200);
+  });
+
   it('plan, apply, long poll and the event stream of a low-risk action', async () => {
     const p = await call('POST', '/v1/actions/plan', {
       token: TOKENS.agent,
