@@ -187,8 +187,26 @@ function statusProblem(view: PlanView): ApiError | undefined {
   return c ? new ApiError(c, `plan ${view.planId} is ${view.status}`, { planId: view.planId }) : undefined;
 }
 
+/**
+ * Temporal refuses Updates (plan, apply) while a run's workflow task keeps failing or timing out,
+ * e.g. after the worker running it was killed mid-task. The run is intact and recovers when a worker
+ * completes the task, so this is "retry shortly", not an internal error.
+ */
+function isWorkflowTaskFailing(err: unknown): boolean {
+  const e = err as { code?: number; message?: string } | undefined;
+  return e?.code === 9 /* FAILED_PRECONDITION */ && /workflow task in failed state/i.test(e.message ?? '');
+}
+
 function mapError(err: unknown, planId: string): unknown {
   if (err instanceof ApiError) return err;
+  if (isWorkflowTaskFailing(err)) {
+    return new ApiError(
+      'temporal-unavailable',
+      `plan ${planId} cannot take requests while its workflow task is retried (a worker stopped mid-task); retry shortly (with the same Idempotency-Key when planning)`,
+      { planId },
+      { 'retry-after': '2' },
+    );
+  }
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
     const code = REFUSAL_PROBLEMS[err.cause.type ?? ''];
     if (code) return new ApiError(code, err.cause.message, { planId });

@@ -1,0 +1,64 @@
+/**
+ * How the plan gateway reports Temporal's refusals. Regression (found by the chaos suite): after a
+ * worker was SIGKILLed mid-task a few times, Temporal refused Update-with-Start on the run with
+ * FAILED_PRECONDITION "Workflow Task in failed state", and the API answered 500; the run was fine
+ * and recovered on the next worker, so the answer must be a retryable 503.
+ */
+import type { Client } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import { createPlanGateway } from '../../src/api/plan-gateway.js';
+import { ApiError } from '../../src/api/problems.js';
+import type { ActionWorkflowInput } from '../../src/workflows/messages.js';
+
+/** The error the SDK throws, as it arrived in the chaos run (a gRPC status, its message taken from the operation's status). */
+function workflowTaskFailing(): Error {
+  return Object.assign(new Error('Unable to perform workflow execution update due to Workflow Task in failed state.'), {
+    code: 9,
+    details: 'Update-with-Start could not be executed.',
+  });
+}
+
+function gatewayThrowing(err: unknown) {
+  const client = {
+    workflow: {
+      executeUpdateWithStart: async () => {
+        throw err;
+      },
+      getHandle: () => ({
+        executeUpdate: async () => {
+          throw err;
+        },
+      }),
+    },
+  } as unknown as Client;
+  return createPlanGateway({ client, taskQueue: 'q' });
+}
+
+const input: ActionWorkflowInput = {
+  planId: 'plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G',
+  requestHash: `sha256:${'a'.repeat(64)}`,
+  request: { action: 'vm.start', environment: 'lab', target: { vmid: 100 }, params: {}, reason: 'test' },
+  requester: { principal: 'agent:test', tokenId: 'test', channel: 'api' },
+} as unknown as ActionWorkflowInput;
+
+describe('plan gateway: a run whose workflow task is being retried', () => {
+  it('answers 503 temporal-unavailable with Retry-After and the plan id to a plan request', async () => {
+    const err = await gatewayThrowing(workflowTaskFailing()).plan(input).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('temporal-unavailable');
+    expect((err as ApiError).status).toBe(503);
+    expect((err as ApiError).headers['retry-after']).toBe('2');
+    expect((err as ApiError).extra.planId).toBe(input.planId);
+  });
+
+  it('answers the same to an apply', async () => {
+    const err = await gatewayThrowing(workflowTaskFailing()).apply(input.planId, { requestHash: input.requestHash } as never).catch((e: unknown) => e);
+    expect((err as ApiError).code).toBe('temporal-unavailable');
+  });
+
+  it('leaves other FAILED_PRECONDITION errors alone (they are not transient)', async () => {
+    const other = Object.assign(new Error('Namespace is not active'), { code: 9 });
+    const err = await gatewayThrowing(other).plan(input).catch((e: unknown) => e);
+    expect(err).toBe(other);
+  });
+});
