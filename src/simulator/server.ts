@@ -35,6 +35,8 @@ export interface ProxmoxSimulator {
   model: SimulatorModel;
   /** Restore the seeded state and clear faults and the mutation log (also `POST /_sim/reset`). */
   reset(): void;
+  /** API requests routed so far (under /api2/json): with `faults.hits()`, the injected fault rate. */
+  requestCount(): number;
 }
 
 const API_PREFIX = '/api2/json';
@@ -203,6 +205,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       return sim.model;
     },
     reset,
+    requestCount: () => dispatchSeq,
     close: async () => {
       sim.tasks.shutdown();
       for (const s of sockets) s.destroy();

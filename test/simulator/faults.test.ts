@@ -26,6 +26,9 @@ describe('error rates', () => {
     expect(first.filter((s) => s === 200).length + failed).toBe(40);
     // Only the requests that got through created tasks.
     expect(sim.model.tasks().length).toBe(40 - failed);
+    // Every routed request is counted, faulted or not: hits / requestCount is the injected rate.
+    expect(sim.requestCount()).toBe(40);
+    expect(sim.faults.hits().error).toBe(failed);
     // Reads are not matched by the POST rule.
     expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).status).toBe(200);
     await sim.close();
