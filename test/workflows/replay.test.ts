@@ -1,0 +1,41 @@
+/**
+ * Replays committed histories against today's workflow code. A history recorded by an older version
+ * (scripts/record-histories.ts) must replay without a determinism error: that is what lets a new
+ * worker pick up runs an old worker started (docs/operations.md, "Upgrading running workflows").
+ * No server needed; the workflow bundle is built from source.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
+import { readHistory } from './support/history.js';
+
+const DIR = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } as never;
+
+let bundle: WorkflowBundleWithSourceMap;
+beforeAll(async () => {
+  // The diverging-code check makes the core log its nondeterminism at WARN: expected here.
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } } });
+  bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
+}, 120_000);
+
+describe('replay of recorded histories', () => {
+  it('has fixtures from before the per-environment task queue', () => {
+    expect(files).toEqual(expect.arrayContaining(['v1-vm-start-lab.json', 'v1-vm-delete-prod-two-approvals.json']));
+  });
+
+  it('fails on workflow code that diverges from a history (the check has teeth)', async () => {
+    const diverging = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./support/diverging-workflow.ts', import.meta.url)), logger: quiet });
+    const history = readHistory(join(DIR, 'v1-vm-start-lab.json'));
+    await expect(Worker.runReplayHistory({ workflowBundle: diverging }, history, 'diverging')).rejects.toMatchObject({ name: 'DeterminismViolationError' });
+  }, 60_000);
+
+  it.each(files)('%s replays deterministically', async (file) => {
+    const history = readHistory(join(DIR, file));
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle, replayName: file }, history, file)).resolves.toBeUndefined();
+  }, 60_000);
+});
