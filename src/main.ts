@@ -6,18 +6,25 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './logging.js';
 import { startService } from './service.js';
 import { resolveTemporal } from './temporal/connection.js';
+import { installTemporalRuntime, sdkMetricsAddress } from './temporal/runtime.js';
+import { workflowBundleFromEnv } from './worker/worker.js';
 
 const log = createLogger();
 
 async function main(): Promise<void> {
   const { config, path, demo } = loadConfig();
   const simulated = Object.entries(config.environments).filter(([, e]) => 'simulator' in e.proxmox).map(([n]) => n);
+  const { sdkMetricsUrl } = installTemporalRuntime(log, { metricsAddress: await sdkMetricsAddress(config.worker.sdkMetricsAddress) });
   const temporal = await resolveTemporal({ log: (m) => log.info(m) });
+  const bundle = workflowBundleFromEnv();
   const service = await startService({
     config,
     configPath: path,
-    temporal: { ...temporal.connectionOptions, uiUrl: temporal.uiUrl ?? 'http://localhost:8233' },
+    temporal: { ...temporal.connectionOptions, ...(temporal.uiUrl ? { uiUrl: temporal.uiUrl } : {}) },
     log,
+    ...(bundle ? { workflowBundle: bundle } : {}),
+    // One process, one /metrics: the API's series, the worker's, and the Temporal SDK's.
+    metrics: sdkMetricsUrl ? { sdkMetricsUrl } : {},
   });
 
   if (simulated.length > 0) {
@@ -31,7 +38,9 @@ async function main(): Promise<void> {
     { api: service.url, temporal: temporal.address, ui: temporal.uiUrl, config: demo ? 'demo' : path, environments: Object.keys(config.environments) },
     'proxmox-agent is up',
   );
-  console.error(`\n  API        ${service.url}\n  Temporal   ${temporal.address} (namespace ${temporal.namespace})\n  Web UI     ${temporal.uiUrl ?? '(external server)'}\n  Health     ${service.url}/healthz\n`);
+  console.error(
+    `\n  API        ${service.url}\n  Temporal   ${temporal.address} (namespace ${temporal.namespace})\n  Web UI     ${temporal.uiUrl ?? '(external server: set TEMPORAL_UI_URL for links)'}\n  Health     ${service.url}/healthz  ${service.url}/readyz\n  Metrics    ${service.url}/metrics\n`,
+  );
 
   let stopping = false;
   const shutdown = async (signal: string) => {

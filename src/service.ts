@@ -1,9 +1,11 @@
 import { Client, type Connection } from '@temporalio/client';
-import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
+import type { Registry } from 'prom-client';
 import { createActivities } from './activities/index.js';
 import { createApp, type App } from './api/app.js';
 import { createAuthenticator } from './api/auth.js';
-import { createHealthCheck } from './api/health.js';
+import { closeGracefully } from './api/drain.js';
+import { createHealthCheck, createReadinessCheck } from './api/health.js';
 import { createPlanGateway } from './api/plan-gateway.js';
 import { createEvidenceDeps } from './api/evidence-deps.js';
 import { createRateLimiter } from './api/rate-limit.js';
@@ -17,7 +19,18 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
 import { connectConnection, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
 import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
-import { createWorker } from './worker/worker.js';
+import { activityObservability } from './observability/activity-interceptor.js';
+import { createMetrics, renderMetrics, type Metrics } from './observability/metrics.js';
+import {
+  OTEL_WORKFLOW_INTERCEPTORS,
+  tracingActivityInterceptors,
+  tracingClientInterceptors,
+  tracingFromEnv,
+  tracingSinks,
+  type Tracing,
+} from './observability/tracing.js';
+import { startWorkerHttp } from './worker/http.js';
+import { createWorkers } from './worker/worker.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -29,11 +42,20 @@ export interface ServiceOptions {
   /** Run a worker (default true). */
   worker?: boolean;
   simulator?: SimulatorSettings;
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Prebuilt workflow code (tests; `dist/` in an image); otherwise bundled from source at start. */
+  workflowBundle?: WorkflowBundleOption;
   /** Proxmox task polling interval (default 1 s; tests use less). */
   pollIntervalMs?: number;
   /** Where `{env: VAR}` secrets are read from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** The process's metrics registry (default: a new one), and the Temporal SDK's Prometheus endpoint to append to `/metrics`. */
+  metrics?: { registry?: Registry; sdkMetricsUrl?: string };
+  /** OpenTelemetry tracing; default: from OTEL_EXPORTER_OTLP_ENDPOINT (src/observability/tracing.ts), off when unset. */
+  tracing?: Tracing | false;
+  /** Serve /metrics, /healthz and /readyz on `config.worker.host:port` (the worker-only process). */
+  workerHttp?: boolean;
+  /** How long a stopping API lets in-flight requests finish before closing their connections (default 10 s). */
+  drainTimeoutMs?: number;
 }
 
 export interface RunningService {
@@ -44,6 +66,9 @@ export interface RunningService {
   client: Client;
   /** The HTTP app, when the API runs (its route table is what the authorization matrix test walks). */
   app?: App;
+  /** Base URL of the worker process's HTTP server, when `workerHttp`. */
+  workerUrl?: string;
+  metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -55,18 +80,33 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const { config, log } = opts;
   const { namespace, taskQueue } = { namespace: opts.temporal.namespace, taskQueue: config.temporal.taskQueue };
   const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
   const stop = async () => {
+    stopping = true; // readiness answers 503 from here on
     for (const fn of stops.reverse()) await fn().catch((err) => log.warn({ err }, 'error while stopping'));
   };
+  const metrics = createMetrics(opts.metrics?.registry);
+  const render = () => renderMetrics(metrics.registry, opts.metrics?.sdkMetricsUrl);
+  const tracing = opts.tracing === false ? undefined : (opts.tracing ?? tracingFromEnv(opts.env ?? process.env, 'proxmox-agent'));
   try {
-    const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {}, ...(opts.env ? { env: opts.env } : {}) });
+    if (tracing) stops.push(() => tracing.shutdown());
+    const environments = await buildEnvironments(config, {
+      configPath: opts.configPath,
+      simulator: opts.simulator ?? {},
+      ...(opts.env ? { env: opts.env } : {}),
+      onProxmoxCall: (environment, call) => {
+        const outcome = call.error ? 'error' : 'ok';
+        metrics.proxmoxDuration.observe({ environment, method: call.method, route: call.route, outcome }, call.durationMs / 1000);
+        if (call.error) metrics.proxmoxErrors.inc({ environment, method: call.method, route: call.route, error: call.error, status: String(call.status ?? 'none') });
+      },
+    });
     stops.push(() => environments.close());
-    const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false, ...(opts.env ? { env: opts.env } : {}) });
+    const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false });
     stops.push(() => audit.close());
 
     const connection: Connection = await connectConnection(opts.temporal);
     stops.push(() => connection.close());
-    const client = new Client({ connection, namespace });
+    const client = new Client({ connection, namespace, ...(tracing ? { interceptors: { workflow: tracingClientInterceptors(tracing) } } : {}) });
 
     // Channel secrets are read at boot: a missing one stops the service here, naming the field.
     const channelSettings = resolveChannelSettings(config.channels, { configPath: opts.configPath, ...(opts.env ? { env: opts.env } : {}) });
@@ -83,21 +123,51 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
     });
 
+    let workers: Worker[] = [];
+    let workerUrl: string | undefined;
+    // Started before the workers and stopped after them: probes and scrapes see the whole drain.
+    if (opts.workerHttp) {
+      const http = await startWorkerHttp({
+        host: config.worker.host,
+        port: config.worker.port,
+        metrics: render,
+        ready: () => {
+          if (stopping) return { ok: false, detail: 'shutting down' };
+          const idle = workers.filter((w) => w.getState() !== 'RUNNING' || w.getStatus().activityPollerState !== 'POLLING');
+          return idle.length === 0 && workers.length > 0
+            ? { ok: true, detail: `${workers.length} worker(s) polling: ${workers.map((w) => w.options.taskQueue).join(', ')}` }
+            : { ok: false, detail: `not polling: ${idle.map((w) => `${w.options.taskQueue} (${w.getState()})`).join(', ') || 'no workers'}` };
+        },
+      });
+      workerUrl = http.url;
+      stops.push(() => http.close());
+    }
+
     if (opts.worker !== false) {
       const nativeConnection: NativeConnection = await connectWorkerConnection(opts.temporal);
       stops.push(() => nativeConnection.close());
-      const worker: Worker = await createWorker({
+      // Workflow interceptors live in the bundle: with tracing on, the workflows are bundled here.
+      const bundle = tracing ? undefined : opts.workflowBundle;
+      workers = await createWorkers({
         connection: nativeConnection,
         namespace,
         taskQueue,
         activities,
-        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+        environments: config.environments,
+        tuning: config.worker,
+        activityInterceptors: [activityObservability({ metrics, log }), ...(tracing ? [tracingActivityInterceptors(tracing)] : [])],
+        ...(bundle ? { workflowBundle: bundle } : {}),
+        ...(tracing ? { workflowInterceptorModules: [OTEL_WORKFLOW_INTERCEPTORS], sinks: tracingSinks(tracing) } : {}),
       });
-      const running = worker.run();
-      running.catch((err) => log.error({ err }, 'worker stopped with an error'));
+      const running = workers.map((worker) => {
+        const run = worker.run();
+        run.catch((err) => log.error({ err, taskQueue: worker.options.taskQueue }, 'worker stopped with an error'));
+        return run;
+      });
+      // All at once: each waits up to shutdownGraceSeconds for its in-flight activities.
       stops.push(async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running.catch(() => undefined);
+        for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+        await Promise.allSettled(running);
       });
     }
 
@@ -108,7 +178,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           plans: createPlanGateway({ client, taskQueue }),
           authenticate: createAuthenticator(config.tokens),
           environments: new Set(Object.keys(config.environments)),
-          health: createHealthCheck(client, namespace, taskQueue),
+          health: createHealthCheck(client, namespace, taskQueue, Object.keys(config.environments)),
+          operations: { ready: createReadinessCheck(client, namespace, () => stopping), metrics, render },
           evaluate: async (request, at) => {
             // The same preflight and policy the workflow runs, called directly: nothing is started.
             const preflight = await activities.preflight({ request }).catch((err: Error) => ({
@@ -130,9 +201,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       const listening = await listenApi(app.fetch, config.server, { configPath: opts.configPath, log });
       const server = listening.server;
       url = listening.url;
-      stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      stops.push(() => closeGracefully(server, opts.drainTimeoutMs ?? 10_000));
     }
-    return { ...(url ? { url } : {}), ...(app ? { app } : {}), environments, audit, client, stop };
+    return { ...(url ? { url } : {}), ...(app ? { app } : {}), ...(workerUrl ? { workerUrl } : {}), metrics, environments, audit, client, stop };
   } catch (err) {
     await stop();
     throw err;

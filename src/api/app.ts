@@ -8,6 +8,7 @@ import type { Logger } from '../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { registerDocsRoutes } from './docs.js';
 import { openApiDocument } from './openapi.js';
+import { registerOperationsRoutes, requestMetrics } from './operations.js';
 import { ApiError, type ProblemCode } from './problems.js';
 import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
@@ -34,6 +35,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     },
   });
 
+  if (deps.operations) app.use('*', requestMetrics(deps.operations.metrics));
   // CORS is off unless origins are configured: without these headers browsers refuse cross-origin calls.
   if (deps.cors) {
     app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
@@ -57,6 +59,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   });
 
   registerHealthRoutes(app, deps);
+  registerOperationsRoutes(app, deps);
   registerActionRoutes(app, deps);
   registerCatalogRoutes(app);
   registerApprovalRoutes(app, deps);

@@ -3,6 +3,7 @@ import type { PlanGateway } from './plan-gateway.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { EvidenceDeps } from './routes/evidence.js';
 import type { ApprovalQueue } from './approval-queue.js';
+import type { OperationsDeps } from './operations.js';
 import type { ChannelEndpointDeps } from './routes/channels.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { InventoryDeps } from './routes/inventory.js';
@@ -33,6 +34,8 @@ export interface ApiDeps {
   rateLimit?: RateLimiter;
   /** Browser origins allowed to call /v1/*; absent, CORS is off. */
   cors?: { origins: readonly string[] };
+  /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */
+  operations?: OperationsDeps;
 }
 
 export interface HealthReport {

@@ -5,7 +5,7 @@
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../logging.js';
 import { startService } from '../service.js';
-import { temporalConnectionOptions } from '../temporal/connection.js';
+import { temporalConnectionOptions, temporalUiUrl } from '../temporal/connection.js';
 
 const log = createLogger({ name: 'proxmox-agent-api' });
 
@@ -15,11 +15,13 @@ async function main(): Promise<void> {
     throw new ConfigError("the in-process simulator runs only with the all-in-one 'npm start'; point environments at 'npm run sim' URLs");
   }
   if (!process.env.TEMPORAL_ADDRESS) throw new ConfigError('TEMPORAL_ADDRESS must name the Temporal server the API uses');
-  const service = await startService({ config, configPath: path, temporal: temporalConnectionOptions(), log, worker: false });
+  const uiUrl = temporalUiUrl();
+  const service = await startService({ config, configPath: path, temporal: { ...temporalConnectionOptions(), ...(uiUrl ? { uiUrl } : {}) }, log, worker: false });
   log.info({ api: service.url }, 'API listening');
   const stop = async (signal: string) => {
-    log.info({ signal }, 'API shutting down');
+    log.info({ signal }, 'API shutting down: draining in-flight requests');
     await service.stop();
+    log.info('API stopped');
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

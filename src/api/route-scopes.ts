@@ -6,7 +6,7 @@ import type { Scope } from '../config/schema.js';
  * here fails that test, so adding an endpoint means deciding its access here too. (An entry whose
  * route is not registered is simply not exercised.)
  *
- *  - `public`: no credentials (health, the OpenAPI document);
+ *  - `public`: no credentials (health, readiness, metrics, the OpenAPI document);
  *  - `signature`: authenticated by a per-request signature (chat channels); bearer tokens grant nothing;
  *  - `bearer`: a token holding ANY of `scopes`, and, for `environment`:
  *     - `body`: the request names an environment the token must have (else 403);
@@ -22,6 +22,8 @@ export type RouteAccess =
 /** Keyed `METHOD path`, with OpenAPI `{param}` placeholders. */
 export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /healthz': { auth: 'public' },
+  'GET /readyz': { auth: 'public' },
+  'GET /metrics': { auth: 'public' },
   'GET /v1/openapi.json': { auth: 'public' },
   'GET /docs': { auth: 'public' },
   'GET /docs/scalar.js': { auth: 'public' },

@@ -20,18 +20,21 @@ export interface LoadedConfig {
 }
 
 /**
- * The one place that reads PROXMOX_AGENT_CONFIG and PORT. Fails fast with a message naming the bad
+ * The one place that reads PROXMOX_AGENT_CONFIG, PORT and WORKER_PORT. Fails fast with a message naming the bad
  * field, so a typo never boots a service with a silently different policy.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const path = env.PROXMOX_AGENT_CONFIG ? resolve(env.PROXMOX_AGENT_CONFIG) : DEMO_CONFIG_PATH;
   const config = parseConfigFile(path);
-  if (env.PORT !== undefined) {
-    const port = z.coerce.number().int().min(0).max(65535).safeParse(env.PORT);
-    if (!port.success) throw new ConfigError(`PORT: must be a TCP port number, got '${env.PORT}'`);
-    config.server.port = port.data;
-  }
+  if (env.PORT !== undefined) config.server.port = parsePort('PORT', env.PORT);
+  if (env.WORKER_PORT !== undefined) config.worker.port = parsePort('WORKER_PORT', env.WORKER_PORT);
   return { config, path, demo: path === DEMO_CONFIG_PATH };
+}
+
+function parsePort(name: string, value: string): number {
+  const port = z.coerce.number().int().min(0).max(65535).safeParse(value);
+  if (!port.success) throw new ConfigError(`${name}: must be a TCP port number, got '${value}'`);
+  return port.data;
 }
 
 export function parseConfigFile(path: string): Config {

@@ -37,7 +37,39 @@ export const environmentSchema = z.strictObject({
   tier: z.enum(['nonprod', 'prod']).describe('Selects the base risk column of the action catalog'),
   description: z.string().optional(),
   proxmox: z.union([proxmoxEndpoint, simulatedEndpoint]),
+  maxActivitiesPerSecond: z
+    .number()
+    .positive()
+    .max(1000)
+    .default(5)
+    .describe("Server-side rate limit of this environment's Proxmox-calling activities (its task queue), across all workers"),
 });
+
+/**
+ * The worker: its HTTP server (`npm run worker`: /metrics, /healthz, /readyz) and its tuning
+ * (docs/operations.md, "Scaling workers"). Unset tuning fields keep the Temporal SDK's defaults.
+ */
+export const workerConfigSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe("Bind address of the worker process's HTTP server"),
+    port: z.number().int().min(0).max(65535).default(9464).describe("Port of the worker process's HTTP server (WORKER_PORT overrides)"),
+    shutdownGraceSeconds: z
+      .number()
+      .min(0)
+      .max(3600)
+      .default(30)
+      .describe('On SIGTERM, how long in-flight activities may run on before they are cancelled (a cancelled Proxmox wait resumes elsewhere)'),
+    maxConcurrentActivityTaskExecutions: z.number().int().positive().optional(),
+    maxConcurrentWorkflowTaskExecutions: z.number().int().min(2).optional(),
+    maxConcurrentLocalActivityExecutions: z.number().int().positive().optional(),
+    maxCachedWorkflows: z.number().int().min(0).optional(),
+    sdkMetricsAddress: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'host:port')
+      .optional()
+      .describe("Where the Temporal SDK serves its own Prometheus metrics; default a free loopback port, appended to this process's /metrics"),
+  })
+  .default({ host: '127.0.0.1', port: 9464, shutdownGraceSeconds: 30 });
 
 export const apiTokenSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
@@ -107,6 +139,7 @@ export const configSchema = z
       })
       .default({ namespace: 'default', taskQueue: 'proxmox-agent' }),
     environments: z.record(environmentName, environmentSchema).refine((e) => Object.keys(e).length > 0, 'at least one environment'),
+    worker: workerConfigSchema,
     tokens: z.array(apiTokenSchema).min(1),
     /** Inline, or `{file: path}` naming a YAML policy file (relative to this config file). */
     policy: z.union([policySchema, z.strictObject({ file: z.string().min(1) })]).default(policySchema.parse({})),
@@ -150,6 +183,7 @@ export type RawConfig = z.output<typeof configSchema>;
 /** The config as the service uses it: the policy loaded and checked against the rest. */
 export type Config = Omit<RawConfig, 'policy'> & { policy: PolicyConfig };
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
+export type WorkerConfig = z.output<typeof workerConfigSchema>;
 export type ApiTokenConfig = z.output<typeof apiTokenSchema>;
 export type ProxmoxEndpointConfig = z.output<typeof proxmoxEndpoint>;
 export type SecretRef = z.output<typeof secretRef>;

@@ -4,7 +4,7 @@
 import { inspect } from 'node:util';
 import { Pool } from 'undici';
 import { mapHttpError, mapTransportError } from './error-map.js';
-import { ProxmoxConfigError, ProxmoxInvalidParamError, ProxmoxInvalidPathParamError, ProxmoxPermanentError, ProxmoxProtocolError } from './errors.js';
+import { ProxmoxConfigError, ProxmoxError, ProxmoxInvalidParamError, ProxmoxInvalidPathParamError, ProxmoxPermanentError, ProxmoxProtocolError } from './errors.js';
 import { decodeBody, readBody } from './body.js';
 import { encodeParams, type ProxmoxParams } from './params.js';
 import { fillPath, PROXMOX_ROUTES, type PathParams, type ProxmoxPathTemplate, type ProxmoxRouteMethod } from './paths.js';
@@ -35,6 +35,19 @@ export interface ProxmoxEndpointOptions {
   tls?: ProxmoxTlsOptions;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
   pool?: { connections?: number; keepAliveTimeoutMs?: number };
+  /** Called once per API call, after it ends (metrics). Never sees parameters, bodies or credentials. */
+  onCall?: (call: ProxmoxCallObservation) => void;
+}
+
+export interface ProxmoxCallObservation {
+  method: string;
+  /** The path template, e.g. `/nodes/{node}/qemu/{vmid}/status/start` (bounded, unlike the filled path). */
+  route: string;
+  durationMs: number;
+  /** The HTTP status of a failed call, when Proxmox answered. */
+  status?: number;
+  /** The error class (`ProxmoxLockedError`, …) when the call failed. */
+  error?: string;
 }
 
 export interface ProxmoxClient {
@@ -109,6 +122,7 @@ class ProxmoxHttpClient implements ProxmoxClient {
   readonly #authorization: string;
   readonly #pool: Pool;
   readonly #prefix: string;
+  readonly #onCall: ((call: ProxmoxCallObservation) => void) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(opts: ProxmoxEndpointOptions) {
@@ -126,6 +140,7 @@ class ProxmoxHttpClient implements ProxmoxClient {
     this.tokenId = opts.tokenId;
     this.#prefix = prefix;
     this.#authorization = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
+    this.#onCall = opts.onCall;
     this.#pool = new Pool(origin, {
       connect: buildProxmoxConnector({ https, tls: opts.tls, connectTimeoutMs: positive('timeouts.connectMs', t.connectMs, DEFAULTS.connectMs) }),
       headersTimeout: positive('timeouts.headersMs', t.headersMs, DEFAULTS.headersMs),
@@ -147,6 +162,38 @@ class ProxmoxHttpClient implements ProxmoxClient {
   }
 
   async #exchange<P extends ProxmoxPathTemplate>(
+    method: string,
+    template: P,
+    pathParams: PathParams<P>,
+    params: ProxmoxParams | undefined,
+    opts: CallOptions | undefined,
+  ): Promise<{ data: unknown; total?: unknown }> {
+    if (!this.#onCall) return this.#exchangeOnce(method, template, pathParams, params, opts);
+    const started = performance.now();
+    const observe = (status: number | undefined, error?: unknown) => {
+      try {
+        this.#onCall!({
+          method,
+          route: template,
+          durationMs: performance.now() - started,
+          ...(status === undefined ? {} : { status }),
+          ...(error === undefined ? {} : { error: error instanceof Error ? error.name : 'Unknown' }),
+        });
+      } catch {
+        // An observer never breaks a call.
+      }
+    };
+    try {
+      const envelope = await this.#exchangeOnce(method, template, pathParams, params, opts);
+      observe(undefined);
+      return envelope;
+    } catch (err) {
+      observe(err instanceof ProxmoxError ? err.status : undefined, err);
+      throw err;
+    }
+  }
+
+  async #exchangeOnce<P extends ProxmoxPathTemplate>(
     method: string,
     template: P,
     pathParams: PathParams<P>,

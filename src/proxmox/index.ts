@@ -1,6 +1,6 @@
 // Public surface of the Proxmox VE API client. Import from here, not from the files behind it.
 
-export { createProxmoxClient, type ProxmoxClient, type ProxmoxEndpointOptions } from './client.js';
+export { createProxmoxClient, type ProxmoxCallObservation, type ProxmoxClient, type ProxmoxEndpointOptions } from './client.js';
 export * from './errors.js';
 export { mapHttpError, mapTransportError, type HttpFailure } from './error-map.js';
 export { formatUpid, isUpid, parseUpid, type Upid, type UpidParts } from './upid.js';

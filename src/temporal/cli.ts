@@ -2,11 +2,16 @@
  * `npm run temporal:install` → `tsx src/temporal/cli.ts install`: find or build the Temporal CLI.
  * `npm run temporal:start`   → `tsx src/temporal/cli.ts start`: run the local dev server in the foreground
  *                               until Ctrl-C (state in .data/temporal.sqlite survives restarts).
+ * `npm run temporal:search-attributes -- --address host:port [--namespace ns]`: register the project's
+ *                               search attributes on a real cluster (idempotent; docs/operations.md).
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureTemporalCli, installTemporalCli, TemporalCliError } from './cli-locator.js';
 import { DEFAULT_DEV_DB_FILE, DevServerError, startDevServer } from './dev-server.js';
+import { connectConnection, temporalConnectionOptions } from './connection.js';
 import { prefixedLog } from './log.js';
+import { CLI_SEARCH_ATTRIBUTE_TYPE, ensureSearchAttributes } from './search-attributes-admin.js';
+import { PROJECT_SEARCH_ATTRIBUTES } from './search-attributes.js';
 
 const log = prefixedLog('[temporal]');
 
@@ -95,6 +100,29 @@ program
     process.on('SIGHUP', shutdown);
     // Keep the event loop alive until a signal arrives.
     setInterval(() => {}, 1 << 30);
+  });
+
+program
+  .command('search-attributes')
+  .description('register the project search attributes on a Temporal namespace (TLS / API key from the TEMPORAL_* variables)')
+  .option('--address <host:port>', 'frontend address (default: TEMPORAL_ADDRESS)')
+  .option('--namespace <ns>', 'namespace (default: TEMPORAL_NAMESPACE or default)')
+  .option('--print', 'only print the equivalent `temporal operator search-attribute create` commands')
+  .action(async (o: { address?: string; namespace?: string; print?: boolean }) => {
+    const opts = temporalConnectionOptions({ ...process.env, ...(o.address ? { TEMPORAL_ADDRESS: o.address } : {}), ...(o.namespace ? { TEMPORAL_NAMESPACE: o.namespace } : {}) });
+    if (o.print) {
+      for (const a of PROJECT_SEARCH_ATTRIBUTES) {
+        console.log(`temporal operator search-attribute create --namespace ${opts.namespace} --name ${a.name} --type ${CLI_SEARCH_ATTRIBUTE_TYPE[a.type]}`);
+      }
+      return;
+    }
+    const connection = await connectConnection(opts);
+    try {
+      const { added, existing } = await ensureSearchAttributes(connection, opts.namespace, undefined, log);
+      console.log(`namespace ${opts.namespace} on ${opts.address}: added ${added.join(', ') || 'none'}; already there ${existing.join(', ') || 'none'}`);
+    } finally {
+      await connection.close();
+    }
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -13,6 +13,8 @@
  *   TEMPORAL_TLS_SERVER_NAME  override the TLS server name (SNI / hostname check).
  *   TEMPORAL_API_KEY          API key (Temporal Cloud); implies TLS.
  *   TEMPORAL_GRPC_META        extra gRPC headers: `key=value,key2=value2`.
+ *   TEMPORAL_UI_URL           base URL of the Web UI, for `links.temporalUi` in API responses
+ *                             (default: the dev server's UI; none for an external server).
  */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
@@ -160,6 +162,18 @@ export function temporalConnectionOptions(env: NodeJS.ProcessEnv = process.env):
   return opts;
 }
 
+/**
+ * `TEMPORAL_UI_URL` (e.g. `https://temporal.example.com`, or `https://cloud.temporal.io` for Temporal
+ * Cloud), without a trailing slash; undefined when unset.
+ */
+export function temporalUiUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = env.TEMPORAL_UI_URL?.trim();
+  if (!raw) return undefined;
+  const parsed = z.url({ protocol: /^https?$/ }).safeParse(raw);
+  if (!parsed.success) throw new TemporalConfigError(`TEMPORAL_UI_URL=${JSON.stringify(raw)}: must be an http(s) URL, e.g. "http://localhost:8233"`);
+  return raw.replace(/\/+$/, '');
+}
+
 function transportOptions(opts: TemporalConnectionOptions) {
   return {
     address: opts.address,
@@ -190,7 +204,10 @@ export async function connectWorkerConnection(opts: TemporalConnectionOptions = 
 export interface ResolvedTemporal {
   address: string;
   namespace: string;
-  /** Web UI of the local dev server (absent for an external server or a headless dev server). */
+  /**
+   * Web UI for links: TEMPORAL_UI_URL, else the dev server's (started, or reused on its default UI
+   * port); absent for an external server without TEMPORAL_UI_URL, and for a headless dev server.
+   */
   uiUrl?: string;
   /** Full options to pass to {@link connectClient} / {@link connectWorkerConnection}. */
   connectionOptions: TemporalConnectionOptions;
@@ -215,12 +232,14 @@ export interface ResolveTemporalOptions {
 export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promise<ResolvedTemporal> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? silentLog;
+  const uiUrl = temporalUiUrl(env);
   if (env.TEMPORAL_ADDRESS !== undefined && env.TEMPORAL_ADDRESS.trim() !== '') {
     const connectionOptions = temporalConnectionOptions(env);
     log(`Using the Temporal server at ${connectionOptions.address} (namespace "${connectionOptions.namespace}") from TEMPORAL_ADDRESS`);
     return {
       address: connectionOptions.address,
       namespace: connectionOptions.namespace,
+      ...(uiUrl ? { uiUrl } : {}),
       connectionOptions,
       startedDevServer: false,
       stop: async () => {},
@@ -230,10 +249,13 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
   const envOpts = temporalConnectionOptions(env);
   const cliPath = opts.devServer?.cliPath ?? (await ensureTemporalCli({ env, log }));
   const server = await startDevServer({ namespace: envOpts.namespace, ...opts.devServer, cliPath, log });
+  // A reused dev server (e.g. `npm run temporal:start` in another terminal) serves its UI on the default port, unless headless.
+  const devUi = server.uiUrl ?? (server.reused && !opts.devServer?.headless ? `http://localhost:${opts.devServer?.uiPort ?? 8233}` : undefined);
+  const ui = uiUrl ?? devUi;
   return {
     address: server.address,
     namespace: server.namespace,
-    ...(server.uiUrl !== undefined ? { uiUrl: server.uiUrl } : {}),
+    ...(ui !== undefined ? { uiUrl: ui } : {}),
     connectionOptions: { address: server.address, namespace: server.namespace },
     startedDevServer: server.pid !== undefined,
     stop: () => server.stop(),

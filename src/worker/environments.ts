@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { resolveSecret } from '../config/load.js';
-import { createProxmoxClient, type ProxmoxClient } from '../proxmox/index.js';
+import { createProxmoxClient, type ProxmoxCallObservation, type ProxmoxClient } from '../proxmox/index.js';
 import { demoClusters, startSimulator, type ProxmoxSimulator } from '../simulator/index.js';
 import type { ActivityEnvironment } from '../activities/index.js';
 
@@ -27,13 +27,21 @@ const SIM_TOKEN_ID = 'proxmox-agent@pve!agent';
  */
 export async function buildEnvironments(
   config: Config,
-  opts: { configPath?: string; env?: NodeJS.ProcessEnv; simulator?: SimulatorSettings } = {},
+  opts: {
+    configPath?: string;
+    env?: NodeJS.ProcessEnv;
+    simulator?: SimulatorSettings;
+    /** Told about every Proxmox API call, with the environment's name (metrics). */
+    onProxmoxCall?: (environment: string, call: ProxmoxCallObservation) => void;
+  } = {},
 ): Promise<BuiltEnvironments> {
   const environments = new Map<string, ActivityEnvironment>();
   const simulators = new Map<string, ProxmoxSimulator>();
   const clients: ProxmoxClient[] = [];
   try {
     for (const [name, env] of Object.entries(config.environments)) {
+      const observe = opts.onProxmoxCall;
+      const onCall = observe ? { onCall: (call: ProxmoxCallObservation) => observe(name, call) } : {};
       let client: ProxmoxClient;
       let tokenId: string;
       if ('simulator' in env.proxmox) {
@@ -42,7 +50,7 @@ export async function buildEnvironments(
         const sim = await startSimulator({ cluster: seed, ...opts.simulator });
         simulators.set(name, sim);
         tokenId = SIM_TOKEN_ID;
-        client = createProxmoxClient({ baseUrl: sim.url, tokenId, tokenSecret: secret });
+        client = createProxmoxClient({ baseUrl: sim.url, tokenId, tokenSecret: secret, ...onCall });
       } else {
         const p = env.proxmox;
         tokenId = p.tokenId;
@@ -51,6 +59,7 @@ export async function buildEnvironments(
           tokenId,
           tokenSecret: resolveSecret(p.tokenSecret, `environments.${name}.proxmox.tokenSecret`, opts.env, opts.configPath),
           ...(p.tls ? { tls: { ...(p.tls.caFile ? { caFile: p.tls.caFile } : {}), ...(p.tls.fingerprintSha256 ? { fingerprintSha256: p.tls.fingerprintSha256 } : {}) } } : {}),
+          ...onCall,
         });
       }
       clients.push(client);

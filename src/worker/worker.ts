@@ -1,29 +1,109 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  Worker,
+  type ActivityInterceptorsFactory,
+  type InjectedSinks,
+  type NativeConnection,
+  type WorkerOptions as SdkWorkerOptions,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
+import type { WorkerConfig } from '../config/schema.js';
+import { environmentTaskQueue } from '../workflows/messages.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/**
+ * `WORKFLOW_BUNDLE` names a workflow bundle built ahead (`npm run build:workflows` → dist/, done in
+ * the Dockerfile): workers then skip bundling at start. Explicit on purpose: a stale bundle in a
+ * checkout would run old workflow code.
+ */
+export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { codePath: string } | undefined {
+  const path = env.WORKFLOW_BUNDLE?.trim();
+  if (!path) return undefined;
+  const codePath = resolve(path);
+  if (!existsSync(codePath)) throw new Error(`WORKFLOW_BUNDLE=${path}: no such file (build it with npm run build:workflows)`);
+  return { codePath };
+}
+
+/** The activities that call Proxmox to change something: they run on the environment's task queue. */
+export const PROXMOX_ACTIVITIES = ['executeAction'] as const satisfies readonly (keyof Activities)[];
 
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   activities: Activities;
-  /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled from source. */
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Environment name → its server-side activity rate limit (`maxTaskQueueActivitiesPerSecond`). */
+  environments: Readonly<Record<string, { maxActivitiesPerSecond: number }>>;
+  /** A prebuilt bundle (tests build it once; `dist/` in an image); otherwise the workflows are bundled from source. */
+  workflowBundle?: WorkflowBundleOption;
   identity?: string;
+  tuning?: Partial<Omit<WorkerConfig, 'host' | 'port'>>;
+  activityInterceptors?: ActivityInterceptorsFactory[];
+  /** Workflow interceptor modules (bundled from source; ignored with a prebuilt bundle). */
+  workflowInterceptorModules?: string[];
+  sinks?: InjectedSinks<Record<string, never>>;
 }
 
-/** One worker polls the task queue for both the workflow and its activities. */
-export function createWorker(opts: WorkerOptions): Promise<Worker> {
-  return Worker.create({
+/**
+ * The workers of one process (docs/operations.md, "Scaling workers"):
+ *  - the main worker polls `taskQueue` for workflow tasks, their local activities (preflight,
+ *    policy, audit) and the notifier; it also serves `executeAction` for runs scheduled there before
+ *    per-environment queues existed;
+ *  - one activity-only worker per environment polls `<taskQueue>-<environment>` for the Proxmox
+ *    mutation, rate-limited server-side so that all workers together stay under the environment's
+ *    `maxActivitiesPerSecond`.
+ */
+export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
+  const t = opts.tuning ?? {};
+  const common = {
     connection: opts.connection,
     namespace: opts.namespace,
-    taskQueue: opts.taskQueue,
-    activities: opts.activities,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    // Let a running Proxmox task finish its wait (it heartbeats its UPID) before shutting down.
-    shutdownGraceTime: '10s',
-  });
+    // Let a running Proxmox task finish its wait (it heartbeats its UPID) before shutting down; one
+    // cancelled later resumes on another worker from that UPID.
+    shutdownGraceTime: `${t.shutdownGraceSeconds ?? 30}s`,
+    ...(opts.activityInterceptors ? { interceptors: { activity: opts.activityInterceptors } } : {}),
+    ...(t.maxConcurrentActivityTaskExecutions ? { maxConcurrentActivityTaskExecutions: t.maxConcurrentActivityTaskExecutions } : {}),
+  } satisfies Partial<SdkWorkerOptions>;
+
+  const workers: Worker[] = [];
+  try {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: opts.taskQueue,
+        activities: opts.activities,
+        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+        interceptors: {
+          ...common.interceptors,
+          ...(opts.workflowInterceptorModules ? { workflowModules: opts.workflowInterceptorModules } : {}),
+        },
+        ...(opts.sinks ? { sinks: opts.sinks } : {}),
+        ...(t.maxConcurrentWorkflowTaskExecutions ? { maxConcurrentWorkflowTaskExecutions: t.maxConcurrentWorkflowTaskExecutions } : {}),
+        ...(t.maxConcurrentLocalActivityExecutions ? { maxConcurrentLocalActivityExecutions: t.maxConcurrentLocalActivityExecutions } : {}),
+        ...(t.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: t.maxCachedWorkflows } : {}),
+      }),
+    );
+    const proxmoxActivities = Object.fromEntries(PROXMOX_ACTIVITIES.map((name) => [name, opts.activities[name]]));
+    for (const [environment, { maxActivitiesPerSecond }] of Object.entries(opts.environments)) {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: environmentTaskQueue(opts.taskQueue, environment),
+          activities: proxmoxActivities,
+          // Enforced by the server for the whole queue; every worker of the queue must send the same value.
+          maxTaskQueueActivitiesPerSecond: maxActivitiesPerSecond,
+        }),
+      );
+    }
+  } catch (err) {
+    // Workers that were created hold the connection: release them before reporting the failure.
+    await Promise.allSettled(workers.map((w) => w.runUntil(Promise.resolve())));
+    throw err;
+  }
+  return workers;
 }

@@ -4,10 +4,13 @@ import {
   CancellationScope,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
@@ -18,6 +21,7 @@ import { stricterRisk } from '../domain/risk.js';
 import {
   applyUpdate,
   approvalSignal,
+  environmentTaskQueue,
   planUpdate,
   REFUSALS,
   stateQuery,
@@ -38,7 +42,7 @@ const local = proxyLocalActivities<Activities>({
 });
 
 // The Proxmox mutation: long-running, heartbeating, retried on transient errors only.
-const proxmox = proxyActivities<Activities>({
+const EXECUTE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2h',
   // Task polls heartbeat every second; a worker that dies mid-task is noticed within 10 s.
   heartbeatTimeout: '10s',
@@ -49,7 +53,7 @@ const proxmox = proxyActivities<Activities>({
     maximumAttempts: 25,
     nonRetryableErrorTypes: ['ProxmoxPermanentError', 'ProxmoxTaskFailedError', 'ActionBlocked'],
   },
-});
+};
 
 // Approval requests posted to webhooks (notifyApprovers): retried, bounded, never failing the plan.
 const notifier = proxyActivities<Activities>({
@@ -259,6 +263,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 
   async function execute(v: PlanView): Promise<ActionResult> {
     try {
+      // Runs on the environment's own task queue (rate-limited per Proxmox cluster). Runs started
+      // before this change scheduled it on the workflow's queue: their histories keep doing so.
+      const proxmox = patched('per-environment-task-queue')
+        ? proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) })
+        : proxyActivities<Activities>(EXECUTE_OPTIONS);
       const r = await proxmox.executeAction({ planId, request, node: v.target.node ?? v.preflight.state?.node ?? '', plannedDigest: v.preflight.fingerprint?.digest });
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
     } catch (err) {

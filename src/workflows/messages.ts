@@ -11,6 +11,15 @@ export type { ActionResult, Actor, Approval, ApprovalRequirement, Channel, PlanV
 
 export const DEFAULT_TASK_QUEUE = 'proxmox-agent';
 
+/**
+ * The task queue of an environment's Proxmox-calling activities: `<taskQueue>-<environment>`. One
+ * queue per Proxmox cluster lets the server rate-limit each cluster on its own
+ * (`maxTaskQueueActivitiesPerSecond`) and lets workers near a cluster serve only it.
+ */
+export function environmentTaskQueue(taskQueue: string, environment: string): string {
+  return `${taskQueue}-${environment}`;
+}
+
 export interface ActionWorkflowInput {
   planId: string;
   request: NormalizedRequest;

@@ -113,6 +113,8 @@ interface Built {
  */
 const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
   'GET /healthz': async () => ({ method: 'GET', path: '/healthz' }),
+  'GET /readyz': async () => ({ method: 'GET', path: '/readyz' }),
+  'GET /metrics': async () => ({ method: 'GET', path: '/metrics' }),
   'GET /v1/openapi.json': async () => ({ method: 'GET', path: '/v1/openapi.json' }),
   'GET /docs': async () => ({ method: 'GET', path: '/docs' }),
   'GET /docs/scalar.js': async () => ({ method: 'GET', path: '/docs/scalar.js' }),

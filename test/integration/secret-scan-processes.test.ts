@@ -68,7 +68,7 @@ beforeAll(async () => {
       audit: { file: 'audit.jsonl', signing: { privateKey: { file: 'audit-signing.key' }, checkpointEvery: 2 } },
     }),
   );
-  const env = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, PA_SCAN_SIM_SECRET: simSecret, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'trace' };
+  const env = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, PA_SCAN_SIM_SECRET: simSecret, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'trace', WORKER_PORT: '0' };
   worker = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/worker/main.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   worker.stdout!.on('data', (d) => (workerOutput += d));
   worker.stderr!.on('data', (d) => (workerOutput += d));

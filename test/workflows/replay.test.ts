@@ -4,11 +4,13 @@
  * worker pick up runs an old worker started (docs/operations.md, "Upgrading running workflows").
  * No server needed; the workflow bundle is built from source.
  */
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildWorkflowBundle } from '../../scripts/build-workflow-bundle.js';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
 import { readHistory } from './support/history.js';
 
@@ -24,8 +26,8 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('replay of recorded histories', () => {
-  it('has fixtures from before the per-environment task queue', () => {
-    expect(files).toEqual(expect.arrayContaining(['v1-vm-start-lab.json', 'v1-vm-delete-prod-two-approvals.json']));
+  it('has fixtures from before (v1) and after (v2) the per-environment task queue', () => {
+    expect(files).toEqual(expect.arrayContaining(['v1-vm-start-lab.json', 'v1-vm-delete-prod-two-approvals.json', 'v2-vm-start-lab.json', 'v2-vm-delete-prod-two-approvals.json']));
   });
 
   it('fails on workflow code that diverges from a history (the check has teeth)', async () => {
@@ -37,5 +39,11 @@ describe('replay of recorded histories', () => {
   it.each(files)('%s replays deterministically', async (file) => {
     const history = readHistory(join(DIR, file));
     await expect(Worker.runReplayHistory({ workflowBundle: bundle, replayName: file }, history, file)).resolves.toBeUndefined();
+  }, 60_000);
+
+  it('replays from the prebuilt bundle the Docker image ships (npm run build:workflows)', async () => {
+    const codePath = await buildWorkflowBundle(join(mkdtempSync(join(tmpdir(), 'pa-bundle-')), 'workflow-bundle.js'));
+    const history = readHistory(join(DIR, 'v2-vm-delete-prod-two-approvals.json'));
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, history, 'prebuilt')).resolves.toBeUndefined();
   }, 60_000);
 });

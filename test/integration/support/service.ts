@@ -11,7 +11,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, type LogEntry, type LogLeve
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { createLogger, type Logger } from '../../../src/logging.js';
-import { startService, type RunningService } from '../../../src/service.js';
+import { startService, type RunningService, type ServiceOptions } from '../../../src/service.js';
 import { WORKFLOWS_PATH } from '../../../src/worker/worker.js';
 import type { ProxmoxSimulator } from '../../../src/simulator/index.js';
 import { testConnectionOptions } from '../../setup/temporal.js';
@@ -46,6 +46,8 @@ export interface TestServiceOptions {
   temporalLog?: { level: LogLevel; write: (entry: LogEntry) => void };
   /** The simulated Proxmox token secret (default: random). */
   simulatorTokenSecret?: string;
+  /** Overrides for startService (another Temporal server, tracing, …). */
+  service?: Partial<ServiceOptions>;
 }
 
 export async function startTestService(tweak: (config: Config) => void = () => {}, options: TestServiceOptions = {}): Promise<TestService> {
@@ -76,6 +78,7 @@ export async function startTestService(tweak: (config: Config) => void = () => {
     simulator: { taskDurationMs: 50, authFailureDelayMs: 0, ...(options.simulatorTokenSecret ? { tokenSecret: options.simulatorTokenSecret } : {}) },
     workflowBundle: await bundle,
     pollIntervalMs: 50,
+    ...options.service,
   });
   const url = service.url!;
 

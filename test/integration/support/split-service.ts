@@ -1,7 +1,8 @@
 /**
  * The service as a real deployment runs it: the Proxmox simulator standalone, the HTTP API in this
- * process, and workers as separate OS processes (`src/worker/main.ts`) that tests can SIGKILL and
- * restart. The config is a real YAML file pointing at the simulator's URL.
+ * process (or, with `apiProcess`, as its own OS process: `src/api/main.ts`), and workers as separate
+ * OS processes (`src/worker/main.ts`) that tests can SIGKILL, SIGTERM and restart. The config is a
+ * real YAML file pointing at the simulator's URL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -23,19 +24,31 @@ const TOKEN_ID = 'proxmox-agent@pve!agent';
 export interface SplitService {
   url: string;
   sim: ProxmoxSimulator;
-  api: RunningService;
+  /** The in-process API (absent with `apiProcess`). */
+  api?: RunningService;
+  /** The API process, with `apiProcess`. */
+  apiProcess?: ServiceProcess;
   configPath: string;
+  /** The config's task queue. */
+  taskQueue: string;
   /** Start one more worker process; resolves once it polls. */
   startWorker(): Promise<WorkerProcess>;
   call(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
 
-export interface WorkerProcess {
+export interface ServiceProcess {
   child: ChildProcess;
   /** Everything the process wrote, for the secret scan and for debugging a failure. */
   output(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface WorkerProcess extends ServiceProcess {
+  /** The worker's own HTTP server: /metrics, /healthz, /readyz. */
+  url: string;
 }
 
 export async function startSplitService(opts: {
@@ -44,6 +57,12 @@ export async function startSplitService(opts: {
   taskDurationMs?: number;
   tier?: 'nonprod' | 'prod';
   policy?: Record<string, unknown>;
+  /** Run the API as a separate process too (default: in this process). */
+  apiProcess?: boolean;
+  /** The config's `audit` section (default: a file store, which allows one worker process at a time). */
+  audit?: Record<string, unknown>;
+  /** More environment variables for every process (secrets the config names). */
+  env?: Record<string, string>;
 }): Promise<SplitService> {
   const secret = randomUUID();
   const sim = await startSimulator({
@@ -63,56 +82,73 @@ export async function startSplitService(opts: {
       environments: { lab: { tier: opts.tier ?? 'nonprod', proxmox: { url: sim.url, tokenId: TOKEN_ID, tokenSecret: { env: 'SIM_TOKEN_SECRET' } } } },
       tokens: demo.tokens,
       policy: opts.policy ?? { rules: [] },
-      audit: { file: join(dir, 'audit.jsonl') },
+      audit: opts.audit ?? { file: join(dir, 'audit.jsonl') },
     }),
   );
-  const env = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, SIM_TOKEN_SECRET: secret, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'warn' };
+  // WORKER_PORT=0: each worker process serves /metrics and /readyz on a port of its own.
+  const env = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, SIM_TOKEN_SECRET: secret, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'warn', WORKER_PORT: '0', ...opts.env };
   const { config } = loadConfig(env);
-  // The API in this process: it reads Proxmox for preflights and never runs a worker.
-  const api = await startService({ config, configPath, temporal: testConnectionOptions(), log: createLogger({ level: 'warn' }), worker: false, env });
   const workers: WorkerProcess[] = [];
 
-  const startWorker = async (): Promise<WorkerProcess> => {
-    // Info level: the harness waits for the worker's 'worker polling' line.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/worker/main.ts')], { cwd: ROOT, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Spawns an entry point; resolves with the first JSON log line whose msg is `ready`. */
+  const spawnProcess = async (entry: string, ready: string, extraEnv: Record<string, string>): Promise<ServiceProcess & { line: Record<string, any> }> => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start:\n${out}`)), 60_000);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const line = await new Promise<Record<string, any>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${entry} did not start:\n${out}`)), 60_000);
       const check = () => {
-        if (out.includes('worker polling')) {
+        const found = out.split('\n').find((l) => l.includes(`"msg":"${ready}"`));
+        if (found) {
           clearTimeout(timer);
-          resolve();
+          resolve(JSON.parse(found));
         }
       };
       child.stdout!.on('data', check);
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`worker exited with ${code}:\n${out}`));
+        reject(new Error(`${entry} exited with ${code}:\n${out}`));
       });
     });
-    const w: WorkerProcess = {
+    return {
       child,
+      line,
       output: () => out,
+      exited,
       kill: async (signal = 'SIGKILL') => {
         if (child.exitCode === null && child.signalCode === null) child.kill(signal);
         await exited;
       },
     };
+  };
+
+  // The API reads Proxmox for preflights and never runs a worker. Info level: the harness waits for
+  // the processes' 'API listening' / 'worker polling' lines.
+  const apiProcess = opts.apiProcess ? await spawnProcess('src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
+  const api = apiProcess
+    ? undefined
+    : await startService({ config, configPath, temporal: testConnectionOptions(), log: createLogger({ level: 'warn' }), worker: false, env });
+  const url: string = apiProcess ? apiProcess.line.api : api!.url!;
+
+  const startWorker = async (): Promise<WorkerProcess> => {
+    const p = await spawnProcess('src/worker/main.ts', 'worker polling', { LOG_LEVEL: 'info' });
+    const w: WorkerProcess = { ...p, url: p.line.http };
     workers.push(w);
     return w;
   };
 
   return {
-    url: api.url!,
+    url,
     sim,
-    api,
+    ...(api ? { api } : {}),
+    ...(apiProcess ? { apiProcess } : {}),
     configPath,
+    taskQueue: config.temporal.taskQueue,
     startWorker,
     async call(method, path, o = {}) {
-      const res = await fetch(`${api.url}${path}`, {
+      const res = await fetch(`${url}${path}`, {
         method,
         headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
@@ -122,7 +158,8 @@ export async function startSplitService(opts: {
     },
     async stop() {
       await Promise.all(workers.map((w) => w.kill('SIGTERM')));
-      await api.stop();
+      await api?.stop();
+      await apiProcess?.kill('SIGTERM');
       await sim.close();
     },
   };

@@ -1,0 +1,166 @@
+/**
+ * Scale-out and lifecycle (issue 7 §3): the API and two workers as separate OS processes
+ * (`npm run api`, `npm run worker` ×2) drive a plan end to end; both workers poll the main queue and
+ * the environment's queue; each worker serves /metrics (ours and the Temporal SDK's) and /readyz;
+ * and a worker SIGTERMed while its Proxmox task runs finishes that task (no retry) before it exits.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import proto from '@temporalio/proto';
+import { Client } from '@temporalio/client';
+import { connectConnection } from '../../src/temporal/connection.js';
+import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
+import { testConnectionOptions } from '../setup/temporal.js';
+import { startSplitService, type SplitService, type WorkerProcess } from './support/split-service.js';
+
+const AGENT = 'demo-agent-token';
+const { EventType, TaskQueueType, PendingActivityState } = proto.temporal.api.enums.v1;
+
+let s: SplitService;
+let pg: TempPostgres;
+let workers: WorkerProcess[];
+let client: Client;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function planAndApply(vmid: number, action: string): Promise<string> {
+  const plan = await s.call('POST', '/v1/actions/plan', { token: AGENT, body: { action, environment: 'lab', target: { vmid }, params: {}, reason: `split ${action}` } });
+  expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+  const applied = await s.call('POST', '/v1/actions/apply', { token: AGENT, body: { planId: plan.body.planId, requestHash: plan.body.requestHash } });
+  expect(applied.status, JSON.stringify(applied.body)).toBe(202);
+  return plan.body.planId;
+}
+
+const status = (planId: string) => s.call('GET', `/v1/actions/${planId}`, { token: AGENT }).then((r) => r.body?.status as string | undefined);
+
+async function history(planId: string) {
+  const events = (await client.workflow.getHandle(planId).fetchHistory()).events ?? [];
+  const executeScheduled = events.filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === 'executeAction');
+  const ids = new Set(executeScheduled.map((e) => String(e.eventId)));
+  const of = (type: number, attr: (e: (typeof events)[number]) => { scheduledEventId?: unknown } | null | undefined) =>
+    events.filter((e) => e.eventType === type && ids.has(String(attr(e)?.scheduledEventId)));
+  return {
+    events,
+    executeScheduled,
+    started: of(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED, (e) => e.activityTaskStartedEventAttributes),
+    completed: of(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, (e) => e.activityTaskCompletedEventAttributes),
+    failed: of(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED, (e) => e.activityTaskFailedEventAttributes),
+    timedOut: of(EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, (e) => e.activityTaskTimedOutEventAttributes),
+  };
+}
+
+describePostgres('API and two workers as separate processes', () => {
+  beforeAll(async () => {
+    // Several worker processes share one audit log: the PostgreSQL store (the file store has one writer).
+    pg = await startTempPostgres();
+    s = await startSplitService({
+      apiProcess: true,
+      audit: { postgres: { url: { env: 'PA_AUDIT_PG_URL' } } },
+      env: { PA_AUDIT_PG_URL: await pg.createDatabase() },
+      guests: [
+        { vmid: 501, type: 'qemu', node: 'pve-f1', name: 'vm-501', status: 'stopped' },
+        { vmid: 502, type: 'qemu', node: 'pve-f1', name: 'vm-502', status: 'running' },
+      ],
+      taskDurationMs: 100,
+    });
+    workers = await Promise.all([s.startWorker(), s.startWorker()]);
+    client = new Client({ connection: await connectConnection(testConnectionOptions()), namespace: testConnectionOptions().namespace });
+  }, 180_000);
+
+  afterAll(async () => {
+    await s?.stop();
+    await client?.connection.close();
+    await pg?.stop();
+  });
+
+  it('are healthy once both workers poll the main queue and the environment queue', async () => {
+    await until('/healthz 200', async () => ((await s.call('GET', '/healthz')).status === 200 ? true : undefined));
+    expect(s.api).toBeUndefined();
+    expect(s.apiProcess!.child.pid).not.toBe(process.pid);
+    const pollers = async (name: string, type: proto.temporal.api.enums.v1.TaskQueueType) =>
+      new Set(((await client.workflowService.describeTaskQueue({ namespace: testConnectionOptions().namespace, taskQueue: { name }, taskQueueType: type })).pollers ?? []).map((p) => p.identity));
+    const identities = await until('two pollers on every queue', async () => {
+      const [wf, act, env] = await Promise.all([
+        pollers(s.taskQueue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        pollers(s.taskQueue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        pollers(`${s.taskQueue}-lab`, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+      ]);
+      return wf.size >= 2 && act.size >= 2 && env.size >= 2 ? env : undefined;
+    });
+    const pids = workers.map((w) => String(w.child.pid));
+    for (const pid of pids) expect([...identities].some((id) => id?.startsWith(`${pid}@`)), `worker ${pid} polls ${s.taskQueue}-lab`).toBe(true);
+  });
+
+  it('drive a plan end to end, its Proxmox activity on the environment queue', async () => {
+    const planId = await planAndApply(501, 'vm.start');
+    await until('succeeded', async () => ((await status(planId)) === 'succeeded' ? true : undefined));
+    expect(s.sim.mutations.countFor(501, 'start')).toBe(1);
+    const h = await history(planId);
+    expect(h.executeScheduled.map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name)).toEqual([`${s.taskQueue}-lab`]);
+    // The run recorded the patch, so a replay takes the same branch (docs/operations.md).
+    const patches = h.events
+      .filter((e) => e.eventType === EventType.EVENT_TYPE_MARKER_RECORDED && e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((p) => (p.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString())));
+    expect(patches.join(' ')).toContain('per-environment-task-queue');
+  });
+
+  it('each worker serves /readyz and /metrics with its own and the Temporal SDK series', async () => {
+    let executed = 0;
+    for (const w of workers) {
+      expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${w.url}/readyz`);
+      expect(ready.status, await ready.clone().text()).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'ready', detail: expect.stringContaining(`${s.taskQueue}-lab`) });
+      const text = await (await fetch(`${w.url}/metrics`)).text();
+      expect(text).toMatch(/^temporal_\w+/m); // the SDK core's series, relayed
+      expect(text).toMatch(/^# TYPE proxmox_agent_activity_executions_total counter$/m);
+      expect(text).toMatch(/^proxmox_agent_process_cpu_seconds_total /m);
+      const m = /^proxmox_agent_activity_executions_total\{activity="executeAction",[^}]*outcome="completed"[^}]*\} (\d+)$/m.exec(text);
+      executed += m ? Number(m[1]) : 0;
+    }
+    expect(executed).toBe(1);
+  });
+
+  it('a SIGTERMed worker finishes its running Proxmox task without a retry, then exits', async () => {
+    s.sim.faults.slowTasks(4000);
+    const planId = await planAndApply(502, 'vm.stop');
+    // Mid-task: the activity has started and heartbeated the UPID of the task it dispatched.
+    await until('executeAction dispatched', async () => {
+      const d = await client.workflow.getHandle(planId).describe();
+      const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'executeAction');
+      return pending?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pending.heartbeatDetails ? true : undefined;
+    });
+    expect(s.sim.model.tasks().some((t) => t.status === 'running')).toBe(true);
+    // Both workers get SIGTERM: neither takes new work, the one running the task lets it finish.
+    const exits = workers.map((w) => w.kill('SIGTERM').then(() => w.exited));
+    // A fresh worker finishes the run (the workflow task after the activity) once the others have left.
+    const codes = await Promise.all(exits);
+    expect(codes).toEqual([0, 0]);
+    const fresh = await s.startWorker();
+    await until('succeeded', async () => ((await status(planId)) === 'succeeded' ? true : undefined), 90_000);
+
+    const h = await history(planId);
+    expect(h.executeScheduled).toHaveLength(1);
+    expect(h.started.map((e) => e.activityTaskStartedEventAttributes?.attempt)).toEqual([1]);
+    expect(h.completed).toHaveLength(1);
+    expect([...h.failed, ...h.timedOut]).toEqual([]);
+    expect(s.sim.mutations.countFor(502, 'stop')).toBe(1);
+    // The worker that ran it logged the completion after it was told to stop.
+    const ran = workers.find((w) => w.output().includes(`"planId":"${planId}"`) && /"activity":"executeAction"[^\n]*"msg":"activity completed"/.test(w.output()))!;
+    expect(ran, workers.map((w) => w.output().slice(-2000)).join('\n----\n')).toBeDefined();
+    const out = ran.output();
+    expect(out.indexOf('worker shutting down')).toBeGreaterThan(-1);
+    expect(out.indexOf('"msg":"activity completed"', out.indexOf('worker shutting down'))).toBeGreaterThan(out.indexOf('worker shutting down'));
+    expect(out.lastIndexOf('worker stopped')).toBeGreaterThan(out.lastIndexOf('"msg":"activity completed"'));
+    workers.push(fresh);
+  }, 180_000);
+});
