@@ -1,0 +1,42 @@
+# proxmox-agent: one image for the HTTP API and the worker (docs/operations.md, "Deployment").
+#   docker build -t proxmox-agent .
+#   API:    docker run ... proxmox-agent node --import tsx src/api/main.ts
+#   worker: docker run ... proxmox-agent                       (the default command)
+# Config and secrets come from outside at run time (PROXMOX_AGENT_CONFIG, mounted files, env);
+# nothing secret is baked into any layer.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# 1. Production dependencies only. No install scripts: the Temporal core bridge ships prebuilt
+#    binaries and esbuild (for tsx) its platform package.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# 2. The workflow bundle, built once here instead of by every worker at start (WORKFLOW_BUNDLE).
+FROM deps AS build
+COPY tsconfig.json ./
+COPY src ./src
+COPY config ./config
+COPY scripts/build-workflow-bundle.ts ./scripts/
+RUN node --import tsx scripts/build-workflow-bundle.ts --out dist/workflow-bundle.js
+
+# 3. Runtime: the same slim base, files owned by root and read-only to the unprivileged user.
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js \
+    PROXMOX_AGENT_CONFIG=/etc/proxmox-agent/config.yaml
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY config ./config
+COPY --from=build /app/dist ./dist
+# The audit file store (if used) and any scratch space live in a volume, not in the image.
+RUN mkdir -p /var/lib/proxmox-agent && chown node:node /var/lib/proxmox-agent
+USER node
+# 8787: HTTP API (PORT); 9464: the worker's /metrics, /healthz, /readyz (WORKER_PORT).
+EXPOSE 8787 9464
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "src/worker/main.ts"]
