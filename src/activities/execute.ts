@@ -78,15 +78,30 @@ export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Pro
       ctx.heartbeat({ phase: 'dispatched', upid } satisfies ExecuteProgress);
     }
     const progress: ExecuteProgress = { phase: 'dispatched', upid };
-    const done = await client.waitForTask(target.node, upid, {
-      intervalMs,
-      signal: ctx.cancellationSignal,
-      onPoll: () => ctx.heartbeat(progress),
-    });
+    const done = await client
+      .waitForTask(target.node, upid, { intervalMs, signal: ctx.cancellationSignal, onPoll: () => ctx.heartbeat(progress) })
+      .catch(async (err: unknown) => {
+        if (ctx.cancellationSignal.aborted) await stopCancelledTask(client, target.node, upid!);
+        throw err;
+      });
     if (action.settled) await waitUntilSettled(client, action, locate, params, intervalMs, () => ctx.heartbeat(progress));
     return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
   } catch (err) {
     throw toActivityFailure(err);
+  }
+}
+
+/**
+ * The run was cancelled while its Proxmox task ran: ask Proxmox to stop it (DELETE the task), as far
+ * as Proxmox allows; a task that already ended, or cannot be stopped, is left as it is.
+ */
+async function stopCancelledTask(client: ProxmoxClient, node: string, upid: string): Promise<void> {
+  const log = Context.current().log;
+  try {
+    await client.stopTask(node, upid);
+    log.warn('run cancelled: asked Proxmox to stop its task', { upid });
+  } catch (err) {
+    log.warn('run cancelled: Proxmox did not stop the task', { upid, error: (err as Error).message });
   }
 }
 

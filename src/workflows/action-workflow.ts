@@ -1,8 +1,10 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  ActivityCancellationType,
   CancellationScope,
   allHandlersFinished,
+  isCancellation,
   condition,
   patched,
   proxyActivities,
@@ -44,6 +46,8 @@ const local = proxyLocalActivities<Activities>({
 // The Proxmox mutation: long-running, heartbeating, retried on transient errors only.
 const EXECUTE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2h',
+  // A cancelled run waits until the activity has asked Proxmox to stop its task.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   // Task polls heartbeat every second; a worker that dies mid-task is noticed within 10 s.
   heartbeatTimeout: '10s',
   retry: {
@@ -195,11 +199,33 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   const notifying = view.status === 'awaiting_approval' ? new CancellationScope() : undefined;
   const notified = notifying?.run(() => notifier.notifyApprovers({ plan: view! })).catch(() => undefined);
 
-  if (view.status !== 'denied') await awaitApplyThenExecute(view);
-  await condition(allHandlersFinished);
-  notifying?.cancel();
-  await notified;
+  if (view.status !== 'denied') {
+    try {
+      await awaitApplyThenExecute(view);
+    } catch (err) {
+      // An operator cancelled the run (Temporal Web UI or CLI): record it, then finish normally.
+      if (!isCancellation(err)) throw err;
+      await CancellationScope.nonCancellable(() => recordCancellation(view!));
+    }
+  }
+  await CancellationScope.nonCancellable(async () => {
+    await condition(allHandlersFinished);
+    notifying?.cancel();
+    await notified;
+  });
   return view;
+
+  async function recordCancellation(v: PlanView): Promise<void> {
+    const during = v.status;
+    v.result = {
+      outcome: 'failed',
+      errorType: 'Cancelled',
+      message: during === 'applying' ? 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it' : `the run was cancelled while ${during}`,
+      finishedAt: nowIso(),
+    };
+    setStatus('failed');
+    await audit('run.cancelled', { detail: { during } });
+  }
 
   async function readTarget(): Promise<Preflight> {
     try {
@@ -271,6 +297,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       const r = await proxmox.executeAction({ planId, request, node: v.target.node ?? v.preflight.state?.node ?? '', plannedDigest: v.preflight.fingerprint?.digest });
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
     } catch (err) {
+      if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as Partial<ActionResult> | undefined) : undefined;
       return {
