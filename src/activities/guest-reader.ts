@@ -1,7 +1,7 @@
 import type { BackupStorage, GuestKind, GuestState, PeerGuest } from '../domain/guest-state.js';
 import type { ActionDefinition } from '../domain/actions/define.js';
 import { isDiskKey } from '../domain/actions/disks.js';
-import { ProxmoxNotFoundError, type ProxmoxClient } from '../proxmox/index.js';
+import { isRetryableProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../proxmox/index.js';
 
 interface ClusterResource {
   type: string;
@@ -32,7 +32,7 @@ export async function readGuest(
   target: { node?: string; vmid: number },
   params: Record<string, unknown> = {},
 ): Promise<GuestState> {
-  const resources = (await client.clusterResources('vm')) as ClusterResource[];
+  const resources = (await readRetrying(() => client.clusterResources('vm'))) as ClusterResource[];
   const found = resources.find((r) => r.vmid === target.vmid && (r.type === 'qemu' || r.type === 'lxc'));
   const kind: GuestKind = action.kind;
   const peerId = action.needs.peer?.(params);
@@ -53,7 +53,7 @@ export async function readGuest(
   const node = found.node!;
   let status: Record<string, unknown>;
   try {
-    status = (await client.guestStatus(node, kind, target.vmid)) as Record<string, unknown>;
+    status = (await readRetrying(() => client.guestStatus(node, kind, target.vmid))) as Record<string, unknown>;
   } catch (err) {
     // Deleted between the two reads.
     if (err instanceof ProxmoxNotFoundError) return absent;
@@ -77,13 +77,13 @@ export async function readGuest(
     ...(peer ? { peer } : {}),
   };
   if (action.needs.config) {
-    const config = (await client.guestConfig(node, kind, target.vmid)) as Record<string, unknown>;
+    const config = (await readRetrying(() => client.guestConfig(node, kind, target.vmid))) as Record<string, unknown>;
     if (typeof config.digest === 'string') state.digest = config.digest;
     state.protection = Number(config.protection ?? 0) === 1;
     state.config = comparedKeys(kind, config);
   }
   if (action.needs.snapshots) {
-    const snaps = (await client.snapshots(node, kind, target.vmid)) as { name: string }[];
+    const snaps = (await readRetrying(() => client.snapshots(node, kind, target.vmid))) as { name: string }[];
     state.snapshots = snaps.map((s) => s.name).filter((n) => n !== 'current');
   }
   const storage = action.needs.backupStorage?.(params);
@@ -115,11 +115,11 @@ function comparedKeys(kind: GuestKind, config: Record<string, unknown>): Record<
 
 /** The storage as this node sees it, and this guest's backups in it (newest last). */
 async function readBackupStorage(client: ProxmoxClient, node: string, storage: string, vmid: number): Promise<BackupStorage> {
-  const storages = (await client.request('GET', '/nodes/{node}/storage', { node })) as { storage: string; content?: string }[];
+  const storages = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage', { node }))) as { storage: string; content?: string }[];
   const entry = storages.find((s) => s.storage === storage);
   const acceptsBackups = (entry?.content ?? '').split(',').includes('backup');
   if (!entry || !acceptsBackups) return { storage, exists: Boolean(entry), acceptsBackups, backups: [] };
-  const content = (await client.request('GET', '/nodes/{node}/storage/{storage}/content', { node, storage }, { content: 'backup', vmid })) as {
+  const content = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage/{storage}/content', { node, storage }, { content: 'backup', vmid }))) as {
     volid: string;
     ctime?: number;
     notes?: string;
@@ -129,6 +129,23 @@ async function readBackupStorage(client: ProxmoxClient, node: string, storage: s
     .sort((a, b) => a.ctime - b.ctime);
   return { storage, exists: true, acceptsBackups, backups };
 }
+
+/**
+ * One read, retried on a transient Proxmox error (5xx from load, 595/596/599, a dropped connection):
+ * reads are safe to repeat, and a plan must not be denied, nor an approved plan failed as stale,
+ * because one GET of several met a hiccup. Permanent errors and the last transient one propagate.
+ */
+export async function readRetrying<T>(fn: () => Promise<T>, attempts = READ_ATTEMPTS, backoffMs = 150): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || !isRetryableProxmoxError(err)) throw err;
+      await new Promise((r) => setTimeout(r, backoffMs * 2 ** (attempt - 1)));
+    }
+  }
+}
+const READ_ATTEMPTS = 3;
 
 /** Proxmox tags are one string separated by ';' (older versions also ',' or spaces). */
 export function splitTags(tags: string | undefined): string[] {

@@ -250,11 +250,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
       // 2. Re-check at apply: the target must still be what was planned, and policy may have changed.
       const fresh = await readTarget();
-      const changed = staleFields(v.preflight.fingerprint, fresh.fingerprint);
-      if (changed.length > 0 || fresh.assessment.kind === 'unavailable') {
-        const message = changed.length
-          ? `target changed since the plan (${changed.join(', ')}); plan again`
-          : `could not re-read the target: ${fresh.assessment.reason}`;
+      // A target that could not be read has no fingerprint: that is not a change, and is said as such.
+      const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;
+      const changed = unreadable === undefined ? staleFields(v.preflight.fingerprint, fresh.fingerprint) : [];
+      if (changed.length > 0 || unreadable !== undefined) {
+        const message = unreadable === undefined ? `target changed since the plan (${changed.join(', ')}); plan again` : `could not re-read the target: ${unreadable}`;
         v.result = { outcome: 'failed', errorType: REFUSALS.stale, message, finishedAt: nowIso() };
         setStatus('failed');
         await audit('apply.refused_stale', { detail: { changed } });

@@ -55,6 +55,25 @@ describe('policy gates against the real run', () => {
     await client.waitForTask('pve-lab', start as string, { intervalMs: 20 });
   });
 
+  it('refuses an apply whose target cannot be re-read, and says so (not "changed")', async () => {
+    // Regression (chaos suite): a re-read that failed was reported as "target changed since the plan (state)".
+    const p = await plan({ action: 'vm.stop', environment: 'lab', target: { vmid: 100 }, params: {}, reason: 'stop web-lab' });
+    expect(p.body).toMatchObject({ decision: 'allowed' });
+    t.sim('lab').faults.errorRate({ method: 'GET', path: '/cluster/resources', status: 503, message: 'Service Unavailable' });
+    try {
+      const a = await apply(p.body);
+      expect(a.status).toBe(409);
+      expect(a.body.type).toBe('/problems/plan-stale');
+      expect(a.body.detail).toMatch(/^could not re-read the target: .*503/);
+      const view = await t.waitForStatus(p.body.planId, ['failed']);
+      expect(view.result).toMatchObject({ outcome: 'failed', errorType: 'PlanStale' });
+      expect(view.result.message).not.toMatch(/changed/);
+    } finally {
+      t.sim('lab').faults.clear();
+    }
+    expect(t.sim('lab').model.guest(100)?.status).toBe('running');
+  });
+
   it('re-evaluates at apply: a stricter policy asks for approvals again', async () => {
     const p = await plan({ action: 'vm.shutdown', environment: 'lab', target: { vmid: 100 }, params: {}, reason: 'maintenance' });
     expect(p.body).toMatchObject({ decision: 'allowed', status: 'planned' });

@@ -1,0 +1,51 @@
+/**
+ * readGuest retries transient read errors. Regression (found by the chaos suite, 20% transient
+ * faults on reads): one GET of the several a preflight makes failing on every attempt of the
+ * preflight's retry policy denied a plan ("target unavailable"), and at apply failed an approved
+ * plan as stale; reads are safe to repeat.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readGuest } from '../../src/activities/guest-reader.js';
+import { findAction } from '../../src/domain/actions/catalog.js';
+import { createProxmoxClient, ProxmoxError, type ProxmoxClient } from '../../src/proxmox/index.js';
+import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+
+const TOKEN_ID = 'proxmox-agent@pve!agent';
+const action = findAction('vm.delete')!; // reads resources, status and config
+let sim: ProxmoxSimulator;
+let client: ProxmoxClient;
+
+beforeAll(async () => {
+  sim = await startSimulator({ cluster: demoClusters({ lab: 's1', prod: 's2' }).lab, taskDurationMs: 30, authFailureDelayMs: 0 });
+  client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: 's1' });
+});
+afterAll(async () => {
+  await client.close();
+  await sim.close();
+});
+beforeEach(() => sim.faults.clear());
+
+describe('readGuest under transient Proxmox errors', () => {
+  it('retries each read that fails transiently (503, 596) and returns the state', async () => {
+    sim.faults.errorRate({ method: 'GET', path: '/cluster/resources', status: 503, times: 2 });
+    sim.faults.errorRate({ method: 'GET', path: '/nodes/*/qemu/*/config', status: 596, times: 2 });
+    const state = await readGuest(client, action, { vmid: 101 });
+    expect(state).toMatchObject({ exists: true, vmid: 101, node: 'pve-lab', status: 'stopped' });
+    expect(state.digest).toMatch(/^[0-9a-f]{40}$/);
+    expect(sim.faults.hits().error).toBe(4);
+  });
+
+  it('gives up after three attempts of one read, with the transient error', async () => {
+    sim.faults.errorRate({ method: 'GET', path: '/nodes/*/qemu/*/status/current', status: 503, times: 3 });
+    const err = await readGuest(client, action, { vmid: 101 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProxmoxError);
+    expect((err as ProxmoxError).status).toBe(503);
+    expect(sim.faults.hits().error).toBe(3);
+  });
+
+  it('does not retry a permanent error', async () => {
+    sim.faults.errorRate({ method: 'GET', path: '/cluster/resources', status: 403, message: 'Permission check failed (/, Sys.Audit)', times: 3 });
+    await expect(readGuest(client, action, { vmid: 101 })).rejects.toThrow(/Permission check failed/);
+    expect(sim.faults.hits().error).toBe(1);
+  });
+});
