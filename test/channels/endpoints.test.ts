@@ -267,6 +267,26 @@ describe('POST /v1/channels/webhook/approvals', () => {
   });
 });
 
+describe('a channel that is not configured', () => {
+  // Found by schemathesis (missing_required_header): a request without its signature headers got 404
+  // "not configured"; it is unauthenticated first, and learns nothing about the configuration.
+  it('answers 401 to a request without its signature headers, and 404 only to a signed-looking one', async () => {
+    const bare = createApp({ ...deps, channels: { ...deps.channels!, settings: { webhooks: [] } as unknown as ChannelSettings } });
+    for (const [path, headers] of [
+      ['/v1/channels/slack/interactions', ['x-slack-signature', 'x-slack-request-timestamp']],
+      ['/v1/channels/webhook/approvals', ['x-pa-signature', 'x-pa-timestamp']],
+    ] as const) {
+      for (const missing of headers) {
+        const res = await bare.request(path, { method: 'POST', headers: { [headers.find((h) => h !== missing)!]: '1' }, body: '{}' });
+        expect(res.status, `${path} without ${missing}`).toBe(401);
+        expect((await json(res)).type).toBe('/problems/unauthenticated');
+      }
+      const signed = await bare.request(path, { method: 'POST', headers: { [headers[0]]: 'v0=00', [headers[1]]: nowS() }, body: '{}' });
+      expect(signed.status).toBe(404);
+    }
+  });
+});
+
 describe('X-Proxmox-Agent-Channel on POST /v1/actions/{planId}/approvals', () => {
   const approve = (headers: Record<string, string> = {}) =>
     app.request(`/v1/actions/${plan.planId}/approvals`, {

@@ -70,10 +70,16 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
   };
 
   const signatureProblem = (reason: SignatureFailure) => new ApiError('unauthenticated', SIGNATURE_FAILURE_MESSAGES[reason]);
+  // A request without its credentials is unauthenticated (401) before anything else is said about
+  // the channel, including whether it is configured.
+  const requireSignatureHeaders = (c: Context<AppEnv>, names: readonly string[]) => {
+    if (names.some((n) => !c.req.header(n))) throw signatureProblem('missing');
+  };
 
   // ---- Slack ----------------------------------------------------------------------------------
 
   app.post(SLACK_INTERACTIONS_PATH, async (c) => {
+    requireSignatureHeaders(c, ['x-slack-signature', 'x-slack-request-timestamp']);
     const slack = channels?.settings.slack;
     if (!slack) throw new ApiError('not-found', 'the Slack channel is not configured');
     const raw = await c.req.text();
@@ -123,6 +129,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
   // ---- Generic signed webhook -----------------------------------------------------------------
 
   app.post(WEBHOOK_APPROVALS_PATH, async (c: Context<AppEnv>) => {
+    requireSignatureHeaders(c, ['x-pa-signature', 'x-pa-timestamp']);
     const bots = channels?.settings.webhooks ?? [];
     if (bots.length === 0) throw new ApiError('not-found', 'no webhook approval channel is configured');
     const raw = await c.req.text();
