@@ -75,7 +75,14 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   let doc: object | undefined;
   app.get('/v1/openapi.json', (c) => c.json((doc ??= openApiDocument(app))));
 
-  app.notFound((c) => problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    // A path that exists under other methods is 405 with Allow (RFC 9110 §15.5.6), not 404.
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length > 0) {
+      return problem(c, new ApiError('method-not-allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow.join(', ')}`, {}, { allow: allow.join(', ') }));
+    }
+    return problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`));
+  });
   app.onError((err, c) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) log?.error({ err, path: c.req.path }, 'request failed');
@@ -85,6 +92,21 @@ export function createApp(deps: ApiDeps, log?: Logger) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** The methods the app's own routes (not middleware) serve on this concrete path; HEAD with GET. */
+function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of routes) {
+    if (r.method === 'ALL' || r.path.includes('*')) continue;
+    const pattern = r.path
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    if (new RegExp(`^${pattern}$`).test(path)) methods.add(r.method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
 
 function problem(c: Context, error: ApiError) {
   return c.body(JSON.stringify(error.toProblem(c.req.path)), error.status as 400, {

@@ -31,6 +31,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Check the path against this reference.',
     example: 'no route GET /v1/nothing',
   },
+  'method-not-allowed': {
+    when: 'The path exists, but not with this method (for example `DELETE /v1/catalog`). The `Allow` header lists the methods it takes.',
+    todo: 'Use one of the methods in `Allow`; this reference lists what each takes.',
+    example: 'DELETE is not allowed on /v1/catalog; allowed: GET, HEAD',
+  },
   'plan-not-found': {
     when: 'No plan with this id exists in an environment the token may see.',
     todo: 'Check the plan id; plans of other environments are reported as not found on purpose.',

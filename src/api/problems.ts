@@ -11,6 +11,7 @@ export const PROBLEMS = {
   'forbidden': { status: 403, title: 'This token may not do that' },
   'self-approval': { status: 403, title: 'The requester of a plan cannot approve it' },
   'not-found': { status: 404, title: 'No such resource' },
+  'method-not-allowed': { status: 405, title: 'This method is not allowed on this resource' },
   'plan-not-found': { status: 404, title: 'No such plan' },
   'request-hash-mismatch': { status: 409, title: 'requestHash does not match the plan' },
   'plan-denied': { status: 409, title: 'The plan was denied by policy' },

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../domain/plan-view.js';
-import { actionRequestSchema } from '../domain/request.js';
+import { actionRequestVariants } from '../domain/request.js';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
 import { PLAN_STATUSES } from '../domain/lifecycle.js';
 import { WAIT_PATTERN } from './plan-watch.js';
@@ -11,7 +11,7 @@ import { WAIT_PATTERN } from './plan-watch.js';
  * with zod's own `.meta({ id })`, which zod-to-openapi reads as the component name.
  */
 
-export const planRequestSchema = actionRequestSchema.meta({
+export const planRequestSchema = actionRequestVariants().meta({
   id: 'PlanRequest',
   example: {
     action: 'vm.snapshot.create',

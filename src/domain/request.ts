@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACTION_NAMES, findAction } from './actions/catalog.js';
+import { ACTION_NAMES, ACTIONS, findAction } from './actions/catalog.js';
 
 /** Proxmox `pve-node` names. */
 export const nodeName = z
@@ -31,6 +31,32 @@ export const actionRequestSchema = z.strictObject({
   reason: z.string().trim().min(1, 'say why this change is needed').max(2000),
 });
 export type ActionRequestInput = z.input<typeof actionRequestSchema>;
+
+/**
+ * The same request as one variant per catalog action, each with that action's own params schema
+ * (OpenAPI: oneOf with a discriminator on `action`). This is what the API validates and documents,
+ * so that a body valid by the published schema is one the service accepts; `extra` adds members
+ * (e.g. `at` for policy evaluation). normalizeRequest still does the defaulting and hashing.
+ */
+export function actionRequestVariants<E extends z.core.$ZodLooseShape = Record<never, never>>(extra?: E) {
+  const base = actionRequestSchema.shape;
+  const variants = ACTIONS.map((a) =>
+    z.strictObject({
+      action: z.literal(a.name).describe(a.summary),
+      environment: base.environment,
+      target: base.target,
+      params: (a.params as z.ZodType<Record<string, unknown>>).default({}),
+      reason: base.reason,
+      ...(extra ?? ({} as E)),
+    }),
+  );
+  return z.discriminatedUnion('action', variants as unknown as [(typeof variants)[number], ...(typeof variants)[number][]], {
+    error: (issue) =>
+      issue.code === 'invalid_union' && 'note' in issue && issue.note === 'No matching discriminator'
+        ? `unknown action '${String((issue.input as { action?: unknown } | undefined)?.action)}'; see GET /v1/catalog`
+        : undefined,
+  });
+}
 
 /** A request after validation and defaulting: the exact object that is hashed and approved. */
 export interface NormalizedRequest {

@@ -25,7 +25,20 @@ const eventsRoute = createRoute({
   responses: {
     200: {
       description: 'The event stream',
-      content: { 'text/event-stream': { schema: z.string().describe('Server-sent events; each `data:` is a Plan as JSON') } },
+      // For a stream, the schema describes one event (as OpenAPI 3.2's itemSchema does, and as
+      // schemathesis validates each event): the fields of the SSE block.
+      content: {
+        'text/event-stream': {
+          schema: z
+            .object({
+              event: z.literal('status'),
+              id: z.string().describe('The event number in this stream'),
+              data: z.string().describe('The plan as JSON: the same object as GET /v1/actions/{planId}'),
+              retry: z.number().int().optional().describe('Reconnection delay in ms (first block only)'),
+            })
+            .describe('One server-sent event; the stream is a sequence of them, with `: keep-alive` comment lines between'),
+        },
+      },
     },
     ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'temporal-unavailable'),
   },

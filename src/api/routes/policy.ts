@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { requestHash } from '../../domain/hashing.js';
-import { actionRequestSchema, normalizeRequest } from '../../domain/request.js';
+import { actionRequestVariants, normalizeRequest } from '../../domain/request.js';
 import { approvalRequirementSchema, preflightSchema, reasonSchema } from '../../domain/plan-view.js';
 import { DECISIONS } from '../../domain/lifecycle.js';
 import { RISKS } from '../../domain/risk.js';
@@ -8,11 +8,9 @@ import { requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
 
-export const evaluateRequestSchema = actionRequestSchema
-  .extend({
-    at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),
-  })
-  .meta({ id: 'PolicyEvaluateRequest' });
+export const evaluateRequestSchema = actionRequestVariants({
+  at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),
+}).meta({ id: 'PolicyEvaluateRequest' });
 
 export const evaluateResponseSchema = z
   .object({

@@ -35,7 +35,10 @@ export function createOpenApiValidator(doc: Json) {
       if (!declared) return [`${method} ${path} does not declare status ${status}`];
       const media = contentType.split(';')[0]!.trim();
       if (!declared.content?.[media]) return [`${method} ${path} ${status} does not declare ${media} (declares ${Object.keys(declared.content ?? {}).join(', ') || 'no body'})`];
-      return check(['paths', path, method.toLowerCase(), 'responses', String(status), 'content', media, 'schema'], body);
+      const at = ['paths', path, method.toLowerCase(), 'responses', String(status), 'content', media, 'schema'];
+      // An event stream's schema describes one event: check each event of the stream.
+      if (media === 'text/event-stream') return sseEvents(String(body)).flatMap((e) => check(at, e));
+      return check(at, body);
     },
     checkRequest(method: string, path: string, body: unknown): string[] {
       return check(['paths', path, method.toLowerCase(), 'requestBody', 'content', 'application/json', 'schema'], body);
@@ -47,3 +50,21 @@ export function createOpenApiValidator(doc: Json) {
 }
 
 export type OpenApiValidator = ReturnType<typeof createOpenApiValidator>;
+
+/** The events of a text/event-stream body as field objects (blocks without data, and comments, skipped). */
+export function sseEvents(text: string): Record<string, string | number>[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .map((block) => {
+      const e: Record<string, string | number> = {};
+      for (const line of block.split(/\r?\n/)) {
+        if (line === '' || line.startsWith(':')) continue;
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+        e[field] = field === 'retry' ? Number(value) : field === 'data' && typeof e.data === 'string' ? `${e.data}\n${value}` : value;
+      }
+      return e;
+    })
+    .filter((e) => 'data' in e);
+}
