@@ -26,8 +26,12 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export function createApp(deps: ApiDeps, log?: Logger) {
   const app = new OpenAPIHono<AppEnv>({
     // zod failures become one problem listing every bad field.
-    defaultHook: (result) => {
+    defaultHook: (result, c) => {
       if (!result.success) {
+        // GET /v1/actions/plan reaches GET /v1/actions/{planId} with planId "plan": a path that names
+        // a fixed resource served under other methods is 405, not a bad parameter.
+        const allow = result.target === 'param' ? allowedMethods(app.routes, c.req.path, { fixedOnly: true }) : [];
+        if (allow.length > 0) throw methodNotAllowed(c.req.method, c.req.path, allow);
         throw new ApiError('validation-failed', 'the request does not match the schema', {
           errors: result.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message })),
         });
@@ -78,9 +82,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   app.notFound((c) => {
     // A path that exists under other methods is 405 with Allow (RFC 9110 §15.5.6), not 404.
     const allow = allowedMethods(app.routes, c.req.path);
-    if (allow.length > 0) {
-      return problem(c, new ApiError('method-not-allowed', `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow.join(', ')}`, {}, { allow: allow.join(', ') }));
-    }
+    if (allow.length > 0) return problem(c, methodNotAllowed(c.req.method, c.req.path, allow));
     return problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`));
   });
   app.onError((err, c) => {
@@ -93,11 +95,17 @@ export function createApp(deps: ApiDeps, log?: Logger) {
 
 export type App = ReturnType<typeof createApp>;
 
-/** The methods the app's own routes (not middleware) serve on this concrete path; HEAD with GET. */
-function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+const methodNotAllowed = (method: string, path: string, allow: string[]) =>
+  new ApiError('method-not-allowed', `${method} is not allowed on ${path}; allowed: ${allow.join(', ')}`, {}, { allow: allow.join(', ') });
+
+/**
+ * The methods the app's own routes (not middleware) serve on this concrete path; HEAD with GET.
+ * `fixedOnly`: only routes without path parameters.
+ */
+function allowedMethods(routes: readonly { method: string; path: string }[], path: string, opts: { fixedOnly?: boolean } = {}): string[] {
   const methods = new Set<string>();
   for (const r of routes) {
-    if (r.method === 'ALL' || r.path.includes('*')) continue;
+    if (r.method === 'ALL' || r.path.includes('*') || (opts.fixedOnly && r.path.includes(':'))) continue;
     const pattern = r.path
       .split('/')
       .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))

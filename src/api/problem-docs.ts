@@ -7,9 +7,9 @@ import type { ProblemCode } from './problems.js';
  */
 export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: string; example: string }>> = {
   'validation-failed': {
-    when: 'The body, a path or query parameter or a header does not match the schema, or names an unknown environment or action. `errors[]` lists every bad field by path.',
+    when: 'The body, a path or query parameter or a header does not match the schema. `errors[]` lists every bad field by path.',
     todo: 'Fix the fields listed in `errors` and send again. `GET /v1/catalog` lists each action\'s params as JSON Schema.',
-    example: 'environment: unknown environment \'staging\'',
+    example: 'target.vmid: Too small: expected number to be >=100',
   },
   'unauthenticated': {
     when: 'No `Authorization: Bearer …` header, an unknown token, or (on /v1/channels/*) a bad or expired signature.',
@@ -100,6 +100,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     when: 'This `Idempotency-Key` already names a plan made for a different request.',
     todo: 'Use a new key for a new request; the same key with the same body returns the same plan.',
     example: 'this Idempotency-Key already names plan plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G, made for a different request',
+  },
+  'unknown-environment': {
+    when: 'The request is well formed, but names an environment this service does not have.',
+    todo: 'Use one of the environments the problem lists (your token may be limited to some of them).',
+    example: "no environment 'staging'; configured: lab, prod",
   },
   'rate-limited': {
     when: 'The token sent more requests than its per-token limit allows.',

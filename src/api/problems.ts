@@ -25,6 +25,7 @@ export const PROBLEMS = {
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send application/json' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used for a different request' },
+  'unknown-environment': { status: 422, title: 'No such environment' },
   'rate-limited': { status: 429, title: 'Too many requests for this token; retry after Retry-After seconds' },
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
   'proxmox-unavailable': { status: 502, title: 'Proxmox did not answer the read' },

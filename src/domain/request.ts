@@ -10,9 +10,8 @@ export const nodeName = z
 /** Proxmox `pve-vmid`. */
 export const vmid = z.number().int().min(100).max(999_999_999);
 
-export const environmentName = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and "-", starting with a letter');
+export const ENVIRONMENT_NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
+export const environmentName = z.string().regex(ENVIRONMENT_NAME_RE, 'must be lowercase letters, digits and "-", starting with a letter');
 
 export const targetSchema = z.strictObject({
   node: nodeName.optional().describe('Node the guest lives on; resolved from the cluster when omitted'),
@@ -45,7 +44,8 @@ export function actionRequestVariants<E extends z.core.$ZodLooseShape = Record<n
       action: z.literal(a.name).describe(a.summary),
       environment: base.environment,
       target: base.target,
-      params: (a.params as z.ZodType<Record<string, unknown>>).default({}),
+      // Optional (default {}) only where {} is valid params for the action; else required.
+      params: a.params.safeParse({}).success ? (a.params as z.ZodType<Record<string, unknown>>).default({}) : (a.params as z.ZodType<Record<string, unknown>>),
       reason: base.reason,
       ...(extra ?? ({} as E)),
     }),

@@ -3,7 +3,8 @@
 // empty (vzdump of several guests). A task started with an API token records `user@realm!token`.
 // Format and regex follow pve-common `src/PVE/UPID.pm`.
 
-const UPID_RE =
+/** A UPID's syntax, for schemas that document it (isUpid tests the same). */
+export const UPID_RE =
   /^UPID:([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
 
 export interface Upid {

@@ -22,6 +22,18 @@ function operations(d: Json): { key: string; path: string; method: string; op: J
   );
 }
 
+const deps = (): ApiDeps => ({
+  plans: {} as ApiDeps['plans'],
+  authenticate: () => {
+    throw new Error('unused');
+  },
+  environments: new Set(),
+  health: async () => ({ ok: true, checks: {} }),
+  evaluate: async () => {
+    throw new Error('unused');
+  },
+});
+
 const app = () =>
   createApp({
     plans: {} as ApiDeps['plans'],
@@ -131,6 +143,18 @@ describe('undeclared methods', () => {
     }
     expect((await a.request('/docs/nothing', { method: 'PATCH' })).status).toBe(404);
     expect((await a.request('/docs', { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('answer 405 when a fixed path is only reached through a parameter route (GET /v1/actions/plan)', async () => {
+    const caller = { tokenId: 't', principal: 'agent:t', scopes: ['plan', 'apply', 'read'], environments: ['*'], roles: [] };
+    const a = createApp({ ...deps(), authenticate: () => caller as never });
+    for (const path of ['/v1/actions/plan', '/v1/actions/apply']) {
+      const res = await a.request(path, { headers: { authorization: 'Bearer t' } });
+      expect(res.status, path).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+    }
+    // A bad plan id is still a bad parameter.
+    expect((await a.request('/v1/actions/plan_nope', { headers: { authorization: 'Bearer t' } })).status).toBe(400);
   });
 });
 

@@ -52,10 +52,27 @@ describe('inventory reads (read scope, no approval, nothing recorded)', () => {
     expect((await get('/v1/inventory/lab/guests/999')).status).toBe(404);
     expect((await get('/v1/inventory/lab/guests/abc')).status).toBe(400);
     expect((await get('/v1/inventory/lab/tasks/not-a-upid')).status).toBe(400);
-    expect((await get('/v1/inventory?environment=mars')).status).toBe(400);
+    // A well-formed but unconfigured environment names nothing (schemathesis: positive_data_acceptance).
+    expect((await get('/v1/inventory?environment=mars')).status).toBe(404);
+    expect((await get('/v1/inventory/mars/guests/100')).status).toBe(404);
+    expect((await get('/v1/inventory?environment=Mars!')).status).toBe(400);
     const foreign = await get('/v1/inventory?environment=prod', TOKENS.labOnly);
     expect(foreign.status).toBe(403);
     expect(foreign.body.type).toBe('/problems/forbidden');
+  });
+
+  it('answers 404 for a task of another cluster’s node, and documents the parameters it checks', async () => {
+    // Found by schemathesis: a UPID naming a node outside the environment got 502 (Proxmox: hostname lookup failed).
+    const upid = encodeURIComponent('UPID:pve-lab:000A1B2C:0012ABCD:6745F0A1:qmstart:100:proxmox-agent@pve!agent:');
+    const res = await get(`/v1/inventory/prod/tasks/${upid}`);
+    expect(res.status).toBe(404);
+    expect((await get(`/v1/inventory/prod/tasks/${upid}/log`)).status).toBe(404);
+    // ... and the parameters' constraints are in the document, so a value it allows is accepted.
+    const doc = (await t.call('GET', '/v1/openapi.json')).body;
+    const params = (path: string) => Object.fromEntries(doc.paths[path].get.parameters.map((p: { name: string; schema: object }) => [p.name, p.schema]));
+    expect(params('/v1/inventory').environment).toMatchObject({ pattern: '^[a-z][a-z0-9-]{0,31}$' });
+    expect(params('/v1/inventory/{environment}/guests/{vmid}').vmid).toMatchObject({ type: 'integer', minimum: 100 });
+    expect(params('/v1/inventory/{environment}/tasks/{upid}').upid).toHaveProperty('pattern');
   });
 
   it('reports Proxmox failures as 502 in Proxmox’s words', async () => {

@@ -168,7 +168,8 @@ describe('plan → approve → apply against Temporal and the simulator', () => 
       await apply('plan_00000000000000000000000000', `sha256:${'0'.repeat(64)}`),
       await t.call('GET', '/v1/actions/not-a-plan-id', { token: TOKENS.agent }),
     ];
-    expect(cases.map((c) => c.status)).toEqual([401, 400, 400, 400, 400, 400, 404, 400]);
+    expect(cases.map((c) => c.status)).toEqual([401, 400, 400, 400, 422, 400, 404, 400]);
+    expect(cases[4]!.body.type).toBe('/problems/unknown-environment');
     for (const c of cases) {
       expect(c.headers.get('content-type')).toContain('application/problem+json');
       expect(c.body.type).toMatch(/^\/problems\//);

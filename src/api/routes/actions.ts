@@ -35,7 +35,7 @@ const planRoute = createRoute({
   request: { headers: idempotencyHeaders, body: { required: true, ...json(planRequestSchema) } },
   responses: {
     201: { description: 'The plan', ...json(planResponseSchema) },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'idempotency-key-reused', 'unsupported-media-type', 'payload-too-large', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'idempotency-key-reused', 'unknown-environment', 'unsupported-media-type', 'payload-too-large', 'temporal-unavailable'),
   },
 });
 
@@ -100,7 +100,8 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     requireScope(caller, 'plan', body.environment);
     requireAction(caller, body.action);
     if (!deps.environments.has(body.environment)) {
-      throw new ApiError('validation-failed', `unknown environment '${body.environment}'`, {
+      // Well formed (the schema holds) but naming nothing here: 422, not 400 (found by schemathesis).
+      throw new ApiError('unknown-environment', `no environment '${body.environment}'; configured: ${[...deps.environments].join(', ')}`, {
         errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }],
       });
     }

@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import { environmentName, vmid } from '../../domain/request.js';
-import { isUpid, parseUpid, ProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../../proxmox/index.js';
+import { ENVIRONMENT_NAME_RE, vmid } from '../../domain/request.js';
+import { parseUpid, ProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../../proxmox/index.js';
+import { UPID_RE } from '../../proxmox/upid.js';
 import { splitTags } from '../../activities/guest-reader.js';
 import { requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
@@ -78,13 +79,20 @@ export const taskLogSchema = z
   .object({ environment: z.string(), upid: z.string(), total: z.number().int().optional(), lines: z.array(z.object({ n: z.number().int(), t: z.string() })) })
   .openapi('InventoryTaskLog');
 
-// Domain schemas predate zod-openapi's extension of zod: piped through an API-layer schema to document them.
-const envQuery = z.object({ environment: z.string().pipe(environmentName).openapi({ param: { name: 'environment', in: 'query' }, example: 'lab' }) });
-const envParam = z.string().pipe(environmentName).openapi({ param: { name: 'environment', in: 'path' }, example: 'lab' });
-const vmidParam = z.coerce.number().pipe(vmid).openapi({ param: { name: 'vmid', in: 'path' }, example: 100 });
+// The document shows each parameter's own constraints (pattern, integer range), so that every value
+// it allows is one the route accepts (schemathesis: positive_data_acceptance).
+const envString = () => z.string().regex(ENVIRONMENT_NAME_RE, 'must be lowercase letters, digits and "-", starting with a letter');
+const envQuery = z.object({ environment: envString().openapi({ param: { name: 'environment', in: 'query' }, example: 'lab' }) });
+const envParam = envString().openapi({ param: { name: 'environment', in: 'path' }, example: 'lab' });
+const vmidParam = z.coerce
+  .number()
+  .int()
+  .min(vmid.minValue!)
+  .max(vmid.maxValue!)
+  .openapi({ param: { name: 'vmid', in: 'path' }, example: 100 });
 const upidParam = z
   .string()
-  .refine(isUpid, 'a Proxmox task id (UPID:node:pid:pstart:starttime:type:id:user:)')
+  .regex(UPID_RE, 'a Proxmox task id (UPID:node:pid:pstart:starttime:type:id:user:)')
   .openapi({ param: { name: 'upid', in: 'path' }, example: 'UPID:pve-lab:000A1B2C:0012ABCD:6745F0A1:qmstart:100:proxmox-agent@pve!agent:' });
 
 const routes = {
@@ -146,8 +154,8 @@ export function registerInventoryRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps)
   const client = (caller: AppEnv['Variables']['caller'], environment: string): ProxmoxClient => {
     requireScope(caller, 'read', environment);
     const found = deps.inventory?.proxmox(environment);
-    if (!deps.environments.has(environment) || !found)
-      throw new ApiError('validation-failed', `unknown environment '${environment}'`, { errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }] });
+    // A well-formed name that is not configured names no resource: 404 (the request itself is valid).
+    if (!deps.environments.has(environment) || !found) throw new ApiError('not-found', `no environment '${environment}'; configured: ${[...deps.environments].join(', ')}`);
     return found;
   };
 
@@ -251,7 +259,8 @@ async function read<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof ProxmoxNotFoundError) throw new ApiError('not-found', err.message);
-    if (err instanceof ProxmoxError && (err.status === 400 || /no such task/i.test(err.message)))
+    // A UPID naming a node outside this environment's cluster: Proxmox cannot resolve the node.
+    if (err instanceof ProxmoxError && (err.status === 400 || /no such task|hostname lookup '[^']*' failed/i.test(err.message)))
       throw new ApiError('not-found', err.message);
     if (err instanceof ProxmoxError) throw new ApiError('proxmox-unavailable', err.message);
     throw err;

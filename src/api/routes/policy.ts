@@ -37,7 +37,7 @@ const evaluateRoute = createRoute({
   request: { body: { required: true, content: { 'application/json': { schema: evaluateRequestSchema } } } },
   responses: {
     200: { description: 'The decision', content: { 'application/json': { schema: evaluateResponseSchema } } },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'unknown-environment'),
   },
 });
 
@@ -46,7 +46,8 @@ export function registerPolicyRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const { at, ...body } = c.req.valid('json');
     requireScope(c.get('caller'), 'read', body.environment);
     if (!deps.environments.has(body.environment)) {
-      throw new ApiError('validation-failed', `unknown environment '${body.environment}'`, {
+      // Well formed (the schema holds) but naming nothing here: 422, not 400 (found by schemathesis).
+      throw new ApiError('unknown-environment', `no environment '${body.environment}'; configured: ${[...deps.environments].join(', ')}`, {
         errors: [{ path: 'environment', message: `one of: ${[...deps.environments].join(', ')}` }],
       });
     }

@@ -31,6 +31,8 @@ interface CloneOutput {
 /** Refinement both kinds apply (qemu-server and pve-container refuse it in the same words). */
 export const storageOnlyWhenFull = (p: { full: boolean; storage?: string | undefined }) => p.full || p.storage === undefined;
 export const storageOnlyWhenFullMessage = { message: "parameter 'storage' not allowed for linked clones", path: ['storage'] };
+/** The same rule in JSON Schema (`.meta()`), so the catalog and the OpenAPI document state it too. */
+export const storageOnlyWhenFullJsonSchema = { if: { properties: { full: { const: false } }, required: ['full'] }, then: { not: { required: ['storage'] } } };
 
 export function cloneAction<P extends z.ZodType<CloneOutput>>(kind: GuestKind, spec: ParamSpec<P> & { plannedName(params: z.output<P>): string }) {
   const k = KINDS[kind];

@@ -32,7 +32,7 @@ export const textKey = (schema: z.ZodType<string>) => configKey(schema, (v) => v
 
 /** QEMU `memory` is a property string `[current=]<MiB>`; the plain number is what everyone sends. */
 export const qemuMemoryKey = configKey(
-  z.number().int().min(16).describe('Memory in MiB'),
+  z.number().int().min(16).max(Number.MAX_SAFE_INTEGER).describe('Memory in MiB'),
   (v) => String(v),
   (current, v) => Number(/(?:^|current=)(\d+)/.exec(current ?? '512')?.[1]) === v,
 );
@@ -58,7 +58,9 @@ export function configUpdateAction(kind: GuestKind, keys: Record<string, ConfigK
   const shape = Object.fromEntries(names.map((name) => [name, keys[name]!.schema.optional()]));
   const params = z
     .strictObject(shape)
-    .refine((p) => names.some((name) => p[name] !== undefined), `give at least one of: ${names.join(', ')}`) as unknown as z.ZodType<
+    .refine((p) => names.some((name) => p[name] !== undefined), `give at least one of: ${names.join(', ')}`)
+    // The refinement, as JSON Schema says it (the catalog and the OpenAPI document show it).
+    .meta({ minProperties: 1 }) as unknown as z.ZodType<
     Record<string, unknown>
   >;
   const requested = (p: Record<string, unknown>) => names.filter((name) => p[name] !== undefined);

@@ -7,8 +7,8 @@ import { dnsName } from './guest-kind.js';
 // is its hostname, and memory is a plain integer (no property string as for QEMU).
 export const ctConfigUpdate = configUpdateAction('lxc', {
   cores: integerKey(z.number().int().min(1).max(8192).describe('CPU cores the container may use')),
-  memory: integerKey(z.number().int().min(16).describe('Memory in MiB'), 512),
-  swap: integerKey(z.number().int().min(0).describe('Swap in MiB'), 512),
+  memory: integerKey(z.number().int().min(16).max(Number.MAX_SAFE_INTEGER).describe('Memory in MiB'), 512),
+  swap: integerKey(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).describe('Swap in MiB'), 512),
   hostname: textKey(dnsName.describe('Container hostname (DNS name)')),
   description: descriptionKey,
   tags: tagsKey,

@@ -5,10 +5,10 @@ import { dnsName } from './guest-kind.js';
 
 // Bounds as apidata.js gives them for PUT /nodes/{node}/qemu/{vmid}/config.
 export const vmConfigUpdate = configUpdateAction('qemu', {
-  cores: integerKey(z.number().int().min(1).describe('CPU cores per socket'), 1),
-  sockets: integerKey(z.number().int().min(1).describe('CPU sockets'), 1),
+  cores: integerKey(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('CPU cores per socket'), 1),
+  sockets: integerKey(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('CPU sockets'), 1),
   memory: qemuMemoryKey,
-  balloon: integerKey(z.number().int().min(0).describe('Minimum memory in MiB for the balloon device (0 disables it)')),
+  balloon: integerKey(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).describe('Minimum memory in MiB for the balloon device (0 disables it)')),
   name: textKey(dnsName.describe('VM name (DNS name)')),
   description: descriptionKey,
   tags: tagsKey,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { blocked, flag } from './define.js';
 import { backupAction } from './backup.js';
-import { cloneAction, cloneParams, storageOnlyWhenFull, storageOnlyWhenFullMessage } from './clone.js';
+import { cloneAction, cloneParams, storageOnlyWhenFull, storageOnlyWhenFullJsonSchema, storageOnlyWhenFullMessage } from './clone.js';
 import { deleteAction } from './delete.js';
 import { dnsName, nodeName } from './guest-kind.js';
 import { migrateAction } from './migrate.js';
@@ -9,7 +9,8 @@ import { migrateAction } from './migrate.js';
 export const vmClone = cloneAction('qemu', {
   params: z
     .strictObject({ ...cloneParams, name: dnsName.describe('Name of the new VM (DNS name); with newid, the idempotency key') })
-    .refine(storageOnlyWhenFull, storageOnlyWhenFullMessage),
+    .refine(storageOnlyWhenFull, storageOnlyWhenFullMessage)
+    .meta(storageOnlyWhenFullJsonSchema),
   toProxmox: (p) => ({ name: p.name }),
   plannedName: (p) => p.name,
 });
