@@ -28,8 +28,14 @@ export interface TaskReader {
 }
 
 export interface WaitForTaskOptions {
-  /** Pause between polls (default 1000 ms, as proxmoxer and bpg do). */
+  /** Longest pause between polls (default 1000 ms, as proxmoxer and bpg do). */
   intervalMs?: number;
+  /**
+   * The first pause (default 100 ms, or intervalMs if shorter); each next one doubles, up to
+   * intervalMs. Most tasks end within a second or two: waiting a whole interval after a task that
+   * took 50 ms is latency added to every action for nothing.
+   */
+  firstIntervalMs?: number;
   /** Aborting rejects with `signal.reason` (e.g. Temporal's CancelledFailure), unwrapped. */
   signal?: AbortSignal;
   /** Called with every status read, e.g. to heartbeat a Temporal activity. */
@@ -126,13 +132,15 @@ async function failTask(api: TaskReader, node: string, upid: string, status: Tas
 }
 
 /**
- * Polls `GET /nodes/{node}/tasks/{upid}/status` until the task stops. Resolves for `OK` and
+ * Polls `GET /nodes/{node}/tasks/{upid}/status` until the task stops: at once, then after 100 ms,
+ * 200, 400... up to `intervalMs` between polls. Resolves for `OK` and
  * `WARNINGS: n`; throws ProxmoxTaskFailedError (with the log tail) for anything else.
  */
 export async function waitForTask(api: TaskReader, node: string, upid: string, opts: WaitForTaskOptions = {}): Promise<TaskResult> {
   assertTaskOnNode(node, upid);
   const { signal } = opts;
   const intervalMs = opts.intervalMs ?? 1000;
+  let pause = Math.min(opts.firstIntervalMs ?? 100, intervalMs);
   const graceMs = opts.noSuchTaskGraceMs ?? 10_000;
   const started = Date.now();
   const deadline = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : started + opts.timeoutMs;
@@ -166,6 +174,7 @@ export async function waitForTask(api: TaskReader, node: string, upid: string, o
         { upid, lastStatus: last?.status, method: 'GET', path: statusPath(node, upid) },
       );
     }
-    await sleep(Math.min(intervalMs, remaining), signal);
+    await sleep(Math.min(pause, remaining), signal);
+    pause = Math.min(pause * 2, intervalMs);
   }
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createProxmoxClient,
   interpretExitStatus,
@@ -153,6 +153,38 @@ describe('waitForTask', () => {
     expect(err.upid).toBe(UPID);
     expect(err.lastStatus).toBe('running');
     expect(err.outcomeUnknown).toBe(true);
+  });
+
+  it('polls at once, then after 100, 200, 400 ms... up to intervalMs between polls', async () => {
+    vi.useFakeTimers();
+    try {
+      const at: number[] = [];
+      const start = Date.now();
+      const r = scripted([...Array.from({ length: 6 }, () => status('running')), status('stopped', 'OK')]);
+      const polled = { ...r, taskStatus: (...args: Parameters<TaskReader['taskStatus']>) => (at.push(Date.now() - start), r.taskStatus(...args)) };
+      const done = waitForTask(polled, NODE, UPID, { intervalMs: 1000 });
+      await vi.advanceTimersByTimeAsync(5000);
+      await expect(done).resolves.toMatchObject({ ok: true });
+      expect(at).toEqual([0, 100, 300, 700, 1500, 2500, 3500]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an interval shorter than the first pause is used from the start', async () => {
+    vi.useFakeTimers();
+    try {
+      const at: number[] = [];
+      const start = Date.now();
+      const r = scripted([status('running'), status('running'), status('stopped', 'OK')]);
+      const polled = { ...r, taskStatus: (...args: Parameters<TaskReader['taskStatus']>) => (at.push(Date.now() - start), r.taskStatus(...args)) };
+      const done = waitForTask(polled, NODE, UPID, { intervalMs: 30 });
+      await vi.advanceTimersByTimeAsync(1000);
+      await expect(done).resolves.toMatchObject({ ok: true });
+      expect(at).toEqual([0, 30, 60]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('aborting during the pause rejects with the signal reason', async () => {
