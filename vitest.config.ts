@@ -19,7 +19,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', '**/*.int.test.ts', '**/node_modules/**'],
+          // test/chaos has its own config (npm run test:chaos): it is not part of npm test.
+          exclude: ['test/integration/**', 'test/chaos/**', '**/*.int.test.ts', '**/node_modules/**'],
           environment: 'node',
           sequence: { groupOrder: 0 },
         },
