@@ -13,14 +13,14 @@
 #     than MIN_CASES cases ran.
 #
 # Environment: SCHEMATHESIS_SEED (default 20261125), SCHEMATHESIS_MAX_EXAMPLES (per operation and
-# phase, default 15), SCHEMATHESIS_MIN_CASES (default 2000), PYTHON (default python3).
+# phase, default 50), SCHEMATHESIS_MIN_CASES (default 2000), PYTHON (default python3).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 SCHEMATHESIS_VERSION=4.32.5
 SEED="${SCHEMATHESIS_SEED:-20261125}"
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-15}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
 MIN_CASES="${SCHEMATHESIS_MIN_CASES:-2000}"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
