@@ -101,7 +101,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       },
     });
     stops.push(() => environments.close());
-    const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false });
+    const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false, ...(opts.env ? { env: opts.env } : {}) });
     stops.push(() => audit.close());
 
     const connection: Connection = await connectConnection(opts.temporal);
