@@ -2,8 +2,9 @@
  * `npm start`: the whole service in one process — Temporal dev server (unless TEMPORAL_ADDRESS),
  * worker, HTTP API, and in demo mode the Proxmox simulator.
  */
-import { ConfigError, loadConfig } from './config/load.js';
+import { loadConfig } from './config/load.js';
 import { createLogger } from './logging.js';
+import { runMain } from './process.js';
 import { startService } from './service.js';
 import { resolveTemporal } from './temporal/connection.js';
 import { installTemporalRuntime, sdkMetricsAddress } from './temporal/runtime.js';
@@ -11,7 +12,7 @@ import { workflowBundleFromEnv } from './worker/worker.js';
 
 const log = createLogger();
 
-async function main(): Promise<void> {
+runMain('proxmox-agent', log, async () => {
   const { config, path, demo } = loadConfig();
   const simulated = Object.entries(config.environments).filter(([, e]) => 'simulator' in e.proxmox).map(([n]) => n);
   const { sdkMetricsUrl } = installTemporalRuntime(log, { metricsAddress: await sdkMetricsAddress(config.worker.sdkMetricsAddress) });
@@ -42,31 +43,16 @@ async function main(): Promise<void> {
     `\n  API        ${service.url}\n  Temporal   ${temporal.address} (namespace ${temporal.namespace})\n  Web UI     ${temporal.uiUrl ?? '(external server: set TEMPORAL_UI_URL for links)'}\n  Health     ${service.url}/healthz  ${service.url}/readyz\n  Metrics    ${service.url}/metrics\n`,
   );
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    await service.stop();
-    await temporal.stop();
-    log.info('stopped');
-    process.exit(0);
+  return {
+    async stop() {
+      await service.stop();
+      await temporal.stop();
+    },
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-}
+});
 
 function banner(lines: string[]): string {
   const width = Math.max(...lines.map((l) => l.length)) + 4;
   const bar = '#'.repeat(width);
   return ['', bar, ...lines.map((l) => `# ${l.padEnd(width - 4)} #`), bar, ''].join('\n');
 }
-
-main().catch((err) => {
-  if (err instanceof ConfigError) {
-    console.error(`proxmox-agent: ${err.message}`);
-    process.exit(2);
-  }
-  log.fatal({ err }, 'proxmox-agent failed to start');
-  process.exit(1);
-});
