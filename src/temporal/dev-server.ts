@@ -23,6 +23,18 @@ import { silentLog, type TemporalLog } from './log.js';
 import { PROJECT_SEARCH_ATTRIBUTES, type SearchAttributeDef } from './search-attributes.js';
 import { cliSearchAttributeArgs, ensureSearchAttributes } from './search-attributes-admin.js';
 
+/**
+ * Dynamic config the dev server always gets (`dynamicConfig` may override it). The history service
+ * reads each of its task queues at most 20 times a second per shard (`history.*ProcessorMaxPollRPS`,
+ * default 20). A cluster has hundreds of shards; the dev server has one, so once more than about 20
+ * tasks a second are dispatched (a few plans a second), every workflow task and activity waited
+ * ~40 ms for its turn: three quarters of a plan's latency (docs/benchmarks.md).
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, unknown>> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+  'history.visibilityProcessorMaxPollRPS': 1000,
+};
+
 /** Default persistent state of the local dev server. */
 export const DEFAULT_DEV_DB_FILE: string = join(REPO_ROOT, '.data', 'temporal.sqlite');
 
@@ -46,7 +58,7 @@ export interface DevServerOptions {
   cliPath?: string;
   /** Search attributes to register. Default: all project attributes. */
   searchAttributes?: readonly SearchAttributeDef[];
-  /** Extra `--dynamic-config-value KEY=JSON` entries. */
+  /** Extra `--dynamic-config-value KEY=JSON` entries (on top of, or replacing, DEV_SERVER_DYNAMIC_CONFIG). */
   dynamicConfig?: Record<string, unknown>;
   /** Server log level (`--log-level`). Default `warn`. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
@@ -215,7 +227,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const args = ['server', 'start-dev', '--db-filename', dbFile, '--port', String(port), '--ip', ip];
   for (const ns of namespaces) if (ns !== 'default') args.push('--namespace', ns);
   for (const sa of cliSearchAttributeArgs(attrs)) args.push('--search-attribute', sa);
-  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
+  for (const [k, v] of Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...opts.dynamicConfig })) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
   args.push('--log-level', opts.logLevel ?? 'warn');
   if (headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort));

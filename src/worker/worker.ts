@@ -28,6 +28,14 @@ export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { c
   return { codePath };
 }
 
+/**
+ * Runs kept in memory between their workflow tasks. Most plans wait minutes or hours for apply and
+ * approvals; kept in memory, each costs ~230 KB (the SDK default, ~600 per GB of heap, let 10,000
+ * waiting plans grow a worker past 900 MB). Evicted, a waiting plan costs nothing until its next
+ * message, which replays its few dozen events first: a few milliseconds (docs/benchmarks.md).
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
+
 /** The activities that call Proxmox to change something: they run on the environment's task queue. */
 export const PROXMOX_ACTIVITIES = ['executeAction'] as const satisfies readonly (keyof Activities)[];
 
@@ -85,7 +93,7 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
         ...(opts.sinks ? { sinks: opts.sinks } : {}),
         ...(t.maxConcurrentWorkflowTaskExecutions ? { maxConcurrentWorkflowTaskExecutions: t.maxConcurrentWorkflowTaskExecutions } : {}),
         ...(t.maxConcurrentLocalActivityExecutions ? { maxConcurrentLocalActivityExecutions: t.maxConcurrentLocalActivityExecutions } : {}),
-        ...(t.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: t.maxCachedWorkflows } : {}),
+        maxCachedWorkflows: t.maxCachedWorkflows ?? DEFAULT_MAX_CACHED_WORKFLOWS,
       }),
     );
     const proxmoxActivities = Object.fromEntries(PROXMOX_ACTIVITIES.map((name) => [name, opts.activities[name]]));
