@@ -3,14 +3,31 @@ import type { EnvironmentTier } from '../domain/actions/define.js';
 import { fingerprint } from '../domain/guest-state.js';
 import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
-import type { ProxmoxClient } from '../proxmox/index.js';
+import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
-import type { Preflight } from '../workflows/messages.js';
+import { auditEventId, type Preflight } from '../workflows/messages.js';
 import { executeAction } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
-import type { AuditEventInput, AuditReceipt, ExecuteInput, ExecuteResult, PolicyInput, PolicyResult, PreflightInput } from './types.js';
-import { ApplicationFailure } from '@temporalio/activity';
+import type {
+  AssessInput,
+  AssessResult,
+  AuditEventInput,
+  AuditReceipt,
+  ExecuteInput,
+  ExecuteResult,
+  PolicyInput,
+  PolicyResult,
+  PreflightInput,
+} from './types.js';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+
+/**
+ * Attempts of the assess local activity that rethrow a transient read error (so that Temporal retries
+ * the activity with backoff) before the target is reported unreadable, as the preflight activity's
+ * own retry policy allowed; each attempt's read already retries 3 times (guest-reader.ts).
+ */
+const ASSESS_READ_ATTEMPTS = 5;
 
 export interface ActivityEnvironment {
   tier: EnvironmentTier;
@@ -36,40 +53,86 @@ export function createActivities(deps: ActivityDeps) {
     return found;
   };
 
-  return {
-    async preflight({ request }: PreflightInput): Promise<Preflight> {
-      const action = findAction(request.action);
-      if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
-      const state = await readGuest(env(request.environment).client, action, request.target, request.params);
-      const assessment = action.assess(state, request.params);
-      return { state, fingerprint: fingerprint(state), assessment, checkedAt: new Date().toISOString() };
-    },
+  const preflight = async ({ request }: PreflightInput): Promise<Preflight> => {
+    const action = findAction(request.action);
+    if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
+    const state = await readGuest(env(request.environment).client, action, request.target, request.params);
+    const assessment = action.assess(state, request.params);
+    return { state, fingerprint: fingerprint(state), assessment, checkedAt: new Date().toISOString() };
+  };
 
-    async evaluatePolicy({ request, preflight, at }: PolicyInput): Promise<PolicyResult> {
-      const policy = deps.policy();
-      const decision = evaluate(policy, {
-        request,
-        tier: env(request.environment).tier,
-        ...(preflight.state ? { state: preflight.state } : {}),
-        assessment: preflight.assessment,
-        at: at ? new Date(at) : new Date(),
-      });
-      return { ...decision, planTtlSeconds: policy.planTtlSeconds };
+  const evaluatePolicy = async ({ request, preflight, at }: PolicyInput): Promise<PolicyResult> => {
+    const policy = deps.policy();
+    const decision = evaluate(policy, {
+      request,
+      tier: env(request.environment).tier,
+      ...(preflight.state ? { state: preflight.state } : {}),
+      assessment: preflight.assessment,
+      at: at ? new Date(at) : new Date(),
+    });
+    return { ...decision, planTtlSeconds: policy.planTtlSeconds };
+  };
+
+  // Appended together: one group commit, in this order on the chain.
+  const appendAll = (events: readonly AuditEventInput[]) => Promise.all(events.map((e) => deps.audit.append(e)));
+
+  return {
+    preflight,
+    evaluatePolicy,
+
+    async assess({ request, before = [], record }: AssessInput): Promise<AssessResult> {
+      await appendAll(before);
+      let read: Preflight;
+      try {
+        read = await preflight({ request });
+      } catch (err) {
+        if (isRetryableProxmoxError(err) && Context.current().info.attempt < ASSESS_READ_ATTEMPTS) throw err;
+        // Not a failure of the run: the plan says the target could not be read, and policy decides.
+        read = { assessment: { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) }, checkedAt: new Date().toISOString() };
+      }
+      const policy = await evaluatePolicy({ request, preflight: read });
+      if (record) {
+        const event = policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
+        const { seq, ...fields } = record;
+        const { risk, decision, policyVersion, reasons } = policy;
+        await deps.audit.append({ ...fields, eventId: auditEventId(record.planId, seq, event), event, decision: { risk, decision, policyVersion, reasons } });
+      }
+      return { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
     },
 
     async executeAction(input: ExecuteInput): Promise<ExecuteResult> {
-      return executeAction(
+      const { audit, ...rest } = input;
+      if (audit) await deps.audit.append(audit.started);
+      const result = await executeAction(
         {
           clientFor: (name) => env(name).client,
           tokenIdFor: (name) => env(name).tokenId,
           ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
         },
-        input,
+        rest,
       );
+      if (audit) {
+        const { seq, ...fields } = audit.finished;
+        const event = `action.${result.outcome}`;
+        await deps.audit.append({
+          ...fields,
+          eventId: auditEventId(input.planId, seq, event),
+          event,
+          ...(result.upid ? { upid: result.upid } : {}),
+          outcome: 'succeeded',
+          detail: result.note ? { message: result.note } : {},
+        });
+      }
+      return result;
     },
 
     async recordAudit(event: AuditEventInput): Promise<AuditReceipt> {
       return deps.audit.append(event);
+    },
+
+    /** Several records in one local activity (and one group commit), in this order. */
+    async recordAudits(events: AuditEventInput[]): Promise<AuditReceipt[]> {
+      return appendAll(events);
     },
 
     ...createNotifyActivities(deps.notify ?? { targets: [], links: () => ({}) }),

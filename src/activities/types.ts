@@ -18,6 +18,38 @@ export interface PolicyResult extends PolicyDecision {
   planTtlSeconds: number;
 }
 
+/**
+ * One local activity per decision point (runs that recorded the `compact-history` patch): audit
+ * records already decided are written first, then the target is read and policy evaluated, and at
+ * plan time the decision itself is recorded. One history marker instead of three or four.
+ */
+export interface AssessInput {
+  request: NormalizedRequest;
+  /** Records decided earlier in the same workflow task (an apply, an approval), written first. */
+  before?: AuditEventInput[];
+  /** Record the decision as `plan.created` or `plan.denied` (eventId from `seq`). */
+  record?: PlanDecisionRecord;
+}
+
+export type PlanDecisionRecord = Pick<AuditEventInput, 'planId' | 'requestHash' | 'actor' | 'channel'> & { seq: number };
+
+export interface AssessResult {
+  preflight: Preflight;
+  policy: PolicyResult;
+  /** Whether approval requests go anywhere (a chat or webhook target is configured). */
+  notifies: boolean;
+}
+
+/**
+ * The audit records the execute activity writes itself (compact-history runs): `started` before it
+ * touches Proxmox, and on success `action.<outcome>` with the UPID, under the sequence number the
+ * workflow reserved. A failure is recorded by the workflow.
+ */
+export interface ExecuteAudit {
+  started: AuditEventInput;
+  finished: Omit<AuditEventInput, 'eventId' | 'event' | 'upid' | 'outcome' | 'detail'> & { seq: number };
+}
+
 export interface ExecuteInput {
   planId: string;
   request: NormalizedRequest;
@@ -25,6 +57,7 @@ export interface ExecuteInput {
   node: string;
   /** The config digest the plan's preflight read: digest-guarded actions run only against this config. */
   plannedDigest?: string;
+  audit?: ExecuteAudit;
 }
 
 export interface ExecuteResult {

@@ -10,6 +10,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -17,12 +18,13 @@ import {
 import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
-import type { PolicyResult } from '../activities/types.js';
+import type { AssessResult, AuditEventInput, ExecuteAudit, PolicyResult } from '../activities/types.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { stricterRisk } from '../domain/risk.js';
 import {
   applyUpdate,
   approvalSignal,
+  auditEventId,
   environmentTaskQueue,
   planUpdate,
   REFUSALS,
@@ -75,30 +77,58 @@ const nowIso = () => new Date().toISOString();
  */
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanView> {
   const { planId, request, requestHash, requester } = input;
+  // Runs that recorded this patch keep their history short (docs/benchmarks.md): one local activity
+  // per decision point (assess: pending audit records + preflight + policy [+ the plan's record]), one
+  // search-attribute upsert per status, an expiry timer left to lapse instead of being cancelled, the
+  // execute activity recording its own start and success, no notifier when no channel is configured,
+  // and the per-environment task queue without its own patch. Runs started before it replay the path
+  // they were recorded with; both paths are pinned by the replay test's fixtures.
+  const compact = patched('compact-history');
   let view: PlanView | undefined;
   let planRecorded = false;
   let auditSeq = 0;
+  /** Audit records decided in this workflow task, written by the next assess (compact runs). */
+  const pendingAudit: AuditEventInput[] = [];
+  /** The main loop waits for apply/approvals: a message that lets it go on leaves its records to it. */
+  let waitingForApply = false;
 
-  const audit = (event: string, extra: { actor?: string; channel?: string; upid?: string; outcome?: string; detail?: Record<string, unknown> } = {}) =>
-    local.recordAudit({
-      eventId: `${planId}/${++auditSeq}/${event}`,
-      planId,
-      event,
-      requestHash,
-      ...(view ? { decision: { risk: view.risk, decision: view.decision, policyVersion: view.policyVersion, reasons: view.reasons } } : {}),
-      ...(view && view.approval.approvers.length ? { approvals: view.approval.approvers } : {}),
-      ...extra,
-    });
+  const auditRecord = (
+    event: string,
+    extra: { actor?: string; channel?: string; upid?: string; outcome?: string; detail?: Record<string, unknown> } = {},
+    seq = ++auditSeq,
+  ): AuditEventInput => ({
+    eventId: auditEventId(planId, seq, event),
+    planId,
+    event,
+    requestHash,
+    ...(view ? { decision: { risk: view.risk, decision: view.decision, policyVersion: view.policyVersion, reasons: view.reasons } } : {}),
+    ...(view && view.approval.approvers.length ? { approvals: view.approval.approvers } : {}),
+    ...extra,
+  });
+  const audit = async (event: string, extra: Parameters<typeof auditRecord>[1] = {}, seq?: number): Promise<void> => {
+    const record = auditRecord(event, extra, seq);
+    if (compact && pendingAudit.length) await flushing((before) => local.recordAudits([...before, record]));
+    else await local.recordAudit(record);
+  };
+  /** Hands the pending records to a local activity; they stay pending (for the next one) if it does not complete. */
+  const flushing = async <T>(fn: (before: AuditEventInput[]) => Promise<T>): Promise<T> => {
+    const before = [...pendingAudit];
+    const out = await fn(before);
+    pendingAudit.splice(0, before.length);
+    return out;
+  };
+  /** A record from a message handler: deferred to the main loop's next assess when it is about to run one. */
+  const auditFromHandler = async (event: string, extra: Parameters<typeof auditRecord>[1]): Promise<void> => {
+    if (compact && waitingForApply && view && readyToGoOn(view) && view.status !== 'rejected') pendingAudit.push(auditRecord(event, extra));
+    else await audit(event, extra);
+  };
 
   // Operators filter runs in the Web UI by these; kept in step with the plan as it moves.
-  const setStatus = (status: PlanStatus) => {
+  const setStatus = (status: PlanStatus, more: { key: typeof ProxmoxNode; value: string }[] = []) => {
     if (!view) return;
     view.status = status;
     view.updatedAt = nowIso();
-    upsertSearchAttributes([
-      { key: ProxmoxStatus, value: status },
-      { key: ProxmoxRisk, value: view.risk },
-    ]);
+    upsertSearchAttributes([{ key: ProxmoxStatus, value: status }, { key: ProxmoxRisk, value: view.risk }, ...more]);
   };
 
   setHandler(stateQuery, () => {
@@ -132,7 +162,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         v.applyRequested = true;
         v.appliedBy = args.actor;
         v.updatedAt = nowIso();
-        await audit('apply.requested', { actor: args.actor.principal, channel: args.actor.channel });
+        await auditFromHandler('apply.requested', { actor: args.actor.principal, channel: args.actor.channel });
       }
       if (!quorumMet(v) || v.status === 'rejected') return { planId, status: v.status };
       // Approvals are in: wait until the run has re-checked the target and policy, so a stale
@@ -155,19 +185,24 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     if (!view) return;
     const before = view.status;
     const outcome = recordApproval(view, args, nowIso());
-    if (view.status !== before) setStatus(view.status);
+    // A quorum that lets the main loop go on is upserted with the status it moves to next.
+    const goesOn = compact && waitingForApply && readyToGoOn(view) && view.status !== 'rejected';
+    if (view.status !== before && !goesOn) setStatus(view.status);
     view.updatedAt = nowIso();
     const event = outcome.kind === 'counted' ? 'approval.granted' : outcome.kind === 'rejected' ? 'approval.rejected' : 'approval.refused';
-    await audit(event, {
+    await auditFromHandler(event, {
       actor: args.principal,
       channel: args.channel,
       detail: { ...(args.comment ? { comment: args.comment } : {}), ...(outcome.kind === 'refused' ? { reason: outcome.reason } : {}) },
     });
   });
 
-  // 1. Preflight and policy.
-  const preflight = await readTarget();
-  const policy = await local.evaluatePolicy({ request, preflight });
+  // 1. Preflight and policy (compact: and the plan's audit record, in one local activity).
+  const planned: AssessResult | undefined = compact
+    ? await local.assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq: ++auditSeq } })
+    : undefined;
+  const preflight = planned ? planned.preflight : await readTarget();
+  const policy = planned ? planned.policy : await local.evaluatePolicy({ request, preflight });
   const createdAt = nowIso();
   view = {
     planId,
@@ -191,12 +226,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     updatedAt: createdAt,
   };
   setRequirements(view, policy.requirements);
-  setStatus(view.status);
-  if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
-  await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
+  if (compact) {
+    setStatus(view.status, view.target.node ? [{ key: ProxmoxNode, value: view.target.node }] : []);
+  } else {
+    setStatus(view.status);
+    if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
+    await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
+  }
   planRecorded = true;
   // Not awaited here: the plan is returned while approvers are notified; cancelled if still retrying at the end.
-  const notifying = view.status === 'awaiting_approval' ? new CancellationScope() : undefined;
+  const notifying = view.status === 'awaiting_approval' && (!planned || planned.notifies) ? new CancellationScope() : undefined;
   const notified = notifying?.run(() => notifier.notifyApprovers({ plan: view! })).catch(() => undefined);
 
   if (view.status !== 'denied') {
@@ -236,9 +275,25 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   }
 
   async function awaitApplyThenExecute(v: PlanView): Promise<void> {
-    for (;;) {
+    // Compact runs: one expiry timer for the plan's life, never cancelled (a timer still pending when
+    // the run ends costs no history event; cancelling it costs one).
+    let expired = false;
+    if (compact) {
       const remaining = Date.parse(v.expiresAt) - Date.now();
-      const ready = remaining > 0 && (await condition(() => v.status === 'rejected' || (v.applyRequested && quorumMet(v)), remaining));
+      if (remaining > 0) void sleep(remaining).then(() => void (expired = true), () => undefined);
+      else expired = true;
+    }
+    for (;;) {
+      let ready: boolean;
+      if (compact) {
+        waitingForApply = true;
+        await condition(() => expired || readyToGoOn(v));
+        waitingForApply = false;
+        ready = readyToGoOn(v);
+      } else {
+        const remaining = Date.parse(v.expiresAt) - Date.now();
+        ready = remaining > 0 && (await condition(() => readyToGoOn(v), remaining));
+      }
       if (!ready) {
         setStatus('expired');
         await audit('plan.expired');
@@ -249,7 +304,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         return;
       }
       // 2. Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const fresh = await readTarget();
+      const reassessed: AssessResult | undefined = compact ? await flushing((before) => local.assess({ request, before })) : undefined;
+      const fresh = reassessed ? reassessed.preflight : await readTarget();
       // A target that could not be read has no fingerprint: that is not a change, and is said as such.
       const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;
       const changed = unreadable === undefined ? staleFields(v.preflight.fingerprint, fresh.fingerprint) : [];
@@ -260,7 +316,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         await audit('apply.refused_stale', { detail: { changed } });
         return;
       }
-      const again: PolicyResult = await local.evaluatePolicy({ request, preflight: fresh });
+      const again: PolicyResult = reassessed ? reassessed.policy : await local.evaluatePolicy({ request, preflight: fresh });
       if (again.policyVersion !== v.policyVersion || again.risk !== v.risk) v.reasons = [...v.reasons, ...again.reasons.map((r) => ({ ...r, rule: `reevaluated.${r.rule}` }))];
       if (again.decision === 'denied') {
         v.decision = 'denied';
@@ -281,20 +337,42 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     }
     // 3. Execute exactly once on Proxmox.
     setStatus('applying');
-    await audit('apply.started', { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel });
-    v.result = await execute(v);
+    const started = { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel };
+    // Compact runs: the activity records its start and its success itself; a failure is recorded here.
+    let executeAudit: ExecuteAudit | undefined;
+    if (compact) {
+      const startedRecord = auditRecord('apply.started', started);
+      // The outcome's record: its sequence number is reserved now, its event named by the outcome.
+      const { eventId: _id, event: _event, ...finished } = auditRecord('action.finished');
+      executeAudit = { started: startedRecord, finished: { ...finished, seq: auditSeq } };
+    } else {
+      await audit('apply.started', started);
+    }
+    v.result = await execute(v, executeAudit);
     setStatus(v.result.outcome === 'failed' ? 'failed' : 'succeeded');
-    await audit(`action.${v.result.outcome}`, { ...(v.result.upid ? { upid: v.result.upid } : {}), outcome: v.status, detail: v.result.message ? { message: v.result.message } : {} });
+    if (!executeAudit || v.result.outcome === 'failed')
+      await audit(
+        `action.${v.result.outcome}`,
+        { ...(v.result.upid ? { upid: v.result.upid } : {}), outcome: v.status, detail: v.result.message ? { message: v.result.message } : {} },
+        executeAudit?.finished.seq,
+      );
   }
 
-  async function execute(v: PlanView): Promise<ActionResult> {
+  async function execute(v: PlanView, executeAudit: ExecuteAudit | undefined): Promise<ActionResult> {
     try {
       // Runs on the environment's own task queue (rate-limited per Proxmox cluster). Runs started
-      // before this change scheduled it on the workflow's queue: their histories keep doing so.
-      const proxmox = patched('per-environment-task-queue')
-        ? proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) })
-        : proxyActivities<Activities>(EXECUTE_OPTIONS);
-      const r = await proxmox.executeAction({ planId, request, node: v.target.node ?? v.preflight.state?.node ?? '', plannedDigest: v.preflight.fingerprint?.digest });
+      // before that change scheduled it on the workflow's queue: their histories keep doing so.
+      const proxmox =
+        compact || patched('per-environment-task-queue')
+          ? proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) })
+          : proxyActivities<Activities>(EXECUTE_OPTIONS);
+      const r = await proxmox.executeAction({
+        planId,
+        request,
+        node: v.target.node ?? v.preflight.state?.node ?? '',
+        plannedDigest: v.preflight.fingerprint?.digest,
+        ...(executeAudit ? { audit: executeAudit } : {}),
+      });
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -311,6 +389,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       };
     }
   }
+}
+
+/** The main loop may go on: the plan was rejected, or applied with its approvals in. */
+function readyToGoOn(v: PlanView): boolean {
+  return v.status === 'rejected' || (v.applyRequested && quorumMet(v));
 }
 
 function failureMessage(err: unknown): string {

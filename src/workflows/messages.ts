@@ -20,6 +20,14 @@ export function environmentTaskQueue(taskQueue: string, environment: string): st
   return `${taskQueue}-${environment}`;
 }
 
+/**
+ * An audit record's id: unique per run and event, so that a retried activity writes it once. `seq`
+ * counts the run's records in the order the workflow decided them (deterministic on replay).
+ */
+export function auditEventId(planId: string, seq: number, event: string): string {
+  return `${planId}/${seq}/${event}`;
+}
+
 export interface ActionWorkflowInput {
   planId: string;
   request: NormalizedRequest;

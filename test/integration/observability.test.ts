@@ -89,7 +89,7 @@ describe('/metrics', () => {
     const queue = `${t.config.temporal.taskQueue}-lab`;
     expect(sample(text, 'proxmox_agent_activity_executions_total', { activity: 'executeAction', task_queue: queue, outcome: 'failed', error: 'ProxmoxTransientError' })).toBe(1);
     expect(sample(text, 'proxmox_agent_activity_executions_total', { activity: 'executeAction', task_queue: queue, outcome: 'completed' })).toBe(1);
-    expect(sample(text, 'proxmox_agent_activity_executions_total', { activity: 'preflight', outcome: 'completed' })).toBeGreaterThanOrEqual(2);
+    expect(sample(text, 'proxmox_agent_activity_executions_total', { activity: 'assess', outcome: 'completed' })).toBeGreaterThanOrEqual(2);
     expect(sample(text, 'proxmox_agent_activity_duration_seconds_count', { activity: 'executeAction', outcome: 'completed' })).toBe(1);
   });
 
@@ -105,7 +105,7 @@ describe('logs', () => {
   it('put planId and workflowId on every activity line of the run', () => {
     const run = lines.filter((l) => l.planId === planId);
     const activities = new Set(run.map((l) => l.activity));
-    expect([...activities].sort()).toEqual(expect.arrayContaining(['evaluatePolicy', 'executeAction', 'preflight', 'recordAudit']));
+    expect([...activities].sort()).toEqual(expect.arrayContaining(['assess', 'executeAction']));
     for (const l of run) expect(l, JSON.stringify(l)).toMatchObject({ planId, workflowId: planId, runId: expect.any(String) });
     // No line that mentions the plan lacks the fields.
     const mentioning = raw.filter((line) => line.includes(planId)).map((line) => JSON.parse(line));

@@ -46,7 +46,7 @@ describe('tracing', () => {
       spans = exporter.getFinishedSpans();
     }
     const names = new Set(spans.map((s) => s.name));
-    for (const name of ['UpdateWithStartWorkflow:plan', 'RunWorkflow:actionWorkflow', 'RunActivity:preflight', 'StartActivity:executeAction', 'RunActivity:executeAction', 'StartWorkflowUpdate:apply']) {
+    for (const name of ['UpdateWithStartWorkflow:plan', 'RunWorkflow:actionWorkflow', 'RunActivity:assess', 'StartActivity:executeAction', 'RunActivity:executeAction', 'StartWorkflowUpdate:apply']) {
       expect(names, [...names].join(', ')).toContain(name);
     }
     const start = spans.find((s) => s.name === 'UpdateWithStartWorkflow:plan')!;

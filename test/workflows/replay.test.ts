@@ -26,8 +26,8 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('replay of recorded histories', () => {
-  it('has fixtures from before (v1) and after (v2) the per-environment task queue', () => {
-    expect(files).toEqual(expect.arrayContaining(['v1-vm-start-lab.json', 'v1-vm-delete-prod-two-approvals.json', 'v2-vm-start-lab.json', 'v2-vm-delete-prod-two-approvals.json']));
+  it('has fixtures from before (v1) and after (v2) the per-environment task queue, and after compact-history (v3)', () => {
+    for (const v of ['v1', 'v2', 'v3']) expect(files).toEqual(expect.arrayContaining([`${v}-vm-start-lab.json`, `${v}-vm-delete-prod-two-approvals.json`]));
   });
 
   it('fails on workflow code that diverges from a history (the check has teeth)', async () => {
@@ -43,7 +43,7 @@ describe('replay of recorded histories', () => {
 
   it('replays from the prebuilt bundle the Docker image ships (npm run build:workflows)', async () => {
     const codePath = await buildWorkflowBundle(join(mkdtempSync(join(tmpdir(), 'pa-bundle-')), 'workflow-bundle.js'));
-    const history = readHistory(join(DIR, 'v2-vm-delete-prod-two-approvals.json'));
+    const history = readHistory(join(DIR, 'v3-vm-delete-prod-two-approvals.json'));
     await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, history, 'prebuilt')).resolves.toBeUndefined();
   }, 60_000);
 });
