@@ -1,12 +1,20 @@
 /**
- * Following a plan without a workflow change: the run's `state` query, read again every
- * `intervalMs` (500 ms by default: one cheap query per open stream or long poll). Used by the
- * long poll `GET /v1/actions/{planId}?wait=30s` and the event stream `GET /v1/actions/{planId}/events`.
+ * Following a plan without a workflow change: the run's `state` query, read again 100 ms after the
+ * first read (or the last change), then at doubling intervals up to `intervalMs` (500 ms by default:
+ * one cheap query per open stream or long poll). A plan that moves soon (an apply running a short
+ * task) is seen moving within ~100 ms; one that waits costs two reads a second. Used by the long poll
+ * `GET /v1/actions/{planId}?wait=30s` and the event stream `GET /v1/actions/{planId}/events`.
  */
 import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
 import type { PlanView } from '../domain/plan-view.js';
 
 export const WATCH_INTERVAL_MS = 500;
+export const WATCH_FIRST_INTERVAL_MS = 100;
+
+/** The pause before read `n` (1, 2, ...) since the last change: 100, 200, 400, then `max` ms. */
+export function watchDelay(n: number, max = WATCH_INTERVAL_MS): number {
+  return Math.min(max, WATCH_FIRST_INTERVAL_MS * 2 ** Math.max(0, n - 1));
+}
 export const MAX_WAIT_MS = 60_000;
 
 /** `30s`, `500ms`, `1m` or a bare number of seconds → milliseconds, capped at MAX_WAIT_MS. */
@@ -36,8 +44,8 @@ export async function waitForChange(read: () => Promise<PlanView>, opts: WaitOpt
   const deadline = Date.now() + opts.timeoutMs;
   let view = await read();
   const from = opts.from ?? view.status;
-  while (view.status === from && !isTerminal(view.status) && Date.now() < deadline && !opts.signal?.aborted) {
-    await sleep(Math.min(opts.intervalMs ?? WATCH_INTERVAL_MS, Math.max(0, deadline - Date.now())), opts.signal);
+  for (let n = 1; view.status === from && !isTerminal(view.status) && Date.now() < deadline && !opts.signal?.aborted; n++) {
+    await sleep(Math.min(watchDelay(n, opts.intervalMs), Math.max(0, deadline - Date.now())), opts.signal);
     if (opts.signal?.aborted) break;
     view = await read();
   }
@@ -50,14 +58,17 @@ export async function waitForChange(read: () => Promise<PlanView>, opts: WaitOpt
  */
 export async function* watchPlan(read: () => Promise<PlanView>, opts: { intervalMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<PlanView> {
   let last: PlanView | undefined;
+  let sinceChange = 0;
   while (!opts.signal?.aborted) {
     const view = await read();
+    sinceChange++;
     if (!last || view.status !== last.status || view.updatedAt !== last.updatedAt || view.approval.received !== last.approval.received) {
       last = view;
+      sinceChange = 1;
       yield view;
     }
     if (isTerminal(view.status)) return;
-    await sleep(opts.intervalMs ?? WATCH_INTERVAL_MS, opts.signal);
+    await sleep(watchDelay(sinceChange, opts.intervalMs), opts.signal);
   }
 }
 

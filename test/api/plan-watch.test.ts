@@ -8,7 +8,7 @@ import { createApp } from '../../src/api/app.js';
 import { createAuthenticator } from '../../src/api/auth.js';
 import type { ApiDeps } from '../../src/api/context.js';
 import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { MAX_WAIT_MS, parseWait, waitForChange, watchPlan } from '../../src/api/plan-watch.js';
+import { MAX_WAIT_MS, parseWait, waitForChange, watchDelay, watchPlan } from '../../src/api/plan-watch.js';
 import { sha256Hex } from '../../src/domain/hashing.js';
 import type { PlanStatus } from '../../src/domain/lifecycle.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
@@ -151,5 +151,14 @@ describe('GET /v1/actions/{planId}?wait= and /events through the app', () => {
     const a = app(['applying']);
     expect((await a.request(`/v1/actions/${id}/events`)).status).toBe(401);
     expect((await a.request('/v1/actions/not-a-plan/events', auth)).status).toBe(400);
+  });
+});
+
+describe('watchDelay', () => {
+  it('reads again after 100 ms, then backs off by doubling to the interval', () => {
+    expect([1, 2, 3, 4, 5, 10].map((n) => watchDelay(n))).toEqual([100, 200, 400, 500, 500, 500]);
+  });
+  it('never waits longer than a shorter interval', () => {
+    expect([1, 2, 3].map((n) => watchDelay(n, 1))).toEqual([1, 1, 1]);
   });
 });
