@@ -8,8 +8,10 @@
  * (each cell is measured in this many rounds interleaved with the other cells, 4), BENCH_WARMUP,
  * BENCH_WAITING (plans left awaiting approval, 10000), BENCH_APPROVALS (of those, approved and timed,
  * 200), BENCH_LONG_POLL (plan + apply runs timed through the API's long poll, 30), BENCH_JSON (write the
- * results there too), BENCH_KEEP=1 (keep the temp directory with the logs), BENCH_BUNDLE=source (the
- * worker bundles its workflows at start instead of loading a bundle built ahead), BENCH_WORKER (JSON
+ * results there too), BENCH_KEEP=1 (keep the temp directory with the logs), BENCH_WORKER_RUNTIME (how
+ * the worker runs: `built`, the default, as the Dockerfile runs it: `npm run build`'s dist/bin/worker.mjs
+ * by plain node with its workflow bundle; `tsx`: the sources through tsx with a workflow bundle built
+ * ahead; `source`: the sources through tsx, bundling the workflows at start), BENCH_WORKER (JSON
  * merged into the config's `worker` section, e.g. '{"maxCachedWorkflows":100}').
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { Client, WithStartWorkflowOperation } from '@temporalio/client';
 import proto, { type temporal } from '@temporalio/proto';
 import { pino } from 'pino';
 import { parse as parseYaml, stringify } from 'yaml';
+import { buildEntryPoints } from '../scripts/build.js';
 import { buildWorkflowBundle } from '../scripts/build-workflow-bundle.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logging.js';
@@ -49,10 +52,16 @@ export interface BenchSettings {
   approvalConcurrency: number;
   longPoll: number;
   keep: boolean;
-  /** The worker runs a bundle built ahead (WORKFLOW_BUNDLE), as in the image; false: it bundles at start. */
-  prebuiltBundle: boolean;
+  /** How the worker process runs (BENCH_WORKER_RUNTIME): see the header. */
+  workerRuntime: 'built' | 'tsx' | 'source';
   /** Overrides of the config's `worker` section (BENCH_WORKER, JSON), e.g. {"maxCachedWorkflows": 100}. */
   workerTuning: Record<string, unknown>;
+}
+
+function workerRuntime(raw: string | undefined): BenchSettings['workerRuntime'] {
+  if (raw === undefined || raw === '') return 'built';
+  if (raw === 'built' || raw === 'tsx' || raw === 'source') return raw;
+  throw new Error(`BENCH_WORKER_RUNTIME must be built, tsx or source, got '${raw}'`);
 }
 
 export function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
@@ -74,7 +83,7 @@ export function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettin
     approvalConcurrency: int('BENCH_APPROVAL_CONCURRENCY', 1, 1),
     longPoll: int('BENCH_LONG_POLL', 30, 2),
     keep: env.BENCH_KEEP === '1',
-    prebuiltBundle: env.BENCH_BUNDLE !== 'source',
+    workerRuntime: workerRuntime(env.BENCH_WORKER_RUNTIME),
     workerTuning: env.BENCH_WORKER ? (JSON.parse(env.BENCH_WORKER) as Record<string, unknown>) : {},
   };
 }
@@ -193,11 +202,15 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     const env: NodeJS.ProcessEnv = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, BENCH_SIM_SECRET: secret, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace };
     delete env.PORT;
 
-    // --- The product's worker: its own process, as the Dockerfile runs it (`npm run worker` with the
-    // workflow bundle built ahead); BENCH_BUNDLE=source lets it bundle at start instead.
-    const bundle = settings.prebuiltBundle ? await buildWorkflowBundle(join(tmp, 'workflow-bundle.js')) : undefined;
+    // --- The product's worker: its own process, as the Dockerfile runs it (`npm run build`, then
+    // `node dist/bin/worker.mjs` with the workflow bundle built beside it), unless BENCH_WORKER_RUNTIME says otherwise.
+    // Under the project (its node_modules resolve the bundle's packages), apart from `npm run build`'s own dist/.
+    const builtDir = join(ROOT, 'dist', `bench-${tag}`);
+    cleanups.push(async () => rmSync(builtDir, { recursive: true, force: true }));
+    const built = settings.workerRuntime === 'built' ? await buildEntryPoints(builtDir) : undefined;
+    const bundle = built?.workflowBundle ?? (settings.workerRuntime === 'tsx' ? await buildWorkflowBundle(join(tmp, 'workflow-bundle.js')) : undefined);
     const startWorker = () =>
-      spawnReady('worker', process.execPath, [...tsx, join(ROOT, 'src/worker/main.ts')], {
+      spawnReady('worker', process.execPath, built ? [built.worker] : [...tsx, join(ROOT, 'src/worker/main.ts')], {
         cwd: ROOT,
         // MALLOC_ARENA_MAX as the image sets it (Dockerfile).
         env: { MALLOC_ARENA_MAX: '2', ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'info', ...(bundle ? { WORKFLOW_BUNDLE: bundle } : {}) },
@@ -443,7 +456,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
         [false, true, true, true, ...PROCESS_NAMES.map(() => true)],
       ),
       '',
-      `machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.temporal}, load ${machine.loadavgAtEnd.join(' ')}`,
+      `machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.temporal}, load ${machine.loadavgAtEnd.join(' ')}; worker runtime: ${settings.workerRuntime}`,
     ].join('\n');
     return { settings, machine, cells, history, eventTypes, waiting, interference, rows, table };
   } finally {

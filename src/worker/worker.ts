@@ -14,15 +14,19 @@ import type { WorkerConfig } from '../config/schema.js';
 import { environmentTaskQueue } from '../workflows/messages.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Where `npm run build` writes the workflow bundle, relative to the built entry points in dist/bin/. */
+const BUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
 
 /**
- * `WORKFLOW_BUNDLE` names a workflow bundle built ahead (`npm run build:workflows` → dist/, done in
- * the Dockerfile): workers then skip bundling at start. Explicit on purpose: a stale bundle in a
+ * `WORKFLOW_BUNDLE` names a workflow bundle built ahead (`npm run build` → dist/, done in the
+ * Dockerfile): workers then skip bundling at start. Explicit on purpose: a stale bundle in a
  * checkout would run old workflow code.
  */
 export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { codePath: string } | undefined {
   const path = env.WORKFLOW_BUNDLE?.trim();
-  if (!path) return undefined;
+  // A built worker (dist/bin/worker.mjs, npm run build) has no workflow sources beside it: it loads
+  // the bundle built with it.
+  if (!path) return !existsSync(WORKFLOWS_PATH) && existsSync(BUILT_WORKFLOW_BUNDLE) ? { codePath: BUILT_WORKFLOW_BUNDLE } : undefined;
   const codePath = resolve(path);
   if (!existsSync(codePath)) throw new Error(`WORKFLOW_BUNDLE=${path}: no such file (build it with npm run build:workflows)`);
   return { codePath };

@@ -129,8 +129,8 @@ describe('docker-compose.temporal.yml', () => {
       // The config file is mounted where PROXMOX_AGENT_CONFIG points.
       expect(services[name]!.volumes).toContain(`./deploy/config.yaml:${env.PROXMOX_AGENT_CONFIG}:ro`);
     }
-    expect(services['proxmox-agent-api']!.command).toEqual(['node', '--import', 'tsx', 'src/api/main.ts']);
-    expect(services['proxmox-agent-worker']!.command).toEqual(['node', '--import', 'tsx', 'src/worker/main.ts']);
+    expect(services['proxmox-agent-api']!.command).toEqual(['node', 'dist/bin/api.mjs']);
+    expect(services['proxmox-agent-worker']!.command).toEqual(['node', 'dist/bin/worker.mjs']);
   });
 
   it('hands secrets over as files or variables, never in the config', () => {
@@ -184,9 +184,9 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:20[\w.-]*-slim$/m);
   });
 
-  it('installs production dependencies only, and prebuilds the workflow bundle the worker loads', () => {
+  it('installs production dependencies only, and prebuilds the entry points and the workflow bundle the worker loads', () => {
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
-    expect(dockerfile).toMatch(/scripts\/build-workflow-bundle\.ts --out dist\/workflow-bundle\.js/);
+    expect(dockerfile).toMatch(/scripts\/build\.ts --out dist$/m);
     expect(finalStage.join('\n')).toMatch(/WORKFLOW_BUNDLE=\/app\/dist\/workflow-bundle\.js/);
   });
 
@@ -207,7 +207,7 @@ describe('Dockerfile', () => {
   });
 
   it('defaults to the worker and exposes the API and worker ports', () => {
-    expect(finalStage.find((l) => /^CMD\s/.test(l))).toBe('CMD ["node", "--import", "tsx", "src/worker/main.ts"]');
+    expect(finalStage.find((l) => /^CMD\s/.test(l))).toBe('CMD ["node", "dist/bin/worker.mjs"]');
     expect(dockerfile).toMatch(/^EXPOSE 8787 9464$/m);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Scale-out and lifecycle (issue 7 §3): the API and two workers as separate OS processes
- * (`npm run api`, `npm run worker` ×2) drive a plan end to end; both workers poll the main queue and
+ * Scale-out and lifecycle (issue 7 §3): the API and two workers as separate OS processes, run as a
+ * deployment runs them (`npm run build`, then `node dist/bin/api.mjs` and `node dist/bin/worker.mjs`
+ * ×2, plain JavaScript with the workflow bundle built beside them) drive a plan end to end; both workers poll the main queue and
  * the environment's queue; each worker serves /metrics (ours and the Temporal SDK's) and /readyz;
  * and a worker SIGTERMed while its Proxmox task runs finishes that task (no retry) before it exits.
  */
@@ -10,6 +11,7 @@ import { Client } from '@temporalio/client';
 import { connectConnection } from '../../src/temporal/connection.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { testConnectionOptions } from '../setup/temporal.js';
+import { buildEntryPoints, type BuiltEntryPoints } from '../../scripts/build.js';
 import { startSplitService, type SplitService, type WorkerProcess } from './support/split-service.js';
 
 const AGENT = 'demo-agent-token';
@@ -19,6 +21,7 @@ let s: SplitService;
 let pg: TempPostgres;
 let workers: WorkerProcess[];
 let client: Client;
+let built: BuiltEntryPoints;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,8 +65,10 @@ describePostgres('API and two workers as separate processes', () => {
   beforeAll(async () => {
     // Several worker processes share one audit log: the PostgreSQL store (the file store has one writer).
     pg = await startTempPostgres();
+    built = await buildEntryPoints();
     s = await startSplitService({
       apiProcess: true,
+      built,
       audit: { postgres: { url: { env: 'PA_AUDIT_PG_URL' } } },
       env: { PA_AUDIT_PG_URL: await pg.createDatabase() },
       guests: [
@@ -86,6 +91,9 @@ describePostgres('API and two workers as separate processes', () => {
     await until('/healthz 200', async () => ((await s.call('GET', '/healthz')).status === 200 ? true : undefined));
     expect(s.api).toBeUndefined();
     expect(s.apiProcess!.child.pid).not.toBe(process.pid);
+    // The built JavaScript, by plain node (no tsx loader).
+    expect(s.apiProcess!.child.spawnargs.slice(1)).toEqual([built.api]);
+    for (const w of workers) expect(w.child.spawnargs.slice(1)).toEqual([built.worker]);
     const pollers = async (name: string, type: proto.temporal.api.enums.v1.TaskQueueType) =>
       new Set(((await client.workflowService.describeTaskQueue({ namespace: testConnectionOptions().namespace, taskQueue: { name }, taskQueueType: type })).pollers ?? []).map((p) => p.identity));
     const identities = await until('two pollers on every queue', async () => {

@@ -63,6 +63,8 @@ export async function startSplitService(opts: {
   audit?: Record<string, unknown>;
   /** More environment variables for every process (secrets the config names). */
   env?: Record<string, string>;
+  /** Run these built entry points (npm run build: dist/bin/*.mjs) with plain node instead of the sources with tsx. */
+  built?: { api: string; worker: string };
 }): Promise<SplitService> {
   const secret = randomUUID();
   const sim = await startSimulator({
@@ -92,7 +94,8 @@ export async function startSplitService(opts: {
 
   /** Spawns an entry point; resolves with the first JSON log line whose msg is `ready`. */
   const spawnProcess = async (entry: string, ready: string, extraEnv: Record<string, string>): Promise<ServiceProcess & { line: Record<string, any> }> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = entry.endsWith('.ts') ? ['--import', 'tsx', join(ROOT, entry)] : [entry];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
@@ -126,14 +129,14 @@ export async function startSplitService(opts: {
 
   // The API reads Proxmox for preflights and never runs a worker. Info level: the harness waits for
   // the processes' 'API listening' / 'worker polling' lines.
-  const apiProcess = opts.apiProcess ? await spawnProcess('src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
+  const apiProcess = opts.apiProcess ? await spawnProcess(opts.built?.api ?? 'src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
   const api = apiProcess
     ? undefined
     : await startService({ config, configPath, temporal: testConnectionOptions(), log: createLogger({ level: 'warn' }), worker: false, env });
   const url: string = apiProcess ? apiProcess.line.api : api!.url!;
 
   const startWorker = async (): Promise<WorkerProcess> => {
-    const p = await spawnProcess('src/worker/main.ts', 'worker polling', { LOG_LEVEL: 'info' });
+    const p = await spawnProcess(opts.built?.worker ?? 'src/worker/main.ts', 'worker polling', { LOG_LEVEL: 'info' });
     const w: WorkerProcess = { ...p, url: p.line.http };
     workers.push(w);
     return w;
