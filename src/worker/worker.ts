@@ -13,8 +13,15 @@ import type { Activities } from '../activities/index.js';
 import type { WorkerConfig } from '../config/schema.js';
 import { environmentTaskQueue } from '../workflows/messages.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-/** Where `npm run build` writes the workflow bundle, relative to the built entry points in dist/bin/. */
+/**
+ * The workflow sources, bundled at start when no bundle is given (and always with tracing on, whose
+ * interceptors go into the bundle): beside this module, or, from a built entry point (dist/bin/),
+ * under the project's src/.
+ */
+export const WORKFLOWS_PATH =
+  ['../workflows/index.ts', '../../src/workflows/index.ts'].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p)) ??
+  fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Where `npm run build` writes the workflow bundle, relative to the built entry points in dist/bin/ (never beside src/worker/). */
 const BUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
 
 /**
@@ -24,9 +31,8 @@ const BUILT_WORKFLOW_BUNDLE = fileURLToPath(new URL('../workflow-bundle.js', imp
  */
 export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { codePath: string } | undefined {
   const path = env.WORKFLOW_BUNDLE?.trim();
-  // A built worker (dist/bin/worker.mjs, npm run build) has no workflow sources beside it: it loads
-  // the bundle built with it.
-  if (!path) return !existsSync(WORKFLOWS_PATH) && existsSync(BUILT_WORKFLOW_BUNDLE) ? { codePath: BUILT_WORKFLOW_BUNDLE } : undefined;
+  // A built worker (dist/bin/worker.mjs, npm run build) loads the bundle built with it.
+  if (!path) return existsSync(BUILT_WORKFLOW_BUNDLE) ? { codePath: BUILT_WORKFLOW_BUNDLE } : undefined;
   const codePath = resolve(path);
   if (!existsSync(codePath)) throw new Error(`WORKFLOW_BUNDLE=${path}: no such file (build it with npm run build:workflows)`);
   return { codePath };

@@ -47,7 +47,9 @@ describe('bench arithmetic', () => {
   });
 
   it('settings come from the environment, with small counts for a smoke run', () => {
-    expect(benchSettings({})).toMatchObject({ n1: 100, nHigh: 320, concurrency: 32, waiting: 10_000, approvals: 200, prebuiltBundle: true });
+    expect(benchSettings({})).toMatchObject({ n1: 100, nHigh: 320, concurrency: 32, waiting: 10_000, approvals: 200, workerRuntime: 'built' });
+    expect(benchSettings({ BENCH_WORKER_RUNTIME: 'tsx' }).workerRuntime).toBe('tsx');
+    expect(() => benchSettings({ BENCH_WORKER_RUNTIME: 'docker' })).toThrow(/BENCH_WORKER_RUNTIME/);
     expect(benchSettings({ BENCH_QUICK: '1', BENCH_WAITING: '12' })).toMatchObject({ concurrency: 4, waiting: 12 });
     expect(benchSettings({ BENCH_WORKER: '{"maxCachedWorkflows":50}' }).workerTuning).toEqual({ maxCachedWorkflows: 50 });
     expect(() => benchSettings({ BENCH_N1: '0' })).toThrow(/BENCH_N1/);

@@ -172,4 +172,12 @@ describePostgres('API and two workers as separate processes', () => {
     expect(out.lastIndexOf('worker stopped')).toBeGreaterThan(out.lastIndexOf('"msg":"activity completed"'));
     workers.push(fresh);
   }, 180_000);
+
+  it('a built worker with tracing on bundles its workflows from src/ (the interceptors go into the bundle) and polls', async () => {
+    // Spans go nowhere (nothing listens on port 9): starting and polling is what is checked.
+    const traced = await s.startWorker({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_SERVICE_NAME: 'proxmox-agent-built-test' });
+    workers.push(traced);
+    expect(traced.child.spawnargs.slice(1)).toEqual([built.worker]);
+    expect(traced.output()).toContain('worker polling');
+  }, 120_000);
 });

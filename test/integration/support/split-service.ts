@@ -32,7 +32,8 @@ export interface SplitService {
   /** The config's task queue. */
   taskQueue: string;
   /** Start one more worker process; resolves once it polls. */
-  startWorker(): Promise<WorkerProcess>;
+  /** Starts one more worker process (`env`: more environment variables for it alone). */
+  startWorker(env?: Record<string, string>): Promise<WorkerProcess>;
   call(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
@@ -135,8 +136,8 @@ export async function startSplitService(opts: {
     : await startService({ config, configPath, temporal: testConnectionOptions(), log: createLogger({ level: 'warn' }), worker: false, env });
   const url: string = apiProcess ? apiProcess.line.api : api!.url!;
 
-  const startWorker = async (): Promise<WorkerProcess> => {
-    const p = await spawnProcess(opts.built?.worker ?? 'src/worker/main.ts', 'worker polling', { LOG_LEVEL: 'info' });
+  const startWorker = async (extraEnv: Record<string, string> = {}): Promise<WorkerProcess> => {
+    const p = await spawnProcess(opts.built?.worker ?? 'src/worker/main.ts', 'worker polling', { LOG_LEVEL: 'info', ...extraEnv });
     const w: WorkerProcess = { ...p, url: p.line.http };
     workers.push(w);
     return w;
