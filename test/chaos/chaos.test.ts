@@ -72,21 +72,26 @@ afterAll(async () => {
   await env?.stop();
 });
 
-/** 20% of Proxmox requests fail transiently: before dispatch, after dispatch, or with the connection dropped. */
+/**
+ * At least 20% of Proxmox requests fail transiently: before dispatch, after dispatch, or with the
+ * connection dropped. The rules' rates are set a little above 20% (≈ 22.5% by the arithmetic below)
+ * because the share measured over every request the simulators answered came out at 18.6–19% with
+ * rates computed to 20%; the suite prints the measured share.
+ */
 function injectFaults(sim: ProxmoxSimulator): void {
   const f = sim.faults;
-  // Mutating calls: 10% refused before dispatch (lock timeout, 503), 6% executed but answered 502,
-  // 6% executed with the connection dropped: 1 - 0.95 * 0.95 * 0.94 * 0.94 ≈ 20%.
+  // Mutating calls: 12% refused before dispatch (lock timeout, 503), 6% executed but answered 502,
+  // 6% executed with the connection dropped: 1 - 0.94 * 0.94 * 0.94 * 0.94 ≈ 22%.
   for (const method of ['POST', 'PUT', 'DELETE']) {
-    f.errorRate({ method, path: '/nodes/**', rate: 0.05, status: 500 });
-    f.errorRate({ method, path: '/nodes/**', rate: 0.05, status: 503, message: 'Service Unavailable' });
+    f.errorRate({ method, path: '/nodes/**', rate: 0.06, status: 500 });
+    f.errorRate({ method, path: '/nodes/**', rate: 0.06, status: 503, message: 'Service Unavailable' });
     f.errorRate({ method, path: '/nodes/**', rate: 0.06, status: 502, message: 'Bad Gateway', afterDispatch: true });
     f.dropAfterDispatch({ method, path: '/nodes/**', rate: 0.06 });
   }
-  // Reads (preflight, re-check, task polls, task lists): 1 - 0.89 * 0.89 ≈ 20%, as a loaded pveproxy
+  // Reads (preflight, re-check, task polls, task lists): 1 - 0.88 * 0.88 ≈ 22.5%, as a loaded pveproxy
   // or a flaky link between nodes answers them (transient in Proxmox's taxonomy: docs/proxmox-client.md).
-  f.errorRate({ method: 'GET', path: '/**', rate: 0.11, status: 596, message: 'Broken pipe' });
-  f.errorRate({ method: 'GET', path: '/**', rate: 0.11, status: 503, message: 'Service Unavailable' });
+  f.errorRate({ method: 'GET', path: '/**', rate: 0.12, status: 596, message: 'Broken pipe' });
+  f.errorRate({ method: 'GET', path: '/**', rate: 0.12, status: 503, message: 'Service Unavailable' });
 }
 
 async function runFlow(run: FlowRun, startAt: number): Promise<void> {
