@@ -92,20 +92,17 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   /** The main loop waits for apply/approvals: a message that lets it go on leaves its records to it. */
   let waitingForApply = false;
 
-  const auditRecord = (
-    event: string,
-    extra: { actor?: string; channel?: string; upid?: string; outcome?: string; detail?: Record<string, unknown> } = {},
-    seq = ++auditSeq,
-  ): AuditEventInput => ({
-    eventId: auditEventId(planId, seq, event),
+  type AuditExtra = Pick<AuditEventInput, 'actor' | 'channel' | 'upid' | 'outcome' | 'detail'>;
+  /** What every record of the run carries: the plan, and the decision and approvals as they stand. */
+  const auditFields = (extra: AuditExtra = {}) => ({
     planId,
-    event,
     requestHash,
     ...(view ? { decision: { risk: view.risk, decision: view.decision, policyVersion: view.policyVersion, reasons: view.reasons } } : {}),
     ...(view && view.approval.approvers.length ? { approvals: view.approval.approvers } : {}),
     ...extra,
   });
-  const audit = async (event: string, extra: Parameters<typeof auditRecord>[1] = {}, seq?: number): Promise<void> => {
+  const auditRecord = (event: string, extra: AuditExtra = {}, seq = ++auditSeq): AuditEventInput => ({ eventId: auditEventId(planId, seq, event), event, ...auditFields(extra) });
+  const audit = async (event: string, extra: AuditExtra = {}, seq?: number): Promise<void> => {
     const record = auditRecord(event, extra, seq);
     if (compact && pendingAudit.length) await flushing((before) => local.recordAudits([...before, record]));
     else await local.recordAudit(record);
@@ -117,9 +114,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     pendingAudit.splice(0, before.length);
     return out;
   };
-  /** A record from a message handler: deferred to the main loop's next assess when it is about to run one. */
-  const auditFromHandler = async (event: string, extra: Parameters<typeof auditRecord>[1]): Promise<void> => {
-    if (compact && waitingForApply && view && readyToGoOn(view) && view.status !== 'rejected') pendingAudit.push(auditRecord(event, extra));
+  /**
+   * Compact runs: a message that lets the waiting main loop go on to apply leaves its audit record and
+   * its status upsert to the main loop, which writes them with its next assess and upsert.
+   */
+  const mainLoopTakesOver = (): boolean => compact && waitingForApply && view !== undefined && view.status !== 'rejected' && readyToGoOn(view);
+  /** A record from a message handler: deferred to the main loop's next assess when it takes over. */
+  const auditFromHandler = async (event: string, extra: AuditExtra): Promise<void> => {
+    if (mainLoopTakesOver()) pendingAudit.push(auditRecord(event, extra));
     else await audit(event, extra);
   };
 
@@ -186,8 +188,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     const before = view.status;
     const outcome = recordApproval(view, args, nowIso());
     // A quorum that lets the main loop go on is upserted with the status it moves to next.
-    const goesOn = compact && waitingForApply && readyToGoOn(view) && view.status !== 'rejected';
-    if (view.status !== before && !goesOn) setStatus(view.status);
+    if (view.status !== before && !mainLoopTakesOver()) setStatus(view.status);
     view.updatedAt = nowIso();
     const event = outcome.kind === 'counted' ? 'approval.granted' : outcome.kind === 'rejected' ? 'approval.rejected' : 'approval.refused';
     await auditFromHandler(event, {
@@ -341,10 +342,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     // Compact runs: the activity records its start and its success itself; a failure is recorded here.
     let executeAudit: ExecuteAudit | undefined;
     if (compact) {
-      const startedRecord = auditRecord('apply.started', started);
       // The outcome's record: its sequence number is reserved now, its event named by the outcome.
-      const { eventId: _id, event: _event, ...finished } = auditRecord('action.finished');
-      executeAudit = { started: startedRecord, finished: { ...finished, seq: auditSeq } };
+      executeAudit = { started: auditRecord('apply.started', started), finished: { ...auditFields(), seq: ++auditSeq } };
     } else {
       await audit('apply.started', started);
     }
