@@ -22,6 +22,8 @@ export interface NotifyDeps {
 
 export interface NotifyInput {
   plan: PlanView;
+  /** The plan's second or later approval request (policy asked again at apply); default 1. */
+  round?: number;
 }
 
 export interface NotifyResult {
@@ -35,7 +37,7 @@ interface NotifyProgress {
 
 export function createNotifyActivities(deps: NotifyDeps) {
   return {
-    async notifyApprovers({ plan }: NotifyInput): Promise<NotifyResult> {
+    async notifyApprovers({ plan, round }: NotifyInput): Promise<NotifyResult> {
       if (deps.targets.length === 0) return { targets: 0, delivered: 0 };
       const ctx = Context.current();
       const previous = ctx.info.heartbeatDetails as NotifyProgress | undefined;
@@ -43,6 +45,7 @@ export function createNotifyActivities(deps: NotifyDeps) {
       try {
         await deliverNotifications(deps.targets, plan, planLinks(plan.planId, deps.links()), {
           skip: done,
+          ...(round ? { round } : {}),
           onDelivered: (i) => {
             done.add(i);
             ctx.heartbeat({ delivered: [...done] } satisfies NotifyProgress);

@@ -41,11 +41,18 @@ export function notificationBody(view: PlanView, format: NotificationTarget['for
   return JSON.stringify(format === 'slack' ? approvalRequestMessage(view, links) : jsonNotification(view, links));
 }
 
+/** `{planId}/approval.requested/{index}`; a later request of the same plan adds its round: `approval.requested.2`. */
+export function deliveryId(planId: string, round: number, index: number): string {
+  return `${planId}/${APPROVAL_REQUESTED}${round > 1 ? `.${round}` : ''}/${index}`;
+}
+
 export interface DeliveryOptions {
   /** Indexes of targets already delivered (by an earlier attempt): skipped. */
   skip?: ReadonlySet<number>;
   /** Called after each successful delivery, e.g. to record progress. */
   onDelivered?: (index: number) => void;
+  /** Which approval request of the plan this is: 2 and up when policy asked for approvals again at apply. */
+  round?: number;
   now?: () => number;
   timeoutMs?: number;
   dispatcher?: Dispatcher;
@@ -79,7 +86,7 @@ export async function deliverNotifications(targets: readonly NotificationTarget[
         headers: {
           'x-pa-event': APPROVAL_REQUESTED,
           // Lets a receiver drop a duplicate if a retry re-sends after an unrecorded success.
-          'x-pa-delivery': `${view.planId}/${APPROVAL_REQUESTED}/${index}`,
+          'x-pa-delivery': deliveryId(view.planId, opts.round ?? 1, index),
           ...(target.secret ? signedHeaders(target.secret, body, now()) : {}),
         },
         ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),

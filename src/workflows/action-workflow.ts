@@ -236,8 +236,13 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   }
   planRecorded = true;
   // Not awaited here: the plan is returned while approvers are notified; cancelled if still retrying at the end.
-  const notifying = view.status === 'awaiting_approval' && (!planned || planned.notifies) ? new CancellationScope() : undefined;
-  const notified = notifying?.run(() => notifier.notifyApprovers({ plan: view! })).catch(() => undefined);
+  const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
+  const notifyApprovers = (v: PlanView) => {
+    const scope = new CancellationScope();
+    const round = notifications.length + 1;
+    notifications.push({ scope, done: scope.run(() => notifier.notifyApprovers({ plan: v, ...(round > 1 ? { round } : {}) })).catch(() => undefined) });
+  };
+  if (view.status === 'awaiting_approval' && (!planned || planned.notifies)) notifyApprovers(view);
 
   if (view.status !== 'denied') {
     try {
@@ -250,8 +255,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   }
   await CancellationScope.nonCancellable(async () => {
     await condition(allHandlersFinished);
-    notifying?.cancel();
-    await notified;
+    for (const n of notifications) n.scope.cancel();
+    await Promise.all(notifications.map((n) => n.done));
   });
   return view;
 
@@ -332,6 +337,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         v.decision = 'requires_approval';
         setStatus('awaiting_approval');
         await audit('approval.required_again');
+        // Compact runs tell the approvers, as for a plan that needed approval from the start.
+        if (planned?.notifies) notifyApprovers(v);
         continue;
       }
       break;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { deliverNotifications, NotificationError } from '../../src/channels/notifier.js';
+import { deliverNotifications, deliveryId, NotificationError } from '../../src/channels/notifier.js';
 import { postJson, OutboundError } from '../../src/channels/outbound.js';
 import type { NotificationTarget } from '../../src/channels/settings.js';
 import { webhookSignature } from '../../src/channels/signing.js';
@@ -40,6 +40,7 @@ describe('deliverNotifications', () => {
     expect(json!.headers['content-type']).toMatch(/^application\/json/);
     expect(json!.headers['x-pa-event']).toBe('approval.requested');
     expect(json!.headers['x-pa-delivery']).toBe(`${pendingPlan().planId}/approval.requested/1`);
+    expect(deliveryId('p', 2, 1)).toBe('p/approval.requested.2/1');
     expect(json!.headers['x-pa-timestamp']).toBe('1700000000');
     expect(json!.headers['x-pa-signature']).toBe(webhookSignature('hook-secret', '1700000000', json!.body));
     expect(JSON.parse(json!.body)).toMatchObject({ event: 'approval.requested', planId: pendingPlan().planId });

@@ -307,6 +307,35 @@ describe('approval channels end to end', () => {
     expect(late.stderr).toMatch(/is succeeded: it takes no rejections/);
   });
 
+  it('asks the approvers again when a stricter policy at apply needs approvals the plan did not', async () => {
+    const p = await t.call('POST', '/v1/actions/plan', {
+      token: TOKENS.agent,
+      body: { action: 'vm.shutdown', environment: 'lab', target: { vmid: 100 }, params: {}, reason: 'maintenance (CHG-78)' },
+    });
+    expect(p.body).toMatchObject({ status: 'planned', decision: 'allowed' });
+    t.config.policy.rules.push({ id: 'lab-shutdown-review', match: { actions: ['vm.shutdown'] }, decision: 'require_approval' });
+    try {
+      const a = await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } });
+      expect(a.body.status).toBe('awaiting_approval');
+      const slack = await until('the Slack webhook to take the request', () => {
+        const got = hits('/notify/slack', p.body.planId);
+        return got.length ? got : undefined;
+      });
+      expect(slack).toHaveLength(1);
+      expect(slack[0]!.headers['x-pa-delivery']).toBe(`${p.body.planId}/approval.requested/0`);
+      const json = await until('the JSON webhook to take it (after its one failure)', () => {
+        const got = hits('/notify/json', p.body.planId);
+        return got.length >= 2 ? got : undefined;
+      });
+      const doc = JSON.parse(json.at(-1)!.body);
+      expect(doc).toMatchObject({ event: 'approval.requested', planId: p.body.planId });
+      expect(doc.approval.requirements.map((r: { id: string }) => r.id)).toContain('policy.lab-shutdown-review');
+    } finally {
+      t.config.policy.rules.pop();
+    }
+    await t.call('POST', `/v1/actions/${p.body.planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'reject' } });
+  });
+
   it('notifies nobody about a plan that needs no approval', async () => {
     const p = await t.call('POST', '/v1/actions/plan', {
       token: TOKENS.agent,
