@@ -47,8 +47,8 @@ const DEFAULT_NODE_MESSAGES: Record<number, string> = {
   599: 'Too many redirections',
 };
 
-/** mulberry32: tiny, fast, good enough for reproducible test randomness. */
-function rng(seed: number): () => number {
+/** mulberry32: tiny, fast, good enough for reproducible test randomness (also the chaos suite's schedule). */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -34,7 +34,7 @@ export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { c
   // A built worker (dist/bin/worker.mjs, npm run build) loads the bundle built with it.
   if (!path) return existsSync(BUILT_WORKFLOW_BUNDLE) ? { codePath: BUILT_WORKFLOW_BUNDLE } : undefined;
   const codePath = resolve(path);
-  if (!existsSync(codePath)) throw new Error(`WORKFLOW_BUNDLE=${path}: no such file (build it with npm run build:workflows)`);
+  if (!existsSync(codePath)) throw new Error(`WORKFLOW_BUNDLE=${path}: no such file (build it with npm run build)`);
   return { codePath };
 }
 

@@ -34,18 +34,7 @@ const deps = (): ApiDeps => ({
   },
 });
 
-const app = () =>
-  createApp({
-    plans: {} as ApiDeps['plans'],
-    authenticate: () => {
-      throw new Error('unused');
-    },
-    environments: new Set(),
-    health: async () => ({ ok: true, checks: {} }),
-    evaluate: async () => {
-      throw new Error('unused');
-    },
-  });
+const app = () => createApp(deps());
 
 beforeAll(async () => {
   doc = await currentDocument();

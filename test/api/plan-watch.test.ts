@@ -82,11 +82,12 @@ describe('watchPlan', () => {
 });
 
 describe('GET /v1/actions/{planId}?wait= and /events through the app', () => {
+  /** The API over a plan whose status follows `script`. */
   function app(script: PlanStatus[]) {
     const s = scripted(script);
-    const gateway = {
-      state: async (planId: string) => ({ ...(await s.read()), planId }),
-    } as unknown as PlanGateway;
+    return appOver({ state: async (planId: string) => ({ ...(await s.read()), planId }) } as unknown as PlanGateway);
+  }
+  function appOver(gateway: PlanGateway) {
     const deps: ApiDeps = {
       plans: gateway,
       authenticate: createAuthenticator([{ id: 'r', principal: 'agent:r', secretSha256: sha256Hex('r-secret'), scopes: ['read'], environments: ['*'], roles: [] }]),
@@ -125,16 +126,7 @@ describe('GET /v1/actions/{planId}?wait= and /events through the app', () => {
   it('stops reading the plan when the client goes away', async () => {
     let reads = 0;
     const gateway = { state: async (planId: string) => (reads++, pendingPlan({ planId, status: 'awaiting_approval' })) } as unknown as PlanGateway;
-    const a = createApp({
-      plans: gateway,
-      authenticate: createAuthenticator([{ id: 'r', principal: 'agent:r', secretSha256: sha256Hex('r-secret'), scopes: ['read'], environments: ['*'], roles: [] }]),
-      environments: new Set(['prod']),
-      health: async () => ({ ok: true, checks: {} }),
-      evaluate: async () => {
-        throw new Error('unused');
-      },
-    });
-    const res = await a.request(`/v1/actions/${id}/events`, auth);
+    const res = await appOver(gateway).request(`/v1/actions/${id}/events`, auth);
     const reader = res.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first).toContain('retry: 2000');

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRecords } from '../../src/audit/file-store.js';
 import { loadConfig } from '../../src/config/load.js';
+import { rng } from '../../src/simulator/faults.js';
 import type { ProxmoxSimulator } from '../../src/simulator/index.js';
 import { AGENT, buildFlows, LAB_NODES, PROD_NODES, type Flow, type Terminal } from './scenarios.js';
 import { startChaosEnv, type ChaosEnv } from './support/chaos-env.js';
@@ -25,17 +26,6 @@ const PLAN_TTL_SECONDS = 150;
 const START_WINDOW_MS = 30_000;
 const TERMINAL = new Set<string>(['succeeded', 'failed', 'rejected', 'expired', 'denied']);
 
-/** mulberry32: small, seedable, good enough for a schedule. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface FlowRun {
