@@ -147,7 +147,9 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       dispatch,
       taskFaults: faults.taskFaults(method, decodedPath),
     };
-    const drop = faults.dropConnection(method, decodedPath);
+    // One injected fault per request: a request already answering an after-dispatch error is not also dropped
+    // (nor is the drop rule consumed or counted), so the fault counts say what the client really saw.
+    const drop = !early && faults.dropConnection(method, decodedPath);
     let result: unknown;
     let failure: unknown;
     try {

@@ -82,6 +82,19 @@ describe('connection dropped after dispatch', () => {
     expect(retry.exitstatus).toBe("snapshot name 'lost-reply' already used");
     expect(sim.mutations.duplicates()).toEqual([]);
   });
+
+  it('is not rolled for a request that already answers an after-dispatch error: one fault per request', async () => {
+    sim = await startLab();
+    sim.faults.errorRate({ method: 'POST', path: '/nodes/*/qemu/*/status/*', status: 502, message: 'Bad Gateway', afterDispatch: true, times: 1 });
+    sim.faults.dropAfterDispatch({ method: 'POST', path: '/nodes/*/qemu/*/status/*', times: 1 });
+    const first = await post(sim, '/nodes/pve-lab/qemu/101/status/start');
+    expect(first.status).toBe(502);
+    expect(sim.faults.hits()).toEqual({ 'error-after-dispatch': 1 });
+    // The drop rule is still there and takes the next request.
+    await expect(post(sim, '/nodes/pve-lab/qemu/100/status/suspend')).rejects.toThrow();
+    expect(sim.faults.hits()).toEqual({ 'error-after-dispatch': 1, 'drop-after-dispatch': 1 });
+    expect(sim.faults.list()).toEqual([]);
+  });
 });
 
 describe('task faults', () => {
