@@ -131,8 +131,12 @@ export function createApiClient(opts: ApiClientOptions) {
     get: (planId: string) => call<Plan>('GET', `/v1/actions/${seg(planId)}`),
     approve: (planId: string, input: ApprovalInput) =>
       call<ApprovalAccepted>('POST', `/v1/actions/${seg(planId)}/approvals`, input, { 'x-proxmox-agent-channel': opts.channel ?? 'api' }),
-    listApprovals: (q: { status?: 'pending'; limit?: number } = {}) =>
-      call<ApprovalList>('GET', `/v1/approvals?status=${q.status ?? 'pending'}${q.limit ? `&limit=${q.limit}` : ''}`),
+    /** One page, oldest first; pass the answer's `nextCursor` as `cursor` for the next. */
+    listApprovals: (q: { status?: 'pending'; limit?: number; cursor?: string } = {}) =>
+      call<ApprovalList>(
+        'GET',
+        `/v1/approvals?status=${q.status ?? 'pending'}${q.limit ? `&limit=${q.limit}` : ''}${q.cursor ? `&cursor=${encodeURIComponent(q.cursor)}` : ''}`,
+      ),
     catalog: () => call<Catalog>('GET', '/v1/catalog'),
     inventory: (environment: string) => call<Inventory>('GET', `/v1/inventory?environment=${seg(environment)}`),
     guest: (environment: string, vmid: number) => call<InventoryGuestDetail>('GET', `/v1/inventory/${seg(environment)}/guests/${vmid}`),

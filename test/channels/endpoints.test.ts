@@ -315,7 +315,7 @@ describe('OpenAPI', () => {
     const res = await app.request('/v1/openapi.json');
     expect(res.status).toBe(200);
     const doc = await json(res);
-    expect(doc.paths['/v1/approvals'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['status', 'limit']);
+    expect(doc.paths['/v1/approvals'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['status', 'limit', 'cursor']);
     expect(doc.paths['/v1/channels/slack/interactions'].post.requestBody.content).toHaveProperty('application/x-www-form-urlencoded');
     expect(doc.paths['/v1/channels/webhook/approvals'].post.responses).toHaveProperty('202');
     expect(doc.paths['/v1/channels/webhook/approvals'].post.security).toBeUndefined();

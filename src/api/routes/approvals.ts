@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { planViewSchema } from '../../domain/plan-view.js';
 import type { PlanView } from '../../domain/plan-view.js';
+import { CURSOR_PATTERN, decodeCursor, encodeCursor } from '../approval-queue.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
 
@@ -29,7 +30,16 @@ export const approvalSummarySchema = planViewSchema
   })
   .meta({ id: 'ApprovalSummary' });
 
-export const approvalListSchema = z.object({ items: z.array(approvalSummarySchema) }).meta({ id: 'ApprovalList' });
+export const approvalListSchema = z
+  .object({
+    items: z.array(approvalSummarySchema),
+    nextCursor: z
+      .string()
+      .regex(CURSOR_PATTERN)
+      .optional()
+      .describe('Pass as `cursor` for the next page; absent on the last page'),
+  })
+  .meta({ id: 'ApprovalList' });
 
 const listRoute = createRoute({
   method: 'get',
@@ -37,12 +47,18 @@ const listRoute = createRoute({
   tags: ['approvals'],
   summary: 'Plans waiting for approval',
   description:
-    'Runs awaiting approval in the environments the token may act in, oldest first. Found through Temporal visibility (eventually consistent: a plan made a moment ago may appear a moment later). Needs the approve or read scope.',
+    'Runs awaiting approval in the environments the token may act in, oldest first (by start time, then plan id), in pages: `nextCursor` names where the next page starts. Found through Temporal visibility (eventually consistent: a plan made a moment ago may appear a moment later); a plan that moved on since visibility listed it is left out, so a page may hold fewer than `limit` items. Needs the approve or read scope.',
   security: [{ bearer: [] }],
   request: {
     query: z.object({
       status: z.enum(['pending']).default('pending').describe('Only pending (awaiting approval) for now'),
       limit: z.coerce.number().int().min(1).max(200).default(50),
+      cursor: z
+        .string()
+        .regex(CURSOR_PATTERN)
+        .optional()
+        .describe("The previous page's `nextCursor`: only plans after that one")
+        .meta({ example: '1795667400123.plan_01JD5Q8V2M3N4P5R6S7T8V9W0X' }),
     }),
   },
   responses: {
@@ -57,9 +73,10 @@ export function registerApprovalRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps):
     if (!caller.scopes.includes('approve') && !caller.scopes.includes('read'))
       throw new ApiError('forbidden', `token '${caller.tokenId}' needs the approve or read scope`);
     if (!deps.approvals) throw new ApiError('not-found', 'approval listing is not configured');
-    const { limit } = c.req.valid('query');
-    const views = await deps.approvals.pending({ environments: caller.environments, limit });
-    return c.json({ items: views.map((v) => summary(v, deps)) }, 200);
+    const { limit, cursor } = c.req.valid('query');
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const page = await deps.approvals.pending({ environments: caller.environments, limit, ...(after ? { after } : {}) });
+    return c.json({ items: page.items.map((v) => summary(v, deps)), ...(page.next ? { nextCursor: encodeCursor(page.next) } : {}) }, 200);
   });
 }
 

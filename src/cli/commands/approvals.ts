@@ -23,12 +23,19 @@ export function register(program: Command): void {
   approvals
     .command('list')
     .description('Plans awaiting approval in the environments your token may see')
-    .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10))
+    .option('--limit <n>', 'at most this many (one page, oldest first)', (v) => Number.parseInt(v, 10))
+    .option('--cursor <cursor>', 'start after this position (a previous page\'s nextCursor)')
     .option('--json', 'print JSON')
-    .action((opts: { limit?: number; json?: boolean }, cmd: Command) =>
+    .action((opts: { limit?: number; cursor?: string; json?: boolean }, cmd: Command) =>
       run(async () => {
-        const list = await client(cmd).listApprovals({ status: 'pending', ...(opts.limit ? { limit: opts.limit } : {}) });
-        console.log(opts.json ? JSON.stringify(list, null, 2) : approvalsTable(list.items));
+        const list = await client(cmd).listApprovals({
+          status: 'pending',
+          ...(opts.limit ? { limit: opts.limit } : {}),
+          ...(opts.cursor ? { cursor: opts.cursor } : {}),
+        });
+        if (opts.json) return console.log(JSON.stringify(list, null, 2));
+        console.log(approvalsTable(list.items));
+        if (list.nextCursor) console.log(`\nMore plans wait: approvals list --cursor ${list.nextCursor}`);
       }),
     );
 
