@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { createActivities } from './activities/index.js';
 import { createApp, type App } from './api/app.js';
 import { createAuthenticator } from './api/auth.js';
+import { reportTokenExpiry } from './api/token-expiry.js';
 import { closeGracefully } from './api/drain.js';
 import { createHealthCheck, createReadinessCheck } from './api/health.js';
 import { createPlanGateway } from './api/plan-gateway.js';
@@ -173,6 +174,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
 
     let app: App | undefined;
     if (opts.api !== false) {
+      reportTokenExpiry(config.tokens, { gauge: metrics.tokenExpiry, log });
       app = createApp(
         {
           plans: createPlanGateway({ client, taskQueue }),

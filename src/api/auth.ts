@@ -15,19 +15,23 @@ export interface Caller {
 
 /**
  * Bearer-token authentication. Tokens are stored only as SHA-256 hashes; a presented token is
- * hashed and compared with every configured hash in constant time, without early exit.
+ * hashed and compared with every configured hash in constant time, without early exit. A token past
+ * its `expiresAt` is refused like an unknown one, with its own message (its holder knows the secret
+ * already, so saying it expired reveals nothing and tells them to get a new one).
  */
-export function createAuthenticator(tokens: readonly ApiTokenConfig[]) {
-  const entries = tokens.map((t) => ({ token: t, hash: Buffer.from(t.secretSha256, 'hex') }));
+export function createAuthenticator(tokens: readonly ApiTokenConfig[], now: () => number = Date.now) {
+  const entries = tokens.map((t) => ({ token: t, hash: Buffer.from(t.secretSha256, 'hex'), expiresMs: t.expiresAt ? Date.parse(t.expiresAt) : Infinity }));
   return (authorization: string | undefined): Caller => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw new ApiError('unauthenticated', 'send Authorization: Bearer <token>');
     const presented = createHash('sha256').update(match[1]!, 'utf8').digest();
-    let found: ApiTokenConfig | undefined;
+    let hit: (typeof entries)[number] | undefined;
     for (const entry of entries) {
-      if (timingSafeEqual(presented, entry.hash) && !found) found = entry.token;
+      if (timingSafeEqual(presented, entry.hash) && !hit) hit = entry;
     }
-    if (!found) throw new ApiError('unauthenticated', 'unknown or revoked token');
+    if (!hit) throw new ApiError('unauthenticated', 'unknown or revoked token');
+    if (now() >= hit.expiresMs) throw new ApiError('unauthenticated', `token '${hit.token.id}' expired at ${hit.token.expiresAt}`);
+    const found = hit.token;
     return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments, roles: found.roles, ...(found.actions ? { actions: found.actions } : {}) };
   };
 }

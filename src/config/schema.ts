@@ -79,6 +79,10 @@ export const apiTokenSchema = z.strictObject({
   environments: z.array(z.union([z.literal('*'), environmentName])).min(1),
   actions: actionPatternsSchema,
   roles: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/)).default([]).describe('Approver roles policy rules may ask for'),
+  expiresAt: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe('After this instant the token is refused (401); `tokens create --expires-in 90d` sets it. Absent: no expiry'),
 });
 
 const roleName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/);

@@ -4,7 +4,7 @@
  * own metrics come from its Rust core's Prometheus endpoint and are appended to our exposition, so
  * one scrape of `/metrics` sees both.
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -20,6 +20,8 @@ export interface Metrics {
   readonly proxmoxDuration: Histogram<'environment' | 'method' | 'route' | 'outcome'>;
   /** Proxmox API errors by environment, method, route template, error class and HTTP status. */
   readonly proxmoxErrors: Counter<'environment' | 'method' | 'route' | 'error' | 'status'>;
+  /** When each API token with an `expiresAt` stops being accepted (Unix seconds). */
+  readonly tokenExpiry: Gauge<'token'>;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -68,6 +70,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       name: 'proxmox_agent_proxmox_errors_total',
       help: 'Proxmox API calls that failed, by error class (docs/proxmox-client.md) and HTTP status (none: no answer)',
       labelNames: ['environment', 'method', 'route', 'error', 'status'],
+      registers,
+    }),
+    tokenExpiry: new Gauge({
+      name: 'proxmox_agent_api_token_expiry_timestamp_seconds',
+      help: 'When an API token with expiresAt stops being accepted (Unix time); tokens without one have no series',
+      labelNames: ['token'],
       registers,
     }),
   };

@@ -131,6 +131,19 @@ describe('rate limit per token', () => {
   });
 });
 
+describe('token expiry', () => {
+  it('answers an expired token 401 problem+json naming the expiry, and plans nothing', async () => {
+    const { app, planned } = appWith({
+      authenticate: createAuthenticator([token('agent', { expiresAt: '2026-01-01T00:00:00Z' })], () => Date.parse('2026-06-01T00:00:00Z')),
+    });
+    const res = await app.request('/v1/actions/plan', json('agent', planBody('vm.start')));
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ status: 401, detail: "token 'agent' expired at 2026-01-01T00:00:00Z" });
+    expect(planned).toEqual([]);
+  });
+});
+
 describe('CORS', () => {
   const preflight = { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } };
 

@@ -52,6 +52,25 @@ describe('proxmox-agent tokens create', () => {
     expect(JSON.parse(a.out).secret).not.toBe(JSON.parse(b.out).secret);
   });
 
+  it('--expires-in sets expiresAt that far ahead; no flag, no expiry', async () => {
+    const before = Date.now();
+    const { code, out } = await cli('tokens', 'create', '--id', 'temp', '--principal', 'human:contractor', '--scopes', 'read', '--environments', 'lab', '--expires-in', '90d', '--json');
+    expect(code).toBe(0);
+    const entry = apiTokenSchema.parse(JSON.parse(out).token);
+    const ahead = Date.parse(entry.expiresAt!) - before;
+    expect(ahead).toBeGreaterThan(90 * 86_400_000 - 2_000);
+    expect(ahead).toBeLessThan(90 * 86_400_000 + 60_000);
+    const yaml = await cli('tokens', 'create', '--id', 'temp', '--principal', 'p', '--scopes', 'read', '--environments', 'lab', '--expires-in', '12h');
+    expect((parseYaml(yaml.out.slice(yaml.out.indexOf('  - id:'))) as { expiresAt: string }[])[0]!.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const none = await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'read', '--environments', '*', '--json');
+    expect(JSON.parse(none.out).token.expiresAt).toBeUndefined();
+  });
+
+  it('refuses a duration it cannot read, naming the option', async () => {
+    for (const bad of ['90', '1y', '0d', '-5d', 'soon'])
+      expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'read', '--environments', '*', '--expires-in', bad), bad).toMatchObject({ code: 1, err: expect.stringMatching(/--expires-in/) });
+  });
+
   it('refuses an unknown scope or a bad action pattern, naming the option', async () => {
     expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'plan,root', '--environments', 'lab')).toMatchObject({ code: 1, err: expect.stringMatching(/--scopes/) });
     expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'plan', '--environments', 'lab', '--actions', 'vm.nuke')).toMatchObject({ code: 1, err: expect.stringMatching(/--actions: matches no action/) });

@@ -9,6 +9,14 @@ export function newTokenSecret(): string {
   return `pa_${randomBytes(32).toString('base64url')}`;
 }
 
+/** `90d`, `12h`, `30m`, `2w` → milliseconds; anything else is a usage error. */
+export function parseDuration(value: string): number {
+  const m = /^([1-9][0-9]{0,5})([mhdw])$/.exec(value.trim());
+  if (!m) throw new Error(`--expires-in: '${value}' is not a duration such as 30m, 12h, 90d or 2w`);
+  const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
+  return Number(m[1]) * unit;
+}
+
 export function register(program: Command): void {
   const tokens = program.command('tokens').description('Manage API tokens');
   tokens
@@ -20,8 +28,10 @@ export function register(program: Command): void {
     .requiredOption('--environments <list>', "comma-separated environment names, or '*'", list)
     .option('--actions <list>', "limit plan/apply to these action patterns, e.g. 'vm.start,vm.snapshot.*'", list)
     .option('--roles <list>', 'approver roles policy rules may require', list)
+    .option('--expires-in <duration>', 'refuse the token after this long: 30m, 12h, 90d, 2w (default: no expiry)')
     .option('--json', 'print {secret, token} as JSON instead')
-    .action((opts: { id: string; principal: string; scopes: string[]; environments: string[]; actions?: string[]; roles?: string[]; json?: boolean }) => {
+    .action((opts: { id: string; principal: string; scopes: string[]; environments: string[]; actions?: string[]; roles?: string[]; expiresIn?: string; json?: boolean }) => {
+      const expiresAt = opts.expiresIn === undefined ? undefined : new Date(Date.now() + parseDuration(opts.expiresIn)).toISOString().replace(/\.\d{3}Z$/, 'Z');
       const secret = newTokenSecret();
       const entry = {
         id: opts.id,
@@ -31,6 +41,7 @@ export function register(program: Command): void {
         environments: opts.environments,
         ...(opts.actions ? { actions: opts.actions } : {}),
         ...(opts.roles ? { roles: opts.roles } : {}),
+        ...(expiresAt ? { expiresAt } : {}),
       };
       const parsed = apiTokenSchema.safeParse(entry);
       if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
