@@ -120,6 +120,8 @@ export interface BenchResult {
     /** Worker RSS as the waiting plans were created. */
     rssCurve: { plans: number; rssMiB: number }[];
     approvalToSucceeded: { n: number; p50: number; p99: number; max: number };
+    /** GET /v1/approvals?limit=50 with the plans waiting: first pages and middle pages, alternately. */
+    approvalList: { n: number; p50: number; max: number };
   };
   interference: { phase: string; wallSeconds: number; ownCpuSeconds: number; foreignCpuSeconds: number; foreignCores: number; byProcess: Record<string, number> }[];
   rows: Row[];
@@ -403,7 +405,24 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     const createCell = mergeRounds([created]);
     await waitQuiet(worker.pid);
     const waitingRss = readRss(worker.pid);
-    log(`worker RSS with ${settings.waiting} waiting: ${fmt(waitingRss.rssMiB)} MiB; approving ${sampled.length}`);
+    log(`worker RSS with ${settings.waiting} waiting: ${fmt(waitingRss.rssMiB)} MiB; listing them for approvers`);
+
+    // What an approver's `approvals list` costs with that many waiting: the first page and a page
+    // from the middle (each lists the pending ids after its cursor, sorts them, reads 50 runs).
+    const listLatencies: number[] = [];
+    let middle: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const query = i % 2 === 1 && middle ? `&cursor=${middle}` : '';
+      const t0 = performance.now();
+      const r = await http.call('GET', `/v1/approvals?limit=50${query}`, TOKENS.approver);
+      listLatencies.push(performance.now() - t0);
+      if (r.status !== 200) throw new Error(`approvals list: ${r.status} ${JSON.stringify(r.body)}`);
+      if (i === 0 && r.body.items.length > 0) {
+        const mid = r.body.items[Math.floor(r.body.items.length / 2)];
+        middle = `${Date.parse(mid.createdAt)}.${mid.planId}`;
+      }
+    }
+    log(`approving ${sampled.length}`);
 
     const approvalLatencies: number[] = [];
     await measure('waiting plans: approvals', () =>
@@ -434,6 +453,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
       workerHwmMiB: after.hwmMiB,
       rssCurve,
       approvalToSucceeded: { n: approvalLatencies.length, p50: percentile(approvalLatencies, 50), p99: percentile(approvalLatencies, 99), max: Math.max(...approvalLatencies) },
+      approvalList: { n: listLatencies.length, p50: percentile(listLatencies, 50), max: Math.max(...listLatencies) },
     };
     const machine = {
       cores: availableParallelism(),
@@ -554,6 +574,7 @@ export function buildRows(s: BenchSettings, cells: Record<string, CellResult>, h
     { label: 'history events, approved high-risk flow', value: Math.max(...history.highRiskApproved), unit: 'events', aim: { kind: 'max', value: 35 }, digits: 0, note: `sampled ${history.highRiskApproved.join(', ')}` },
     { label: `worker RSS, ${waiting.plans} plans awaiting approval`, value: waiting.workerRssWaitingMiB, unit: 'MiB', aim: { kind: 'max', value: 300 }, digits: 0, note: `idle ${fmt(waiting.workerRssIdleMiB, 0)}, after approvals ${fmt(waiting.workerRssAfterMiB, 0)}, peak ${fmt(waiting.workerHwmMiB, 0)}; floor worker ${fmt(waiting.floorWorkerRssMiB, 0)}` },
     { label: `last approval → succeeded p99 (n=${waiting.approvalToSucceeded.n})`, value: waiting.approvalToSucceeded.p99, unit: 'ms', aim: { kind: 'max', value: 1000 }, digits: 0, note: `p50 ${fmt(waiting.approvalToSucceeded.p50, 0)}, max ${fmt(waiting.approvalToSucceeded.max, 0)}` },
+    { label: `GET /v1/approvals (limit 50), ${waiting.plans} waiting`, value: waiting.approvalList.p50, unit: 'ms', digits: 0, note: `p50 of ${waiting.approvalList.n}, first and middle pages; max ${fmt(waiting.approvalList.max, 0)}` },
     { label: `creating the ${waiting.plans} waiting plans`, value: waiting.createOpsPerSec, unit: 'plans/s', digits: 1, note: `p50 ${fmt(waiting.createP50, 0)} ms, p99 ${fmt(waiting.createP99, 0)} ms at c=${s.concurrency}` },
   );
   return rows;

@@ -29,7 +29,8 @@ describe('npm run bench (smoke, tiny counts)', () => {
     expect(result.history.floor[0]).toBeGreaterThan(0);
     expect(result.waiting.approvalToSucceeded.n).toBe(2);
     expect(result.waiting.workerRssWaitingMiB).toBeGreaterThan(0);
-    for (const label of ['b/a p50', 'b/a throughput', 'c/a p50', 'history events, low-risk', 'history events, approved high-risk', 'worker RSS', 'last approval → succeeded']) {
+    expect(result.waiting.approvalList.n).toBe(10);
+    for (const label of ['b/a p50', 'b/a throughput', 'c/a p50', 'history events, low-risk', 'history events, approved high-risk', 'worker RSS', 'last approval → succeeded', 'GET /v1/approvals (limit 50)']) {
       expect(result.table).toContain(label);
     }
   }, 180_000);
