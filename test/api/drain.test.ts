@@ -10,12 +10,19 @@ import { listenApi } from '../../src/api/server.js';
 let release: () => void = () => {};
 const gate = () => new Promise<void>((resolve) => (release = resolve));
 let server: ServerType | undefined;
+/** Resolves when a /slow request has reached the handler. */
+let reached: Promise<void> = Promise.resolve();
 
 async function start(): Promise<string> {
   let held: Promise<void> = gate();
+  let arrive: () => void = () => {};
+  reached = new Promise<void>((resolve) => (arrive = resolve));
   const listening = await listenApi(
     async (req) => {
-      if (new URL(req.url).pathname === '/slow') await held;
+      if (new URL(req.url).pathname === '/slow') {
+        arrive();
+        await held;
+      }
       return new Response('done');
     },
     { host: '127.0.0.1', port: 0 },
@@ -36,7 +43,7 @@ describe('closeGracefully', () => {
     const url = await start();
     expect(await (await fetch(`${url}/fast`)).text()).toBe('done'); // leaves an idle keep-alive connection
     const slow = fetch(`${url}/slow`);
-    await new Promise((r) => setTimeout(r, 100)); // the slow request has reached the handler
+    await reached; // the slow request is in the handler
     let closed = false;
     const closing = closeGracefully(server!, 30_000).then(() => (closed = true));
     // No new request is served: the listener is closed and idle keep-alive connections with it.
@@ -56,7 +63,7 @@ describe('closeGracefully', () => {
       () => 'answered',
       () => 'cut',
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await reached;
     await closeGracefully(server!, 200);
     expect(await slow).toBe('cut');
   });

@@ -48,7 +48,7 @@ describe('waitForChange', () => {
   });
   it('returns the unchanged plan when the wait ends', async () => {
     const s = scripted(['awaiting_approval']);
-    expect((await waitForChange(s.read, { timeoutMs: 30, intervalMs: 5 })).status).toBe('awaiting_approval');
+    expect((await waitForChange(s.read, { timeoutMs: 300, intervalMs: 5 })).status).toBe('awaiting_approval');
     expect(s.reads()).toBeGreaterThan(1);
   });
   it('stops when the caller goes away', async () => {

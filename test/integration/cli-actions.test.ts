@@ -39,18 +39,36 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   return cliAs(agentFile, ...args);
 }
 
-async function cliAs(tokenPath: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** Runs the CLI in this process, capturing what it prints; `out`/`err` fill as it runs. */
+function startCli(tokenPath: string, args: string[]): { out: string[]; err: string[]; result: Promise<{ code: number; out: string; err: string }> } {
   const out: string[] = [];
   const err: string[] = [];
   const [log, error, write] = [console.log, console.error, process.stderr.write];
   console.log = (...a: unknown[]) => out.push(a.join(' '));
   console.error = (...a: unknown[]) => err.push(a.join(' '));
   process.stderr.write = ((chunk: string) => (err.push(String(chunk).replace(/\n$/, '')), true)) as typeof process.stderr.write;
-  try {
-    return { code: await runCli(['node', 'proxmox-agent', ...args, '--url', t.url, '--token-file', tokenPath]), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error, process.stderr.write] = [log, error, write];
-    process.exitCode = 0;
+  const result = (async () => {
+    try {
+      return { code: await runCli(['node', 'proxmox-agent', ...args, '--url', t.url, '--token-file', tokenPath]), out: out.join('\n'), err: err.join('\n') };
+    } finally {
+      [console.log, console.error, process.stderr.write] = [log, error, write];
+      process.exitCode = 0;
+    }
+  })();
+  return { out, err, result };
+}
+
+function cliAs(tokenPath: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return startCli(tokenPath, args).result;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -91,19 +109,25 @@ describe('proxmox-agent plan | apply | status', () => {
     expect(a.out).toContain(`Follow it with: proxmox-agent status ${planId} --follow`);
     expect((await cli('status', planId)).code).toBe(EXIT.awaitingApproval);
 
-    const following = cli('status', planId, '--follow');
-    await new Promise((r) => setTimeout(r, 700));
+    const follower = startCli(agentFile, ['status', planId, '--follow']);
+    // The follower prints the waiting state before anyone approves (and before another in-process
+    // CLI run takes the console over).
+    await until('the follower shows 0/2', () => follower.err.some((l) => /awaiting_approval {2}approvals 0\/2/.test(l)));
     // One approval from the approvals CLI (channel cli), one over the API.
     const approver = tokenFile('approver1', TOKENS.approver1);
-    const listed = await cliAs(approver, 'approvals', 'list', '--json');
+    // The list reads Temporal visibility, which is eventually consistent: ask until the plan shows.
+    const listed = await until('the plan in approvals list', async () => {
+      const l = await cliAs(approver, 'approvals', 'list', '--json');
+      expect(l.code).toBe(0);
+      return JSON.parse(l.out).items.some((i: { planId: string }) => i.planId === planId) ? l : undefined;
+    });
     expect(listed.code).toBe(0);
-    expect(JSON.parse(listed.out).items.map((i: { planId: string }) => i.planId)).toContain(planId);
     const approved = await cliAs(approver, 'approvals', 'approve', planId, '--yes', '-m', 'cli ok');
     expect(approved.code).toBe(0);
     expect(approved.out).toContain(`Approved ${planId}`);
     const res = await t.call('POST', `/v1/actions/${planId}/approvals`, { token: TOKENS.approver2, body: { decision: 'approve' } });
     expect(res.status).toBe(202);
-    const f = await following;
+    const f = await follower.result;
     expect(f.err).toMatch(/awaiting_approval {2}approvals 0\/2/);
     expect(f.err).toMatch(/succeeded {2}approvals 2\/2/);
     expect(f.code).toBe(EXIT.succeeded);

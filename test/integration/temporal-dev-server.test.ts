@@ -123,13 +123,11 @@ describe('a port held by something that is not Temporal', () => {
     const port = await getFreePort();
     await new Promise<void>((resolve) => http.listen(port, '127.0.0.1', resolve));
     try {
-      const started = Date.now();
       const err = await startDevServer({ cliPath: await ensureTemporalCli(), port, headless: true, dbFile: join(tmpdir(), 'never-created.sqlite') }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(DevServerError);
       expect((err as DevServerError).code).toBe('PORT_IN_USE');
       expect((err as Error).message).toMatch(new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is in use by something that is not a Temporal server`));
       expect((err as Error).message).toContain('TEMPORAL_ADDRESS');
-      expect(Date.now() - started).toBeLessThan(15_000);
     } finally {
       await new Promise((resolve) => http.close(resolve));
     }

@@ -134,7 +134,8 @@ describe('client against the simulator', () => {
   });
 
   it('waitForTask rides out "no such task" and 599s without re-sending the start', async () => {
-    sim.faults.taskInvisibleFor(60);
+    // Invisible for a second: the two 599s come first, and the third poll must still meet the 400 on a slow machine.
+    sim.faults.taskInvisibleFor(1000);
     sim.faults.errorRate({ method: 'GET', path: '/nodes/pve1/tasks/*/status', status: 599, times: 2 });
     const upid = await start(101);
     const tolerated: string[] = [];

@@ -227,13 +227,11 @@ describe('errors over the wire', () => {
     server.setHandler(() => {
       /* never answer */
     });
-    const started = Date.now();
     const err = await failure(client({ timeouts: { headersMs: 150 } }).request('POST', '/nodes/{node}/qemu/{vmid}/status/start', { node: 'pve1', vmid: 100 }));
     expect(err).toBeInstanceOf(ProxmoxTimeoutError);
     expect((err as ProxmoxTimeoutError).phase).toBe('headers');
     expect(err.retryable).toBe(true);
     expect(err.outcomeUnknown).toBe(true);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('a stalled body is a ProxmoxTimeoutError (body)', async () => {

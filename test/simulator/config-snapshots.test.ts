@@ -78,7 +78,9 @@ describe('config', () => {
 
 describe('locks held by tasks', () => {
   it('a running snapshot task locks the guest: config writes fail sync, start fails in its task', async () => {
-    sim = await startLab({ taskDurationMs: 150 });
+    // The snapshot runs 3 s: the ten requests below must all meet its lock, however slow the machine.
+    sim = await startLab();
+    sim.faults.slowTasks(3000, { path: '/nodes/*/qemu/101/snapshot', times: 1 });
     const upid = (await post(sim, '/nodes/pve-lab/qemu/101/snapshot', { form: { snapname: 'pre-change', description: 'before' } })).body.data as string;
     expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data.lock).toBe('snapshot');
     expect((await get(sim, '/nodes/pve-lab/qemu/101/config')).body.data.lock).toBe('snapshot');

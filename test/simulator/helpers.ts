@@ -74,7 +74,8 @@ export interface TaskStatus {
 /** Poll a task like a client would (node taken from the UPID) until it stops. */
 export async function waitTask(sim: ProxmoxSimulator, upid: string, opts: { timeoutMs?: number; auth?: string } = {}): Promise<TaskStatus> {
   const node = upid.split(':')[1]!;
-  const deadline = Date.now() + (opts.timeoutMs ?? 3000);
+  // Generous: a loaded CI machine must not turn a slow poll into a failure (a passing test returns at once).
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const r = await get(sim, `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`, opts.auth ? { auth: opts.auth } : {});
     if (r.status === 200 && r.body.data.status === 'stopped') return r.body.data as TaskStatus;

@@ -188,7 +188,7 @@ describe('resize', () => {
 
 describe('vzdump', () => {
   it('backs up under the backup lock and the volume appears in storage content', async () => {
-    sim = await startLab({ taskDurationMs: 80 });
+    sim = await startLab({ taskDurationMs: 1000 }); // the backup lock outlasts the checks below on any machine
     const upid = (await post(sim, '/nodes/pve-lab/vzdump', { form: { vmid: '300', storage: 'local', mode: 'snapshot', compress: 'zstd', 'notes-template': '{{guestname}}' } })).body.data as string;
     expect(upid).toMatch(/:vzdump:300:proxmox-agent@pve!agent:$/);
     expect(sim.model.guest(300)?.lock).toBe('backup');
@@ -205,6 +205,8 @@ describe('vzdump', () => {
 
   it('several guests give an empty UPID id; a locked guest fails the job with `job errors`', async () => {
     sim = await startLab({ taskDurationMs: 60 });
+    // The snapshot holds its lock for 3 s, so the backup job meets it however slow the machine.
+    sim.faults.slowTasks(3000, { path: '/nodes/*/qemu/101/snapshot', times: 1 });
     const snap = (await post(sim, '/nodes/pve-lab/qemu/101/snapshot', { form: { snapname: 'snap1' } })).body.data as string;
     const t = await runTask(sim, 'POST', '/nodes/pve-lab/vzdump', { form: { vmid: '100,101' } });
     expect(t.upid).toContain(':vzdump::');

@@ -98,7 +98,8 @@ describe('HA-managed guests', () => {
   it('start/stop produce hastart/hastop tasks that end OK before the guest changes state', async () => {
     const seed = labSeed();
     seed.guests.find((g) => g.vmid === 101)!.haManaged = true;
-    sim = await startSimulator({ cluster: seed, authFailureDelayMs: 0, taskDurationMs: 20, haDelayMs: 150 });
+    // ha-manager acts a second after the task: long enough for the checks in between on any machine.
+    sim = await startSimulator({ cluster: seed, authFailureDelayMs: 0, taskDurationMs: 20, haDelayMs: 1000 });
     const cur0 = (await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data;
     expect(cur0.ha).toEqual({ managed: 1, state: 'stopped' });
 
@@ -106,14 +107,14 @@ describe('HA-managed guests', () => {
     expect(start).toMatchObject({ type: 'hastart', exitstatus: 'OK', id: '101' });
     // The task is done but ha-manager has not started the VM yet: clients must poll status/current.
     expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data.status).toBe('stopped');
-    await eventually(() => sim!.model.guest(101)?.status === 'running');
+    await eventually(() => sim!.model.guest(101)?.status === 'running', 10_000);
     const res = (await get(sim, '/cluster/resources', { query: { type: 'vm' } })).body.data;
     expect(res.find((r: { vmid: number }) => r.vmid === 101)).toMatchObject({ status: 'running', hastate: 'started' });
 
     const stop = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/status/stop');
     expect(stop.type).toBe('hastop');
     expect(sim.model.guest(101)?.status).toBe('running');
-    await eventually(() => sim!.model.guest(101)?.status === 'stopped');
+    await eventually(() => sim!.model.guest(101)?.status === 'stopped', 10_000);
     expect(sim.mutations.all().map((m) => [m.op, m.upid?.split(':')[5]])).toEqual([
       ['start', 'hastart'],
       ['stop', 'hastop'],

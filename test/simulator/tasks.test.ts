@@ -26,7 +26,8 @@ describe('UPIDs', () => {
 
 describe('task lifecycle', () => {
   it('runs for taskDurationMs, applies its effect on completion and ends TASK OK', async () => {
-    sim = await startLab({ taskDurationMs: 80 });
+    // Tasks here last long enough that the requests checking them "running" finish first on any machine.
+    sim = await startLab({ taskDurationMs: 1000 });
     const upid = (await post(sim, '/nodes/pve-lab/qemu/101/status/start')).body.data as string;
     const running = await get(sim, statusPath(upid));
     expect(running.body.data).toMatchObject({
@@ -63,7 +64,7 @@ describe('task lifecycle', () => {
   });
 
   it('lists node tasks with filters and total', async () => {
-    sim = await startLab({ taskDurationMs: 200 });
+    sim = await startLab({ taskDurationMs: 1500 });
     const a = (await post(sim, '/nodes/pve-lab/qemu/101/status/start')).body.data as string;
     const b = (await post(sim, '/nodes/pve-lab/lxc/300/status/stop')).body.data as string;
     const active = await get(sim, '/nodes/pve-lab/tasks', { query: { source: 'active' } });
@@ -101,7 +102,7 @@ describe('task lifecycle', () => {
   });
 
   it('DELETE stops a running task: it ends "received interrupt" and applies nothing', async () => {
-    sim = await startLab({ taskDurationMs: 500 });
+    sim = await startLab({ taskDurationMs: 2000 });
     const upid = (await post(sim, '/nodes/pve-lab/qemu/100/snapshot', { form: { snapname: 'pre' } })).body.data as string;
     expect(sim.model.guest(100)?.lock).toBe('snapshot');
     const r = await del(sim, `/nodes/pve-lab/tasks/${encodeURIComponent(upid)}`);
@@ -113,7 +114,7 @@ describe('task lifecycle', () => {
     expect(sim.model.guest(100)?.lock).toBeUndefined();
     expect(sim.model.snapshots(100)).toEqual([]);
     expect(sim.mutations.all()).toEqual([]);
-    await sleep(600);
+    await sleep(2100); // past the task's natural end: the interrupted task still applies nothing
     expect(sim.model.snapshots(100)).toEqual([]);
   });
 });
