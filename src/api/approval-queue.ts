@@ -4,8 +4,9 @@
  * (visibility is eventually consistent, so a run that moved on since is dropped).
  *
  * Oldest first, in pages. Visibility lists newest first and (on SQL stores) cannot sort, so a page
- * lists the pending ids from the cursor on, sorts them by (start time, plan id) and reads the first
- * `limit`: the plans closest to expiry are never hidden behind newer ones.
+ * lists pending ids from the cursor on, sorts them by (start time, plan id) and reads the first
+ * `limit`: the plans closest to expiry are never hidden behind newer ones. Past one visibility page
+ * of pending runs, count queries first narrow the listing to a start-time window (`windowEnd`).
  */
 import type { Client } from '@temporalio/client';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
@@ -62,22 +63,24 @@ function compareKeys(a: PendingCursor, b: PendingCursor): number {
   return a.startMs - b.startMs || (a.planId < b.planId ? -1 : a.planId > b.planId ? 1 : 0);
 }
 
+/** A visibility query string literal; values never carry quotes (names and ids are validated upstream). */
+function quote(v: string): string {
+  if (/["'\\]/.test(v)) throw new ApiError('internal', 'a visibility query value contains a quote');
+  return `"${v}"`;
+}
+
 /** The visibility query: this deployment's task queue, open runs, awaiting approval, the caller's environments. */
 export function pendingQuery(taskQueue: string, environments: readonly string[], after?: PendingCursor): string {
-  const q = (v: string) => {
-    if (/["'\\]/.test(v)) throw new ApiError('internal', 'a visibility query value contains a quote');
-    return `"${v}"`;
-  };
   const clauses = [
     `WorkflowType = "actionWorkflow"`,
-    `TaskQueue = ${q(taskQueue)}`,
+    `TaskQueue = ${quote(taskQueue)}`,
     `ExecutionStatus = "Running"`,
     `${ProxmoxStatus.name} = "awaiting_approval"`,
   ];
-  if (!environments.includes('*')) clauses.push(`${ProxmoxEnvironment.name} IN (${environments.map(q).join(', ')})`);
+  if (!environments.includes('*')) clauses.push(`${ProxmoxEnvironment.name} IN (${environments.map(quote).join(', ')})`);
   // >= and the millisecond floor: visibility keeps microseconds, the cursor milliseconds; the plans of
   // that millisecond up to the cursor's plan id are skipped after sorting.
-  if (after) clauses.push(`StartTime >= ${q(new Date(after.startMs).toISOString())}`);
+  if (after) clauses.push(`StartTime >= ${quote(isoTime(after.startMs))}`);
   return clauses.join(' AND ');
 }
 
@@ -85,12 +88,24 @@ export function createApprovalQueue({ client, taskQueue, plans, concurrency = 8 
   return {
     async pending({ environments, limit, after }: PendingFilter): Promise<PendingPage> {
       if (environments.length === 0) return { items: [] };
-      const keys: PendingCursor[] = [];
-      for await (const run of client.workflow.list({ query: pendingQuery(taskQueue, environments, after), pageSize: 1000 })) {
-        const key = { startMs: run.startTime.getTime(), planId: run.workflowId };
-        if (!after || compareKeys(key, after) > 0) keys.push(key);
-      }
-      keys.sort(compareKeys);
+      const base = pendingQuery(taskQueue, environments, after);
+      const listKeys = async (query: string): Promise<PendingCursor[]> => {
+        const keys: PendingCursor[] = [];
+        for await (const run of client.workflow.list({ query, pageSize: LIST_PAGE })) {
+          const key = { startMs: run.startTime.getTime(), planId: run.workflowId };
+          if (!after || compareKeys(key, after) > 0) keys.push(key);
+        }
+        return keys.sort(compareKeys);
+      };
+      const total = (await client.workflow.count(base)).count;
+      const until =
+        total > LIST_PAGE
+          ? await windowEnd((q) => client.workflow.count(q).then((c) => c.count), base, { want: limit + 1, total, from: after?.startMs, now: Date.now() })
+          : undefined;
+      let keys = await listKeys(until === undefined ? base : `${base} AND StartTime < ${quote(isoTime(until))}`);
+      // The window held no more than this page (plans at the cursor's millisecond, or a listing that
+      // moved on): list everything after the cursor, so a next page is never promised in vain.
+      if (until !== undefined && keys.length <= limit) keys = await listKeys(base);
       const page = keys.slice(0, limit);
       const views = await mapLimit(page, concurrency, async ({ planId }) => {
         try {
@@ -111,6 +126,76 @@ export function createApprovalQueue({ client, taskQueue, plans, concurrency = 8 
 }
 
 export type ApprovalQueue = ReturnType<typeof createApprovalQueue>;
+
+/** The visibility page size (the server's default maximum). */
+const LIST_PAGE = 1000;
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * A start time before which at least `want` pending plans started, and not many more than a listing
+ * page, so that one short listing holds the oldest: visibility lists newest first and cannot sort, and
+ * listing 10,000 ids takes ten pages where a count takes about as long as one. First an exponential
+ * search for a bracket (forward from the cursor, or back from now without one), then bisection; about
+ * 15–25 counts for plans spread over minutes to days. Undefined when no window was found within the
+ * budget of counts, and the caller lists everything.
+ */
+export async function windowEnd(
+  count: (query: string) => Promise<number>,
+  base: string,
+  { want, total, from, now }: { want: number; total: number; from: number | undefined; now: number },
+): Promise<number | undefined> {
+  let budget = 64;
+  const below = async (t: number) => {
+    budget -= 1;
+    return count(`${base} AND StartTime < ${quote(isoTime(t))}`);
+  };
+  const latest = now + 60_000; // below(latest) = total: every plan started before it (a minute for clock skew)
+  if (total < want) return undefined;
+  // Bracket: below(lo) < want <= below(hi).
+  let lo: number;
+  let hi: number;
+  if (from !== undefined) {
+    lo = from; // below(from) = 0: the base query starts there
+    hi = latest;
+    for (let step = 1000; from + step < latest && budget > 0; step *= 2) {
+      const c = await below(from + step);
+      if (c >= want) {
+        if (c <= LIST_PAGE) return from + step;
+        hi = from + step;
+        break;
+      }
+      lo = from + step;
+    }
+  } else {
+    hi = latest;
+    lo = Number.NaN;
+    for (let step = 1000; budget > 0; step *= 2) {
+      const t = now - step;
+      if (t <= 0) {
+        lo = 0;
+        break;
+      }
+      const c = await below(t);
+      if (c < want) {
+        lo = t;
+        break;
+      }
+      if (c <= LIST_PAGE) return t;
+      hi = t;
+    }
+    if (Number.isNaN(lo)) return undefined;
+  }
+  while (hi - lo > 1 && budget > 0) {
+    const mid = Math.floor((lo + hi) / 2);
+    const c = await below(mid);
+    if (c < want) lo = mid;
+    else if (c > LIST_PAGE) hi = mid;
+    else return mid;
+  }
+  // Many plans in one millisecond, or out of counts: the bracket's end still bounds the listing.
+  return hi - lo <= 1 ? hi : undefined;
+}
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

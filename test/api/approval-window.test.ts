@@ -1,0 +1,74 @@
+/**
+ * windowEnd: the start-time cutoff that lets one short listing hold the oldest pending plans. Checked
+ * against a model of visibility's count (plans' start times in an array), over spreads from one
+ * millisecond to years, with and without a cursor.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { windowEnd } from '../../src/api/approval-queue.js';
+
+const NOW = Date.parse('2026-11-26T04:00:00Z');
+
+/** A count over `starts` that understands the two clauses windowEnd adds to the base query. */
+function model(starts: number[]) {
+  const calls: string[] = [];
+  const count = async (query: string) => {
+    calls.push(query);
+    const before = /StartTime < "([^"]+)"$/.exec(query);
+    const t = before ? Date.parse(before[1]!) : Infinity;
+    return starts.filter((s) => s < t).length;
+  };
+  return { count, calls };
+}
+
+const spread = (n: number, from: number, widthMs: number, rand: () => number) => Array.from({ length: n }, () => from + Math.floor(rand() * widthMs));
+
+describe('windowEnd', () => {
+  it('finds a cutoff with at least `want` and at most 1,000 plans before it, in few counts', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1001, max: 20_000 }),
+        fc.constantFrom(1, 60_000, 3_600_000, 86_400_000, 365 * 86_400_000),
+        fc.integer({ min: 1, max: 201 }),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        async (n, width, want, seed) => {
+          let x = seed;
+          const rand = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+          const starts = spread(n, NOW - width - 1000, width, rand);
+          const { count, calls } = model(starts);
+          const t = await windowEnd(count, 'BASE', { want, total: n, from: undefined, now: NOW });
+          expect(t).toBeDefined();
+          const before = starts.filter((s) => s < t!).length;
+          expect(before).toBeGreaterThanOrEqual(want);
+          // Over 1,000 only when more than that many share the last millisecond.
+          if (before > 1000) expect(starts.filter((s) => s === t! - 1).length).toBeGreaterThan(0);
+          expect(calls.length).toBeLessThanOrEqual(64);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('with a cursor, searches forward from it', async () => {
+    const starts = Array.from({ length: 10_000 }, (_, i) => NOW - 600_000 + i * 60); // ten minutes, one every 60 ms
+    const from = starts[4000]!;
+    const { count, calls } = model(starts.filter((s) => s >= from));
+    const t = await windowEnd(count, 'BASE', { want: 51, total: 6000, from, now: NOW });
+    const before = starts.filter((s) => s >= from && s < t!).length;
+    expect(before).toBeGreaterThanOrEqual(51);
+    expect(before).toBeLessThanOrEqual(1000);
+    expect(calls.length).toBeLessThan(20);
+  });
+
+  it('gives up (undefined: list everything) when fewer than `want` plans exist at all', async () => {
+    const { count } = model([NOW - 5]);
+    expect(await windowEnd(count, 'BASE', { want: 51, total: 1, from: undefined, now: NOW })).toBeUndefined();
+  });
+
+  it('returns the bracket when thousands of plans share one millisecond', async () => {
+    const starts = Array.from({ length: 3000 }, () => NOW - 10_000);
+    const { count } = model(starts);
+    const t = await windowEnd(count, 'BASE', { want: 51, total: 3000, from: undefined, now: NOW });
+    expect(t).toBe(NOW - 10_000 + 1);
+  });
+});
