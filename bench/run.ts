@@ -39,6 +39,8 @@ import { fmt, mergeRounds, percentile, renderRows, renderTable, type CellResult,
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TOKENS = { agent: 'demo-agent-token', approver: 'demo-approver-1-token' };
+/** V8's young generation capped at 4 MiB per semi-space, as the Docker image runs the worker. */
+const WORKER_V8_FLAG = '--max-semi-space-size=4';
 const TERMINAL = new Set(['succeeded', 'failed', 'rejected', 'expired', 'denied']);
 
 export interface BenchSettings {
@@ -212,7 +214,8 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     const built = settings.workerRuntime === 'built' ? await buildEntryPoints(builtDir) : undefined;
     const bundle = built?.workflowBundle ?? (settings.workerRuntime === 'tsx' ? await buildWorkflowBundle(join(tmp, 'workflow-bundle.js')) : undefined);
     const startWorker = () =>
-      spawnReady('worker', process.execPath, built ? [built.worker] : [...tsx, join(ROOT, 'src/worker/main.ts')], {
+      // The V8 flag as the image's worker command passes it (Dockerfile, docker-compose.temporal.yml).
+      spawnReady('worker', process.execPath, [WORKER_V8_FLAG, ...(built ? [built.worker] : [...tsx, join(ROOT, 'src/worker/main.ts')])], {
         cwd: ROOT,
         // MALLOC_ARENA_MAX as the image sets it (Dockerfile).
         env: { MALLOC_ARENA_MAX: '2', ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'info', ...(bundle ? { WORKFLOW_BUNDLE: bundle } : {}) },

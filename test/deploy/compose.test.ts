@@ -130,7 +130,7 @@ describe('docker-compose.temporal.yml', () => {
       expect(services[name]!.volumes).toContain(`./deploy/config.yaml:${env.PROXMOX_AGENT_CONFIG}:ro`);
     }
     expect(services['proxmox-agent-api']!.command).toEqual(['node', 'dist/bin/api.mjs']);
-    expect(services['proxmox-agent-worker']!.command).toEqual(['node', 'dist/bin/worker.mjs']);
+    expect(services['proxmox-agent-worker']!.command).toEqual(['node', '--max-semi-space-size=4', 'dist/bin/worker.mjs']);
   });
 
   it('hands secrets over as files or variables, never in the config', () => {
@@ -207,7 +207,7 @@ describe('Dockerfile', () => {
   });
 
   it('defaults to the worker and exposes the API and worker ports', () => {
-    expect(finalStage.find((l) => /^CMD\s/.test(l))).toBe('CMD ["node", "dist/bin/worker.mjs"]');
+    expect(finalStage.find((l) => /^CMD\s/.test(l))).toBe('CMD ["node", "--max-semi-space-size=4", "dist/bin/worker.mjs"]');
     expect(dockerfile).toMatch(/^EXPOSE 8787 9464$/m);
   });
 });
