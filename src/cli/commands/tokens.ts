@@ -11,7 +11,7 @@ export function newTokenSecret(): string {
 
 /** `90d`, `12h`, `30m`, `2w` → milliseconds; anything else is a usage error. */
 export function parseDuration(value: string): number {
-  const m = /^([1-9][0-9]{0,5})([mhdw])$/.exec(value.trim());
+  const m = /^([1-9][0-9]{0,3})([mhdw])$/.exec(value.trim()); // at most 9999 units: 9999w ends in 2218
   if (!m) throw new Error(`--expires-in: '${value}' is not a duration such as 30m, 12h, 90d or 2w`);
   const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
   return Number(m[1]) * unit;
