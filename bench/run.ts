@@ -381,7 +381,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     await sleep(2000);
     const idle = readRss(worker.pid);
     const every = Math.max(1, Math.floor(settings.waiting / settings.approvals));
-    const sampled: { planId: string; requestHash: string }[] = [];
+    const sampled: { planId: string; requestHash: string; createdAt: string }[] = [];
     const deletePlan = async (seq: number) => {
       const isSample = seq % every === 0 && seq / every < settings.approvals;
       const vmid = isSample ? BULK.first + seq / every : BULK.first + settings.approvals + (seq % BULK.spread);
@@ -393,7 +393,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
         reason: 'benchmark: waits for approval',
       });
       if (r.status !== 201 || r.body.status !== 'awaiting_approval') throw new Error(`plan: ${r.status} ${JSON.stringify(r.body)}`);
-      if (isSample) sampled.push({ planId: r.body.planId, requestHash: r.body.requestHash });
+      if (isSample) sampled.push({ planId: r.body.planId, requestHash: r.body.requestHash, createdAt: r.body.createdAt });
     };
     log(`creating ${settings.waiting} plans that wait for approval`);
     const rssCurve: { plans: number; rssMiB: number }[] = [{ plans: 0, rssMiB: idle.rssMiB }];
@@ -410,20 +410,19 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     const waitingRss = readRss(worker.pid);
     log(`worker RSS with ${settings.waiting} waiting: ${fmt(waitingRss.rssMiB)} MiB; listing them for approvers`);
 
-    // What an approver's `approvals list` costs with that many waiting: the first page and a page
-    // from the middle (each lists the pending ids after its cursor, sorts them, reads 50 runs).
+    // What an approver's `approvals list` costs with that many waiting: the first page, and a page
+    // from the middle of the queue. Its cursor is built from the middle sampled plan (the samples are
+    // spread over the whole queue); its createdAt trails its start by the first workflow task, which
+    // makes it a valid position all the same.
     const listLatencies: number[] = [];
-    let middle: string | undefined;
+    const mid = sampled[Math.floor(sampled.length / 2)];
+    const middle = mid ? `${Date.parse(mid.createdAt)}.${mid.planId}` : undefined;
     for (let i = 0; i < 10; i++) {
       const query = i % 2 === 1 && middle ? `&cursor=${middle}` : '';
       const t0 = performance.now();
       const r = await http.call('GET', `/v1/approvals?limit=50${query}`, TOKENS.approver);
       listLatencies.push(performance.now() - t0);
       if (r.status !== 200) throw new Error(`approvals list: ${r.status} ${JSON.stringify(r.body)}`);
-      if (i === 0 && r.body.items.length > 0) {
-        const mid = r.body.items[Math.floor(r.body.items.length / 2)];
-        middle = `${Date.parse(mid.createdAt)}.${mid.planId}`;
-      }
     }
     log(`approving ${sampled.length}`);
 

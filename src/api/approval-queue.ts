@@ -98,13 +98,16 @@ export function createApprovalQueue({ client, taskQueue, plans, concurrency = 8 
         return keys.sort(compareKeys);
       };
       const total = (await client.workflow.count(base)).count;
+      // Half a listing page, not limit + 1: the count includes plans the listing drops (the cursor's
+      // own, or others of its millisecond) and plans may stop waiting in between, and a short window
+      // would cost the full listing below.
       const until =
         total > LIST_PAGE
-          ? await windowEnd((q) => client.workflow.count(q).then((c) => c.count), base, { want: limit + 1, total, from: after?.startMs, now: Date.now() })
+          ? await windowEnd((q) => client.workflow.count(q).then((c) => c.count), base, { want: WINDOW_WANT, from: after?.startMs, now: Date.now() })
           : undefined;
       let keys = await listKeys(until === undefined ? base : `${base} AND StartTime < ${quote(isoTime(until))}`);
-      // The window held no more than this page (plans at the cursor's millisecond, or a listing that
-      // moved on): list everything after the cursor, so a next page is never promised in vain.
+      // The window held no more than this page (hundreds of plans stopped waiting since the count, or
+      // clocks far apart): list everything after the cursor, so a next page is never promised in vain.
       if (until !== undefined && keys.length <= limit) keys = await listKeys(base);
       const page = keys.slice(0, limit);
       const views = await mapLimit(page, concurrency, async ({ planId }) => {
@@ -129,6 +132,8 @@ export type ApprovalQueue = ReturnType<typeof createApprovalQueue>;
 
 /** The visibility page size (the server's default maximum). */
 const LIST_PAGE = 1000;
+/** How many pending plans a start-time window aims to hold at least (the API's limit is at most 200). */
+const WINDOW_WANT = LIST_PAGE / 2;
 
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
@@ -137,28 +142,25 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
  * page, so that one short listing holds the oldest: visibility lists newest first and cannot sort, and
  * listing 10,000 ids takes ten pages where a count takes about as long as one. First an exponential
  * search for a bracket (forward from the cursor, or back from now without one), then bisection; about
- * 15–25 counts for plans spread over minutes to days. Undefined when no window was found within the
- * budget of counts, and the caller lists everything.
+ * 10–35 counts for plans spread over seconds to a year. Undefined when the budget of counts ran out,
+ * and the caller lists everything.
  */
 export async function windowEnd(
   count: (query: string) => Promise<number>,
   base: string,
-  { want, total, from, now }: { want: number; total: number; from: number | undefined; now: number },
+  { want, from, now }: { want: number; from: number | undefined; now: number },
 ): Promise<number | undefined> {
   let budget = 64;
   const below = async (t: number) => {
     budget -= 1;
     return count(`${base} AND StartTime < ${quote(isoTime(t))}`);
   };
-  const latest = now + 60_000; // below(latest) = total: every plan started before it (a minute for clock skew)
-  if (total < want) return undefined;
-  // Bracket: below(lo) < want <= below(hi).
-  let lo: number;
-  let hi: number;
+  // Bracket: below(lo) < want <= below(hi). Every pending plan started before `hi` (a minute of
+  // clock skew allowed; a larger skew only makes the window short, and the caller lists everything).
+  let lo = from ?? 0; // below(from) = 0: the base query starts there
+  let hi = now + 60_000;
   if (from !== undefined) {
-    lo = from; // below(from) = 0: the base query starts there
-    hi = latest;
-    for (let step = 1000; from + step < latest && budget > 0; step *= 2) {
+    for (let step = 1000; from + step < hi && budget > 0; step *= 2) {
       const c = await below(from + step);
       if (c >= want) {
         if (c <= LIST_PAGE) return from + step;
@@ -168,23 +170,15 @@ export async function windowEnd(
       lo = from + step;
     }
   } else {
-    hi = latest;
-    lo = Number.NaN;
-    for (let step = 1000; budget > 0; step *= 2) {
-      const t = now - step;
-      if (t <= 0) {
-        lo = 0;
-        break;
-      }
-      const c = await below(t);
+    for (let step = 1000; now - step > 0 && budget > 0; step *= 2) {
+      const c = await below(now - step);
       if (c < want) {
-        lo = t;
+        lo = now - step;
         break;
       }
-      if (c <= LIST_PAGE) return t;
-      hi = t;
+      if (c <= LIST_PAGE) return now - step;
+      hi = now - step;
     }
-    if (Number.isNaN(lo)) return undefined;
   }
   while (hi - lo > 1 && budget > 0) {
     const mid = Math.floor((lo + hi) / 2);

@@ -82,7 +82,7 @@ export const apiTokenSchema = z.strictObject({
   expiresAt: z.iso
     .datetime({ offset: true })
     .optional()
-    .describe('After this instant the token is refused (401); `tokens create --expires-in 90d` sets it. Absent: no expiry'),
+    .describe('From this instant on the token is refused (401); `tokens create --expires-in 90d` sets it. Absent: no expiry'),
 });
 
 const roleName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/);

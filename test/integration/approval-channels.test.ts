@@ -15,6 +15,7 @@ import { slackSignature, webhookSignature } from '../../src/channels/signing.js'
 import { startTestServer, type RecordedRequest, type TestServer } from '../proxmox/helpers/http-server.js';
 import { slackClickBody } from '../channels/helpers/fixtures.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { until } from './support/until.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SLACK_SECRET = 'it-slack-signing-secret';
@@ -68,15 +69,6 @@ afterAll(async () => {
   await hooks?.close();
 });
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const hits = (path: string, planId?: string): RecordedRequest[] =>
   hooks.requests.filter((r) => r.url === path && (!planId || r.body.includes(planId)));

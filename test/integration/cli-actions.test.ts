@@ -12,6 +12,7 @@ import { createApiClient } from '../../src/client/index.js';
 import { EXIT, follow } from '../../src/cli/commands/actions.js';
 import { runCli } from '../../src/cli/main.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { until } from './support/until.js';
 
 let t: TestService;
 let dir: string;
@@ -62,15 +63,6 @@ function cliAs(tokenPath: string, ...args: string[]): Promise<{ code: number; ou
   return startCli(tokenPath, args).result;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const planIdIn = (text: string) => /plan_[0-9A-Z]{26}/.exec(text)![0];
 
@@ -116,12 +108,11 @@ describe('proxmox-agent plan | apply | status', () => {
     // One approval from the approvals CLI (channel cli), one over the API.
     const approver = tokenFile('approver1', TOKENS.approver1);
     // The list reads Temporal visibility, which is eventually consistent: ask until the plan shows.
-    const listed = await until('the plan in approvals list', async () => {
+    await until('the plan in approvals list', async () => {
       const l = await cliAs(approver, 'approvals', 'list', '--json');
       expect(l.code).toBe(0);
-      return JSON.parse(l.out).items.some((i: { planId: string }) => i.planId === planId) ? l : undefined;
+      return JSON.parse(l.out).items.some((i: { planId: string }) => i.planId === planId);
     });
-    expect(listed.code).toBe(0);
     const approved = await cliAs(approver, 'approvals', 'approve', planId, '--yes', '-m', 'cli ok');
     expect(approved.code).toBe(0);
     expect(approved.out).toContain(`Approved ${planId}`);

@@ -13,6 +13,10 @@ import { describePostgres, startTempPostgres, type TempPostgres } from '../setup
 import { testConnectionOptions } from '../setup/temporal.js';
 import { buildEntryPoints, type BuiltEntryPoints } from '../../scripts/build.js';
 import { startSplitService, type SplitService, type WorkerProcess } from './support/split-service.js';
+import { until as untilWithin } from './support/until.js';
+
+/** Separate processes start slower than one: a minute, polled every 200 ms. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000) => untilWithin(what, probe, timeoutMs, 200);
 
 const AGENT = 'demo-agent-token';
 const { EventType, TaskQueueType, PendingActivityState } = proto.temporal.api.enums.v1;
@@ -25,15 +29,6 @@ let built: BuiltEntryPoints;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 async function planAndApply(vmid: number, action: string): Promise<string> {
   const plan = await s.call('POST', '/v1/actions/plan', { token: AGENT, body: { action, environment: 'lab', target: { vmid }, params: {}, reason: `split ${action}` } });

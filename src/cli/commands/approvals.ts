@@ -35,7 +35,7 @@ export function register(program: Command): void {
         });
         if (opts.json) return console.log(JSON.stringify(list, null, 2));
         console.log(approvalsTable(list.items));
-        if (list.nextCursor) console.log(`\nMore plans wait: approvals list --cursor ${list.nextCursor}`);
+        if (list.nextCursor) console.log(`\nMore plans wait: proxmox-agent approvals list${opts.limit ? ` --limit ${opts.limit}` : ''} --cursor ${list.nextCursor}`);
       }),
     );
 
