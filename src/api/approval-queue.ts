@@ -98,16 +98,17 @@ export function createApprovalQueue({ client, taskQueue, plans, concurrency = 8 
         return keys.sort(compareKeys);
       };
       const total = (await client.workflow.count(base)).count;
-      // Half a listing page, not limit + 1: the count includes plans the listing drops (the cursor's
-      // own, or others of its millisecond) and plans may stop waiting in between, and a short window
-      // would cost the full listing below.
+      // Twice the page and some, not limit + 1: the count includes plans the listing drops (the
+      // cursor's own, or others of its millisecond) and plans may stop waiting in between, and a short
+      // window would cost the full listing below. At most three times that: a listing costs by the id.
+      const want = 2 * limit + 50;
       const until =
         total > LIST_PAGE
-          ? await windowEnd((q) => client.workflow.count(q).then((c) => c.count), base, { want: WINDOW_WANT, from: after?.startMs, now: Date.now() })
+          ? await windowEnd((q) => client.workflow.count(q).then((c) => c.count), base, { want, most: Math.min(LIST_PAGE, 3 * want), from: after?.startMs, now: Date.now() })
           : undefined;
       let keys = await listKeys(until === undefined ? base : `${base} AND StartTime < ${quote(isoTime(until))}`);
-      // The window held no more than this page (hundreds of plans stopped waiting since the count, or
-      // clocks far apart): list everything after the cursor, so a next page is never promised in vain.
+      // The window held no more than this page (more than limit + 50 plans stopped waiting since the
+      // count, or clocks far apart): list everything after the cursor, so a next page is never promised in vain.
       if (until !== undefined && keys.length <= limit) keys = await listKeys(base);
       const page = keys.slice(0, limit);
       const views = await mapLimit(page, concurrency, async ({ planId }) => {
@@ -132,14 +133,12 @@ export type ApprovalQueue = ReturnType<typeof createApprovalQueue>;
 
 /** The visibility page size (the server's default maximum). */
 const LIST_PAGE = 1000;
-/** How many pending plans a start-time window aims to hold at least (the API's limit is at most 200). */
-const WINDOW_WANT = LIST_PAGE / 2;
 
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
 /**
- * A start time before which at least `want` pending plans started, and not many more than a listing
- * page, so that one short listing holds the oldest: visibility lists newest first and cannot sort, and
+ * A start time before which at least `want` and at most `most` pending plans started, so that one
+ * short listing holds the oldest: visibility lists newest first and cannot sort, and
  * listing 10,000 ids takes ten pages where a count takes about as long as one. First an exponential
  * search for a bracket (forward from the cursor, or back from now without one), then bisection; about
  * 10–35 counts for plans spread over seconds to a year. Undefined when the budget of counts ran out,
@@ -148,7 +147,7 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 export async function windowEnd(
   count: (query: string) => Promise<number>,
   base: string,
-  { want, from, now }: { want: number; from: number | undefined; now: number },
+  { want, most = LIST_PAGE, from, now }: { want: number; most?: number; from: number | undefined; now: number },
 ): Promise<number | undefined> {
   let budget = 64;
   const below = async (t: number) => {
@@ -163,7 +162,7 @@ export async function windowEnd(
     for (let step = 1000; from + step < hi && budget > 0; step *= 2) {
       const c = await below(from + step);
       if (c >= want) {
-        if (c <= LIST_PAGE) return from + step;
+        if (c <= most) return from + step;
         hi = from + step;
         break;
       }
@@ -176,7 +175,7 @@ export async function windowEnd(
         lo = now - step;
         break;
       }
-      if (c <= LIST_PAGE) return now - step;
+      if (c <= most) return now - step;
       hi = now - step;
     }
   }
@@ -184,7 +183,7 @@ export async function windowEnd(
     const mid = Math.floor((lo + hi) / 2);
     const c = await below(mid);
     if (c < want) lo = mid;
-    else if (c > LIST_PAGE) hi = mid;
+    else if (c > most) hi = mid;
     else return mid;
   }
   // Many plans in one millisecond, or out of counts: the bracket's end still bounds the listing.
