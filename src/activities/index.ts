@@ -5,7 +5,7 @@ import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
 import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
-import { auditEventId, type Preflight } from '../workflows/messages.js';
+import { auditEventId, LOCAL_ACTIVITY_ATTEMPTS, type Preflight } from '../workflows/messages.js';
 import { executeAction } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
@@ -22,12 +22,6 @@ import type {
 } from './types.js';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 
-/**
- * Attempts of the assess local activity that rethrow a transient read error (so that Temporal retries
- * the activity with backoff) before the target is reported unreadable, as the preflight activity's
- * own retry policy allowed; each attempt's read already retries 3 times (guest-reader.ts).
- */
-const ASSESS_READ_ATTEMPTS = 5;
 
 export interface ActivityEnvironment {
   tier: EnvironmentTier;
@@ -86,7 +80,9 @@ export function createActivities(deps: ActivityDeps) {
       try {
         read = await preflight({ request });
       } catch (err) {
-        if (isRetryableProxmoxError(err) && Context.current().info.attempt < ASSESS_READ_ATTEMPTS) throw err;
+        // Transient: rethrown (Temporal retries with backoff) until the last attempt, as the preflight
+        // activity's own retries allowed; each attempt's read already retries 3 times (guest-reader.ts).
+        if (isRetryableProxmoxError(err) && Context.current().info.attempt < LOCAL_ACTIVITY_ATTEMPTS) throw err;
         // Not a failure of the run: the plan says the target could not be read, and policy decides.
         read = { assessment: { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) }, checkedAt: new Date().toISOString() };
       }

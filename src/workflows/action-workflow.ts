@@ -26,6 +26,7 @@ import {
   approvalSignal,
   auditEventId,
   environmentTaskQueue,
+  LOCAL_ACTIVITY_ATTEMPTS,
   planUpdate,
   REFUSALS,
   stateQuery,
@@ -42,7 +43,7 @@ type Activities = ReturnType<typeof createActivities>;
 // workflow task (no extra server round trips) while still being recorded in history.
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: LOCAL_ACTIVITY_ATTEMPTS },
 });
 
 // The Proxmox mutation: long-running, heartbeating, retried on transient errors only.
@@ -199,8 +200,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   });
 
   // 1. Preflight and policy (compact: and the plan's audit record, in one local activity).
-  const planned: AssessResult | undefined = compact
-    ? await local.assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq: ++auditSeq } })
+  const planSeq = compact ? ++auditSeq : undefined;
+  const planned = compact
+    ? await tryAssess(() => local.assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq: planSeq! } }))
     : undefined;
   const preflight = planned ? planned.preflight : await readTarget();
   const policy = planned ? planned.policy : await local.evaluatePolicy({ request, preflight });
@@ -232,8 +234,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   } else {
     setStatus(view.status);
     if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
-    await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel });
   }
+  // Written by assess when it completed; otherwise here, under the same event id (the store keeps one).
+  if (!planned) await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel }, planSeq);
   planRecorded = true;
   // Not awaited here: the plan is returned while approvers are notified; cancelled if still retrying at the end.
   const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
@@ -270,6 +273,20 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     };
     setStatus('failed');
     await audit('run.cancelled', { detail: { during } });
+  }
+
+  /**
+   * Compact runs' assess, or undefined when it did not complete (all attempts failed, e.g. a hung
+   * Proxmox outlasting its 20 s): the caller then takes the separate steps, which record an unreadable
+   * target instead of failing the run. Its pending audit records stay pending for the next write.
+   */
+  async function tryAssess(fn: () => Promise<AssessResult>): Promise<AssessResult | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return undefined;
+    }
   }
 
   async function readTarget(): Promise<Preflight> {
@@ -310,7 +327,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         return;
       }
       // 2. Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const reassessed: AssessResult | undefined = compact ? await flushing((before) => local.assess({ request, before })) : undefined;
+      const reassessed = compact ? await tryAssess(() => flushing((before) => local.assess({ request, before }))) : undefined;
       const fresh = reassessed ? reassessed.preflight : await readTarget();
       // A target that could not be read has no fingerprint: that is not a change, and is said as such.
       const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;

@@ -21,6 +21,12 @@ export function environmentTaskQueue(taskQueue: string, environment: string): st
 }
 
 /**
+ * Attempts of every local activity (preflight, policy, audit, assess). The assess activity reads it
+ * too: its last attempt reports a transient read error as an unreadable target instead of failing.
+ */
+export const LOCAL_ACTIVITY_ATTEMPTS = 5;
+
+/**
  * An audit record's id: unique per run and event, so that a retried activity writes it once. `seq`
  * counts the run's records in the order the workflow decided them (deterministic on replay).
  */
