@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiTokenConfig, Scope } from '../config/schema.js';
+import { DEFAULT_TOKEN_CHANNELS, type TokenChannel } from '../config/security.js';
 import { actionAllowed } from '../domain/action-patterns.js';
 import { ApiError } from './problems.js';
 
@@ -11,6 +12,8 @@ export interface Caller {
   roles: readonly string[];
   /** Action patterns the token is limited to (`vm.*`); undefined: any action. */
   actions?: readonly string[];
+  /** The clients the token may approve through (`api`, `cli`): granted in the config, never claimed. */
+  channels: readonly TokenChannel[];
 }
 
 /**
@@ -32,7 +35,15 @@ export function createAuthenticator(tokens: readonly ApiTokenConfig[], now: () =
     if (!hit) throw new ApiError('unauthenticated', 'unknown or revoked token');
     if (now() >= hit.expiresMs) throw new ApiError('unauthenticated', `token '${hit.token.id}' expired at ${hit.token.expiresAt}`);
     const found = hit.token;
-    return { tokenId: found.id, principal: found.principal, scopes: found.scopes, environments: found.environments, roles: found.roles, ...(found.actions ? { actions: found.actions } : {}) };
+    return {
+      tokenId: found.id,
+      principal: found.principal,
+      scopes: found.scopes,
+      environments: found.environments,
+      roles: found.roles,
+      channels: found.channels ?? DEFAULT_TOKEN_CHANNELS,
+      ...(found.actions ? { actions: found.actions } : {}),
+    };
   };
 }
 
@@ -49,8 +60,23 @@ export function requireScope(caller: Caller, scope: Scope, environment?: string)
     throw new ApiError('forbidden', `token '${caller.tokenId}' may not act in environment '${environment}'`);
 }
 
-/** A token limited to action patterns (`actions: ['vm.*']`) may plan and apply only those actions. */
-export function requireAction(caller: Caller, action: string): void {
+/**
+ * A token limited to action patterns (`actions: ['vm.*']`) may plan, apply, approve and reject only
+ * plans of those actions. `doing` names what was refused, for the problem's detail.
+ */
+export function requireAction(caller: Caller, action: string, doing: 'plan or apply' | 'approve or reject' = 'plan or apply'): void {
   if (!actionAllowed(caller.actions, action))
-    throw new ApiError('forbidden', `token '${caller.tokenId}' may not plan or apply '${action}' (it is limited to actions ${caller.actions!.join(', ')})`);
+    throw new ApiError('forbidden', `token '${caller.tokenId}' may not ${doing} '${action}' (it is limited to actions ${caller.actions!.join(', ')})`);
+}
+
+/**
+ * The channel an approval is recorded under is one the token is allowed to speak for
+ * (`tokens[].channels`, default `api` only), not whatever the request claims: otherwise any caller
+ * could meet a `channels: [cli]` requirement by sending the header.
+ */
+export function requireChannel(caller: Caller, channel: TokenChannel): void {
+  if (!caller.channels.includes(channel))
+    throw new ApiError('channel-not-allowed', `token '${caller.tokenId}' may not approve through channel '${channel}' (it may use: ${caller.channels.join(', ')})`, {
+      errors: [{ path: 'header.x-proxmox-agent-channel', message: `one of: ${caller.channels.join(', ')}` }],
+    });
 }

@@ -21,6 +21,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Use a token that holds the scope for that environment, or ask an administrator. Retrying does not help.',
     example: "token 'demo-agent' needs the approve scope",
   },
+  'channel-not-allowed': {
+    when: "An approval's `X-Proxmox-Agent-Channel` (absent: `api`) names a channel the token is not allowed to speak for. Each token lists its channels in the config (`tokens[].channels`, default `api` only); `errors[]` lists the ones it may use.",
+    todo: 'Send the approval through a channel the token has (no header means api), or ask an administrator to add the channel to the token, e.g. `channels: [api, cli]` for a token used with the CLI. Retrying does not help.',
+    example: "token 'pi-approver' may not approve through channel 'cli' (it may use: api)",
+  },
   'self-approval': {
     when: 'The principal that requested a plan tried to approve or reject it.',
     todo: 'Someone else must decide. An agent never approves its own plans.',

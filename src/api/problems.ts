@@ -9,6 +9,7 @@ export const PROBLEMS = {
   'validation-failed': { status: 400, title: 'The request is not valid' },
   'unauthenticated': { status: 401, title: 'A valid bearer token is required' },
   'forbidden': { status: 403, title: 'This token may not do that' },
+  'channel-not-allowed': { status: 403, title: 'This token may not approve through that channel' },
   'self-approval': { status: 403, title: 'The requester of a plan cannot approve it' },
   'not-found': { status: 404, title: 'No such resource' },
   'method-not-allowed': { status: 405, title: 'This method is not allowed on this resource' },

@@ -13,6 +13,11 @@ import type { Scope } from '../config/schema.js';
  *     - `plan`: the plan's environment; a plan in another environment is reported as not found (404);
  *     - `list`: results are filtered to the token's environments;
  *     - `none`: not about one environment.
+ *
+ * Beyond the scope and the environment, the routes that act on one plan also hold the token to its
+ * action patterns (`tokens[].actions`: plan, apply, and approve/reject, 403), and an approval to the
+ * channels the token may speak for (`tokens[].channels`, default `api`; 403 channel-not-allowed).
+ * test/api/hardening.test.ts proves both.
  */
 export type RouteAccess =
   | { auth: 'public' }

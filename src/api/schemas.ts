@@ -37,15 +37,20 @@ export const idempotencyHeaders = z.object({
 });
 
 /**
- * Which client sent an approval: `api` (default) or `cli`. Self-declared, which is acceptable because
- * both are bearer-token channels of equal strength; it only tells them apart in the record. `chat`
- * cannot be declared: only the signature-verified endpoints under /v1/channels record it.
+ * Which client sent an approval: `api` (default) or `cli`. The header only selects among the channels
+ * the token is granted in the config (`tokens[].channels`, default `api` only); naming another is
+ * refused (403 channel-not-allowed), so a `channels: [cli]` policy requirement cannot be met by
+ * claiming it. `chat` cannot be named at all: only the signature-verified endpoints under
+ * /v1/channels record it.
  */
 export const channelHeaders = z.object({
   'x-proxmox-agent-channel': z
     .enum(['api', 'cli'])
     .optional()
-    .openapi({ description: 'The client that sends this approval: api (default) or cli. chat is only recorded by /v1/channels/*.' }),
+    .openapi({
+      description:
+        "The client that sends this approval: api (default) or cli. It must be one of the token's configured channels (tokens[].channels, default api only), else 403 /problems/channel-not-allowed. chat is only recorded by /v1/channels/*.",
+    }),
 });
 
 /** The long poll of GET /v1/actions/{planId}. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { policySchema, type PolicyConfig } from '../policy/schema.js';
 import { environmentName } from '../domain/request.js';
-import { actionPatternsSchema, auditConfigSchema, serverConfigSchema } from './security.js';
+import { actionPatternsSchema, auditConfigSchema, serverConfigSchema, tokenChannelsSchema } from './security.js';
 
 export const SCOPES = ['plan', 'apply', 'approve', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -78,6 +78,7 @@ export const apiTokenSchema = z.strictObject({
   scopes: z.array(z.enum(SCOPES)).min(1),
   environments: z.array(z.union([z.literal('*'), environmentName])).min(1),
   actions: actionPatternsSchema,
+  channels: tokenChannelsSchema,
   roles: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/)).default([]).describe('Approver roles policy rules may ask for'),
   expiresAt: z.iso
     .datetime({ offset: true })

@@ -67,7 +67,26 @@ export const actionPatternsSchema = z
   )
   .min(1)
   .optional()
-  .describe('Limits plan and apply to these actions; absent, any action');
+  .describe('Limits plan, apply and approve/reject to plans of these actions; absent, any action');
+
+/** The bearer-token channels an approval can be recorded under; `chat` is only the signed endpoints'. */
+export const TOKEN_CHANNELS = ['api', 'cli'] as const;
+export type TokenChannel = (typeof TOKEN_CHANNELS)[number];
+/** Least privilege: a token that names no channels speaks for the REST API only. */
+export const DEFAULT_TOKEN_CHANNELS: readonly TokenChannel[] = ['api'];
+
+/**
+ * The clients a token may speak for when it approves (`X-Proxmox-Agent-Channel`). A policy rule
+ * with `channels: [cli]` is then met only by tokens an administrator allowed to approve as the CLI,
+ * not by any caller that sends the header. `chat` cannot be granted: it is recorded only by the
+ * signature-verified /v1/channels endpoints.
+ */
+export const tokenChannelsSchema = z
+  .array(z.enum(TOKEN_CHANNELS, { error: 'api or cli (chat is recorded only by the signed /v1/channels endpoints)' }))
+  .min(1)
+  .refine((list) => new Set(list).size === list.length, 'each channel once')
+  .optional()
+  .describe("Channels the token may approve through (X-Proxmox-Agent-Channel); absent: ['api'] only");
 
 export const DEFAULT_AUDIT_FILE = '.data/audit/audit.jsonl';
 

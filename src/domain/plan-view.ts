@@ -18,6 +18,15 @@ export const reasonSchema = z.object({
   rule: z.string().describe('Machine-readable rule id, e.g. catalog.base_risk, policy.prod-freeze, approval.required'),
   message: z.string(),
   hint: z.string().optional().describe('What would change this outcome, so an agent can adapt instead of retrying'),
+  nodes: z
+    .array(
+      z.object({
+        node: z.string().optional().describe("The node's name; absent when the guest's node could not be read (the rule then matches, failing closed)"),
+        role: z.enum(['source', 'destination']).describe("source: the node the guest is on; destination: the node a migrate or clone puts it on (params.target)"),
+      }),
+    )
+    .optional()
+    .describe('For a rule with `nodes`: each node of the action that the rule matched, and why it counts'),
 });
 
 /** One condition of the approval gate; the gate is open when every requirement is met. */

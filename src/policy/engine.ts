@@ -60,16 +60,20 @@ export function evaluatePolicy(policy: PolicyConfig, input: PolicyInput): Policy
   const reasons: PolicyReason[] = [{ rule: 'catalog.base_risk', message: `${action.name} is ${risk} risk in ${input.tier} environments` }];
   const ruleRequirements: ApprovalRequirement[] = [];
   let denied = false;
+  const touched = nodesTouched(input.request, input.state);
   for (const rule of policy.rules) {
-    if (!ruleMatches(rule, input)) continue;
+    const matched = ruleMatches(rule, input, touched);
+    if (!matched) continue;
     if (rule.risk) risk = stricterRisk(risk, rule.risk);
     const asked = requirementsOf(rule);
     ruleRequirements.push(...asked);
     if (rule.decision === 'deny') denied = true;
+    const message = rule.message ?? rule.description ?? describeRule(rule, asked);
     reasons.push({
       rule: `policy.${rule.id}`,
-      message: rule.message ?? rule.description ?? describeRule(rule, asked),
+      message: matched.nodes ? `${message} (${describeNodes(matched.nodes, input.request.action)})` : message,
       ...(rule.hint ? { hint: rule.hint } : rule.decision === 'deny' ? { hint: denyHint(rule) } : {}),
+      ...(matched.nodes ? { nodes: matched.nodes } : {}),
     });
   }
   if (input.assessment?.kind === 'blocked') {
@@ -113,21 +117,67 @@ export function riskAtLeast(a: Risk, b: Risk): boolean {
   return riskRank(a) >= riskRank(b);
 }
 
+/** A node an action touches: the guest's own (`source`), or the one a migrate or clone puts it on. */
+export interface TouchedNode {
+  /** Absent: the guest's node could not be read. */
+  node?: string;
+  role: 'source' | 'destination';
+}
+
+/**
+ * Every node the action touches. The source is the node the preflight found the guest on (or the
+ * request's `target.node`); the destination is where a migrate moves it or a clone places the copy
+ * (`params.target`). A rule on nodes applies when it matches any of them, so "deny on node X" also
+ * stops a move onto X, and a move away from it.
+ */
+export function nodesTouched(request: NormalizedRequest, state?: GuestState): TouchedNode[] {
+  const source = state?.node || request.target.node;
+  const touched: TouchedNode[] = [source === undefined ? { role: 'source' } : { node: source, role: 'source' }];
+  const action = findAction(request.action);
+  const destination = action ? destinationOf(action, request.params) : undefined;
+  if (destination !== undefined && destination !== source) touched.push({ node: destination, role: 'destination' });
+  return touched;
+}
+
+/**
+ * The node an action puts a guest on, other than its own: migrate's destination (the catalog's
+ * `destination`) and clone's optional `target`. test/policy/engine.test.ts checks that every catalog
+ * action with a `target` parameter is known here.
+ */
+function destinationOf(action: NonNullable<ReturnType<typeof findAction>>, params: Record<string, unknown>): string | undefined {
+  if (action.destination) return action.destination(params);
+  return action.name.endsWith('.clone') && typeof params.target === 'string' ? params.target : undefined;
+}
+
 /**
  * Rules only ever make a decision stricter, so a fact we could not read (no state, no node) counts
- * as matching: an unknown tag must not slip past a deny rule.
+ * as matching: an unknown tag must not slip past a deny rule. A rule on nodes matches when any node
+ * the action touches matches (or the guest's node is unknown); the match says which.
  */
-function ruleMatches(rule: PolicyRule, { request, state, at }: PolicyInput): boolean {
+function ruleMatches(rule: PolicyRule, { request, state, at }: PolicyInput, touched: TouchedNode[]): false | { nodes?: TouchedNode[] } {
   const m = rule.match;
   if (m.actions && !m.actions.some((p) => globMatch(p, request.action))) return false;
   if (m.environments && !m.environments.some((p) => globMatch(p, request.environment))) return false;
-  const node = state?.node || request.target.node;
-  if (m.nodes && node !== undefined && !m.nodes.some((p) => globMatch(p, node))) return false;
+  let nodes: TouchedNode[] | undefined;
+  if (m.nodes) {
+    nodes = touched.filter((t) => t.node === undefined || m.nodes!.some((p) => globMatch(p, t.node!)));
+    if (nodes.length === 0) return false;
+  }
   if (m.vmids && !m.vmids.some((r) => inRange(r, request.target.vmid))) return false;
   if (m.tags && state?.exists && !m.tags.some((t) => state.tags.includes(t))) return false;
   if (m.pools && state?.exists && !(state.pool !== undefined && m.pools.includes(state.pool))) return false;
   if (m.when && !windowsMatch(m.when, at)) return false;
-  return true;
+  return nodes ? { nodes } : {};
+}
+
+function describeNodes(nodes: TouchedNode[], action: string): string {
+  const one = (t: TouchedNode) =>
+    t.node === undefined
+      ? "the guest's node could not be read, so the rule applies"
+      : t.role === 'source'
+        ? `node '${t.node}': the guest's node`
+        : `node '${t.node}': where ${action} puts the guest`;
+  return `matched ${nodes.map(one).join('; ')}`;
 }
 
 function requirementsOf(rule: PolicyRule): ApprovalRequirement[] {

@@ -29,6 +29,8 @@ const token = (id: string, over: Partial<ApiTokenConfig> = {}): ApiTokenConfig =
 
 function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) {
   const planned: string[] = [];
+  /** principal/channel/decision of every decision sent to the run. */
+  const decided: string[] = [];
   const stored = pendingPlan({ action: 'vm.delete', status: 'approved' });
   const gateway = {
     state: async (planId: string) => {
@@ -40,6 +42,10 @@ function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) 
       return { ...structuredClone(stored), planId: input.planId, action: input.request.action } as PlanView;
     },
     apply: async (planId: string) => ({ planId, status: 'applying' as const }),
+    approve: async (planId: string, args: { principal: string; channel: string; decision: string }) => {
+      decided.push(`${args.principal}/${args.channel}/${args.decision}`);
+      return structuredClone(stored);
+    },
     ...plans,
   } as unknown as PlanGateway;
   const deps: ApiDeps = {
@@ -49,6 +55,11 @@ function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) 
       token('snapshotter', { actions: ['vm.snapshot.*'] }),
       token('starter', { actions: ['vm.start', 'vm.shutdown'] }),
       token('other'),
+      token('approver', { principal: 'human:alice', scopes: ['approve', 'read'] }),
+      token('snap-approver', { principal: 'human:sam', scopes: ['approve', 'read'], actions: ['vm.snapshot.*'] }),
+      token('delete-approver', { principal: 'human:dan', scopes: ['approve', 'read'], actions: ['*.delete'] }),
+      token('cli-approver', { principal: 'human:bob', scopes: ['approve', 'read'], channels: ['api', 'cli'] }),
+      token('cli-only', { principal: 'human:carol', scopes: ['approve', 'read'], channels: ['cli'] }),
     ]),
     environments: new Set(['lab', 'prod']),
     health: async () => ({ ok: true, checks: {} }),
@@ -57,7 +68,7 @@ function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) 
     },
     ...over,
   };
-  return { app: createApp(deps), planned, stored };
+  return { app: createApp(deps), planned, decided, stored };
 }
 
 const bearer = (id: string) => ({ authorization: `Bearer ${id}-secret` });
@@ -98,6 +109,82 @@ describe('per-token action patterns', () => {
     expect(applied).toBe(0);
     expect((await app.request('/v1/actions/apply', json('agent', body))).status).toBe(202);
     expect(applied).toBe(1);
+  });
+});
+
+describe('per-token action patterns on approvals (issue 12, item 9.3)', () => {
+  const decide = (app: ReturnType<typeof appWith>['app'], id: string, planId: string, decision: 'approve' | 'reject') =>
+    app.request(`/v1/actions/${planId}/approvals`, json(id, { decision }));
+
+  it('refuses to approve or reject a plan whose action is outside the token\'s patterns, as plan and apply do', async () => {
+    const { app, decided, stored } = appWith();
+    for (const decision of ['approve', 'reject'] as const) {
+      const res = await decide(app, 'snap-approver', stored.planId, decision);
+      expect(res.status, decision).toBe(403);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const problem = (await res.json()) as { type: string; detail: string };
+      expect(problem).toMatchObject({ type: '/problems/forbidden', code: 'forbidden' });
+      expect(problem.detail).toBe("token 'snap-approver' may not approve or reject 'vm.delete' (it is limited to actions vm.snapshot.*)");
+    }
+    expect(decided).toEqual([]);
+  });
+
+  it('lets a token decide on actions matching its patterns, and any action without patterns', async () => {
+    const { app, decided, stored } = appWith();
+    expect((await decide(app, 'delete-approver', stored.planId, 'approve')).status).toBe(202);
+    expect((await decide(app, 'approver', stored.planId, 'reject')).status).toBe(202);
+    expect(decided).toEqual(['human:dan/api/approve', 'human:alice/api/reject']);
+  });
+
+  it('still answers 404, not 403, for a plan in an environment the token may not see', async () => {
+    const { app, stored } = appWith({
+      authenticate: createAuthenticator([token('lab-snap', { scopes: ['approve'], environments: ['lab'], actions: ['vm.snapshot.*'] })]),
+    });
+    expect((await decide(app, 'lab-snap', stored.planId, 'approve')).status).toBe(404);
+  });
+});
+
+describe('the approval channel is granted to the token, not claimed (issue 12, item 9.2)', () => {
+  const approve = (app: ReturnType<typeof appWith>['app'], id: string, channel?: string) =>
+    app.request(`/v1/actions/plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G/approvals`, json(id, { decision: 'approve' }, channel ? { 'x-proxmox-agent-channel': channel } : {}));
+
+  it('refuses X-Proxmox-Agent-Channel: cli from a token not allowed to speak for the CLI (403 problem+json), and records nothing', async () => {
+    const { app, decided } = appWith();
+    const res = await approve(app, 'approver', 'cli');
+    expect(res.status).toBe(403);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({
+      type: '/problems/channel-not-allowed',
+      code: 'channel-not-allowed',
+      status: 403,
+      detail: "token 'approver' may not approve through channel 'cli' (it may use: api)",
+      errors: [{ path: 'header.x-proxmox-agent-channel', message: 'one of: api' }],
+    });
+    expect(decided).toEqual([]);
+  });
+
+  it('records api by default, and cli for a token whose config allows it', async () => {
+    const { app, decided } = appWith();
+    expect((await approve(app, 'approver')).status).toBe(202);
+    expect((await approve(app, 'approver', 'api')).status).toBe(202);
+    expect((await approve(app, 'cli-approver', 'cli')).status).toBe(202);
+    expect((await approve(app, 'cli-approver')).status).toBe(202);
+    expect(decided).toEqual(['human:alice/api/approve', 'human:alice/api/approve', 'human:bob/cli/approve', 'human:bob/api/approve']);
+  });
+
+  it('holds a token to its channels when the header is absent too (absent means api)', async () => {
+    const { app, decided } = appWith();
+    const res = await approve(app, 'cli-only');
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { code: string }).code).toBe('channel-not-allowed');
+    expect((await approve(app, 'cli-only', 'cli')).status).toBe(202);
+    expect(decided).toEqual(['human:carol/cli/approve']);
+  });
+
+  it('never lets a bearer token claim chat: 400 before anything else', async () => {
+    const { app, decided } = appWith();
+    expect((await approve(app, 'cli-approver', 'chat')).status).toBe(400);
+    expect(decided).toEqual([]);
   });
 });
 

@@ -59,7 +59,8 @@ beforeEach(() => {
       return v;
     },
   } as unknown as PlanGateway;
-  const approver: Caller = { tokenId: 'demo-approver-1', principal: 'human:alice', scopes: ['approve', 'read'], environments: ['*'], roles: [] };
+  // Allowed to approve as the CLI too (tokens[].channels); a token without cli is refused (test/api/hardening.test.ts).
+  const approver: Caller = { tokenId: 'demo-approver-1', principal: 'human:alice', scopes: ['approve', 'read'], environments: ['*'], roles: [], channels: ['api', 'cli'] };
   deps = {
     plans,
     authenticate: (h) => {
@@ -295,7 +296,7 @@ describe('X-Proxmox-Agent-Channel on POST /v1/actions/{planId}/approvals', () =>
       body: JSON.stringify({ decision: 'approve' }),
     });
 
-  it('records api by default and cli when the CLI says so', async () => {
+  it('records api by default and cli when the CLI says so (for a token allowed cli)', async () => {
     expect((await approve()).status).toBe(202);
     expect(signals[0]!.channel).toBe('api');
     signals.length = 0;

@@ -71,6 +71,18 @@ describe('proxmox-agent tokens create', () => {
       expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'read', '--environments', '*', '--expires-in', bad), bad).toMatchObject({ code: 1, err: expect.stringMatching(/--expires-in/) });
   });
 
+  it('--channels grants the channels the token may approve through; without it, none is written (api only)', async () => {
+    const { code, out } = await cli('tokens', 'create', '--id', 'alice', '--principal', 'human:alice', '--scopes', 'approve,read', '--environments', '*', '--channels', 'api,cli', '--json');
+    expect(code).toBe(0);
+    expect(apiTokenSchema.parse(JSON.parse(out).token).channels).toEqual(['api', 'cli']);
+    const none = await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'approve', '--environments', '*', '--json');
+    expect(JSON.parse(none.out).token.channels).toBeUndefined();
+    expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'approve', '--environments', '*', '--channels', 'chat')).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/--channels: api or cli/),
+    });
+  });
+
   it('refuses an unknown scope or a bad action pattern, naming the option', async () => {
     expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'plan,root', '--environments', 'lab')).toMatchObject({ code: 1, err: expect.stringMatching(/--scopes/) });
     expect(await cli('tokens', 'create', '--id', 'a', '--principal', 'p', '--scopes', 'plan', '--environments', 'lab', '--actions', 'vm.nuke')).toMatchObject({ code: 1, err: expect.stringMatching(/--actions: matches no action/) });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openAuditStore } from '../../src/audit/open.js';
 import { generateAuditKeyPair } from '../../src/audit/signing.js';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
+import { createAuthenticator } from '../../src/api/auth.js';
 import { actionAllowed, actionPatternMatches } from '../../src/domain/action-patterns.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -42,6 +43,31 @@ describe('action patterns', () => {
     expect(errorOf(withActions(['VM.START']))).toMatch(/tokens\.0\.actions\.0/);
     expect(errorOf(withActions([]))).toMatch(/tokens\.0\.actions/);
     expect(parseConfig(base).tokens[0]!.actions).toBeUndefined();
+  });
+});
+
+describe('token channels (issue 12, item 9.2)', () => {
+  const withChannels = (channels: unknown) => ({ ...base, tokens: [{ ...base.tokens[0], channels }] });
+
+  it('are granted in the config: api and/or cli; absent, the token speaks for api only', () => {
+    expect(parseConfig(withChannels(['api', 'cli'])).tokens[0]!.channels).toEqual(['api', 'cli']);
+    expect(parseConfig(withChannels(['cli'])).tokens[0]!.channels).toEqual(['cli']);
+    expect(parseConfig(base).tokens[0]!.channels).toBeUndefined();
+    const auth = createAuthenticator(parseConfig({ ...base, tokens: [{ ...base.tokens[0], secretSha256: sha('agent-secret') }] }).tokens);
+    expect(auth('Bearer agent-secret').channels).toEqual(['api']);
+  });
+
+  it('cannot grant chat (only the signed /v1/channels endpoints record it), nothing, or a channel twice', () => {
+    expect(errorOf(withChannels(['api', 'chat']))).toMatch(/tokens\.0\.channels\.1: api or cli \(chat is recorded only by the signed \/v1\/channels endpoints\)/);
+    expect(errorOf(withChannels([]))).toMatch(/tokens\.0\.channels/);
+    expect(errorOf(withChannels(['cli', 'cli']))).toMatch(/tokens\.0\.channels: each channel once/);
+    expect(errorOf(withChannels('cli'))).toMatch(/tokens\.0\.channels/);
+  });
+
+  it('are kept by the demo config: the approvers may use the CLI, the agent only the API', () => {
+    const { config } = loadConfig({});
+    const channels = Object.fromEntries(config.tokens.map((t) => [t.id, t.channels ?? ['api']]));
+    expect(channels).toEqual({ 'demo-agent': ['api'], 'demo-approver-1': ['api', 'cli'], 'demo-approver-2': ['api', 'cli'] });
   });
 });
 

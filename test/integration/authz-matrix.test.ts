@@ -30,6 +30,8 @@ for (const scope of SCOPES)
 
 let t: TestService;
 let counter = 0;
+/** An approver limited to snapshot actions (tokens[].actions). */
+const SNAPSHOT_APPROVER = 'matrix-snapshot-approver-token';
 
 beforeAll(async () => {
   t = await startTestService((config) => {
@@ -43,6 +45,15 @@ beforeAll(async () => {
         roles: [],
       });
     }
+    config.tokens.push({
+      id: 'm-snapshot-approver',
+      principal: 'matrix:snapshot-approver',
+      secretSha256: createHash('sha256').update(SNAPSHOT_APPROVER).digest('hex'),
+      scopes: ['approve', 'read'],
+      environments: ['*'],
+      roles: [],
+      actions: ['vm.snapshot.*'],
+    });
   });
 }, 120_000);
 afterAll(async () => {
@@ -222,6 +233,29 @@ describe('authorization matrix', () => {
     console.log(`[authz-matrix] ${calls} calls over ${registeredRoutes().length} routes × ${CALLERS.length} callers × ${ENVS.length} environments`);
     expect(mismatches).toEqual([]);
   }, 300_000);
+
+  it("holds an approval to the token's action patterns and to the channels its config grants (issue 12, item 9)", async () => {
+    const p = await awaitingApproval('prod'); // vm.stop in prod: one approval
+    const approve = (token: string, headers: Record<string, string> = {}) =>
+      t.call('POST', `/v1/actions/${p.planId}/approvals`, { token, headers, body: { decision: 'approve', requestHash: p.requestHash } });
+
+    const limited = await approve(SNAPSHOT_APPROVER);
+    expect(limited.status).toBe(403);
+    expect(limited.body).toMatchObject({ type: '/problems/forbidden', detail: expect.stringContaining("may not approve or reject 'vm.stop'") });
+
+    // The matrix tokens name no channels: api only. Claiming cli does not make it so.
+    const claimed = await approve(TOKENS_BY_KEY.get('approve@*')!.secret, { 'x-proxmox-agent-channel': 'cli' });
+    expect(claimed.status).toBe(403);
+    expect(claimed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(claimed.body).toMatchObject({ type: '/problems/channel-not-allowed', errors: [{ path: 'header.x-proxmox-agent-channel', message: 'one of: api' }] });
+    expect((await t.call('GET', `/v1/actions/${p.planId}`, { token: TOKENS.agent })).body.approval.approvers).toEqual([]);
+
+    // The demo approver is granted cli (config/demo.yaml): recorded as cli.
+    const granted = await approve(TOKENS.approver1, { 'x-proxmox-agent-channel': 'cli' });
+    expect(granted.status, JSON.stringify(granted.body)).toBe(202);
+    const view = await t.waitForStatus(p.planId, ['approved']);
+    expect(view.approval.approvers.map((a: { principal: string; channel: string }) => `${a.principal}/${a.channel}`)).toEqual(['human:alice/cli']);
+  });
 
   it('never lets an approver count on its own plan, whatever scopes it holds', async () => {
     const p = await awaitingApproval('prod');

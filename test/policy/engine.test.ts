@@ -3,6 +3,8 @@ import { evaluatePolicy, globMatch, policyVersionOf, type PolicyInput } from '..
 import { policySchema } from '../../src/policy/schema.js';
 import { normalizeRequest } from '../../src/domain/request.js';
 import type { GuestState } from '../../src/domain/guest-state.js';
+import { ACTIONS } from '../../src/domain/actions/catalog.js';
+import { toJSONSchema } from 'zod';
 
 const defaults = policySchema.parse({});
 const AT = new Date('2026-11-25T12:00:00Z'); // a Wednesday
@@ -151,5 +153,70 @@ describe('policy schema (fail closed on ambiguity)', () => {
     expect(issues({ rules: [{ id: 'a', match: { when: { windows: [{ from: '2027-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }] } }, risk: 'high' }] })[0]).toMatch(/before/);
     expect(issues({ rules: [{ id: 'a', match: { when: { timezone: 'Mars/Olympus', windows: [{ days: ['mon'] }] } }, risk: 'high' }] })[0]).toMatch(/IANA/);
     expect(issues({ approvalsByRisk: { low: 0, medium: 2, high: 1, critical: 2 } })[0]).toMatch(/must not decrease/);
+  });
+});
+
+describe('node rules see where an action puts the guest (issue 12, item 9.1)', () => {
+  const policy = policySchema.parse({
+    rules: [
+      { id: 'no-pve-x', match: { nodes: ['pve-x'] }, decision: 'deny', message: 'nothing may run on pve-x' },
+      { id: 'gpu-nodes', match: { nodes: ['gpu-*'] }, risk: 'critical', approvals: { count: 1, roles: ['gpu-owner'] } },
+    ],
+  });
+  const prod = (action: string, params: Record<string, unknown>, over: Partial<GuestState> = {}) =>
+    evaluatePolicy(policy, input({ request: req(action, 'prod', params), tier: 'prod', state: state({ node: 'pve-prod', ...over }) }));
+  const reason = (d: ReturnType<typeof evaluatePolicy>, rule: string) => d.reasons.find((r) => r.rule === `policy.${rule}`);
+
+  it('a deny rule on a node stops a migration onto it, and says which node matched and why', () => {
+    const d = prod('vm.migrate', { target: 'pve-x' });
+    expect(d.decision).toBe('denied');
+    expect(reason(d, 'no-pve-x')).toMatchObject({ nodes: [{ node: 'pve-x', role: 'destination' }], message: expect.stringContaining("'pve-x'") });
+    expect(prod('ct.migrate', { target: 'pve-x' }, { kind: 'lxc', status: 'stopped' }).decision).toBe('denied');
+  });
+
+  it('a deny rule on a node stops a clone placed on it; a clone without target stays on the source node', () => {
+    const onX = prod('vm.clone', { newid: 900, name: 'copy', target: 'pve-x' });
+    expect(onX.decision).toBe('denied');
+    expect(reason(onX, 'no-pve-x')!.nodes).toEqual([{ node: 'pve-x', role: 'destination' }]);
+    expect(prod('ct.clone', { newid: 900, hostname: 'copy', target: 'pve-x' }, { kind: 'lxc', status: 'stopped' }).decision).toBe('denied');
+    const here = prod('vm.clone', { newid: 900, name: 'copy' });
+    expect(here.decision).not.toBe('denied');
+    expect(reason(here, 'no-pve-x')).toBeUndefined();
+  });
+
+  it('still applies on the source node: moving away from a node is touching it', () => {
+    const d = prod('vm.migrate', { target: 'pve-prod-2' }, { node: 'pve-x' });
+    expect(d.decision).toBe('denied');
+    expect(reason(d, 'no-pve-x')!.nodes).toEqual([{ node: 'pve-x', role: 'source' }]);
+  });
+
+  it('risk and approval rules on a node apply to the destination too, naming each node that matched', () => {
+    const d = prod('vm.migrate', { target: 'gpu-2' }, { node: 'gpu-1' });
+    expect(d).toMatchObject({ risk: 'critical', decision: 'requires_approval' });
+    expect(d.requirements).toContainEqual({ id: 'policy.gpu-nodes', count: 1, roles: ['gpu-owner'] });
+    expect(reason(d, 'gpu-nodes')!.nodes).toEqual([
+      { node: 'gpu-1', role: 'source' },
+      { node: 'gpu-2', role: 'destination' },
+    ]);
+    expect(prod('vm.migrate', { target: 'pve-prod-2' }).risk).toBe('high'); // neither node is a GPU node
+  });
+
+  it('an unknown source node still matches (fail closed), and the reason says the node was not known', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.migrate', 'prod', { target: 'pve-prod-2' }), tier: 'prod', state: undefined }));
+    expect(d.decision).toBe('denied');
+    expect(reason(d, 'no-pve-x')!.nodes).toEqual([{ role: 'source' }]);
+  });
+
+  it('knows the destination of every catalog action that takes a target node', () => {
+    const withTarget = ACTIONS.filter((a) => {
+      const schema = toJSONSchema(a.params, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown> };
+      return schema.properties && 'target' in schema.properties;
+    });
+    expect(withTarget.map((a) => a.name).sort()).toEqual(['ct.clone', 'ct.migrate', 'vm.clone', 'vm.migrate']);
+    for (const a of withTarget) {
+      const params = a.name.endsWith('.clone') ? { newid: 900, [a.kind === 'lxc' ? 'hostname' : 'name']: 'copy', target: 'pve-x' } : { target: 'pve-x' };
+      const d = evaluatePolicy(policy, input({ request: req(a.name, 'prod', params), tier: 'prod', state: state({ kind: a.kind, status: 'stopped' }) }));
+      expect(d.decision, a.name).toBe('denied');
+    }
   });
 });

@@ -3,7 +3,7 @@ import { idempotentPlanId, randomPlanId } from '../../domain/plan-id.js';
 import { requestHash } from '../../domain/hashing.js';
 import { normalizeRequest } from '../../domain/request.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { requireAction, requireScope } from '../auth.js';
+import { requireAction, requireChannel, requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { parseWait, waitForChange } from '../plan-watch.js';
 import { ApiError, problemResponses } from '../problems.js';
@@ -59,12 +59,13 @@ const approvalRoute = createRoute({
   path: '/v1/actions/{planId}/approvals',
   tags: ['approvals'],
   summary: 'Approve or reject a plan',
-  description: 'Sends the decision to the run. The requester cannot approve its own plan, and one identity counts once.',
+  description:
+    "Sends the decision to the run. The requester cannot approve its own plan, and one identity counts once. A token limited to action patterns decides only on plans of those actions; the channel (X-Proxmox-Agent-Channel, default api) must be one the token's config allows.",
   security,
   request: { params: planIdParams, headers: channelHeaders, body: { required: true, ...json(approvalRequestSchema) } },
   responses: {
     202: { description: 'The decision was sent to the run', ...json(approvalResponseSchema) },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'self-approval', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'plan-denied', 'plan-rejected', 'plan-expired', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'channel-not-allowed', 'self-approval', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'plan-denied', 'plan-rejected', 'plan-expired', 'temporal-unavailable'),
   },
 });
 
@@ -134,15 +135,18 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
   app.openapi(approvalRoute, async (c) => {
     const caller = c.get('caller');
     requireScope(caller, 'approve');
+    const channel = c.req.valid('header')['x-proxmox-agent-channel'] ?? 'api';
+    requireChannel(caller, channel);
     const { planId } = c.req.valid('param');
     const body = c.req.valid('json');
     const current = await readVisible(planId, caller);
     requireScope(caller, 'approve', current.environment);
+    requireAction(caller, current.action, 'approve or reject');
     const predicted = await deps.plans.approve(planId, {
       principal: caller.principal,
       tokenId: caller.tokenId,
       roles: [...caller.roles],
-      channel: c.req.valid('header')['x-proxmox-agent-channel'] ?? 'api',
+      channel,
       decision: body.decision,
       ...(body.comment === undefined ? {} : { comment: body.comment }),
       ...(body.requestHash === undefined ? {} : { requestHash: body.requestHash }),

@@ -26,11 +26,12 @@ export function register(program: Command): void {
     .requiredOption('--principal <principal>', 'who acts with it, e.g. agent:pi or human:alice')
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, list)
     .requiredOption('--environments <list>', "comma-separated environment names, or '*'", list)
-    .option('--actions <list>', "limit plan/apply to these action patterns, e.g. 'vm.start,vm.snapshot.*'", list)
+    .option('--actions <list>', "limit plan, apply and approve/reject to these action patterns, e.g. 'vm.start,vm.snapshot.*'", list)
     .option('--roles <list>', 'approver roles policy rules may require', list)
+    .option('--channels <list>', "channels it may approve through: api, cli (default: api only; the CLI's approvals need cli)", list)
     .option('--expires-in <duration>', 'refuse the token after this long: 30m, 12h, 90d, 2w (default: no expiry)')
     .option('--json', 'print {secret, token} as JSON instead')
-    .action((opts: { id: string; principal: string; scopes: string[]; environments: string[]; actions?: string[]; roles?: string[]; expiresIn?: string; json?: boolean }) => {
+    .action((opts: { id: string; principal: string; scopes: string[]; environments: string[]; actions?: string[]; roles?: string[]; channels?: string[]; expiresIn?: string; json?: boolean }) => {
       const expiresAt = opts.expiresIn === undefined ? undefined : new Date(Date.now() + parseDuration(opts.expiresIn)).toISOString().replace(/\.\d{3}Z$/, 'Z');
       const secret = newTokenSecret();
       const entry = {
@@ -41,6 +42,7 @@ export function register(program: Command): void {
         environments: opts.environments,
         ...(opts.actions ? { actions: opts.actions } : {}),
         ...(opts.roles ? { roles: opts.roles } : {}),
+        ...(opts.channels ? { channels: opts.channels } : {}),
         ...(expiresAt ? { expiresAt } : {}),
       };
       const parsed = apiTokenSchema.safeParse(entry);

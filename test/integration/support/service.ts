@@ -56,7 +56,7 @@ export async function startTestService(tweak: (config: Config) => void = () => {
   config.temporal.taskQueue = `test-${Math.random().toString(36).slice(2)}`;
   config.audit.file = join(mkdtempSync(join(tmpdir(), 'pa-it-audit-')), 'audit.jsonl');
   config.tokens.push(
-    { id: 'test-ops', principal: 'human:olivia', secretSha256: sha(TOKENS.ops), scopes: ['plan', 'apply', 'approve', 'read'], environments: ['*'], roles: [] },
+    { id: 'test-ops', principal: 'human:olivia', secretSha256: sha(TOKENS.ops), scopes: ['plan', 'apply', 'approve', 'read'], environments: ['*'], roles: [], channels: ['api', 'cli'] },
     { id: 'test-lab-reader', principal: 'agent:lab-only', secretSha256: sha(TOKENS.labOnly), scopes: ['plan', 'apply', 'read'], environments: ['lab'], roles: [] },
   );
   tweak(config);
