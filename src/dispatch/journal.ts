@@ -1,0 +1,144 @@
+/**
+ * The dispatch journal: where each plan's one Proxmox mutation stands, shared by every worker.
+ *
+ * Proxmox takes no idempotency key, and a dispatch whose answer is lost (a dropped connection, a
+ * worker killed between the POST and its record) leaves only a task in the node's task list, which
+ * names its type, guest and API token but not the plan. The journal makes that task attributable by
+ * construction:
+ *
+ * - before the request, the plan writes an *intent* on its guest. One mutation per guest is in
+ *   flight at a time across all workers: an open intent, or a claimed task that has not ended,
+ *   holds the guest, and no other plan of this service dispatches to it meanwhile (Proxmox locks the
+ *   guest during most tasks anyway; waiting here turns "VM is locked" failures into turns);
+ * - after the request, the plan *claims* the UPID it got (a UPID is claimed by one plan only) or
+ *   records that the synchronous call is *done*; once the task has *ended* the guest is free again;
+ * - an intent whose answer never came is *settled* once its request can no longer be in flight: the
+ *   first task of its type on its guest, by our token, started after it and claimed by no other
+ *   plan, is its task (src/dispatch/settle.ts). Anyone may settle it (the plan's own retry, or another
+ *   plan waiting for the guest), and all reach the same answer.
+ *
+ * Backends: the file journal (one process, beside the file audit store) and PostgreSQL (any number
+ * of workers, beside the PostgreSQL audit store). Both apply the rules below, written once.
+ */
+
+export type DispatchState =
+  /** The request may have been sent; its answer is not known yet. Holds the guest. */
+  | 'intent'
+  /** A task was started; `upid` is this plan's. */
+  | 'dispatched'
+  /** The synchronous call (config PUT) was answered: the change is made. */
+  | 'done'
+  /** The request did not reach Proxmox, or was refused: nothing was started, and it may be sent again. */
+  | 'not_dispatched';
+
+export interface DispatchEntry {
+  planId: string;
+  /** `<environment>/<vmid>`: the guest whose slot the intent holds. */
+  guest: string;
+  environment: string;
+  vmid: number;
+  /** The node the request went to (tasks are listed there). */
+  node: string;
+  /** Catalog action name. */
+  action: string;
+  /** The action's parameters, so that anyone settling a synchronous intent can tell whether it landed. */
+  params: Record<string, unknown>;
+  /** The activity attempt that wrote or settled the entry last. */
+  attempt: number;
+  state: DispatchState;
+  /** When the latest intent was written (ms since the epoch, the journal's clock). */
+  intentAt: number;
+  /** How old the intent was when this entry was read (the journal's clock, so workers' clocks do not matter). */
+  ageMs: number;
+  upid?: string;
+  /** The claimed task has stopped (seen by its plan, or by a plan waiting for the guest). */
+  ended?: boolean;
+}
+
+/** Holds its guest: an open intent, or a claimed task that has not ended. */
+export function inFlight(e: Pick<DispatchEntry, 'state' | 'ended'>): boolean {
+  return e.state === 'intent' || (e.state === 'dispatched' && !e.ended);
+}
+
+export type DispatchIntent = Pick<DispatchEntry, 'planId' | 'environment' | 'vmid' | 'node' | 'action' | 'params' | 'attempt'>;
+
+export type BeginResult =
+  /** The intent is written: send the request now. */
+  | { kind: 'begun'; entry: DispatchEntry }
+  /** Another plan's mutation is in flight on the guest: wait for it (settle its intent once old enough). */
+  | { kind: 'busy'; holder: DispatchEntry }
+  /** This plan's own earlier intent is unsettled: settle it before anything is sent again. */
+  | { kind: 'open'; entry: DispatchEntry }
+  /** A later attempt of this plan has taken over: this attempt must not send anything. */
+  | { kind: 'superseded'; entry: DispatchEntry }
+  /** This plan has dispatched (or completed) already. */
+  | { kind: 'settled'; entry: DispatchEntry };
+
+export interface DispatchJournal {
+  readonly description: string;
+  get(planId: string): Promise<DispatchEntry | undefined>;
+  /** Atomically: take the guest for this plan's dispatch, or say why not (see BeginResult). */
+  begin(intent: DispatchIntent): Promise<BeginResult>;
+  /**
+   * The UPID this plan's dispatch started: the entry becomes `dispatched`. Refused (DispatchClaimConflict)
+   * when another plan holds the UPID: by construction that never happens, and it must never pass silently.
+   */
+  claim(planId: string, upid: string, attempt: number): Promise<DispatchEntry>;
+  /** The synchronous call was answered: `done`. */
+  complete(planId: string, attempt: number): Promise<DispatchEntry>;
+  /**
+   * The intent started nothing: `not_dispatched`, the guest is free. Only an entry still in `intent`
+   * changes (a claim that got there first wins). Returns the entry as it is now.
+   */
+  release(planId: string, attempt: number): Promise<DispatchEntry | undefined>;
+  /** The claimed task has stopped: the guest is free. Idempotent. */
+  end(planId: string): Promise<DispatchEntry | undefined>;
+  /** The mutation in flight on this guest, if any (`inFlight`: an open intent or a running claimed task). */
+  holder(guest: string): Promise<DispatchEntry | undefined>;
+  /** UPIDs claimed on this guest, with the plan each belongs to. */
+  claimedOn(guest: string): Promise<Map<string, string>>;
+  close(): Promise<void>;
+}
+
+export class DispatchClaimConflict extends Error {
+  override readonly name = 'DispatchClaimConflict';
+}
+
+export const guestKey = (environment: string, vmid: number): string => `${environment}/${vmid}`;
+
+/**
+ * The one rule for `begin`, used by every backend inside its own atomic section: `own` is this
+ * plan's entry, `holder` the mutation in flight on the guest (if any, possibly `own`).
+ */
+export function decideBegin(
+  intent: DispatchIntent,
+  own: DispatchEntry | undefined,
+  holder: DispatchEntry | undefined,
+): Exclude<BeginResult, { kind: 'begun' }> | { kind: 'write' } {
+  if (own && (own.state === 'dispatched' || own.state === 'done')) return { kind: 'settled', entry: own };
+  if (own && own.attempt > intent.attempt) return { kind: 'superseded', entry: own };
+  if (own?.state === 'intent') return { kind: 'open', entry: own };
+  if (holder && holder.planId !== intent.planId) return { kind: 'busy', holder };
+  return { kind: 'write' };
+}
+
+/** The entry a `begin` writes. */
+export function intentEntry(intent: DispatchIntent, now: number): DispatchEntry {
+  return { ...intent, guest: guestKey(intent.environment, intent.vmid), state: 'intent', intentAt: now, ageMs: 0 };
+}
+
+/**
+ * The one rule for `claim`: a UPID belongs to one plan. Returns the new entry, or throws when the
+ * UPID is another plan's. A claim wins over `intent` and `not_dispatched` (the task exists, whatever
+ * an earlier settlement concluded).
+ */
+export function applyClaim(own: DispatchEntry | undefined, upid: string, attempt: number, claimedBy: string | undefined, planId: string): DispatchEntry {
+  if (!own) throw new Error(`no dispatch intent for plan ${planId}: a UPID is claimed only after an intent`);
+  if (claimedBy !== undefined && claimedBy !== planId) {
+    throw new DispatchClaimConflict(`task ${upid} is already claimed by plan ${claimedBy}; plan ${planId} cannot claim it`);
+  }
+  if (own.state === 'dispatched' && own.upid !== undefined && own.upid !== upid) {
+    throw new DispatchClaimConflict(`plan ${planId} already claimed task ${own.upid}; it cannot claim ${upid} too`);
+  }
+  return { ...own, state: 'dispatched', upid, attempt: Math.max(own.attempt, attempt) };
+}

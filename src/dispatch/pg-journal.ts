@@ -1,0 +1,182 @@
+import pg from 'pg';
+import type { Logger } from '../logging.js';
+import { redactUrl } from '../audit/pg-store.js';
+import {
+  applyClaim,
+  decideBegin,
+  guestKey,
+  intentEntry,
+  type BeginResult,
+  type DispatchEntry,
+  type DispatchJournal,
+} from './journal.js';
+
+export const DISPATCH_TABLE = 'proxmox_agent_dispatch';
+
+/** `inFlight` (journal.ts) in SQL. */
+const IN_FLIGHT = `(state = 'intent' OR (state = 'dispatched' AND NOT ended))`;
+
+// Serializes schema creation by several workers starting at once (a fixed key of its own).
+const SCHEMA_LOCK_KEY = 0x70786167_64697370n;
+
+/**
+ * One row per plan. The database enforces the journal's two invariants on its own, whatever a
+ * writer does: a UPID belongs to one plan (unique), and a guest has at most one mutation in flight
+ * (a partial unique index). The rules themselves (journal.ts) run inside a transaction that holds the
+ * guest's advisory lock.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ${DISPATCH_TABLE} (
+  plan_id     text PRIMARY KEY,
+  guest       text NOT NULL,
+  environment text NOT NULL,
+  vmid        integer NOT NULL,
+  node        text NOT NULL,
+  action      text NOT NULL,
+  params      jsonb NOT NULL,
+  attempt     integer NOT NULL,
+  state       text NOT NULL CHECK (state IN ('intent', 'dispatched', 'done', 'not_dispatched')),
+  intent_at   timestamptz NOT NULL,
+  upid        text UNIQUE,
+  ended       boolean NOT NULL DEFAULT false,
+  updated_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_one_in_flight ON ${DISPATCH_TABLE} (guest) WHERE ${IN_FLIGHT};
+CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_claims ON ${DISPATCH_TABLE} (guest) WHERE upid IS NOT NULL;
+`;
+
+const COLUMNS = `plan_id, guest, environment, vmid, node, action, params, attempt, state, upid, ended,
+  (extract(epoch from intent_at) * 1000)::float8 AS intent_ms,
+  (extract(epoch from (clock_timestamp() - intent_at)) * 1000)::float8 AS age_ms`;
+
+interface Row {
+  plan_id: string;
+  guest: string;
+  environment: string;
+  vmid: number;
+  node: string;
+  action: string;
+  params: Record<string, unknown>;
+  attempt: number;
+  state: DispatchEntry['state'];
+  upid: string | null;
+  ended: boolean;
+  intent_ms: number;
+  age_ms: number;
+}
+
+const toEntry = (r: Row): DispatchEntry => ({
+  planId: r.plan_id,
+  guest: r.guest,
+  environment: r.environment,
+  vmid: r.vmid,
+  node: r.node,
+  action: r.action,
+  params: r.params,
+  attempt: r.attempt,
+  state: r.state,
+  intentAt: Math.round(r.intent_ms),
+  ageMs: Math.round(r.age_ms),
+  ...(r.upid ? { upid: r.upid } : {}),
+  ...(r.ended ? { ended: true } : {}),
+});
+
+/**
+ * The journal for several workers, in the audit database. Ages are measured on the database's clock,
+ * so workers whose clocks differ still agree on when an intent is old enough to settle.
+ */
+export async function openPostgresDispatchJournal(url: string, opts: { log?: Logger; poolSize?: number } = {}): Promise<DispatchJournal> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 2, application_name: 'proxmox-agent-dispatch' });
+  pool.on('error', (err) => opts.log?.warn({ err: { name: err.name, message: err.message } }, 'dispatch journal connection lost'));
+  const description = `postgres ${redactUrl(url)}`;
+  try {
+    await transaction(pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY.toString()]);
+      await c.query(SCHEMA);
+    });
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new Error(`cannot open the dispatch journal (${description}): ${(err as Error).message}`);
+  }
+
+  const one = async (c: pg.PoolClient | pg.Pool, where: string, args: unknown[], lock = ''): Promise<DispatchEntry | undefined> => {
+    const rows = (await c.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE ${where} ${lock}`, args)).rows;
+    return rows[0] && toEntry(rows[0]);
+  };
+  const save = async (c: pg.PoolClient, e: DispatchEntry, intentAtNow = false): Promise<DispatchEntry> => {
+    await c.query(
+      `INSERT INTO ${DISPATCH_TABLE} (plan_id, guest, environment, vmid, node, action, params, attempt, state, intent_at, upid, ended)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $12::boolean THEN clock_timestamp() ELSE to_timestamp($10::float8 / 1000) END, $11, $13)
+       ON CONFLICT (plan_id) DO UPDATE SET guest = EXCLUDED.guest, environment = EXCLUDED.environment, vmid = EXCLUDED.vmid,
+         node = EXCLUDED.node, action = EXCLUDED.action, params = EXCLUDED.params, attempt = EXCLUDED.attempt,
+         state = EXCLUDED.state, intent_at = EXCLUDED.intent_at, upid = EXCLUDED.upid, ended = EXCLUDED.ended, updated_at = clock_timestamp()`,
+      [e.planId, e.guest, e.environment, e.vmid, e.node, e.action, JSON.stringify(e.params), e.attempt, e.state, e.intentAt, e.upid ?? null, intentAtNow, e.ended ?? false],
+    );
+    return (await one(c, 'plan_id = $1', [e.planId]))!;
+  };
+  /** A change to one plan's entry, under its guest's lock. */
+  const onPlan = <T>(planId: string, fn: (c: pg.PoolClient, own: DispatchEntry | undefined) => Promise<T>): Promise<T> =>
+    transaction(pool, async (c) => {
+      const guest = (await one(c, 'plan_id = $1', [planId]))?.guest;
+      if (guest) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guest]);
+      return fn(c, await one(c, 'plan_id = $1', [planId], 'FOR UPDATE'));
+    });
+
+  return {
+    description,
+    get: (planId) => one(pool, 'plan_id = $1', [planId]),
+    begin: (intent) =>
+      transaction(pool, async (c): Promise<BeginResult> => {
+        const guest = guestKey(intent.environment, intent.vmid);
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guest]);
+        const own = await one(c, 'plan_id = $1', [intent.planId], 'FOR UPDATE');
+        const holder = await one(c, `guest = $1 AND ${IN_FLIGHT}`, [guest]);
+        const decided = decideBegin(intent, own, holder);
+        if (decided.kind !== 'write') return decided;
+        return { kind: 'begun', entry: await save(c, intentEntry(intent, 0), true) };
+      }),
+    claim: (planId, upid, attempt) =>
+      onPlan(planId, async (c, own) => {
+        const claimedBy = (await c.query<{ plan_id: string }>(`SELECT plan_id FROM ${DISPATCH_TABLE} WHERE upid = $1`, [upid])).rows[0]?.plan_id;
+        return save(c, applyClaim(own, upid, attempt, claimedBy, planId));
+      }),
+    complete: (planId, attempt) =>
+      onPlan(planId, async (c, own) => {
+        if (!own) throw new Error(`no dispatch intent for plan ${planId}`);
+        if (own.state === 'done') return own;
+        return save(c, { ...own, state: 'done', attempt: Math.max(own.attempt, attempt) });
+      }),
+    release: (planId, attempt) =>
+      onPlan(planId, async (c, own) => {
+        if (!own || own.state !== 'intent') return own;
+        return save(c, { ...own, state: 'not_dispatched', attempt: Math.max(own.attempt, attempt) });
+      }),
+    end: (planId) =>
+      onPlan(planId, async (c, own) => {
+        if (!own || own.state !== 'dispatched' || own.ended) return own;
+        return save(c, { ...own, ended: true });
+      }),
+    holder: (guest) => one(pool, `guest = $1 AND ${IN_FLIGHT}`, [guest]),
+    async claimedOn(guest) {
+      const rows = (await pool.query<{ upid: string; plan_id: string }>(`SELECT upid, plan_id FROM ${DISPATCH_TABLE} WHERE guest = $1 AND upid IS NOT NULL`, [guest])).rows;
+      return new Map(rows.map((r) => [r.upid, r.plan_id]));
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL synchronous_commit = on');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The dispatch journal's rules, as every backend must keep them (src/dispatch/journal.ts). Run
+ * against the file journal (journal.test.ts) and PostgreSQL (pg-journal.int.test.ts).
+ */
+import { expect, it } from 'vitest';
+import { DispatchClaimConflict, type DispatchIntent, type DispatchJournal } from '../../src/dispatch/journal.js';
+
+const UPID = (n: number) => `UPID:pve-lab:0000${String(n).padStart(4, '0')}:000F4240:6B000000:qmsnapshot:101:proxmox-agent@pve!agent:`;
+
+export function journalContract(open: () => Promise<DispatchJournal>): void {
+  let n = 0;
+  const intent = (planId: string, extra: Partial<DispatchIntent> = {}): DispatchIntent => ({
+    planId,
+    environment: 'lab',
+    vmid: 101,
+    node: 'pve-lab',
+    action: 'vm.snapshot.create',
+    params: { snapname: planId },
+    attempt: 1,
+    ...extra,
+  });
+  const plan = () => `plan_${++n}_${Math.random().toString(36).slice(2, 8)}`;
+
+  it('holds the guest from the intent until its task ends; another plan is told who holds it', async () => {
+    const j = await open();
+    const [a, b] = [plan(), plan()];
+    expect(await j.begin(intent(a))).toMatchObject({ kind: 'begun', entry: { planId: a, guest: 'lab/101', state: 'intent', attempt: 1 } });
+    expect(await j.begin(intent(b))).toMatchObject({ kind: 'busy', holder: { planId: a, state: 'intent' } });
+    // A different guest is not held.
+    expect(await j.begin(intent(plan(), { vmid: 102 }))).toMatchObject({ kind: 'begun' });
+    await j.claim(a, UPID(1), 1);
+    expect(await j.begin(intent(b))).toMatchObject({ kind: 'busy', holder: { planId: a, state: 'dispatched', upid: UPID(1) } });
+    expect(await j.holder('lab/101')).toMatchObject({ planId: a });
+    await j.end(a);
+    expect(await j.holder('lab/101')).toBeUndefined();
+    expect(await j.begin(intent(b))).toMatchObject({ kind: 'begun' });
+    await j.close();
+  });
+
+  it('a synchronous call that is done, or an intent released as not dispatched, frees the guest', async () => {
+    const j = await open();
+    const [a, b, c] = [plan(), plan(), plan()];
+    await j.begin(intent(a, { vmid: 110 }));
+    expect(await j.complete(a, 1)).toMatchObject({ state: 'done' });
+    await j.begin(intent(b, { vmid: 110 }));
+    expect(await j.release(b, 1)).toMatchObject({ state: 'not_dispatched' });
+    expect(await j.begin(intent(c, { vmid: 110 }))).toMatchObject({ kind: 'begun' });
+    await j.close();
+  });
+
+  it("tells a plan its own unsettled intent is open, its later attempt took over, or it dispatched already", async () => {
+    const j = await open();
+    const a = plan();
+    await j.begin(intent(a, { vmid: 120 }));
+    expect(await j.begin(intent(a, { vmid: 120, attempt: 2 }))).toMatchObject({ kind: 'open', entry: { attempt: 1 } });
+    await j.release(a, 3);
+    expect(await j.begin(intent(a, { vmid: 120, attempt: 2 }))).toMatchObject({ kind: 'superseded', entry: { attempt: 3 } });
+    expect(await j.begin(intent(a, { vmid: 120, attempt: 3 }))).toMatchObject({ kind: 'begun', entry: { attempt: 3 } });
+    await j.claim(a, UPID(2), 3);
+    expect(await j.begin(intent(a, { vmid: 120, attempt: 4 }))).toMatchObject({ kind: 'settled', entry: { state: 'dispatched', upid: UPID(2) } });
+    await j.close();
+  });
+
+  it('a UPID belongs to one plan; a claim wins over a later release', async () => {
+    const j = await open();
+    const [a, b] = [plan(), plan()];
+    await j.begin(intent(a, { vmid: 130 }));
+    await j.claim(a, UPID(3), 1);
+    await j.end(a);
+    await j.begin(intent(b, { vmid: 130 }));
+    await expect(j.claim(b, UPID(3), 1)).rejects.toBeInstanceOf(DispatchClaimConflict);
+    expect(await j.release(a, 2)).toMatchObject({ state: 'dispatched', upid: UPID(3) });
+    await expect(j.claim(a, UPID(4), 1)).rejects.toBeInstanceOf(DispatchClaimConflict);
+    expect(await j.claimedOn('lab/130')).toEqual(new Map([[UPID(3), a]]));
+    await j.close();
+  });
+
+  it('20 plans racing for one guest: exactly one takes it', async () => {
+    const j = await open();
+    const plans = Array.from({ length: 20 }, () => plan());
+    const results = await Promise.all(plans.map((p) => j.begin(intent(p, { vmid: 140 }))));
+    expect(results.filter((r) => r.kind === 'begun')).toHaveLength(1);
+    expect(results.filter((r) => r.kind === 'busy')).toHaveLength(19);
+    await j.close();
+  });
+
+  it("measures an intent's age on its own clock", async () => {
+    const j = await open();
+    const a = plan();
+    await j.begin(intent(a, { vmid: 150 }));
+    await new Promise((r) => setTimeout(r, 120));
+    const e = await j.get(a);
+    expect(e!.ageMs).toBeGreaterThanOrEqual(100);
+    await j.close();
+  });
+}

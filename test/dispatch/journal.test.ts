@@ -1,0 +1,58 @@
+import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
+import { CLOCK_SKEW_S, taskOfIntent } from '../../src/dispatch/settle.js';
+import { journalContract } from './journal-contract.js';
+
+describe('file dispatch journal', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-journal-'));
+  let files = 0;
+  journalContract(() => openFileDispatchJournal(join(dir, `j${++files}.jsonl`)));
+
+  it('keeps its entries across a restart, and drops a line a crash cut short', async () => {
+    const path = join(dir, 'restart.jsonl');
+    const j = await openFileDispatchJournal(path);
+    await j.begin({ planId: 'p1', environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.start', params: {}, attempt: 1 });
+    await j.claim('p1', 'UPID:pve-lab:00000001:000F4240:6B000000:qmstart:101:x@pve!y:', 1);
+    await j.close();
+    appendFileSync(path, '{"planId":"p2","gue');
+    const again = await openFileDispatchJournal(path);
+    expect(await again.get('p1')).toMatchObject({ state: 'dispatched', upid: expect.stringContaining(':qmstart:101:') });
+    expect(await again.holder('lab/101')).toMatchObject({ planId: 'p1' });
+    await again.begin({ planId: 'p3', environment: 'lab', vmid: 102, node: 'pve-lab', action: 'vm.start', params: {}, attempt: 1 });
+    await again.close();
+    expect(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).planId)).toEqual(['p1', 'p1', 'p3']);
+  });
+});
+
+describe('taskOfIntent: which listed task an intent started', () => {
+  const token = 'proxmox-agent@pve!agent';
+  const at = 1_800_000_000_000;
+  const task = (n: number, extra: Record<string, unknown> = {}) => ({
+    upid: `UPID:pve-lab:0000000${n}:000F4240:6B000000:qmsnapshot:101:${token}:`,
+    type: 'qmsnapshot',
+    id: '101',
+    user: 'proxmox-agent@pve',
+    tokenid: 'agent',
+    starttime: at / 1000 + n,
+    ...extra,
+  });
+  const entry = { planId: 'B', vmid: 101, intentAt: at };
+
+  it('never picks a task another plan claimed, however well it matches', () => {
+    const claimed = new Map([[task(1).upid, 'A']]);
+    expect(taskOfIntent(entry, [task(1)], ['qmsnapshot'], token, claimed)).toBeUndefined();
+    expect(taskOfIntent(entry, [task(1), task(2)], ['qmsnapshot'], token, claimed)?.upid).toBe(task(2).upid);
+  });
+
+  it('only its own type, guest and token, started after the intent (less the clock skew)', () => {
+    const none = new Map<string, string>();
+    expect(taskOfIntent(entry, [task(1, { type: 'qmstart' })], ['qmsnapshot'], token, none)).toBeUndefined();
+    expect(taskOfIntent(entry, [task(1, { id: '102' })], ['qmsnapshot'], token, none)).toBeUndefined();
+    expect(taskOfIntent(entry, [task(1, { upid: 'UPID:pve-lab:00000001:000F4240:6B000000:qmsnapshot:101:root@pam:', user: 'root@pam', tokenid: undefined })], ['qmsnapshot'], token, none)).toBeUndefined();
+    expect(taskOfIntent(entry, [task(1, { starttime: at / 1000 - CLOCK_SKEW_S - 1 })], ['qmsnapshot'], token, none)).toBeUndefined();
+    expect(taskOfIntent(entry, [task(3), task(2)], ['qmsnapshot'], token, none)?.upid).toBe(task(2).upid);
+  });
+});
