@@ -196,6 +196,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
           inventory: { proxmox: (env) => environments.environments.get(env)?.client },
           ...(config.server.rateLimit ? { rateLimit: createRateLimiter(config.server.rateLimit) } : {}),
+          ...(config.server.maxEventStreamsPerToken ? { maxEventStreamsPerToken: config.server.maxEventStreamsPerToken } : {}),
           ...(config.server.cors ? { cors: config.server.cors } : {}),
         },
         log,

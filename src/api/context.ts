@@ -32,6 +32,8 @@ export interface ApiDeps {
   /** Proxmox reads for GET /v1/inventory…; absent, those routes answer 400 for every environment. */
   inventory?: InventoryDeps;
   rateLimit?: RateLimiter;
+  /** Event streams a token may hold open at once (GET /v1/actions/{planId}/events); default 8. */
+  maxEventStreamsPerToken?: number;
   /** Browser origins allowed to call /v1/*; absent, CORS is off. */
   cors?: { origins: readonly string[] };
   /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */

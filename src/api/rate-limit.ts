@@ -26,3 +26,41 @@ export function createRateLimiter(opts: { requestsPerSecond: number; burst: numb
     },
   };
 }
+
+/**
+ * Concurrent long-lived requests (event streams) per API token, in memory: at most `maxPerToken` at
+ * once. `acquire` takes a slot or says how many are open; the slot's `release` is idempotent and must
+ * run when the stream ends for any reason (finished, client gone, server draining). Like the rate
+ * limit, one process's view: keys are configured token ids, so the map is bounded by the config.
+ */
+export interface StreamLimiter {
+  acquire(key: string): { ok: true; release: () => void } | { ok: false; open: number };
+  /** Streams `key` holds now. */
+  open(key: string): number;
+}
+
+export function createStreamLimiter(opts: { maxPerToken: number; onChange?: (key: string, open: number) => void }): StreamLimiter {
+  const open = new Map<string, number>();
+  const set = (key: string, n: number) => {
+    if (n === 0) open.delete(key);
+    else open.set(key, n);
+    opts.onChange?.(key, n);
+  };
+  return {
+    acquire(key) {
+      const n = open.get(key) ?? 0;
+      if (n >= opts.maxPerToken) return { ok: false, open: n };
+      set(key, n + 1);
+      let released = false;
+      return {
+        ok: true,
+        release() {
+          if (released) return;
+          released = true;
+          set(key, (open.get(key) ?? 1) - 1);
+        },
+      };
+    },
+    open: (key) => open.get(key) ?? 0,
+  };
+}

@@ -41,8 +41,15 @@ export interface EvidenceBundle {
     records: AuditRecord[];
     /** The chain's head, read before the records: every record of the run up to it is in `records`. */
     head: AuditHead;
-    /** A signed head at or after the run's last record, when signing is configured. */
+    /**
+     * The newest signed checkpoint the store had written, when it is at or after the run's last record
+     * (it covers every record of the run). Absent when none covers the last record yet (then
+     * `checkpointNote` says so) or when signing is not configured (no note). Never signed for the
+     * request: checkpoints come from the store's own schedule.
+     */
     checkpoint?: SignedCheckpoint;
+    /** Present when signing is on but no checkpoint covers the run's last record yet: which, and when to ask again. */
+    checkpointNote?: string;
     /** The public key that verifies `checkpoint` (compare it with the one you trust). */
     publicKey?: string;
   };
@@ -53,7 +60,10 @@ export interface EvidenceSources {
   request?: NormalizedRequest;
   records: AuditRecord[];
   head: AuditHead;
-  checkpoint?: SignedCheckpoint;
+  /** The store's newest checkpoint (`AuditStore.latestCheckpoint`), whether or not it covers the run. */
+  latestCheckpoint?: SignedCheckpoint;
+  /** Whether checkpoints are signed at all: then a missing cover is said (`checkpointNote`). */
+  signing?: boolean;
   publicKeyPem?: string;
   taskLog?: (node: string, upid: string) => Promise<{ lines: string[]; total?: number }>;
   now?: Date;
@@ -91,9 +101,29 @@ export async function buildEvidenceBundle(src: EvidenceSources): Promise<Evidenc
     audit: {
       records: src.records,
       head: src.head,
-      ...(src.checkpoint ? { checkpoint: src.checkpoint } : {}),
+      ...coverOf(src.records, src.latestCheckpoint, src.signing ?? src.latestCheckpoint !== undefined),
       ...(src.publicKeyPem ? { publicKey: src.publicKeyPem } : {}),
     },
+  };
+}
+
+/**
+ * What covers the run's records: the newest checkpoint if it is at or after the last record (a
+ * checkpoint commits to the whole chain up to its seq), else a note saying none does yet. Nothing
+ * when unsigned.
+ */
+export function coverOf(
+  records: readonly AuditRecord[],
+  latest: SignedCheckpoint | undefined,
+  signing: boolean,
+): Pick<EvidenceBundle['audit'], 'checkpoint' | 'checkpointNote'> {
+  const last = records.at(-1);
+  if (latest && (!last || latest.seq >= last.seq)) return { checkpoint: latest };
+  if (!signing) return {};
+  return {
+    checkpointNote:
+      `no signed checkpoint covers record seq ${last!.seq} yet (the newest is ${latest ? `seq ${latest.seq}` : 'none'}): ` +
+      'the store signs its head every checkpointEvery records and checkpointIntervalSeconds after an unsigned append; request the evidence again after that',
   };
 }
 
@@ -143,7 +173,11 @@ export function verifyEvidenceBundle(bundle: EvidenceBundle, publicKey?: KeyObje
     } else notes.push('no public key given: the checkpoint signature was not checked');
     if (prev && cp.seq < prev.seq) problems.push(`checkpoint seq ${cp.seq} does not cover the last record (seq ${prev.seq})`);
     if (prev && cp.seq === prev.seq && cp.hash !== prev.hash) problems.push(`checkpoint hash differs from record seq ${prev.seq}`);
-  } else notes.push('no signed checkpoint (signing is not configured): truncation of the log cannot be detected from this bundle');
+  } else if (bundle.audit.checkpointNote)
+    notes.push(
+      `no signed checkpoint covered the last record${prev ? ` (seq ${prev.seq})` : ''} when the bundle was made: truncation of the log cannot be detected from this bundle; request the evidence again once the store has signed one`,
+    );
+  else notes.push('no signed checkpoint (signing is not configured): truncation of the log cannot be detected from this bundle');
   notes.push('inclusion of the records in the full chain is checked with `proxmox-agent audit verify --bundle` against the log');
   return { ok: problems.length === 0, problems, notes };
 }

@@ -3,7 +3,7 @@ import type { AuditReceipt } from '../activities/types.js';
 import type { Logger } from '../logging.js';
 import { sealBatch, type AuditHead, type AuditRecord } from './record.js';
 import type { SignedCheckpoint } from './signing.js';
-import { createAuditStore, errorSummary, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
+import { createAuditStore, errorSummary, newest, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
 
 export const PG_TABLES = {
   records: 'proxmox_agent_audit',
@@ -136,6 +136,15 @@ export async function openPostgresBackend(url: string, opts: { log?: Logger; poo
     async checkpoints() {
       const rows = (await pool.query<{ checkpoint: string }>(`SELECT checkpoint FROM ${PG_TABLES.checkpoints} ORDER BY id`)).rows;
       return rows.map((r) => JSON.parse(r.checkpoint) as SignedCheckpoint);
+    },
+    async latestCheckpoint(keyId) {
+      // The newest rows through the primary key (several workers' checkpoints interleave, so the highest
+      // seq among them); the whole table only when none of them is this key's (a key rotated lately).
+      const recent = (await pool.query<{ checkpoint: string }>(`SELECT checkpoint FROM ${PG_TABLES.checkpoints} ORDER BY id DESC LIMIT 64`)).rows;
+      const mine = (rows: { checkpoint: string }[]) => rows.map((r) => JSON.parse(r.checkpoint) as SignedCheckpoint).filter((c) => c.keyId === keyId);
+      const found = mine(recent);
+      if (found.length > 0 || recent.length < 64) return newest(found);
+      return newest(mine((await pool.query<{ checkpoint: string }>(`SELECT checkpoint FROM ${PG_TABLES.checkpoints} ORDER BY id`)).rows));
     },
     close: () => pool.end(),
   };

@@ -19,10 +19,12 @@ export interface AuditStore {
   /** Signed checkpoints in the order they were written ([] when signing is off). */
   checkpoints(): Promise<SignedCheckpoint[]>;
   /**
-   * Sign the current head now, unless the newest checkpoint already covers it, and return the newest
-   * checkpoint. Undefined when no signing key is configured.
+   * The newest checkpoint already written with this store's key (the highest seq), without signing
+   * anything: a read never writes. Undefined when signing is off or before the first checkpoint.
+   * Checkpoints are written by the store itself: every N records, T seconds after an unsigned append,
+   * after a restart, at close.
    */
-  checkpoint(): Promise<SignedCheckpoint | undefined>;
+  latestCheckpoint(): Promise<SignedCheckpoint | undefined>;
   /** The signing key's public half (PEM), when signing is on. */
   readonly publicKeyPem?: string;
   close(): Promise<void>;
@@ -41,6 +43,16 @@ export interface AuditBackend {
   head(): Promise<AuditHead>;
   appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void>;
   checkpoints(): Promise<SignedCheckpoint[]>;
+  /**
+   * The newest stored checkpoint signed by `keyId`, read cheaply (not every checkpoint). Optional:
+   * without it `latestCheckpoint` reads `checkpoints()`. Not used for a `singleWriter` backend.
+   */
+  latestCheckpoint?(keyId: string): Promise<SignedCheckpoint | undefined>;
+  /**
+   * Only this process writes the log and its checkpoints (the file store): the newest checkpoint this
+   * store wrote or found at open is the newest there is, so it is answered from memory.
+   */
+  readonly singleWriter?: boolean;
   close(): Promise<void>;
 }
 
@@ -58,8 +70,8 @@ const MAX_BATCH = 256;
 /**
  * Group commit over a backend: concurrent appends are queued and written in batches, one durable
  * write per batch, in arrival order; a batch that fails rejects only its own appends. With a signer,
- * checkpoints are written every `every` records, `intervalMs` after the last uncovered append, on
- * demand (`checkpoint()`), and at close.
+ * checkpoints are written every `every` records, `intervalMs` after the last uncovered append, soon
+ * after open for records a crash left unsigned, and at close; never on a read (`latestCheckpoint`).
  */
 export async function createAuditStore(backend: AuditBackend, opts: { signing?: SigningPolicy; log?: Logger } = {}): Promise<AuditStore> {
   const { signing, log } = opts;
@@ -128,7 +140,7 @@ export async function createAuditStore(backend: AuditBackend, opts: { signing?: 
 
   if (signing) {
     // Records written after the last checkpoint (a crash before close) are signed soon after start.
-    lastCheckpoint = (await backend.checkpoints()).filter((c) => c.keyId === signing.signer.keyId).at(-1);
+    lastCheckpoint = newest((await backend.checkpoints()).filter((c) => c.keyId === signing.signer.keyId));
     uncovered = (await backend.head()).seq - (lastCheckpoint?.seq ?? 0);
     if (uncovered > 0) scheduleCheckpoint();
   }
@@ -159,9 +171,16 @@ export async function createAuditStore(backend: AuditBackend, opts: { signing?: 
       await checkpointChain;
       return backend.checkpoints();
     },
-    async checkpoint() {
-      await draining;
-      return writeCheckpoint();
+    async latestCheckpoint() {
+      if (!signing) return undefined;
+      await checkpointChain;
+      if (backend.singleWriter) return lastCheckpoint;
+      // Other processes (workers sharing a PostgreSQL store) write checkpoints too: ask the backend.
+      const keyId = signing.signer.keyId;
+      const stored = backend.latestCheckpoint
+        ? await backend.latestCheckpoint(keyId)
+        : newest((await backend.checkpoints()).filter((c) => c.keyId === keyId));
+      return newest([stored, lastCheckpoint]);
     },
     async close() {
       closed = true;
@@ -176,6 +195,13 @@ export async function createAuditStore(backend: AuditBackend, opts: { signing?: 
       }
     },
   };
+}
+
+/** The checkpoint with the highest seq (the later one of equals). */
+export function newest(checkpoints: readonly (SignedCheckpoint | undefined)[]): SignedCheckpoint | undefined {
+  let best: SignedCheckpoint | undefined;
+  for (const c of checkpoints) if (c && (!best || c.seq >= best.seq)) best = c;
+  return best;
 }
 
 /** An error's class and message only: never a connection string or a whole client object. */

@@ -25,6 +25,9 @@ function isBareOrigin(u: string): boolean {
 // Generous for an agent or a script polling many plans, yet a runaway loop is held to 50 requests a second.
 export const DEFAULT_RATE_LIMIT = { requestsPerSecond: 50, burst: 200 } as const;
 
+// Enough for a console watching a few plans in tabs plus a script; one token cannot pin the API's sockets.
+export const DEFAULT_EVENT_STREAMS_PER_TOKEN = 8;
+
 export const serverConfigSchema = z
   .strictObject({
     host: z.string().default('127.0.0.1').describe('Bind address; loopback unless you mean to expose the API'),
@@ -54,6 +57,13 @@ export const serverConfigSchema = z
       ])
       .default(DEFAULT_RATE_LIMIT)
       .describe('Token bucket per API token; false turns it off'),
+    maxEventStreamsPerToken: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe(`Event streams (GET /v1/actions/{planId}/events) one token may hold open at once; default ${DEFAULT_EVENT_STREAMS_PER_TOKEN}. Over it: 429`),
   })
   .default({ host: '127.0.0.1', port: 8787, rateLimit: DEFAULT_RATE_LIMIT });
 

@@ -22,6 +22,8 @@ export interface Metrics {
   readonly proxmoxErrors: Counter<'environment' | 'method' | 'route' | 'error' | 'status'>;
   /** When each API token with an `expiresAt` stops being accepted (Unix seconds). */
   readonly tokenExpiry: Gauge<'token'>;
+  /** Event streams (GET /v1/actions/{planId}/events) open now, per API token (capped per token). */
+  readonly eventStreams: Gauge<'token'>;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -75,6 +77,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     tokenExpiry: new Gauge({
       name: 'proxmox_agent_api_token_expiry_timestamp_seconds',
       help: 'When an API token with expiresAt stops being accepted (Unix time); tokens without one have no series',
+      labelNames: ['token'],
+      registers,
+    }),
+    eventStreams: new Gauge({
+      name: 'proxmox_agent_api_event_streams',
+      help: 'Event streams (GET /v1/actions/{planId}/events) open now, per API token id; each token may hold server.maxEventStreamsPerToken',
       labelNames: ['token'],
       registers,
     }),

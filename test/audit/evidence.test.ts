@@ -15,7 +15,7 @@ const UPID = 'UPID:pve-prod:00001234:00005678:65F1A2B3:qmdestroy:201:proxmox-age
 async function fixture() {
   const keys = generateAuditKeyPair();
   const signer = createCheckpointSigner(keys.privateKeyPem);
-  const store = await openFileAuditStore(join(mkdtempSync(join(tmpdir(), 'pa-evidence-')), 'a.jsonl'), { signing: { signer, every: 1000, intervalMs: 60_000 } });
+  const store = await openFileAuditStore(join(mkdtempSync(join(tmpdir(), 'pa-evidence-')), 'a.jsonl'), { signing: { signer, every: 3, intervalMs: 60_000 } });
   const hash = requestHash(request);
   const view = pendingPlan({ requestHash: hash, status: 'succeeded', result: { outcome: 'applied', upid: UPID, exitstatus: 'OK', finishedAt: '2026-03-01T12:05:00Z' } });
   const other = { planId: 'plan_other', requestHash: `sha256:${'f'.repeat(64)}` };
@@ -28,7 +28,9 @@ async function fixture() {
     request,
     records: await store.forPlan(view.planId),
     head: await store.head(),
-    checkpoint: (await store.checkpoint())!,
+    // The store's own checkpoint after its third record (every: 3) covers the run's last record.
+    latestCheckpoint: (await store.latestCheckpoint())!,
+    signing: true,
     publicKeyPem: store.publicKeyPem!,
     taskLog: async (node, upid) => (logs.push(`${node} ${upid}`), { lines: ['destroying VM 201', 'TASK OK'], total: 2 }),
   });
@@ -88,6 +90,28 @@ describe('evidence bundle', () => {
     const firstDropped = structuredClone(bundle);
     firstDropped.audit.records.splice(0, 1);
     expect(verifyBundleAgainstLog(firstDropped, await store.all())).toEqual(['the log has records of this plan that the bundle lacks: seq 1']);
+    await store.close();
+  });
+
+  it('says so when no checkpoint covers the last record yet, and verifies with a note', async () => {
+    const { bundle, store, publicKey } = await fixture();
+    const early = await buildEvidenceBundle({
+      view: pendingPlan({ requestHash: bundle.requestHash, status: 'succeeded', result: bundle.outcome.result! }),
+      request,
+      records: bundle.audit.records,
+      head: bundle.audit.head,
+      latestCheckpoint: { ...bundle.audit.checkpoint!, seq: 2 }, // an older checkpoint: before record 3
+      signing: true,
+    });
+    expect(early.audit).not.toHaveProperty('checkpoint');
+    expect(early.audit.checkpointNote).toMatch(/^no signed checkpoint covers record seq 3 yet \(the newest is seq 2\)/);
+    const check = verifyEvidenceBundle(early, publicKey);
+    expect(check.ok).toBe(true);
+    expect(check.notes[0]).toMatch(/no signed checkpoint covered the last record \(seq 3\) when the bundle was made/);
+    // A bundle that claims coverage it does not have is still caught.
+    const claimed = structuredClone(bundle);
+    claimed.audit.checkpoint = createCheckpointSigner(generateAuditKeyPair().privateKeyPem).sign({ seq: 2, hash: bundle.audit.records[0]!.hash });
+    expect(verifyEvidenceBundle(claimed).problems).toEqual(['checkpoint seq 2 does not cover the last record (seq 3)']);
     await store.close();
   });
 

@@ -120,20 +120,43 @@ describe('file audit store', () => {
     expect(checkpoints[0]).toMatchObject({ type: 'proxmox-agent.audit.checkpoint.v1', keyId: signer.keyId });
   });
 
-  it('signs the head soon after an append when fewer than N records follow, and on demand', async () => {
+  it('signs the head soon after an append when fewer than N records follow', async () => {
     const path = tmpLog();
     const signer = createCheckpointSigner(generateAuditKeyPair().privateKeyPem);
     const store = await openFileAuditStore(path, { signing: { signer, every: 1000, intervalMs: 30 } });
+    expect(await store.latestCheckpoint()).toBeUndefined();
     await store.append(event('p1', 1));
     for (let i = 0; i < 100 && (await store.checkpoints()).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect((await store.checkpoints()).map((c) => c.seq)).toEqual([1]);
+    expect(await store.latestCheckpoint()).toMatchObject({ seq: 1, keyId: signer.keyId });
     await store.append(event('p2', 1));
-    const now = await store.checkpoint();
-    expect(now?.seq).toBe(2);
-    // Asking again without new records returns the same checkpoint rather than signing another.
-    expect(await store.checkpoint()).toEqual(now);
+    for (let i = 0; i < 100 && (await store.checkpoints()).length === 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await store.latestCheckpoint())?.seq).toBe(2);
     await store.close();
     expect((await readCheckpoints(checkpointsPathFor(path))).map((c) => c.seq)).toEqual([1, 2]);
+  });
+
+  it('hands out the newest checkpoint without ever signing one to answer', async () => {
+    const path = tmpLog();
+    const signer = createCheckpointSigner(generateAuditKeyPair().privateKeyPem);
+    const store = await openFileAuditStore(path, { signing: { signer, every: 2, intervalMs: 3_600_000 } });
+    await store.append(event('p1', 1));
+    for (let i = 0; i < 3; i++) expect(await store.latestCheckpoint()).toBeUndefined();
+    await store.append(event('p2', 1)); // the second record: a checkpoint (every 2)
+    const first = await store.latestCheckpoint();
+    expect(first).toMatchObject({ seq: 2 });
+    await store.append(event('p3', 1)); // not covered yet
+    for (let i = 0; i < 3; i++) expect(await store.latestCheckpoint()).toEqual(first);
+    expect((await readCheckpoints(checkpointsPathFor(path))).map((c) => c.seq)).toEqual([2]);
+    await store.close(); // signs the last record on the way out
+    expect((await readCheckpoints(checkpointsPathFor(path))).map((c) => c.seq)).toEqual([2, 3]);
+  });
+
+  it('without signing has no checkpoint to hand out', async () => {
+    const store = await openFileAuditStore(tmpLog());
+    await store.append(event('p1', 1));
+    expect(await store.latestCheckpoint()).toBeUndefined();
+    await store.close();
   });
 
   it('signs, after a restart, the records a crash left unsigned', async () => {

@@ -70,6 +70,25 @@ describePostgres('PostgreSQL audit store', () => {
     await Promise.all(workers.map((w) => w.close()));
   });
 
+  it('hands out the newest checkpoint any worker wrote with the key, without signing one', async () => {
+    const url = await server.createDatabase();
+    const signer = createCheckpointSigner(generateAuditKeyPair().privateKeyPem);
+    // The API process's store (no appends of its own) and a worker's, signing every 2 records.
+    const api = await openPostgresAuditStore(url, { signing: { signer, every: 2, intervalMs: 3_600_000 } });
+    const worker = await openPostgresAuditStore(url, { signing: { signer, every: 2, intervalMs: 3_600_000 } });
+    expect(await api.latestCheckpoint()).toBeUndefined();
+    for (let i = 1; i <= 5; i++) await worker.append(event(`p${i}`));
+    expect(await worker.latestCheckpoint()).toMatchObject({ seq: 4 });
+    for (let i = 0; i < 3; i++) expect(await api.latestCheckpoint()).toMatchObject({ seq: 4, keyId: signer.keyId });
+    expect((await sql(url, `SELECT seq FROM ${PG_TABLES.checkpoints} ORDER BY id`)).map((r) => Number(r.seq))).toEqual([2, 4]);
+    // Another key's checkpoints (older than the 64 newest rows looked at first) are passed over.
+    const other = createCheckpointSigner(generateAuditKeyPair().privateKeyPem);
+    for (let i = 0; i < 70; i++) await sql(url, `INSERT INTO ${PG_TABLES.checkpoints} (seq, checkpoint) VALUES (5, $1)`, [JSON.stringify(other.sign({ seq: 5, hash: 'x' }))]);
+    expect(await api.latestCheckpoint()).toMatchObject({ seq: 4, keyId: signer.keyId });
+    await worker.close();
+    await api.close();
+  });
+
   it('refuses UPDATE, DELETE and TRUNCATE on the records (append-only trigger)', async () => {
     const url = await server.createDatabase();
     const signer = createCheckpointSigner(generateAuditKeyPair().privateKeyPem);

@@ -1,14 +1,18 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
+import { DEFAULT_EVENT_STREAMS_PER_TOKEN } from '../../config/security.js';
 import type { PlanView } from '../../domain/plan-view.js';
 import { requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { watchPlan } from '../plan-watch.js';
-import { problemResponses } from '../problems.js';
+import { ApiError, problemResponses } from '../problems.js';
+import { createStreamLimiter } from '../rate-limit.js';
 import { planIdParams } from '../schemas.js';
 import { readVisiblePlan } from '../visibility.js';
 
 export const HEARTBEAT_MS = 15_000;
+/** Retry-After of a stream refused over the per-token cap: streams end when plans do or clients leave. */
+export const STREAM_RETRY_AFTER_SECONDS = 5;
 
 const eventsRoute = createRoute({
   method: 'get',
@@ -19,6 +23,8 @@ const eventsRoute = createRoute({
     'A `text/event-stream` (server-sent events). The first event is the plan as it is now; then one event per change (status, approvals, result) until a terminal status (`succeeded`, `failed`, `rejected`, `expired`, `denied`), after which the server closes the stream.',
     '',
     'Each event is `event: status`, `id: <n>`, and `data:` the plan as JSON, the same object as `GET /v1/actions/{planId}`. Comment lines (`: keep-alive`) arrive every 15 s so proxies keep the connection open. A client that reconnects simply gets the current state first.',
+    '',
+    `A token may hold at most \`server.maxEventStreamsPerToken\` streams at once (default ${DEFAULT_EVENT_STREAMS_PER_TOKEN}); one more is refused with 429 and \`Retry-After\` until one of its streams ends (the plan finishes or the client disconnects).`,
   ].join('\n'),
   security: [{ bearer: [] }],
   request: { params: planIdParams },
@@ -40,7 +46,7 @@ const eventsRoute = createRoute({
         },
       },
     },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'plan-not-found', 'rate-limited', 'temporal-unavailable'),
   },
 });
 
@@ -57,17 +63,44 @@ export function planWithLinks(view: PlanView, deps: Pick<ApiDeps, 'temporalUi'>)
 }
 
 export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  const max = deps.maxEventStreamsPerToken ?? DEFAULT_EVENT_STREAMS_PER_TOKEN;
+  const gauge = deps.operations?.metrics.eventStreams;
+  const streams = createStreamLimiter({ maxPerToken: max, ...(gauge ? { onChange: (token: string, open: number) => gauge.set({ token }, open) } : {}) });
+
   app.openapi(eventsRoute, async (c) => {
     const caller = c.get('caller');
     requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
+    const slot = streams.acquire(caller.tokenId);
+    if (!slot.ok) {
+      const retry = String(STREAM_RETRY_AFTER_SECONDS);
+      throw new ApiError(
+        'rate-limited',
+        `token '${caller.tokenId}' has ${slot.open} event streams open (the limit); close one, or retry in ${retry} s`,
+        {},
+        { 'retry-after': retry },
+      );
+    }
     const read = () => readVisiblePlan(deps.plans, planId, caller);
     // Errors before the stream starts (unknown plan, other environment) are ordinary problems.
-    const first = await read();
+    let first: PlanView;
+    try {
+      first = await read();
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+    // The slot is released once, whichever comes first: the stream ends (terminal status, error), the
+    // client cancels the body, or its connection drops.
+    const stop = new AbortController();
+    const gone = () => {
+      slot.release();
+      stop.abort();
+    };
+    c.req.raw.signal.addEventListener('abort', gone, { once: true });
     return streamSSE(c, async (stream) => {
-      const stop = new AbortController();
-      stream.onAbort(() => stop.abort());
-      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => stop.abort()), HEARTBEAT_MS);
+      stream.onAbort(gone);
+      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(gone), HEARTBEAT_MS);
       let id = 0;
       let firstRead = true;
       try {
@@ -78,6 +111,8 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): vo
         }
       } finally {
         clearInterval(heartbeat);
+        slot.release();
+        c.req.raw.signal.removeEventListener('abort', gone);
       }
     }, async (err, stream) => {
       // After the headers went out a problem cannot be sent; say why in a last event instead.

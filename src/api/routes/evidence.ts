@@ -67,7 +67,16 @@ export const evidenceSchema = z
     audit: z.object({
       records: z.array(auditRecordSchema),
       head,
+      // The newest checkpoint written, when it is at or after the run's last record (it covers the run);
+      // absent when none does yet (checkpointNote) or signing is off. (No describe(): it would land on
+      // the AuditCheckpoint component.)
       checkpoint: checkpointSchema.optional(),
+      checkpointNote: z
+        .string()
+        .optional()
+        .describe(
+          "Present when signing is on but no signed checkpoint covers the run's last record yet (then `checkpoint` is absent): which record, the newest checkpoint, and when to ask again. The store signs on its own schedule, never for a request",
+        ),
       publicKey: z.string().optional().describe('PEM (SPKI) of the key that signed the checkpoint'),
     }),
   })
@@ -79,7 +88,7 @@ const evidenceRoute = createRoute({
   tags: ['audit'],
   summary: "A run's evidence bundle, verifiable offline",
   description:
-    'The request and its hash, the policy decision and reasons, approvals with identities and channels, the Proxmox task id and log, the outcome, and the audit records with their chain hashes and a signed chain head (when signing is configured). Check it with `proxmox-agent audit verify --bundle`.',
+    'The request and its hash, the policy decision and reasons, approvals with identities and channels, the Proxmox task id and log, the outcome, and the audit records with their chain hashes and the newest signed chain head that covers them (when signing is configured; until the store has signed one, `audit.checkpointNote` says so instead). Reading it writes nothing. Check it with `proxmox-agent audit verify --bundle`.',
   security: [{ bearer: [] }],
   request: { params: planIdParams },
   responses: {
@@ -96,17 +105,19 @@ export function registerEvidenceRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps):
     const view = await readVisiblePlan(deps.plans, planId, caller);
     const evidence = deps.evidence;
     if (!evidence) throw new ApiError('not-found', 'this API process has no access to the audit log');
-    // Head first, then records (so every record of the run up to the head is included), then a signed
-    // head at or after them.
+    // Head first, then records (so every record of the run up to the head is included), then the newest
+    // checkpoint already written: it covers the run if it is at or after the last record. A GET reads
+    // only; it never signs (the store signs every N records and T seconds after an unsigned append).
     const head = await evidence.audit.head();
     const records = await evidence.audit.forPlan(planId);
-    const [request, checkpoint] = await Promise.all([evidence.runRequest(planId), evidence.audit.checkpoint()]);
+    const [request, latestCheckpoint] = await Promise.all([evidence.runRequest(planId), evidence.audit.latestCheckpoint()]);
     const bundle = await buildEvidenceBundle({
       view,
       ...(request ? { request } : {}),
       records,
       head,
-      ...(checkpoint ? { checkpoint } : {}),
+      ...(latestCheckpoint ? { latestCheckpoint } : {}),
+      signing: evidence.audit.publicKeyPem !== undefined,
       ...(evidence.audit.publicKeyPem ? { publicKeyPem: evidence.audit.publicKeyPem } : {}),
       taskLog: (node, upid) => evidence.taskLog(view.environment, node, upid),
     });
@@ -116,7 +127,7 @@ export function registerEvidenceRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps):
 
 /** What the evidence endpoint reads besides the plan itself. */
 export interface EvidenceDeps {
-  audit: Pick<AuditStore, 'forPlan' | 'head' | 'checkpoint' | 'publicKeyPem'>;
+  audit: Pick<AuditStore, 'forPlan' | 'head' | 'latestCheckpoint' | 'publicKeyPem'>;
   /** The normalized request the run was started with (its workflow input), if it can be read. */
   runRequest(planId: string): Promise<NormalizedRequest | undefined>;
   /** A Proxmox task's log lines, through the environment's client. */
