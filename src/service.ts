@@ -15,6 +15,8 @@ import { createApprovalQueue } from './api/approval-queue.js';
 import { createNonceCache } from './channels/nonce-cache.js';
 import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
 import { openAuditStore } from './audit/open.js';
+import { openFileDispatchJournal } from './dispatch/file-journal.js';
+import { openDispatchJournal } from './dispatch/open.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
@@ -104,6 +106,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     stops.push(() => environments.close());
     const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false, ...(opts.env ? { env: opts.env } : {}) });
     stops.push(() => audit.close());
+    // Only workers dispatch; an API-only process reads targets and evaluates policy, nothing more.
+    const journal = opts.worker === false ? await openFileDispatchJournal() : await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
+    stops.push(() => journal.close());
 
     const connection: Connection = await connectConnection(opts.temporal);
     stops.push(() => connection.close());
@@ -117,6 +122,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       environments: environments.environments,
       policy: () => config.policy,
       audit,
+      journal,
       notify: {
         targets: resolveNotificationTargets(config.notifications, { configPath: opts.configPath, ...(opts.env ? { env: opts.env } : {}) }),
         links: () => ({ apiBaseUrl: config.notifications.apiBaseUrl ?? url, ...(temporalUi ? { temporalUi } : {}) }),

@@ -1,9 +1,13 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { findAction } from '../domain/actions/catalog.js';
 import type { ActionContext, ActionDefinition } from '../domain/actions/define.js';
 import type { GuestState } from '../domain/guest-state.js';
+import { guestKey, type DispatchEntry, type DispatchJournal } from '../dispatch/journal.js';
+import { DISPATCH_START_MS, DISPATCH_TIMEOUT_MS, SETTLE_AFTER_MS, settleIntent } from '../dispatch/settle.js';
 import {
+  isNoSuchTask,
   isRetryableProxmoxError,
+  parseUpid,
   ProxmoxError,
   ProxmoxStaleConfigError,
   ProxmoxTaskFailedError,
@@ -17,85 +21,364 @@ export interface ExecuteDeps {
   clientFor(environment: string): ProxmoxClient;
   /** The token id the client authenticates with: tasks it starts carry it in their UPID. */
   tokenIdFor(environment: string): string;
+  /** Where each plan's dispatch stands, shared by every worker (src/dispatch/journal.ts). */
+  journal: DispatchJournal;
   pollIntervalMs?: number;
+  /** How long an intent must be before it is settled (tests shorten it; default SETTLE_AFTER_MS). */
+  settleAfterMs?: number;
+  /** Heartbeats while anything runs, so a slow Proxmox never looks like a dead worker (default 1 s). */
+  heartbeatEveryMs?: number;
 }
+
+/** The failure type of an outcome that cannot be known: reported as such, never as success or a clean failure. */
+export const OUTCOME_UNKNOWN = 'OutcomeUnknown';
 
 type Located = { node?: string; vmid: number };
 
 /**
- * Run one action on Proxmox, exactly once, although the activity itself may run several times:
- * 1. a retry that already knows its UPID (heartbeat details) resumes waiting on it;
- * 2. a retry that does not (crash between dispatch and heartbeat) first looks for the task it may
- *    have started, in the node's task list, and adopts it;
- * 3. otherwise the current state decides: already done → a recorded no-op (after waiting for a
- *    creation an earlier attempt left unfinished); else dispatch once, heartbeat the UPID at once,
- *    and wait. A polling error re-polls; it never re-sends.
- * Synchronous calls (config PUT) answer `null`: done, no task, and a re-read confirms it. Digest-
- * guarded actions run only against the config the plan read.
+ * Run one action on Proxmox exactly once for its plan, although the activity may run several times
+ * (retries, a worker killed or shut down, a lost answer). The dispatch journal decides, not timing:
+ * 1. the journal says this plan dispatched: follow its task (or confirm its synchronous change);
+ * 2. it holds an unsettled intent of this plan: settle it (its task, if Proxmox started one) first;
+ * 3. otherwise the guest's state decides: already done → a recorded no-op; refused → a permanent
+ *    failure; else take the guest in the journal (waiting while another plan's dispatch to it is
+ *    unsettled), send the one request, and record its UPID (or its synchronous answer) as this plan's.
+ * An answer that is lost is settled from the node's task list; an answer that cannot be settled is
+ * OutcomeUnknown. A task is stopped only when an operator cancelled the run; a worker shutting down
+ * leaves it running for the next attempt to follow.
  */
 export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Promise<ExecuteResult> {
   const ctx = Context.current();
   const action = findAction(input.request.action);
   if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${input.request.action}`, 'ActionBlocked');
-  const client = deps.clientFor(input.request.environment);
-  const params = input.request.params;
-  const target = { node: input.node, vmid: input.request.target.vmid };
-  // A migrate that already ran left the guest on its target: look for it anywhere in the cluster.
-  const locate: Located = action.destination ? { vmid: target.vmid } : target;
-  const run: ActionContext = { planId: input.planId, ...(input.plannedDigest === undefined ? {} : { plannedDigest: input.plannedDigest }) };
-  const intervalMs = deps.pollIntervalMs ?? 1000;
+  let progress: ExecuteProgress | undefined;
+  const beat = () => ctx.heartbeat(progress);
+  beat();
+  const ticker = setInterval(beat, deps.heartbeatEveryMs ?? 1000);
   try {
-    let upid = (ctx.info.heartbeatDetails as ExecuteProgress | undefined)?.upid;
-    let note: string | undefined;
-    if (!upid && ctx.info.attempt > 1 && action.taskTypes.length > 0) {
-      upid = await findDispatchedTask(client, action, target, deps.tokenIdFor(input.request.environment), ctx.info.scheduledTimestampMs);
-      if (upid) note = 'adopted the task an earlier attempt had started';
-    }
-    if (!upid) {
-      const state = await readGuest(client, action, locate, params);
-      const assessment = action.assess(state, params, run);
-      if (assessment.kind === 'already_done') {
-        // A creation an earlier attempt started may still be running (a clone holds its lock).
-        if (action.settled && !action.settled(state, params)) {
-          await waitForEarlierAttempt(client, action, locate, params, run, intervalMs, () => ctx.heartbeat(), ctx.cancellationSignal);
-        }
-        return { outcome: 'noop', note: assessment.reason };
-      }
-      if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
-      assertPlannedDigest(action, state, input.plannedDigest);
-      const data = await client.request(
-        action.proxmox.method,
-        action.proxmox.path as never,
-        action.pathParams(state, params) as never,
-        action.proxmoxParams(params, state, run),
-      );
-      if (data === null && action.response !== 'task') {
-        const confirmed = !action.settled || (await waitUntilSettled(client, action, locate, params, intervalMs, () => ctx.heartbeat()));
-        return { outcome: 'applied', ...(confirmed ? {} : { note: 'Proxmox answered OK, but a re-read does not show the change yet' }) };
-      }
-      if (typeof data !== 'string') throw ApplicationFailure.nonRetryable(`Proxmox returned no task id for ${action.name}`, 'ProxmoxProtocolError');
-      upid = data;
-      ctx.heartbeat({ phase: 'dispatched', upid } satisfies ExecuteProgress);
-    }
-    const progress: ExecuteProgress = { phase: 'dispatched', upid };
-    const done = await client
-      .waitForTask(target.node, upid, { intervalMs, signal: ctx.cancellationSignal, onPoll: () => ctx.heartbeat(progress) })
-      .catch(async (err: unknown) => {
-        if (ctx.cancellationSignal.aborted) await stopCancelledTask(client, target.node, upid!);
-        throw err;
-      });
-    if (action.settled) await waitUntilSettled(client, action, locate, params, intervalMs, () => ctx.heartbeat(progress));
-    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
+    const run = new Execution(deps, input, action, ctx, (p) => {
+      progress = p;
+      beat();
+    });
+    return await run.execute();
   } catch (err) {
-    throw toActivityFailure(err);
+    throw toActivityFailure(err, ctx);
+  } finally {
+    clearInterval(ticker);
   }
 }
 
+class Execution {
+  private readonly client: ProxmoxClient;
+  private readonly journal: DispatchJournal;
+  private readonly params: Record<string, unknown>;
+  private readonly target: { node: string; vmid: number };
+  /** A migrate that already ran left the guest on its target: look for it anywhere in the cluster. */
+  private readonly locate: Located;
+  private readonly run: ActionContext;
+  private readonly intervalMs: number;
+  private readonly attempt: number;
+  private readonly signal: AbortSignal;
+
+  constructor(
+    private readonly deps: ExecuteDeps,
+    private readonly input: ExecuteInput,
+    private readonly action: ActionDefinition,
+    private readonly ctx: Context,
+    private readonly progress: (p: ExecuteProgress) => void,
+  ) {
+    this.client = deps.clientFor(input.request.environment);
+    this.journal = deps.journal;
+    this.params = input.request.params;
+    this.target = { node: input.node, vmid: input.request.target.vmid };
+    this.locate = action.destination ? { vmid: this.target.vmid } : this.target;
+    this.run = { planId: input.planId, ...(input.plannedDigest === undefined ? {} : { plannedDigest: input.plannedDigest }) };
+    this.intervalMs = deps.pollIntervalMs ?? 1000;
+    this.attempt = ctx.info.attempt;
+    this.signal = ctx.cancellationSignal;
+  }
+
+  async execute(): Promise<ExecuteResult> {
+    let entry = await this.journal.get(this.input.planId);
+    if (entry?.state === 'intent') entry = await this.settleOwn(entry);
+    if (entry?.state === 'dispatched') return this.follow(entry.upid!, 'followed the task this plan had started');
+    if (entry?.state === 'done') return this.confirmDone();
+
+    for (;;) {
+      this.checkCancelled();
+      // Another plan's mutation of this guest in flight (it would lock the guest): read after it.
+      const holder = await this.journal.holder(guestKey(this.input.request.environment, this.target.vmid));
+      if (holder && holder.planId !== this.input.planId) {
+        await this.waitForGuest(holder);
+        continue;
+      }
+      const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
+      const assessment = this.action.assess(state, this.params, this.run);
+      if (assessment.kind === 'already_done') {
+        // A creation someone started may still be running (a clone holds its lock): report it once finished.
+        if (this.action.settled && !this.action.settled(state, this.params)) await this.waitWhileAlreadyDone();
+        return { outcome: 'noop', note: assessment.reason };
+      }
+      if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
+      assertPlannedDigest(this.action, state, this.input.plannedDigest);
+
+      const beginning = performance.now();
+      const begun = await this.journal.begin({
+        planId: this.input.planId,
+        environment: this.input.request.environment,
+        vmid: this.target.vmid,
+        node: state.node || this.target.node,
+        action: this.action.name,
+        params: this.params,
+        attempt: this.attempt,
+      });
+      switch (begun.kind) {
+        case 'begun':
+          return this.dispatch(begun.entry, state, beginning);
+        case 'busy':
+          await this.waitForGuest(begun.holder);
+          continue; // the other plan's dispatch may have changed the guest: read it again
+        case 'open': {
+          const settled = await this.settleOwn(begun.entry);
+          if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'followed the task this plan had started');
+          if (settled?.state === 'done') return this.confirmDone();
+          continue;
+        }
+        case 'superseded':
+          throw ApplicationFailure.retryable(`attempt ${this.attempt} of plan ${this.input.planId} was overtaken by attempt ${begun.entry.attempt}`, 'AttemptSuperseded');
+        case 'settled':
+          if (begun.entry.state === 'dispatched') return this.follow(begun.entry.upid!, 'followed the task this plan had started');
+          return this.confirmDone();
+      }
+    }
+  }
+
+  /**
+   * Sends the one request, within DISPATCH_START_MS of asking for the intent (else not at all), and
+   * records what it started.
+   */
+  private async dispatch(entry: DispatchEntry, state: GuestState, beginning: number): Promise<ExecuteResult> {
+    if (this.signal.aborted) {
+      await this.journal.release(entry.planId, this.attempt);
+      this.checkCancelled();
+    }
+    let data: unknown;
+    try {
+      if (performance.now() - beginning > DISPATCH_START_MS) {
+        throw ApplicationFailure.retryable('the intent is too old to send its request: taking the guest again', 'DispatchLate');
+      }
+      data = await this.client.request(
+        this.action.proxmox.method,
+        this.action.proxmox.path as never,
+        this.action.pathParams(state, this.params) as never,
+        this.action.proxmoxParams(this.params, state, this.run),
+        { signal: AbortSignal.timeout(DISPATCH_TIMEOUT_MS) },
+      );
+    } catch (err) {
+      if (!mayHaveReachedProxmox(err)) {
+        await this.journal.release(entry.planId, this.attempt);
+        throw err;
+      }
+      // The request may have started something: find out what before anything is sent again.
+      const settled = await this.settleOwn(entry);
+      if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'the answer was lost; followed the task the request had started');
+      if (settled?.state === 'done') return this.confirmDone('the answer was lost; the change is in place');
+      if (answeredSuccess(err)) {
+        throw outcomeUnknown(`Proxmox answered ${this.action.proxmox.method} ${this.action.proxmox.path} with success but an unusable body, and no task of it can be found`, err);
+      }
+      throw err; // nothing was started: the retry reads the guest and decides again
+    }
+    if (data === null && this.action.response !== 'task') {
+      await this.journal.complete(entry.planId, this.attempt);
+      return this.confirmDone();
+    }
+    const upid = typeof data === 'string' && parseUpid(data) ? data : undefined;
+    if (!upid) {
+      const settled = await this.settleOwn(entry);
+      if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'Proxmox answered without a task id; followed the task the request had started');
+      throw outcomeUnknown(`Proxmox answered ${this.action.name} with ${JSON.stringify(data)?.slice(0, 80)}, not a task id, and no task of it can be found`);
+    }
+    await this.journal.claim(entry.planId, upid, this.attempt);
+    return this.follow(upid);
+  }
+
+  /** Waits for this plan's task; a poll error polls again, it never re-sends. */
+  private async follow(upid: string, note?: string): Promise<ExecuteResult> {
+    this.progress({ phase: 'dispatched', upid });
+    const node = parseUpid(upid)?.node ?? this.target.node;
+    const done = await this.client.waitForTask(node, upid, { intervalMs: this.intervalMs, signal: this.signal }).catch(async (err: unknown) => {
+      // Only an operator's cancel of the run stops the task; a worker shutting down, a timeout or a
+      // reset leaves it running, and the next attempt follows it through the journal.
+      if (this.signal.aborted && this.ctx.cancellationDetails?.cancelRequested) {
+        const ended = await stopCancelledTask(this.client, node, upid);
+        if (ended) await this.journal.end(this.input.planId);
+        // The run reports what became of the task: stopped before it changed anything, finished, or unknown.
+        throw new CancelledFailure('the run was cancelled: Proxmox was asked to stop its task', [{ upid, ...(ended ? { exitstatus: ended } : {}) }]);
+      }
+      if (err instanceof ProxmoxTaskFailedError) await this.journal.end(this.input.planId);
+      throw err;
+    });
+    // The task has stopped: the guest is free for the next plan.
+    await this.journal.end(this.input.planId);
+    if (this.action.settled) await this.waitUntilSettled();
+    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
+  }
+
+  /** The synchronous call was answered (now or by an earlier attempt): a re-read confirms it. */
+  private async confirmDone(note?: string): Promise<ExecuteResult> {
+    const confirmed = !this.action.settled || (await this.waitUntilSettled());
+    const said = confirmed ? note : 'Proxmox answered OK, but a re-read does not show the change yet';
+    return { outcome: 'applied', ...(said ? { note: said } : {}) };
+  }
+
+  /** Settles this plan's own intent once its request can no longer be in flight. */
+  private async settleOwn(entry: DispatchEntry): Promise<DispatchEntry | undefined> {
+    let current: DispatchEntry | undefined = entry;
+    while (current?.state === 'intent') {
+      const wait = this.settleAfterMs - current.ageMs;
+      if (wait <= 0) return settleIntent(current, this.settleDeps());
+      await this.sleep(Math.min(wait, 1000));
+      current = await this.journal.get(entry.planId);
+    }
+    return current;
+  }
+
+  /**
+   * Another plan's mutation of the guest is in flight: wait for its task to stop (and mark it ended,
+   * whoever sees it first), or settle its intent once it is old enough.
+   */
+  private async waitForGuest(holder: DispatchEntry): Promise<void> {
+    this.progress({ phase: 'waiting_for_guest', planId: holder.planId });
+    if (holder.state === 'dispatched') {
+      if (await this.taskStopped(holder)) await this.journal.end(holder.planId);
+      else await this.sleep(Math.min(this.intervalMs, 1000));
+      return;
+    }
+    const wait = this.settleAfterMs - holder.ageMs;
+    if (wait <= 0) {
+      Context.current().log.warn('settling another plan\'s unsettled dispatch on the guest', { holder: holder.planId, guest: holder.guest });
+      await settleIntent(holder, this.settleDeps());
+      return;
+    }
+    await this.sleep(Math.min(wait, 250));
+  }
+
+  /**
+   * Whether Proxmox reports the holder's task stopped. A task it no longer knows runs no more either,
+   * once past the moments after its start when a task may not be visible yet.
+   */
+  private async taskStopped(holder: DispatchEntry): Promise<boolean> {
+    const upid = holder.upid!;
+    const node = parseUpid(upid)?.node ?? holder.node;
+    try {
+      return (await this.client.taskStatus(node, upid, { signal: this.signal })).status === 'stopped';
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      if (isNoSuchTask(err)) return holder.ageMs > 30_000;
+      if (isRetryableProxmoxError(err)) return false;
+      throw err;
+    }
+  }
+
+  private settleDeps() {
+    return {
+      journal: this.journal,
+      tokenId: this.deps.tokenIdFor(this.input.request.environment),
+      attempt: this.attempt,
+      shape: (name: string) => {
+        const a = findAction(name);
+        return { response: a?.response ?? 'task', taskTypes: a?.taskTypes ?? [] };
+      },
+      listTasks: async (e: DispatchEntry, sinceSec: number) =>
+        (await this.client.listTasks(e.node, { vmid: e.vmid, source: 'all', since: sinceSec, limit: 500 }, { signal: this.signal })) as never,
+      changeVisible: async (e: DispatchEntry) => {
+        const a = findAction(e.action);
+        if (!a?.settled) return false;
+        const state = await readGuest(this.client, a, { vmid: e.vmid }, e.params, { signal: this.signal });
+        return a.settled(state, e.params);
+      },
+    };
+  }
+
+  private get settleAfterMs(): number {
+    return this.deps.settleAfterMs ?? SETTLE_AFTER_MS;
+  }
+
+  /**
+   * HA-managed guests: the task ends when ha-manager accepted the request, not when the guest changed.
+   * Without HA the task (or the synchronous answer) is authoritative, so a few re-reads suffice.
+   * Returns whether the guest was seen settled.
+   */
+  private async waitUntilSettled(): Promise<boolean> {
+    for (let i = 0; i < 600; i++) {
+      const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
+      if (this.action.settled!(state, this.params)) return true;
+      if (!state.haManaged && i > 2) return false;
+      await this.sleep(this.intervalMs);
+    }
+    return false;
+  }
+
+  /**
+   * Already done, but not finished: a creation someone started (a clone, still locked) is running.
+   * Wait while it stays "already done"; if it stops being so (the clone failed and Proxmox removed
+   * it), a retry reads the guest and decides again.
+   */
+  private async waitWhileAlreadyDone(): Promise<void> {
+    for (;;) {
+      await this.sleep(this.intervalMs);
+      const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
+      if (this.action.settled!(state, this.params)) return;
+      if (this.action.assess(state, this.params, this.run).kind !== 'already_done') {
+        throw ApplicationFailure.retryable(`what was already under way for ${this.action.name} did not finish; reading the guest again`, 'EarlierAttemptUnfinished');
+      }
+    }
+  }
+
+  private checkCancelled(): void {
+    if (this.signal.aborted) throw this.signal.reason;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.signal.aborted) return reject(this.signal.reason);
+      const timer = setTimeout(() => {
+        this.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(this.signal.reason);
+      };
+      this.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** False only when the request certainly never reached Proxmox, or Proxmox certainly refused it. */
+function mayHaveReachedProxmox(err: unknown): boolean {
+  if (err instanceof ProxmoxError) return err.outcomeUnknown;
+  if (err instanceof ApplicationFailure && err.type === 'DispatchLate') return false;
+  return true; // our own deadline aborted it mid-flight, or something unforeseen: assume it may have
+}
+
+/** Proxmox said 2xx, but the body could not be used: something was done. */
+function answeredSuccess(err: unknown): boolean {
+  return err instanceof ProxmoxError && err.status !== undefined && err.status >= 200 && err.status < 300;
+}
+
+function outcomeUnknown(message: string, cause?: unknown): ApplicationFailure {
+  const seen = cause instanceof Error ? `${cause.name}: ${cause.message}` : undefined;
+  return ApplicationFailure.create({ type: OUTCOME_UNKNOWN, message, nonRetryable: true, details: [{ ...(seen ? { seen } : {}) }] });
+}
+
 /**
- * The run was cancelled while its Proxmox task ran: ask Proxmox to stop it (DELETE the task), as far
- * as Proxmox allows; a task that already ended, or cannot be stopped, is left as it is.
+ * An operator cancelled the run while its Proxmox task ran: ask Proxmox to stop it (DELETE the task),
+ * as far as Proxmox allows, and wait a little for it to end. Returns its exit status once it ended
+ * (an error such as `received interrupt` when the stop came in time, `OK` when the task had
+ * finished), or undefined when that could not be seen.
  */
-async function stopCancelledTask(client: ProxmoxClient, node: string, upid: string): Promise<void> {
+async function stopCancelledTask(client: ProxmoxClient, node: string, upid: string): Promise<string | undefined> {
   const log = Context.current().log;
   try {
     await client.stopTask(node, upid);
@@ -103,6 +386,18 @@ async function stopCancelledTask(client: ProxmoxClient, node: string, upid: stri
   } catch (err) {
     log.warn('run cancelled: Proxmox did not stop the task', { upid, error: (err as Error).message });
   }
+  // Not the activity's signal: it is aborted already.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      const status = await client.taskStatus(node, upid, { signal: AbortSignal.timeout(5_000) });
+      if (status.status === 'stopped') return status.exitstatus ?? 'unexpected status';
+    } catch {
+      // Read again until the deadline.
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }
 
 /**
@@ -123,90 +418,17 @@ function assertPlannedDigest(action: ActionDefinition, state: GuestState, planne
 }
 
 /**
- * The task list is the only record Proxmox keeps of a dispatch whose response we lost. A task of
- * this action's type, on this guest, started by our token since the activity was first scheduled,
- * is ours.
- */
-async function findDispatchedTask(
-  client: ProxmoxClient,
-  action: ActionDefinition,
-  target: { node: string; vmid: number },
-  tokenId: string,
-  firstScheduledMs: number,
-): Promise<string | undefined> {
-  const sinceSec = Math.floor(firstScheduledMs / 1000) - 60; // tolerate clock skew between us and the node
-  const tasks = (await client.listTasks(target.node, { vmid: target.vmid, source: 'all', since: sinceSec, limit: 500 })) as {
-    upid: string;
-    type: string;
-    id?: string;
-    user?: string;
-    tokenid?: string;
-    starttime: number;
-  }[];
-  const [user, token] = tokenId.split('!') as [string, string | undefined];
-  const ours = tasks
-    .filter((t) => action.taskTypes.includes(t.type) && String(t.id ?? '') === String(target.vmid) && t.starttime >= sinceSec)
-    .filter((t) => t.upid.includes(`:${tokenId}:`) || (t.user === user && (token === undefined || t.tokenid === token)))
-    .sort((a, b) => a.starttime - b.starttime);
-  return ours[0]?.upid;
-}
-
-/**
- * HA-managed guests: the task ends when ha-manager accepted the request, not when the guest changed.
- * Without HA the task (or the synchronous answer) is authoritative, so a few re-reads suffice.
- * Returns whether the guest was seen settled.
- */
-async function waitUntilSettled(
-  client: ProxmoxClient,
-  action: ActionDefinition,
-  locate: Located,
-  params: Record<string, unknown>,
-  intervalMs: number,
-  beat: () => void,
-): Promise<boolean> {
-  for (let i = 0; i < 600; i++) {
-    const state = await readGuest(client, action, locate, params);
-    if (action.settled!(state, params)) return true;
-    if (!state.haManaged && i > 2) return false;
-    beat();
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  return false;
-}
-
-/**
- * Already done, but not finished: what an earlier attempt started (a clone, still locked) is still
- * running. Wait for it as long as it stays "already done"; if it stops being so (the clone failed and
- * Proxmox removed it), a retry finds that attempt's task and reports its outcome.
- */
-async function waitForEarlierAttempt(
-  client: ProxmoxClient,
-  action: ActionDefinition,
-  locate: Located,
-  params: Record<string, unknown>,
-  run: ActionContext,
-  intervalMs: number,
-  beat: () => void,
-  signal: AbortSignal,
-): Promise<void> {
-  for (;;) {
-    signal.throwIfAborted();
-    beat();
-    await new Promise((r) => setTimeout(r, intervalMs));
-    const state = await readGuest(client, action, locate, params);
-    if (action.settled!(state, params)) return;
-    if (action.assess(state, params, run).kind !== 'already_done') {
-      throw ApplicationFailure.retryable(`what an earlier attempt of ${action.name} started did not finish; looking for its task`, 'EarlierAttemptUnfinished');
-    }
-  }
-}
-
-/**
  * Transient Proxmox errors are rethrown as retryable failures (the retry policy handles them);
  * permanent ones become non-retryable, carrying Proxmox's own words and the task's details. A digest
  * Proxmox refused is the same staleness the run checks before dispatch, and is reported the same way.
+ * A cancellation that is not an operator's (worker shutdown, timeout, reset) becomes a retryable
+ * failure, so that the next attempt follows the task instead of the run recording a cancel.
  */
-function toActivityFailure(err: unknown): unknown {
+function toActivityFailure(err: unknown, ctx: Context): unknown {
+  if (err instanceof CancelledFailure || (ctx.cancellationSignal.aborted && err === ctx.cancellationSignal.reason)) {
+    if (ctx.cancellationDetails?.cancelRequested) return err;
+    return ApplicationFailure.retryable('the attempt was interrupted (worker shutdown, timeout or reset); the next attempt follows the plan\'s task', 'AttemptInterrupted');
+  }
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ProxmoxStaleConfigError) {
     return ApplicationFailure.create({

@@ -2,6 +2,7 @@ import type { BackupStorage, GuestKind, GuestState, PeerGuest } from '../domain/
 import type { ActionDefinition } from '../domain/actions/define.js';
 import { isDiskKey } from '../domain/actions/disks.js';
 import { isRetryableProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../proxmox/index.js';
+import type { CallOptions } from '../proxmox/tasks.js';
 
 interface ClusterResource {
   type: string;
@@ -31,8 +32,9 @@ export async function readGuest(
   action: Pick<ActionDefinition, 'kind' | 'needs'>,
   target: { node?: string; vmid: number },
   params: Record<string, unknown> = {},
+  opts: CallOptions = {},
 ): Promise<GuestState> {
-  const resources = (await readRetrying(() => client.clusterResources('vm'))) as ClusterResource[];
+  const resources = (await readRetrying(() => client.clusterResources('vm', opts))) as ClusterResource[];
   const found = resources.find((r) => r.vmid === target.vmid && (r.type === 'qemu' || r.type === 'lxc'));
   const kind: GuestKind = action.kind;
   const peerId = action.needs.peer?.(params);
@@ -53,7 +55,7 @@ export async function readGuest(
   const node = found.node!;
   let status: Record<string, unknown>;
   try {
-    status = (await readRetrying(() => client.guestStatus(node, kind, target.vmid))) as Record<string, unknown>;
+    status = (await readRetrying(() => client.guestStatus(node, kind, target.vmid, opts))) as Record<string, unknown>;
   } catch (err) {
     // Deleted between the two reads.
     if (err instanceof ProxmoxNotFoundError) return absent;
@@ -77,17 +79,17 @@ export async function readGuest(
     ...(peer ? { peer } : {}),
   };
   if (action.needs.config) {
-    const config = (await readRetrying(() => client.guestConfig(node, kind, target.vmid))) as Record<string, unknown>;
+    const config = (await readRetrying(() => client.guestConfig(node, kind, target.vmid, {}, opts))) as Record<string, unknown>;
     if (typeof config.digest === 'string') state.digest = config.digest;
     state.protection = Number(config.protection ?? 0) === 1;
     state.config = comparedKeys(kind, config);
   }
   if (action.needs.snapshots) {
-    const snaps = (await readRetrying(() => client.snapshots(node, kind, target.vmid))) as { name: string }[];
+    const snaps = (await readRetrying(() => client.snapshots(node, kind, target.vmid, opts))) as { name: string }[];
     state.snapshots = snaps.map((s) => s.name).filter((n) => n !== 'current');
   }
   const storage = action.needs.backupStorage?.(params);
-  if (storage !== undefined) state.backupStorage = await readBackupStorage(client, node, storage, target.vmid);
+  if (storage !== undefined) state.backupStorage = await readBackupStorage(client, node, storage, target.vmid, opts);
   return state;
 }
 
@@ -114,12 +116,12 @@ function comparedKeys(kind: GuestKind, config: Record<string, unknown>): Record<
 }
 
 /** The storage as this node sees it, and this guest's backups in it (newest last). */
-async function readBackupStorage(client: ProxmoxClient, node: string, storage: string, vmid: number): Promise<BackupStorage> {
-  const storages = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage', { node }))) as { storage: string; content?: string }[];
+async function readBackupStorage(client: ProxmoxClient, node: string, storage: string, vmid: number, opts: CallOptions): Promise<BackupStorage> {
+  const storages = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage', { node }, undefined, opts))) as { storage: string; content?: string }[];
   const entry = storages.find((s) => s.storage === storage);
   const acceptsBackups = (entry?.content ?? '').split(',').includes('backup');
   if (!entry || !acceptsBackups) return { storage, exists: Boolean(entry), acceptsBackups, backups: [] };
-  const content = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage/{storage}/content', { node, storage }, { content: 'backup', vmid }))) as {
+  const content = (await readRetrying(() => client.request('GET', '/nodes/{node}/storage/{storage}/content', { node, storage }, { content: 'backup', vmid }, opts))) as {
     volid: string;
     ctime?: number;
     notes?: string;

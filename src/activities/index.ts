@@ -1,11 +1,14 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import { findAction } from '../domain/actions/catalog.js';
 import type { EnvironmentTier } from '../domain/actions/define.js';
 import { fingerprint } from '../domain/guest-state.js';
 import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
-import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
+import type { ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
-import { auditEventId, LOCAL_ACTIVITY_ATTEMPTS, type Preflight } from '../workflows/messages.js';
+import { outcomeRecord } from '../audit/outcome.js';
+import type { DispatchJournal } from '../dispatch/journal.js';
+import { auditEventId, type Preflight } from '../workflows/messages.js';
 import { executeAction } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
@@ -14,14 +17,20 @@ import type {
   AssessResult,
   AuditEventInput,
   AuditReceipt,
+  DispatchStatus,
   ExecuteInput,
   ExecuteResult,
   PolicyInput,
   PolicyResult,
   PreflightInput,
 } from './types.js';
-import { ApplicationFailure, Context } from '@temporalio/activity';
 
+/**
+ * How long a plan's reads of its target may take in all (assess, and the API's policy evaluation):
+ * past it the target is unreadable, which policy and the apply-time check handle, instead of the
+ * read holding the run's workflow task (and every reader of the plan) for as long as Proxmox hangs.
+ */
+export const ASSESS_READ_MS = 8_000;
 
 export interface ActivityEnvironment {
   tier: EnvironmentTier;
@@ -34,7 +43,13 @@ export interface ActivityDeps {
   /** Read on every evaluation, so a policy reload applies to the next decision. */
   policy: () => PolicyConfig;
   audit: AuditStore;
+  /** Where each plan's Proxmox dispatch stands (src/dispatch): what makes a mutation happen once. */
+  journal: DispatchJournal;
   pollIntervalMs?: number;
+  /** Tests shorten how long an unanswered dispatch is given before it is settled (src/dispatch/settle.ts). */
+  settleAfterMs?: number;
+  /** How long the target's reads may take in all (default ASSESS_READ_MS). */
+  assessReadMs?: number;
   /** Where approval requests are posted (none: notifyApprovers does nothing). */
   notify?: NotifyDeps;
 }
@@ -46,13 +61,21 @@ export function createActivities(deps: ActivityDeps) {
     if (!found) throw ApplicationFailure.nonRetryable(`unknown environment '${name}'`, 'UnknownEnvironment');
     return found;
   };
+  const readMs = deps.assessReadMs ?? ASSESS_READ_MS;
 
+  /** The target as Proxmox reports it now; a read that fails or outlasts its bound makes it unreadable. */
   const preflight = async ({ request }: PreflightInput): Promise<Preflight> => {
     const action = findAction(request.action);
     if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
-    const state = await readGuest(env(request.environment).client, action, request.target, request.params);
-    const assessment = action.assess(state, request.params);
-    return { state, fingerprint: fingerprint(state), assessment, checkedAt: new Date().toISOString() };
+    const client = env(request.environment).client;
+    const checkedAt = () => new Date().toISOString();
+    try {
+      const state = await readGuest(client, action, request.target, request.params, { signal: AbortSignal.timeout(readMs) });
+      return { state, fingerprint: fingerprint(state), assessment: action.assess(state, request.params), checkedAt: checkedAt() };
+    } catch (err) {
+      const reason = isTimeout(err) ? `Proxmox did not answer within ${readMs / 1000} s` : err instanceof Error ? err.message : String(err);
+      return { assessment: { kind: 'unavailable', reason }, checkedAt: checkedAt() };
+    }
   };
 
   const evaluatePolicy = async ({ request, preflight, at }: PolicyInput): Promise<PolicyResult> => {
@@ -74,18 +97,14 @@ export function createActivities(deps: ActivityDeps) {
     preflight,
     evaluatePolicy,
 
+    /**
+     * One decision point: the records decided before it, the target (bounded read), policy, and at
+     * plan time the plan's own record. Fails only when the audit store does (nothing may go on
+     * without its records).
+     */
     async assess({ request, before = [], record }: AssessInput): Promise<AssessResult> {
       await appendAll(before);
-      let read: Preflight;
-      try {
-        read = await preflight({ request });
-      } catch (err) {
-        // Transient: rethrown (Temporal retries with backoff) until the last attempt, as the preflight
-        // activity's own retries allowed; each attempt's read already retries 3 times (guest-reader.ts).
-        if (isRetryableProxmoxError(err) && Context.current().info.attempt < LOCAL_ACTIVITY_ATTEMPTS) throw err;
-        // Not a failure of the run: the plan says the target could not be read, and policy decides.
-        read = { assessment: { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err) }, checkedAt: new Date().toISOString() };
-      }
+      const read = await preflight({ request });
       const policy = await evaluatePolicy({ request, preflight: read });
       if (record) {
         const event = policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
@@ -98,32 +117,26 @@ export function createActivities(deps: ActivityDeps) {
 
     async executeAction(input: ExecuteInput): Promise<ExecuteResult> {
       const { audit, ...rest } = input;
-      if (audit) await deps.audit.append(audit.started);
+      // The run's authorisation is on the chain before Proxmox is touched.
+      if (audit) await appendAll(audit.before);
       const result = await executeAction(
         {
           clientFor: (name) => env(name).client,
           tokenIdFor: (name) => env(name).tokenId,
+          journal: deps.journal,
           ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
+          ...(deps.settleAfterMs === undefined ? {} : { settleAfterMs: deps.settleAfterMs }),
         },
         rest,
       );
-      if (audit) {
-        const { seq, ...fields } = audit.finished;
-        const event = `action.${result.outcome}`;
-        await deps.audit.append({
-          ...fields,
-          eventId: auditEventId(input.planId, seq, event),
-          event,
-          ...(result.upid ? { upid: result.upid } : {}),
-          outcome: 'succeeded',
-          detail: result.note ? { message: result.note } : {},
-        });
-      }
+      if (audit) await deps.audit.append(outcomeRecord(audit.outcome, result.outcome, { upid: result.upid, message: result.note }));
       return result;
     },
 
-    async recordAudit(event: AuditEventInput): Promise<AuditReceipt> {
-      return deps.audit.append(event);
+    /** Where the plan's dispatch stands: what a run cancelled while applying reports. */
+    async dispatchStatus(planId: string): Promise<DispatchStatus> {
+      const entry = await deps.journal.get(planId);
+      return entry ? { state: entry.state, ...(entry.upid ? { upid: entry.upid } : {}) } : { state: 'none' };
     },
 
     /** Several records in one local activity (and one group commit), in this order. */
@@ -133,6 +146,10 @@ export function createActivities(deps: ActivityDeps) {
 
     ...createNotifyActivities(deps.notify ?? { targets: [], links: () => ({}) }),
   };
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
 }
 
 export type Activities = ReturnType<typeof createActivities>;

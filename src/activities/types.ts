@@ -19,13 +19,13 @@ export interface PolicyResult extends PolicyDecision {
 }
 
 /**
- * One local activity per decision point (runs that recorded the `compact-history` patch): audit
- * records already decided are written first, then the target is read and policy evaluated, and at
- * plan time the decision itself is recorded. One history marker instead of three or four.
+ * The run's one local activity per decision point: audit records already decided are written first,
+ * then the target is read (bounded: a Proxmox that does not answer makes an unreadable target, it
+ * never fails the activity) and policy evaluated, and at plan time the decision itself is recorded.
  */
 export interface AssessInput {
   request: NormalizedRequest;
-  /** Records decided earlier in the same workflow task (an apply, an approval), written first. */
+  /** Records decided earlier (an apply, approvals), written first, in this order. */
   before?: AuditEventInput[];
   /** Record the decision as `plan.created` or `plan.denied` (eventId from `seq`). */
   record?: PlanDecisionRecord;
@@ -41,14 +41,18 @@ export interface AssessResult {
 }
 
 /**
- * The audit records the execute activity writes itself (compact-history runs): `started` before it
- * touches Proxmox, and on success `action.<outcome>` with the UPID, under the sequence number the
- * workflow reserved. A failure is recorded by the workflow.
+ * The audit records the execute activity writes itself: `before` (the records the run decided since
+ * its last write, then `apply.started`) before it touches Proxmox, so nothing runs without its
+ * authorisation on the chain; and on success the run's one outcome record, under the sequence number
+ * the workflow reserved (a failure is recorded by the workflow under the same number).
  */
 export interface ExecuteAudit {
-  started: AuditEventInput;
-  finished: Omit<AuditEventInput, 'eventId' | 'event' | 'upid' | 'outcome' | 'detail'> & { seq: number };
+  before: AuditEventInput[];
+  outcome: OutcomeFields;
 }
+
+/** What the outcome record carries besides its event, outcome and UPID. */
+export type OutcomeFields = Omit<AuditEventInput, 'eventId' | 'event' | 'upid' | 'outcome' | 'detail'> & { seq: number };
 
 export interface ExecuteInput {
   planId: string;
@@ -68,14 +72,17 @@ export interface ExecuteResult {
   logTail?: string[];
 }
 
-/** Details carried by the execute activity's heartbeats: what a retry must resume instead of re-sending. */
-export interface ExecuteProgress {
-  phase: 'dispatched';
-  upid: string;
+/** Details carried by the execute activity's heartbeats (for operators; the dispatch journal is what a retry follows). */
+export type ExecuteProgress = { phase: 'dispatched'; upid: string } | { phase: 'waiting_for_guest'; planId: string };
+
+/** Where a plan's dispatch stands, for a run that was cancelled while applying. */
+export interface DispatchStatus {
+  state: 'none' | 'intent' | 'dispatched' | 'done' | 'not_dispatched';
+  upid?: string;
 }
 
 export interface AuditEventInput {
-  /** Unique per run and event: a retried activity writes it once. */
+  /** Unique per run and record: a retried activity writes it once. */
   eventId: string;
   planId: string;
   event: string;

@@ -95,13 +95,15 @@ export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
       });
       try {
         return await client.workflow.executeUpdateWithStart(planUpdate, {
-          // No fixed updateId: a replay on a running plan re-runs the handler and returns the
-          // plan as it is now (status, approvals), not as it was first returned.
+          // No fixed updateId: the run's validator refuses a replay once the plan is made (below).
           args: [{ requestHash: input.requestHash }],
           startWorkflowOperation: operation,
         });
       } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        // A replay on a running plan: the run refuses the update (no history event) and the plan
+        // is read as it is now (status, approvals) through the state query.
+        const replay = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === REFUSALS.planExists;
+        if (replay || err instanceof WorkflowExecutionAlreadyStartedError) {
           const view = await state(input.planId);
           if (view.requestHash !== input.requestHash)
             throw new ApiError('idempotency-key-reused', `this Idempotency-Key already names plan ${input.planId}, made for a different request`, { planId: input.planId });

@@ -105,7 +105,9 @@ export const preflightSchema = z.object({
 });
 
 export const actionResultSchema = z.object({
-  outcome: z.enum(['applied', 'noop', 'failed']),
+  outcome: z
+    .enum(['applied', 'noop', 'failed', 'outcome_unknown'])
+    .describe('outcome_unknown: something was sent to Proxmox and what it did cannot be known (see message and upid); never reported as success or a clean failure'),
   upid: z.string().optional().describe('The Proxmox task id'),
   exitstatus: z.string().optional(),
   message: z.string().optional(),

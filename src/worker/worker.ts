@@ -68,9 +68,8 @@ export interface WorkerOptions {
 
 /**
  * The workers of one process (docs/operations.md, "Scaling workers"):
- *  - the main worker polls `taskQueue` for workflow tasks, their local activities (preflight,
- *    policy, audit) and the notifier; it also serves `executeAction` for runs scheduled there before
- *    per-environment queues existed;
+ *  - the main worker polls `taskQueue` for workflow tasks, their local activities (assess, audit,
+ *    the dispatch status) and the notifier;
  *  - one activity-only worker per environment polls `<taskQueue>-<environment>` for the Proxmox
  *    mutation, rate-limited server-side so that all workers together stay under the environment's
  *    `maxActivitiesPerSecond`.
@@ -81,8 +80,9 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
     connection: opts.connection,
     namespace: opts.namespace,
     ...(opts.identity ? { identity: opts.identity } : {}),
-    // Let a running Proxmox task finish its wait (it heartbeats its UPID) before shutting down; one
-    // cancelled later resumes on another worker from that UPID.
+    // Let a running Proxmox task finish its wait before shutting down; one still running then is
+    // left running on Proxmox, and the next attempt (another worker) follows it through the
+    // dispatch journal.
     shutdownGraceTime: `${t.shutdownGraceSeconds ?? 30}s`,
     // Heartbeats reach the server at most a second apart (the SDK's default is 0.8 × the 10 s heartbeat
     // timeout): a run cancelled while its Proxmox task runs learns it, and stops the task, within ~1 s
@@ -98,7 +98,7 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: opts.taskQueue,
-        activities: opts.activities,
+        activities: Object.fromEntries(Object.entries(opts.activities).filter(([name]) => !(PROXMOX_ACTIVITIES as readonly string[]).includes(name))),
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
         interceptors: {
           ...common.interceptors,

@@ -3,10 +3,10 @@ import {
   ApplicationFailure,
   ActivityCancellationType,
   CancellationScope,
+  CancelledFailure,
   allHandlersFinished,
   isCancellation,
   condition,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -18,47 +18,49 @@ import {
 import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
-import type { AssessResult, AuditEventInput, ExecuteAudit, PolicyResult } from '../activities/types.js';
+import type { AssessInput, AssessResult, ExecuteResult, OutcomeFields } from '../activities/types.js';
+import { outcomeRecord } from '../audit/outcome.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { stricterRisk } from '../domain/risk.js';
+import { AuditTrail } from './audit-trail.js';
 import {
   applyUpdate,
   approvalSignal,
-  auditEventId,
   environmentTaskQueue,
-  LOCAL_ACTIVITY_ATTEMPTS,
   planUpdate,
   REFUSALS,
   stateQuery,
   type ActionResult,
   type ActionWorkflowInput,
   type PlanView,
-  type Preflight,
 } from './messages.js';
-import { applyRefusal, mergeRequirements, quorumMet, recordApproval, setRequirements, staleFields } from './plan-state.js';
+import { applyRefusal, mergeRequirements, quorumMet, readyToGoOn, recordApproval, setRequirements, staleFields } from './plan-state.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
-// Reads, policy and audit appends are short and idempotent: local activities keep a plan to one
-// workflow task (no extra server round trips) while still being recorded in history.
+// Decision points (target read, policy, audit writes) are short: local activities keep each to one
+// history marker. The target read bounds itself (ASSESS_READ_MS), so only the audit store can fail
+// them, and then the run waits and tries again: nothing goes on without its records.
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: LOCAL_ACTIVITY_ATTEMPTS },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 3 },
 });
+const AUDIT_RETRY_PAUSE = '15s';
 
-// The Proxmox mutation: long-running, heartbeating, retried on transient errors only.
+// The Proxmox mutation: long-running, heartbeating, retried on transient errors only; the dispatch
+// journal makes every attempt after the first follow what the first started (docs/idempotency.md).
 const EXECUTE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2h',
   // A cancelled run waits until the activity has asked Proxmox to stop its task.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  // Task polls heartbeat every second; a worker that dies mid-task is noticed within 10 s.
+  // The activity heartbeats every second while it runs: a worker that dies is noticed within 10 s.
   heartbeatTimeout: '10s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,
     maximumInterval: '30s',
     maximumAttempts: 25,
-    nonRetryableErrorTypes: ['ProxmoxPermanentError', 'ProxmoxTaskFailedError', 'ActionBlocked'],
+    nonRetryableErrorTypes: ['ProxmoxPermanentError', 'ProxmoxTaskFailedError', 'ActionBlocked', 'OutcomeUnknown'],
   },
 };
 
@@ -69,70 +71,30 @@ const notifier = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: ['NotificationRejected'] },
 });
 
+/** Failure types that say for certain what happened on Proxmox: nothing was started, or the task failed. */
+const DEFINITE_FAILURES = new Set(['ActionBlocked', REFUSALS.stale, 'ProxmoxTaskFailedError', 'UnknownEnvironment']);
+
 const nowIso = () => new Date().toISOString();
 
 /**
  * One action request, from plan to outcome (docs/plan-apply-lifecycle.md):
- * preflight → policy → plan returned → wait for apply (+ approvals) until expiry → re-check →
- * execute on Proxmox → audit. Returns the final plan view.
+ * assess (target + policy) → plan returned → wait for apply and approvals until expiry → re-check
+ * → execute on Proxmox → outcome. Message handlers change the plan's state only; the main loop
+ * below does every write, so each record and status change happens in one place.
  */
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanView> {
   const { planId, request, requestHash, requester } = input;
-  // Runs that recorded this patch keep their history short (docs/benchmarks.md): one local activity
-  // per decision point (assess: pending audit records + preflight + policy [+ the plan's record]), one
-  // search-attribute upsert per status, an expiry timer left to lapse instead of being cancelled, the
-  // execute activity recording its own start and success, no notifier when no channel is configured,
-  // and the per-environment task queue without its own patch. Runs started before it replay the path
-  // they were recorded with; both paths are pinned by the replay test's fixtures.
-  const compact = patched('compact-history');
-  let view: PlanView | undefined;
-  let planRecorded = false;
-  let auditSeq = 0;
-  /** Audit records decided in this workflow task, written by the next assess (compact runs). */
-  const pendingAudit: AuditEventInput[] = [];
-  /** The main loop waits for apply/approvals: a message that lets it go on leaves its records to it. */
-  let waitingForApply = false;
-
-  type AuditExtra = Pick<AuditEventInput, 'actor' | 'channel' | 'upid' | 'outcome' | 'detail'>;
-  /** What every record of the run carries: the plan, and the decision and approvals as they stand. */
-  const auditFields = (extra: AuditExtra = {}) => ({
-    planId,
-    requestHash,
-    ...(view ? { decision: { risk: view.risk, decision: view.decision, policyVersion: view.policyVersion, reasons: view.reasons } } : {}),
-    ...(view && view.approval.approvers.length ? { approvals: view.approval.approvers } : {}),
-    ...extra,
-  });
-  const auditRecord = (event: string, extra: AuditExtra = {}, seq = ++auditSeq): AuditEventInput => ({ eventId: auditEventId(planId, seq, event), event, ...auditFields(extra) });
-  const audit = async (event: string, extra: AuditExtra = {}, seq?: number): Promise<void> => {
-    const record = auditRecord(event, extra, seq);
-    if (compact && pendingAudit.length) await flushing((before) => local.recordAudits([...before, record]));
-    else await local.recordAudit(record);
-  };
-  /** Hands the pending records to a local activity; they stay pending (for the next one) if it does not complete. */
-  const flushing = async <T>(fn: (before: AuditEventInput[]) => Promise<T>): Promise<T> => {
-    const before = [...pendingAudit];
-    const out = await fn(before);
-    pendingAudit.splice(0, before.length);
-    return out;
-  };
-  /**
-   * Compact runs: a message that lets the waiting main loop go on to apply leaves its audit record and
-   * its status upsert to the main loop, which writes them with its next assess and upsert.
-   */
-  const mainLoopTakesOver = (): boolean => compact && waitingForApply && view !== undefined && view.status !== 'rejected' && readyToGoOn(view);
-  /** A record from a message handler: deferred to the main loop's next assess when it takes over. */
-  const auditFromHandler = async (event: string, extra: AuditExtra): Promise<void> => {
-    if (mainLoopTakesOver()) pendingAudit.push(auditRecord(event, extra));
-    else await audit(event, extra);
-  };
-
-  // Operators filter runs in the Web UI by these; kept in step with the plan as it moves.
-  const setStatus = (status: PlanStatus, more: { key: typeof ProxmoxNode; value: string }[] = []) => {
-    if (!view) return;
-    view.status = status;
-    view.updatedAt = nowIso();
-    upsertSearchAttributes([{ key: ProxmoxStatus, value: status }, { key: ProxmoxRisk, value: view.risk }, ...more]);
-  };
+  let view: PlanView | undefined = input.resume?.view;
+  const trail = new AuditTrail(planId, requestHash, () => view, input.resume?.trail);
+  /** The status operators filter on in the Web UI, as last upserted. */
+  let shownStatus: PlanStatus | undefined = input.resume?.view.status;
+  /** Whether approval requests go anywhere (a chat or webhook target is configured). */
+  let notifies = input.resume?.notifies ?? false;
+  const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
+  /** The task an operator's cancel stopped, as the execute activity last saw it. */
+  let stoppedTask: { upid: string; exitstatus?: string } | undefined;
+  /** The outcome record's fields and reserved number, once the run went on to execute. */
+  let outcomeFields: OutcomeFields | undefined;
 
   setHandler(stateQuery, () => {
     if (!view) throw ApplicationFailure.nonRetryable('plan is still being evaluated', REFUSALS.notReady);
@@ -142,17 +104,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   setHandler(
     planUpdate,
     async () => {
-      await condition(() => view !== undefined && planRecorded);
+      await condition(() => view !== undefined);
       return view!;
     },
     {
       validator: (args) => {
         // Same Idempotency-Key, different body: never hand back a plan for another request.
         if (args.requestHash !== requestHash)
-          throw ApplicationFailure.nonRetryable(
-            `this Idempotency-Key already names plan ${planId}, made for a different request`,
-            REFUSALS.idempotencyConflict,
-          );
+          throw ApplicationFailure.nonRetryable(`this Idempotency-Key already names plan ${planId}, made for a different request`, REFUSALS.idempotencyConflict);
+        // A replay of a plan already made is answered from the state query: no update, no history.
+        if (view) throw ApplicationFailure.nonRetryable(`plan ${planId} exists; read it`, REFUSALS.planExists);
       },
     },
   );
@@ -165,7 +126,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         v.applyRequested = true;
         v.appliedBy = args.actor;
         v.updatedAt = nowIso();
-        await auditFromHandler('apply.requested', { actor: args.actor.principal, channel: args.actor.channel });
+        trail.add('apply.requested', { actor: args.actor.principal, channel: args.actor.channel });
       }
       if (!quorumMet(v) || v.status === 'rejected') return { planId, status: v.status };
       // Approvals are in: wait until the run has re-checked the target and policy, so a stale
@@ -184,240 +145,292 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     },
   );
 
-  setHandler(approvalSignal, async (args) => {
+  setHandler(approvalSignal, (args) => {
     if (!view) return;
-    const before = view.status;
     const outcome = recordApproval(view, args, nowIso());
-    // A quorum that lets the main loop go on is upserted with the status it moves to next.
-    if (view.status !== before && !mainLoopTakesOver()) setStatus(view.status);
     view.updatedAt = nowIso();
     const event = outcome.kind === 'counted' ? 'approval.granted' : outcome.kind === 'rejected' ? 'approval.rejected' : 'approval.refused';
-    await auditFromHandler(event, {
+    trail.add(event, {
       actor: args.principal,
       channel: args.channel,
       detail: { ...(args.comment ? { comment: args.comment } : {}), ...(outcome.kind === 'refused' ? { reason: outcome.reason } : {}) },
     });
   });
 
-  // 1. Preflight and policy (compact: and the plan's audit record, in one local activity).
-  const planSeq = compact ? ++auditSeq : undefined;
-  const planned = compact
-    ? await tryAssess(() => local.assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq: planSeq! } }))
-    : undefined;
-  const preflight = planned ? planned.preflight : await readTarget();
-  const policy = planned ? planned.policy : await local.evaluatePolicy({ request, preflight });
-  const createdAt = nowIso();
-  view = {
-    planId,
-    requestHash,
-    action: request.action,
-    environment: request.environment,
-    target: preflight.state ? { node: preflight.state.node, vmid: request.target.vmid } : request.target,
-    params: request.params,
-    reason: request.reason,
-    requester,
-    status: policy.decision === 'denied' ? 'denied' : policy.decision === 'requires_approval' ? 'awaiting_approval' : 'planned',
-    risk: policy.risk,
-    decision: policy.decision,
-    reasons: policy.reasons,
-    policyVersion: policy.policyVersion,
-    approval: { required: 0, received: 0, requirements: [], approvers: [], refused: [] },
-    preflight,
-    applyRequested: false,
-    createdAt,
-    expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
-    updatedAt: createdAt,
-  };
-  setRequirements(view, policy.requirements);
-  if (compact) {
-    setStatus(view.status, view.target.node ? [{ key: ProxmoxNode, value: view.target.node }] : []);
-  } else {
-    setStatus(view.status);
-    if (view.target.node) upsertSearchAttributes([{ key: ProxmoxNode, value: view.target.node }]);
-  }
-  // Written by assess when it completed; otherwise here, under the same event id (the store keeps one).
-  if (!planned) await audit(view.status === 'denied' ? 'plan.denied' : 'plan.created', { actor: requester.principal, channel: requester.channel }, planSeq);
-  planRecorded = true;
-  // Not awaited here: the plan is returned while approvers are notified; cancelled if still retrying at the end.
-  const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
-  const notifyApprovers = (v: PlanView) => {
-    const scope = new CancellationScope();
-    const round = notifications.length + 1;
-    notifications.push({ scope, done: scope.run(() => notifier.notifyApprovers({ plan: v, ...(round > 1 ? { round } : {}) })).catch(() => undefined) });
-  };
-  if (view.status === 'awaiting_approval' && (!planned || planned.notifies)) notifyApprovers(view);
-
-  if (view.status !== 'denied') {
-    try {
-      await awaitApplyThenExecute(view);
-    } catch (err) {
-      // An operator cancelled the run (Temporal Web UI or CLI): record it, then finish normally.
-      if (!isCancellation(err)) throw err;
-      await CancellationScope.nonCancellable(() => recordCancellation(view!));
-    }
+  try {
+    if (!view) view = await plan();
+    if (view.status !== 'denied') await awaitApplyThenExecute(view);
+  } catch (err) {
+    // An operator cancelled the run (Temporal Web UI or CLI): record it, then finish normally.
+    if (!isCancellation(err) || !view) throw err;
+    await CancellationScope.nonCancellable(() => recordCancellation(view!));
   }
   await CancellationScope.nonCancellable(async () => {
     await condition(allHandlersFinished);
+    // Records of messages that came in at the very end (a late approval, refused).
+    if (trail.hasPending) await flush();
     for (const n of notifications) n.scope.cancel();
     await Promise.all(notifications.map((n) => n.done));
   });
-  return view;
+  return view!;
 
-  async function recordCancellation(v: PlanView): Promise<void> {
-    const during = v.status;
-    v.result = {
-      outcome: 'failed',
-      errorType: 'Cancelled',
-      message: during === 'applying' ? 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it' : `the run was cancelled while ${during}`,
-      finishedAt: nowIso(),
+  /** Reads the target, evaluates policy and records the plan, in one local activity. */
+  async function plan(): Promise<PlanView> {
+    const seq = trail.reserve();
+    const { preflight, policy, ...more } = await assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq } });
+    const createdAt = nowIso();
+    const v: PlanView = {
+      planId,
+      requestHash,
+      action: request.action,
+      environment: request.environment,
+      target: preflight.state ? { node: preflight.state.node, vmid: request.target.vmid } : request.target,
+      params: request.params,
+      reason: request.reason,
+      requester,
+      status: policy.decision === 'denied' ? 'denied' : policy.decision === 'requires_approval' ? 'awaiting_approval' : 'planned',
+      risk: policy.risk,
+      decision: policy.decision,
+      reasons: policy.reasons,
+      policyVersion: policy.policyVersion,
+      approval: { required: 0, received: 0, requirements: [], approvers: [], refused: [] },
+      preflight,
+      applyRequested: false,
+      createdAt,
+      expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
+      updatedAt: createdAt,
     };
-    setStatus('failed');
-    await audit('run.cancelled', { detail: { during } });
-  }
-
-  /**
-   * Compact runs' assess, or undefined when it did not complete (all attempts failed, e.g. a hung
-   * Proxmox outlasting its 20 s): the caller then takes the separate steps, which record an unreadable
-   * target instead of failing the run. Its pending audit records stay pending for the next write.
-   */
-  async function tryAssess(fn: () => Promise<AssessResult>): Promise<AssessResult | undefined> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      return undefined;
-    }
-  }
-
-  async function readTarget(): Promise<Preflight> {
-    try {
-      return await local.preflight({ request });
-    } catch (err) {
-      return { assessment: { kind: 'unavailable', reason: failureMessage(err) }, checkedAt: nowIso() };
-    }
+    setRequirements(v, policy.requirements);
+    notifies = more.notifies;
+    view = v;
+    showStatus(v.target.node ? [{ key: ProxmoxNode, value: v.target.node }] : []);
+    if (v.status === 'awaiting_approval') notifyApprovers(v);
+    return v;
   }
 
   async function awaitApplyThenExecute(v: PlanView): Promise<void> {
-    // Compact runs: one expiry timer for the plan's life, never cancelled (a timer still pending when
-    // the run ends costs no history event; cancelling it costs one).
-    let expired = false;
-    if (compact) {
-      const remaining = Date.parse(v.expiresAt) - Date.now();
-      if (remaining > 0) void sleep(remaining).then(() => void (expired = true), () => undefined);
-      else expired = true;
-    }
+    // One expiry timer for the plan's life, never cancelled (a timer still pending when the run
+    // ends costs no history event; cancelling it costs one).
+    let expired = Date.parse(v.expiresAt) <= Date.now();
+    if (!expired) void sleep(Date.parse(v.expiresAt) - Date.now()).then(() => void (expired = true), () => undefined);
     for (;;) {
-      let ready: boolean;
-      if (compact) {
-        waitingForApply = true;
-        await condition(() => expired || readyToGoOn(v));
-        waitingForApply = false;
-        ready = readyToGoOn(v);
-      } else {
-        const remaining = Date.parse(v.expiresAt) - Date.now();
-        ready = remaining > 0 && (await condition(() => readyToGoOn(v), remaining));
+      await condition(() => expired || readyToGoOn(v) || trail.hasPending);
+      if (v.status === 'rejected') return finishAs('rejected', 'plan.rejected', { actor: v.approval.rejectedBy?.principal });
+      // A plan not applied with its approvals in by its expiry never runs, whatever arrives with the expiry.
+      if (expired) return finishAs('expired', 'plan.expired');
+      if (!readyToGoOn(v)) {
+        // An approval (or an apply still short of approvals): on the chain and on the UI now.
+        await flush();
+        showStatus();
+        continue;
       }
-      if (!ready) {
-        setStatus('expired');
-        await audit('plan.expired');
-        return;
-      }
-      if (v.status === 'rejected') {
-        await audit('plan.rejected', { actor: v.approval.rejectedBy?.principal });
-        return;
-      }
-      // 2. Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const reassessed = compact ? await tryAssess(() => flushing((before) => local.assess({ request, before }))) : undefined;
-      const fresh = reassessed ? reassessed.preflight : await readTarget();
+
+      // Re-check at apply: the target must still be what was planned, and policy may have changed.
+      const again = await assess({ request }, true);
+      // A rejection that arrived while the target was read wins: nothing has been sent. (A handler
+      // changed the status while this loop awaited: read it through a call, not a narrowed field.)
+      if (statusOf(v) === 'rejected') continue;
+      const fresh = again.preflight;
       // A target that could not be read has no fingerprint: that is not a change, and is said as such.
       const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;
       const changed = unreadable === undefined ? staleFields(v.preflight.fingerprint, fresh.fingerprint) : [];
       if (changed.length > 0 || unreadable !== undefined) {
         const message = unreadable === undefined ? `target changed since the plan (${changed.join(', ')}); plan again` : `could not re-read the target: ${unreadable}`;
         v.result = { outcome: 'failed', errorType: REFUSALS.stale, message, finishedAt: nowIso() };
-        setStatus('failed');
-        await audit('apply.refused_stale', { detail: { changed } });
-        return;
+        return finishAs('failed', 'apply.refused_stale', { detail: { changed } });
       }
-      const again: PolicyResult = reassessed ? reassessed.policy : await local.evaluatePolicy({ request, preflight: fresh });
-      if (again.policyVersion !== v.policyVersion || again.risk !== v.risk) v.reasons = [...v.reasons, ...again.reasons.map((r) => ({ ...r, rule: `reevaluated.${r.rule}` }))];
-      if (again.decision === 'denied') {
+      const policy = again.policy;
+      if (policy.policyVersion !== v.policyVersion || policy.risk !== v.risk) v.reasons = [...v.reasons, ...policy.reasons.map((r) => ({ ...r, rule: `reevaluated.${r.rule}` }))];
+      if (policy.decision === 'denied') {
         v.decision = 'denied';
-        setStatus('denied');
-        await audit('apply.denied');
-        return;
+        return finishAs('denied', 'apply.denied');
       }
       // The stricter decision wins: more approvals may now be needed before anything runs.
-      v.risk = stricterRisk(v.risk, again.risk);
-      setRequirements(v, mergeRequirements(v.approval.requirements, again.requirements));
+      v.risk = stricterRisk(v.risk, policy.risk);
+      setRequirements(v, mergeRequirements(v.approval.requirements, policy.requirements));
       if (!quorumMet(v)) {
         v.decision = 'requires_approval';
-        setStatus('awaiting_approval');
-        await audit('approval.required_again');
-        // Compact runs tell the approvers, as for a plan that needed approval from the start.
-        if (planned?.notifies) notifyApprovers(v);
+        v.status = 'awaiting_approval';
+        trail.add('approval.required_again');
+        showStatus();
+        notifyApprovers(v);
         continue;
       }
       break;
     }
-    // 3. Execute exactly once on Proxmox.
-    setStatus('applying');
-    const started = { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel };
-    // Compact runs: the activity records its start and its success itself; a failure is recorded here.
-    let executeAudit: ExecuteAudit | undefined;
-    if (compact) {
-      // The outcome's record: its sequence number is reserved now, its event named by the outcome.
-      executeAudit = { started: auditRecord('apply.started', started), finished: { ...auditFields(), seq: ++auditSeq } };
-    } else {
-      await audit('apply.started', started);
-    }
-    v.result = await execute(v, executeAudit);
-    setStatus(v.result.outcome === 'failed' ? 'failed' : 'succeeded');
-    if (!executeAudit || v.result.outcome === 'failed')
-      await audit(
-        `action.${v.result.outcome}`,
-        { ...(v.result.upid ? { upid: v.result.upid } : {}), outcome: v.status, detail: v.result.message ? { message: v.result.message } : {} },
-        executeAudit?.finished.seq,
-      );
+    // Execute exactly once on Proxmox.
+    v.status = 'applying';
+    showStatus();
+    v.result = await execute(v);
+    v.status = v.result.outcome === 'applied' || v.result.outcome === 'noop' ? 'succeeded' : 'failed';
+    showStatus();
   }
 
-  async function execute(v: PlanView, executeAudit: ExecuteAudit | undefined): Promise<ActionResult> {
+  /**
+   * The execute activity writes the pending records and `apply.started` before it touches Proxmox,
+   * and on success the run's outcome record; a failure's outcome record is written here, under the
+   * same reserved number, so a run never has two outcomes.
+   */
+  async function execute(v: PlanView): Promise<ActionResult> {
+    trail.add('apply.started', { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel });
+    const outcome = (outcomeFields = { ...trail.fields(), seq: trail.reserve() });
+    const proxmox = proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) });
+    let result: ActionResult;
     try {
-      // Runs on the environment's own task queue (rate-limited per Proxmox cluster). Runs started
-      // before that change scheduled it on the workflow's queue: their histories keep doing so.
-      const proxmox =
-        compact || patched('per-environment-task-queue')
-          ? proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) })
-          : proxyActivities<Activities>(EXECUTE_OPTIONS);
-      const r = await proxmox.executeAction({
-        planId,
-        request,
-        node: v.target.node ?? v.preflight.state?.node ?? '',
-        plannedDigest: v.preflight.fingerprint?.digest,
-        ...(executeAudit ? { audit: executeAudit } : {}),
-      });
+      const r: ExecuteResult = await trail.writing((before) =>
+        proxmox.executeAction({
+          planId,
+          request,
+          node: v.target.node ?? v.preflight.state?.node ?? '',
+          plannedDigest: v.preflight.fingerprint?.digest,
+          audit: { before, outcome },
+        }),
+      );
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
     } catch (err) {
-      if (isCancellation(err)) throw err;
-      const cause = err instanceof ActivityFailure ? err.cause : err;
-      const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as Partial<ActionResult> | undefined) : undefined;
-      return {
-        outcome: 'failed',
-        errorType: cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : 'Unknown',
-        message: failureMessage(err),
-        ...(details?.upid ? { upid: details.upid } : {}),
-        ...(details?.exitstatus ? { exitstatus: details.exitstatus } : {}),
-        ...(details?.logTail ? { logTail: details.logTail } : {}),
-        finishedAt: nowIso(),
-      };
+      if (isCancellation(err)) {
+        // What the activity saw of the task it was told to stop, for the cancellation's record.
+        const cause = err instanceof ActivityFailure ? err.cause : err;
+        if (cause instanceof CancelledFailure) stoppedTask = cause.details?.[0] as typeof stoppedTask;
+        throw err;
+      }
+      result = await failedResult(err);
     }
+    trail.push(outcomeRecord(outcome, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType }));
+    await flush();
+    return result;
+  }
+
+  /**
+   * What a failed execute means on Proxmox. A failure that says for certain (refused before
+   * anything was sent, or the task failed) is a failure; any other (retries exhausted while
+   * following a task, an answer that could not be settled) asks the journal, and a dispatch it
+   * recorded makes the outcome unknown, never a clean failure.
+   */
+  async function failedResult(err: unknown): Promise<ActionResult> {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : 'Unknown';
+    const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as Partial<ActionResult> | undefined) : undefined;
+    let outcome: ActionResult['outcome'] = type === 'OutcomeUnknown' ? 'outcome_unknown' : 'failed';
+    let upid = details?.upid;
+    if (outcome === 'failed' && !DEFINITE_FAILURES.has(type)) {
+      const dispatch = await local.dispatchStatus(planId);
+      if (dispatch.state === 'intent' || dispatch.state === 'dispatched' || dispatch.state === 'done') {
+        outcome = 'outcome_unknown';
+        upid ??= dispatch.upid;
+      }
+    }
+    return {
+      outcome,
+      errorType: type,
+      message: failureMessage(err),
+      ...(upid ? { upid } : {}),
+      ...(details?.exitstatus ? { exitstatus: details.exitstatus } : {}),
+      ...(details?.logTail ? { logTail: details.logTail } : {}),
+      finishedAt: nowIso(),
+    };
+  }
+
+  /**
+   * An operator cancelled the run. Before anything was sent: a failure, nothing changed. While its
+   * task ran: what the execute activity saw after asking Proxmox to stop it (stopped in time: failed;
+   * finished first: applied), or, when that was not seen, what the journal says was sent (outcome
+   * unknown), never a clean failure for a task that may have run.
+   */
+  async function recordCancellation(v: PlanView): Promise<void> {
+    const during = v.status;
+    let outcome: ActionResult['outcome'] = 'failed';
+    let upid: string | undefined;
+    let exitstatus: string | undefined;
+    if (during === 'applying') {
+      if (stoppedTask?.exitstatus) {
+        upid = stoppedTask.upid;
+        exitstatus = stoppedTask.exitstatus;
+        outcome = exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus) ? 'applied' : 'failed';
+      } else {
+        const dispatch = await local.dispatchStatus(planId);
+        if (dispatch.state === 'intent' || dispatch.state === 'dispatched' || dispatch.state === 'done') {
+          outcome = 'outcome_unknown';
+          upid = dispatch.upid ?? stoppedTask?.upid;
+        }
+      }
+    }
+    const message =
+      during !== 'applying'
+        ? `the run was cancelled while ${during}`
+        : outcome === 'applied'
+          ? 'the run was cancelled after its Proxmox task had finished: the change was made'
+          : outcome === 'outcome_unknown'
+            ? 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it, and whether it finished first is not known'
+            : upid
+              ? `the run was cancelled; Proxmox stopped its task before it finished (${exitstatus})`
+              : 'the run was cancelled before anything was sent to Proxmox';
+    v.result = {
+      outcome,
+      ...(outcome === 'applied' ? {} : { errorType: 'Cancelled' }),
+      message,
+      ...(upid ? { upid } : {}),
+      ...(exitstatus ? { exitstatus } : {}),
+      finishedAt: nowIso(),
+    };
+    v.status = outcome === 'applied' ? 'succeeded' : 'failed';
+    showStatus();
+    if (outcomeFields) trail.push(outcomeRecord(outcomeFields, outcome, { upid, message, errorType: v.result.errorType }));
+    trail.add('run.cancelled', { detail: { during, outcome }, ...(upid ? { upid } : {}) });
+    await flush();
+  }
+
+  async function finishAs(status: PlanStatus, event: string, extra: Parameters<AuditTrail['add']>[1] = {}): Promise<void> {
+    view!.status = status;
+    showStatus();
+    trail.add(event, extra);
+    await flush();
+  }
+
+  /** The assess local activity, with the pending records; retried after a pause while the audit store fails. */
+  async function assess(args: AssessInput, withPending = false): Promise<AssessResult> {
+    for (;;) {
+      try {
+        return withPending ? await trail.writing((before) => local.assess({ ...args, before })) : await local.assess(args);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        await sleep(AUDIT_RETRY_PAUSE);
+      }
+    }
+  }
+
+  /** Writes the pending records; retried after a pause while the audit store fails. */
+  async function flush(): Promise<void> {
+    for (;;) {
+      try {
+        await trail.writing((records) => local.recordAudits(records));
+        return;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        await sleep(AUDIT_RETRY_PAUSE);
+      }
+    }
+  }
+
+  /** Upserts the status (and risk) operators filter on, when it changed since the last upsert. */
+  function showStatus(more: { key: typeof ProxmoxNode; value: string }[] = []): void {
+    const v = view!;
+    v.updatedAt = nowIso();
+    if (shownStatus === v.status && more.length === 0) return;
+    shownStatus = v.status;
+    upsertSearchAttributes([{ key: ProxmoxStatus, value: v.status }, { key: ProxmoxRisk, value: v.risk }, ...more]);
+  }
+
+  /** Not awaited: the plan is returned while approvers are notified; cancelled if still retrying at the end. */
+  function notifyApprovers(v: PlanView): void {
+    if (!notifies) return;
+    const scope = new CancellationScope();
+    const round = notifications.length + 1;
+    notifications.push({ scope, done: scope.run(() => notifier.notifyApprovers({ plan: v, ...(round > 1 ? { round } : {}) })).catch(() => undefined) });
   }
 }
 
-/** The main loop may go on: the plan was rejected, or applied with its approvals in. */
-function readyToGoOn(v: PlanView): boolean {
-  return v.status === 'rejected' || (v.applyRequested && quorumMet(v));
-}
+const statusOf = (v: PlanView): PlanStatus => v.status;
 
 function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;

@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { Actor, Channel, PlanView } from '../domain/plan-view.js';
+import type { AuditEventInput } from '../activities/types.js';
 
 export type { ActionResult, Actor, Approval, ApprovalRequirement, Channel, PlanView, Preflight, Reason } from '../domain/plan-view.js';
 
@@ -21,12 +22,6 @@ export function environmentTaskQueue(taskQueue: string, environment: string): st
 }
 
 /**
- * Attempts of every local activity (preflight, policy, audit, assess). The assess activity reads it
- * too: its last attempt reports a transient read error as an unreadable target instead of failing.
- */
-export const LOCAL_ACTIVITY_ATTEMPTS = 5;
-
-/**
  * An audit record's id: unique per run and event, so that a retried activity writes it once. `seq`
  * counts the run's records in the order the workflow decided them (deterministic on replay).
  */
@@ -39,6 +34,12 @@ export interface ActionWorkflowInput {
   request: NormalizedRequest;
   requestHash: string;
   requester: Actor;
+  /** A run continued as new while it waited: the plan as it stood, and its audit records' state. */
+  resume?: {
+    view: PlanView;
+    trail: { seq: number; pending: AuditEventInput[] };
+    notifies: boolean;
+  };
 }
 
 export interface PlanArgs {
@@ -80,6 +81,8 @@ export const REFUSALS = {
   stale: 'PlanStale',
   forbidden: 'Forbidden',
   notReady: 'PlanNotReady',
+  /** A plan request replayed on a run whose plan is made: answered from the state query. */
+  planExists: 'PlanExists',
 } as const;
 
 /** Update-with-Start target: returns the plan once policy and preflight are done. */

@@ -99,6 +99,11 @@ export function recordApproval(view: PlanView, args: ApprovalArgs, now: string):
   return { kind: 'counted' };
 }
 
+/** The main loop may go on: the plan was rejected, or applied with its approvals in. */
+export function readyToGoOn(view: PlanView): boolean {
+  return view.status === 'rejected' || (view.applyRequested && quorumMet(view));
+}
+
 /** The fields of the target that changed since the plan, or [] if the plan still describes reality. */
 export function staleFields(planned: StateFingerprint | undefined, now: StateFingerprint | undefined): string[] {
   if (!planned || !now) return planned === now ? [] : ['state'];

@@ -1,6 +1,6 @@
 /**
- * The `assess` local activity (compact-history runs) and the execute activity's own audit records,
- * against the simulator and a real file audit store, one attempt at a time (MockActivityEnvironment).
+ * The `assess` local activity and the execute activity's own audit records, against the simulator
+ * and a real file audit store, one attempt at a time (MockActivityEnvironment).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { AssessInput, AssessResult, AuditEventInput, ExecuteInput, ExecuteResult } from '../../src/activities/types.js';
 import { openFileAuditStore } from '../../src/audit/file-store.js';
+import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { AuditStore } from '../../src/audit/store.js';
 import { loadConfig } from '../../src/config/load.js';
 import { normalizeRequest } from '../../src/domain/request.js';
@@ -33,7 +34,9 @@ beforeAll(async () => {
     environments: new Map([['lab', { tier: 'nonprod', client, tokenId: TOKEN_ID }]]),
     policy: () => config.policy,
     audit: store,
+    journal: await openFileDispatchJournal(),
     pollIntervalMs: 20,
+    assessReadMs: 1_000,
   });
 });
 afterAll(async () => {
@@ -80,37 +83,59 @@ describe('assess', () => {
     expect((await store.forPlan(id)).map((r) => r.event)).toEqual(['apply.requested', 'plan.created']);
   });
 
-  it('rethrows a transient read error while attempts remain (Temporal retries it), then reports the target unreadable', async () => {
+  it('reports a target it cannot read as unreadable, and policy decides (it never fails the activity)', async () => {
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
-    await expect(attempt(1).assess({ request: request(101) })).rejects.toMatchObject({ name: 'ProxmoxTransientError' });
-    const last = await attempt(5).assess({ request: request(101) });
-    expect(last.preflight.assessment.kind).toBe('unavailable');
-    expect(last.preflight.state).toBeUndefined();
-    expect(last.policy.decision).toBe('denied');
+    const out = await attempt(1).assess({ request: request(101) });
+    expect(out.preflight.assessment.kind).toBe('unavailable');
+    expect(out.preflight.state).toBeUndefined();
+    expect(out.policy.decision).toBe('denied');
+  });
+
+  it('bounds its own read: a Proxmox that does not answer makes the target unreadable within the bound', async () => {
+    sim.faults.add({ kind: 'slow-response', method: 'GET', path: '/cluster/resources', delayMs: 5_000, times: 1 });
+    const out = await attempt(1).assess({ request: request(101) });
+    expect(out.preflight.assessment).toEqual({ kind: 'unavailable', reason: 'Proxmox did not answer within 1 s' });
   });
 
   it('records plan.denied for a denied decision', async () => {
     const id = planId();
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
-    await attempt(5).assess({ request: request(101), record: { planId: id, requestHash: 'h', seq: 1 } });
+    await attempt(1).assess({ request: request(101), record: { planId: id, requestHash: 'h', seq: 1 } });
     expect((await store.forPlan(id)).map((r) => r.eventId)).toEqual([`${id}/1/plan.denied`]);
   });
 });
 
 describe('executeAction with audit', () => {
-  it('records apply.started before dispatch and the outcome under the reserved sequence number', async () => {
+  it('writes the pending records and apply.started before dispatch, and the one outcome under the reserved number', async () => {
     const id = planId();
-    const started: AuditEventInput = { eventId: `${id}/2/apply.started`, planId: id, event: 'apply.started', requestHash: 'h' };
-    const r = await attempt(1).execute({
-      planId: id,
-      request: request(101),
-      node: 'pve-lab',
-      audit: { started, finished: { planId: id, requestHash: 'h', seq: 3 } },
-    });
+    const before: AuditEventInput[] = [base(id), { eventId: `${id}/3/apply.started`, planId: id, event: 'apply.started', requestHash: 'h' }];
+    const input: ExecuteInput = { planId: id, request: request(101), node: 'pve-lab', audit: { before, outcome: { planId: id, requestHash: 'h', seq: 4 } } };
+    const r = await attempt(1).execute(input);
     expect(r.outcome).toBe('applied');
+    // A retry (its first answer lost) follows the same task and cannot add a second outcome.
+    expect(await attempt(2).execute(input)).toMatchObject({ outcome: 'applied', upid: r.upid });
     const records = await store.forPlan(id);
-    expect(records.map((x) => x.eventId)).toEqual([`${id}/2/apply.started`, `${id}/3/action.applied`]);
-    expect(records[1]).toMatchObject({ upid: r.upid, outcome: 'succeeded' });
+    expect(records.map((x) => [x.eventId, x.event])).toEqual([
+      [`${id}/2/apply.requested`, 'apply.requested'],
+      [`${id}/3/apply.started`, 'apply.started'],
+      [`${id}/4/action.outcome`, 'action.applied'],
+    ]);
+    expect(records[2]).toMatchObject({ upid: r.upid, outcome: 'succeeded' });
     expect(sim.mutations.countFor(101, 'start')).toBe(1);
+  });
+
+  it('writes nothing to Proxmox when the audit store refuses the authorising records', async () => {
+    const id = planId();
+    const failing = { ...store, append: async () => Promise.reject(new Error('audit store down')) };
+    const { config } = loadConfig({});
+    const acts = createActivities({
+      environments: new Map([['lab', { tier: 'nonprod', client, tokenId: TOKEN_ID }]]),
+      policy: () => config.policy,
+      audit: failing,
+      journal: await openFileDispatchJournal(),
+    });
+    const input: ExecuteInput = { planId: id, request: request(101), node: 'pve-lab', audit: { before: [base(id)], outcome: { planId: id, requestHash: 'h', seq: 3 } } };
+    await expect(new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(acts.executeAction, input)).rejects.toThrow('audit store down');
+    expect(sim.mutations.all()).toEqual([]);
   });
 });

@@ -1,13 +1,18 @@
 /**
- * The execute activity against the simulator, one attempt at a time (MockActivityEnvironment): the
- * paths the catalog added beyond "dispatch a task and wait": synchronous calls, the plan's digest,
- * a guest that moves, creations recognised by id, name or plan id, and retries that must not repeat.
+ * The execute activity against the simulator, one attempt at a time (MockActivityEnvironment), with
+ * a dispatch journal shared by every plan and attempt of a test, as workers share it:
+ * synchronous calls, the plan's digest, a guest that moves, creations, lost answers, retries that
+ * must follow what the first attempt started, and the hostile review's probes, in which plans share
+ * a guest and one plan's retry must never take another plan's task as its own.
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, type Info } from '@temporalio/activity';
+import { ActivityCancellationDetails } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { executeAction } from '../../src/activities/execute.js';
+import { executeAction, type ExecuteDeps } from '../../src/activities/execute.js';
 import type { ExecuteInput, ExecuteResult } from '../../src/activities/types.js';
+import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
+import type { DispatchJournal } from '../../src/dispatch/journal.js';
 import { normalizeRequest } from '../../src/domain/request.js';
 import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
 import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
@@ -16,6 +21,8 @@ const TOKEN_ID = 'proxmox-agent@pve!agent';
 const secrets = { lab: 'lab-secret-for-execute-tests', prod: 'prod-secret-for-execute-tests' };
 let sims: Record<'lab' | 'prod', ProxmoxSimulator>;
 let clients: Record<'lab' | 'prod', ProxmoxClient>;
+let journal: DispatchJournal;
+let deps: ExecuteDeps;
 
 beforeAll(async () => {
   const seeds = demoClusters(secrets);
@@ -32,27 +39,26 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([clients.lab.close(), clients.prod.close(), sims.lab.close(), sims.prod.close()]);
 });
-beforeEach(() => {
+beforeEach(async () => {
   sims.lab.reset();
   sims.prod.reset();
+  journal = await openFileDispatchJournal();
+  // An unanswered dispatch is settled 400 ms after its intent (SETTLE_AFTER_MS in production).
+  deps = { clientFor: (env) => clients[env as 'lab' | 'prod'], tokenIdFor: () => TOKEN_ID, journal, pollIntervalMs: 20, settleAfterMs: 400, heartbeatEveryMs: 50 };
 });
 
-const deps = {
-  clientFor: (env: string) => clients[env as 'lab' | 'prod'],
-  tokenIdFor: () => TOKEN_ID,
-  pollIntervalMs: 20,
-};
+let planCounter = 0;
+const newPlanId = () => `plan_TEST${String(++planCounter).padStart(22, '0')}`;
 
 function input(environment: 'lab' | 'prod', action: string, vmid: number, params: Record<string, unknown>, extra: Partial<ExecuteInput> = {}): ExecuteInput {
   const request = normalizeRequest({ action, environment, target: { vmid }, params, reason: 'test' });
-  return { planId: 'plan_TEST0000000000000000000001', request, node: sims[environment].model.guest(vmid)!.node, ...extra };
+  return { planId: newPlanId(), request, node: sims[environment].model.guest(vmid)!.node, ...extra };
 }
 
-/** One attempt. A retry passes `attempt > 1`; `scheduledTimestampMs` in the future hides earlier tasks from adoption. */
+/** One attempt of one plan (`attempt` > 1 for a retry). */
 function attempt(i: ExecuteInput, info: Partial<Info> = {}): Promise<ExecuteResult> {
-  return new MockActivityEnvironment({ attempt: 1, scheduledTimestampMs: Date.now(), ...info }).run(executeAction, deps, i);
+  return new MockActivityEnvironment({ attempt: 1, ...info }).run(executeAction, deps, i);
 }
-const retryBlindToTasks = { attempt: 2, scheduledTimestampMs: Date.now() + 3_600_000 };
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await p.then(
@@ -63,23 +69,27 @@ async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
   return err as ApplicationFailure;
 }
 
+const task = (sim: ProxmoxSimulator, upid: string) => sim.model.taskManager!.find(upid)!;
+
+/** The simulator's record of what a UPID changed: the oracle the probes below judge by. */
+const mutationsOf = (sim: ProxmoxSimulator, upid: string | undefined) => sim.mutations.all().filter((m) => m.upid === upid);
+
 describe('synchronous config writes and the plan\'s digest', () => {
   it('applies a PUT config with no task and confirms it by a re-read', async () => {
-    const digest = sims.lab.model.guest(101)!.digest;
-    const r = await attempt(input('lab', 'vm.config.update', 101, { cores: 6, tags: ['db', 'lab', 'pg'] }, { plannedDigest: digest }));
+    const i = input('lab', 'vm.config.update', 101, { cores: 6, tags: ['db', 'lab', 'pg'] }, { plannedDigest: sims.lab.model.guest(101)!.digest });
+    const r = await attempt(i);
     expect(r).toEqual({ outcome: 'applied' });
     expect(sims.lab.model.guest(101)!.config).toMatchObject({ cores: '6', tags: 'db;lab;pg' });
     expect(sims.lab.mutations.countFor(101, 'config')).toBe(1);
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'done' });
   });
 
-  it('a retry after a lost synchronous answer finds the values in place and sends nothing', async () => {
-    const digest = sims.lab.model.guest(300)!.digest;
+  it('a lost synchronous answer is settled as applied by this plan, and a retry reports the same, sending nothing', async () => {
     sims.lab.faults.dropAfterDispatch({ method: 'PUT', path: '/nodes/*/lxc/*/config', times: 1 });
-    const i = input('lab', 'ct.config.update', 300, { memory: 1024, hostname: 'cache-2' }, { plannedDigest: digest });
-    const lost = await attempt(i).then(() => undefined, (e: unknown) => e as ApplicationFailure);
-    expect(lost?.nonRetryable).toBe(false);
-    const r = await attempt(i, { attempt: 2 });
-    expect(r.outcome).toBe('noop');
+    const i = input('lab', 'ct.config.update', 300, { memory: 1024, hostname: 'cache-2' }, { plannedDigest: sims.lab.model.guest(300)!.digest });
+    // Recorded as a no-op before the journal: the plan's own change, seen by its retry, looked "already done".
+    expect(await attempt(i)).toEqual({ outcome: 'applied', note: 'the answer was lost; the change is in place' });
+    expect(await attempt(i, { attempt: 2 })).toEqual({ outcome: 'applied' });
     expect(sims.lab.mutations.countFor(300, 'config')).toBe(1);
   });
 
@@ -97,74 +107,238 @@ describe('synchronous config writes and the plan\'s digest', () => {
   });
 
   it("reports Proxmox's own digest refusal (a change that landed after our read) as stale, in Proxmox's words", async () => {
-    const digest = sims.lab.model.guest(101)!.digest;
     sims.lab.faults.errorRate({ method: 'PUT', path: '/nodes/*/qemu/*/config', status: 500, message: 'checksum mismatch (file change by other user?)', times: 1 });
-    const err = await failure(attempt(input('lab', 'vm.config.update', 101, { cores: 6 }, { plannedDigest: digest })));
+    const i = input('lab', 'vm.config.update', 101, { cores: 6 }, { plannedDigest: sims.lab.model.guest(101)!.digest });
+    const err = await failure(attempt(i));
     expect(err.type).toBe('PlanStale');
     expect(err.message).toContain('checksum mismatch (file change by other user?)');
+    // Proxmox refused it: nothing was started, and the guest is free for the next plan.
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'not_dispatched' });
   });
 
-  it('a rollback retry is refused once the config changed, so it never rolls back twice', async () => {
+  it('a rollback retried with no heartbeat to resume follows its own task: one rollback, and the run says applied', async () => {
     const i = input('lab', 'vm.snapshot.rollback', 101, { snapname: 'before-upgrade' }, { plannedDigest: sims.lab.model.guest(101)!.digest });
-    expect((await attempt(i)).outcome).toBe('applied');
-    const err = await failure(attempt(i, retryBlindToTasks));
-    expect(err.type).toBe('PlanStale');
+    const first = await attempt(i);
+    expect(first.outcome).toBe('applied');
+    // Before the journal this retry ended failed (stale), after a real rollback.
+    expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: first.upid });
     expect(sims.lab.mutations.countFor(101, 'rollback')).toBe(1);
   });
 });
 
 describe('a guest that moves, and creations', () => {
-  it('migrate ends with the guest on the target; a retry finds it there and sends nothing', async () => {
+  it('migrate ends with the guest on the target; a retry follows the same task', async () => {
     const i = input('prod', 'vm.migrate', 200, { target: 'pve-prod-2', online: true, withLocalDisks: true });
     const r = await attempt(i);
     expect(r).toMatchObject({ outcome: 'applied', exitstatus: 'OK', upid: expect.stringContaining(':qmigrate:200:') });
     expect(sims.prod.model.guest(200)!.node).toBe('pve-prod-2');
-    expect(await attempt(i, retryBlindToTasks)).toEqual({ outcome: 'noop', note: "VM 200 is already on node 'pve-prod-2'" });
+    expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: r.upid });
     expect(sims.prod.mutations.countFor(200, 'migrate')).toBe(1);
   });
 
-  it('a clone whose answer was lost is adopted from the task list, not sent again', async () => {
+  it('a clone whose answer was lost is settled from the task list, not sent again', async () => {
     sims.lab.faults.dropAfterDispatch({ method: 'POST', path: '/nodes/*/qemu/*/clone', times: 1 });
     const i = input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' });
-    const scheduledTimestampMs = Date.now();
-    await attempt(i, { scheduledTimestampMs }).then(() => undefined, () => undefined);
-    const r = await attempt(i, { attempt: 2, scheduledTimestampMs });
-    expect(r).toMatchObject({ outcome: 'applied', note: 'adopted the task an earlier attempt had started' });
+    const r = await attempt(i);
+    expect(r).toMatchObject({ outcome: 'applied', note: 'the answer was lost; followed the task the request had started' });
     expect(sims.lab.model.guest(150)).toMatchObject({ name: 'db-copy', status: 'stopped' });
     expect(sims.lab.model.guest(150)!.lock).toBeUndefined();
-    expect(sims.lab.mutations.countFor(101, 'clone')).toBe(1);
+    expect(mutationsOf(sims.lab, r.upid)).toHaveLength(1);
     expect(sims.lab.mutations.duplicates()).toEqual([]);
   });
 
-  it('a clone an earlier attempt left running is waited for, then recorded as a no-op', async () => {
+  it('a clone someone else left running is waited for, then recorded as a no-op', async () => {
     sims.lab.faults.slowTasks(300, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
     await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
     expect(sims.lab.model.guest(150)!.lock).toBe('clone');
-    const r = await attempt(input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }), retryBlindToTasks);
+    const r = await attempt(input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }));
     expect(r).toEqual({ outcome: 'noop', note: "VM 150 'db-copy' already exists" });
     expect(sims.lab.model.guest(150)!.lock).toBeUndefined();
     expect(sims.lab.mutations.countFor(101, 'clone')).toBe(1);
   });
 
-  it('stops waiting for an earlier attempt when the activity is cancelled', async () => {
-    sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
-    await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
-    const env = new MockActivityEnvironment({ ...retryBlindToTasks });
-    const running = env.run(executeAction, deps, input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }));
-    setTimeout(() => env.cancel(), 100);
-    await expect(running).rejects.toThrow();
-    expect(sims.lab.model.guest(150)!.lock).toBe('clone');
-  });
-
-  it('a backup this plan already made is recognised by the plan id in its notes', async () => {
+  it('a backup this plan made is followed by its retry; another plan\'s backup is a new backup', async () => {
     const i = input('lab', 'ct.backup', 300, { storage: 'local', notes: 'before the upgrade' });
     const r = await attempt(i);
     expect(r).toMatchObject({ outcome: 'applied', upid: expect.stringContaining(':vzdump:300:') });
-    const [backup] = sims.lab.model.backupVolumes();
-    expect(backup).toMatchObject({ vmid: 300, notes: `before the upgrade [proxmox-agent ${i.planId}]` });
-    expect(await attempt(i, retryBlindToTasks)).toEqual({ outcome: 'noop', note: `backup ${backup!.volid} was made by this plan` });
-    // Another plan's backup is a new backup.
-    expect((await attempt({ ...i, planId: 'plan_TEST0000000000000000000002' })).outcome).toBe('applied');
+    expect(sims.lab.model.backupVolumes()[0]).toMatchObject({ vmid: 300, notes: `before the upgrade [proxmox-agent ${i.planId}]` });
+    expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: r.upid });
+    expect((await attempt({ ...i, planId: newPlanId() })).outcome).toBe('applied');
     expect(sims.lab.model.backupVolumes()).toHaveLength(2);
   });
 });
+
+/**
+ * The review's probes: plan A's task is on the node's list when plan B's first attempt fails in a
+ * way that may or may not have reached Proxmox (here: a 502 from in front of Proxmox, before it
+ * executed). B must settle its own intent, find no task of its own (A's is A's), and send its own.
+ */
+describe('a retry never takes another plan\'s task as its own', () => {
+  const refusedOnce = (path: string) => sims.lab.faults.errorRate({ method: 'POST', path, status: 502, message: 'Bad Gateway', times: 1 });
+
+  it('cross-plan snapshot: B gets snapb with its own task, not A\'s', async () => {
+    const a = await attempt(input('lab', 'vm.snapshot.create', 101, { snapname: 'snapa' }));
+    refusedOnce('/nodes/*/qemu/*/snapshot');
+    const b = input('lab', 'vm.snapshot.create', 101, { snapname: 'snapb' });
+    const lost = await failure(attempt(b));
+    expect(lost.nonRetryable).toBe(false);
+    const r = await attempt(b, { attempt: 2 });
+    expect(r.outcome).toBe('applied');
+    expect(r.upid).not.toBe(a.upid);
+    expect(sims.lab.model.guest(101)!.snapshots).toEqual(expect.arrayContaining(['snapa', 'snapb']));
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: 'snapb' }]);
+    expect(mutationsOf(sims.lab, a.upid)).toMatchObject([{ op: 'snapshot', key: 'snapa' }]);
+  });
+
+  it('cross-plan clone: two clones of one source to 150 and 151 both exist, each from its own task', async () => {
+    const a = await attempt(input('lab', 'vm.clone', 101, { newid: 150, name: 'copy-a' }));
+    refusedOnce('/nodes/*/qemu/*/clone');
+    const b = input('lab', 'vm.clone', 101, { newid: 151, name: 'copy-b' });
+    await failure(attempt(b));
+    const r = await attempt(b, { attempt: 2 });
+    expect(r.upid).not.toBe(a.upid);
+    expect(sims.lab.model.guest(151)).toMatchObject({ name: 'copy-b' });
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'clone', key: '151' }]);
+  });
+
+  it('start → stop → start within a minute: the second start is sent, and the VM ends running', async () => {
+    const start1 = await attempt(input('lab', 'vm.start', 101, {}));
+    const stop = await attempt(input('lab', 'vm.stop', 101, {}));
+    refusedOnce('/nodes/*/qemu/*/status/start');
+    const c = input('lab', 'vm.start', 101, {});
+    await failure(attempt(c));
+    const r = await attempt(c, { attempt: 2 });
+    expect(new Set([start1.upid, stop.upid, r.upid]).size).toBe(3);
+    expect(sims.lab.model.guest(101)!.status).toBe('running');
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'start' }]);
+  });
+
+  it('two backups of one guest are two backups', async () => {
+    const a = await attempt(input('lab', 'ct.backup', 300, { storage: 'local' }));
+    sims.lab.faults.errorRate({ method: 'POST', path: '/nodes/*/vzdump', status: 502, message: 'Bad Gateway', times: 1 });
+    const b = input('lab', 'ct.backup', 300, { storage: 'local' });
+    await failure(attempt(b));
+    const r = await attempt(b, { attempt: 2 });
+    expect(r.upid).not.toBe(a.upid);
+    expect(sims.lab.model.backupVolumes()).toHaveLength(2);
+  });
+
+  it('plans racing for one guest take turns: each sends its own request, and each task is its own', async () => {
+    const names = ['race-a', 'race-b', 'race-c', 'race-d'];
+    const results = await Promise.all(names.map((snapname) => attempt(input('lab', 'vm.snapshot.create', 101, { snapname }))));
+    expect(new Set(results.map((r) => r.upid)).size).toBe(4);
+    results.forEach((r, k) => expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: names[k] }]));
+  });
+
+  it('a plan whose dispatch was never settled (its worker died) holds the guest; the next plan settles it on its behalf, then sends its own', async () => {
+    // Plan A took the guest and sent its request; its worker died before recording the answer.
+    const a = input('lab', 'vm.snapshot.create', 101, { snapname: 'orphan' });
+    await journal.begin({ planId: a.planId, environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.snapshot.create', params: a.request.params, attempt: 1 });
+    const upidA = await clients.lab.request<string>('POST', '/nodes/{node}/qemu/{vmid}/snapshot', { node: 'pve-lab', vmid: 101 }, { snapname: 'orphan' });
+    const b = await attempt(input('lab', 'vm.snapshot.create', 101, { snapname: 'next' }));
+    expect(b.upid).not.toBe(upidA);
+    // A's task was claimed for A, and A's own retry follows it.
+    expect(await journal.get(a.planId)).toMatchObject({ state: 'dispatched', upid: upidA });
+    expect(await attempt(a, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: upidA });
+    expect(sims.lab.mutations.countFor(101, 'snapshot')).toBe(2);
+  });
+});
+
+describe('stops: only an operator\'s cancel stops a running task', () => {
+  it('a worker shutting down leaves the clone running; the next attempt follows it to the end', async () => {
+    sims.lab.faults.slowTasks(1_500, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
+    const i = input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' });
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const running = env.run(executeAction, deps, i);
+    const upid = await runningTask(sims.lab, 'qmclone');
+    env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    const err = await running.then(() => undefined, (e: unknown) => e);
+    // Before: the shutdown's cancel DELETEd the task ("received interrupt").
+    expect(task(sims.lab, upid).status).toBe('running');
+    expect(err).toMatchObject({ type: 'AttemptInterrupted', nonRetryable: false });
+    const r = await attempt(i, { attempt: 2 });
+    expect(r).toMatchObject({ outcome: 'applied', upid, exitstatus: 'OK' });
+    expect(sims.lab.model.guest(150)).toMatchObject({ name: 'db-copy' });
+    expect(sims.lab.mutations.countFor(101, 'clone')).toBe(1);
+  });
+
+  it('a heartbeat timeout does not stop the task either', async () => {
+    sims.lab.faults.slowTasks(1_000, { method: 'POST', path: '/nodes/*/qemu/*/snapshot' });
+    const i = input('lab', 'vm.snapshot.create', 101, { snapname: 'slow' });
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const running = env.run(executeAction, deps, i);
+    const upid = await runningTask(sims.lab, 'qmsnapshot');
+    env.cancel('TIMED_OUT', new ActivityCancellationDetails({ timedOut: true }));
+    await running.then(() => undefined, () => undefined);
+    await until(async () => task(sims.lab, upid).status === 'stopped');
+    expect(task(sims.lab, upid).exitstatus).toBe('OK');
+  });
+
+  it("an operator's cancel of the run asks Proxmox to stop the task", async () => {
+    sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
+    const i = input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' });
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const running = env.run(executeAction, deps, i);
+    const upid = await runningTask(sims.lab, 'qmclone');
+    env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
+    await expect(running).rejects.toMatchObject({ name: 'CancelledFailure' });
+    expect(task(sims.lab, upid).exitstatus).toBe('received interrupt');
+  });
+
+  it('cancelled while waiting for a creation someone else started: stops waiting, stops nothing', async () => {
+    sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
+    await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const running = env.run(executeAction, deps, input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }));
+    setTimeout(() => env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true })), 100);
+    await expect(running).rejects.toThrow();
+    expect(sims.lab.model.guest(150)!.lock).toBe('clone');
+  });
+});
+
+describe('answers that cannot be used', () => {
+  it('a 2xx reply whose body is not JSON, for a task that started: settled to that task, applied', async () => {
+    sims.lab.faults.add({ kind: 'garbled-after-dispatch', method: 'POST', path: '/nodes/*/qemu/*/snapshot', times: 1 });
+    const i = input('lab', 'vm.snapshot.create', 101, { snapname: 'garbled' });
+    // Before: a permanent protocol error, the run failed with no look at what Proxmox had started.
+    const r = await attempt(i);
+    expect(r).toMatchObject({ outcome: 'applied', note: 'the answer was lost; followed the task the request had started' });
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: 'garbled' }]);
+  });
+
+  it('a 2xx reply with no usable body and no task to be found is an unknown outcome, not a clean failure', async () => {
+    // Proxmox said OK to a start and no task of it appears: what it did cannot be known.
+    const i = input('lab', 'vm.start', 101, {});
+    const original = clients.lab.request.bind(clients.lab);
+    const garbling: ProxmoxClient = Object.create(clients.lab, {
+      request: {
+        value: async (...args: Parameters<ProxmoxClient['request']>) => {
+          if (args[0] === 'POST') {
+            const { ProxmoxProtocolError } = await import('../../src/proxmox/index.js');
+            throw new ProxmoxProtocolError('Proxmox POST: HTTP 200 with a body that is not JSON', { method: 'POST', path: String(args[1]), status: 200, outcomeUnknown: true });
+          }
+          return original(...args);
+        },
+      },
+    });
+    const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, { ...deps, clientFor: () => garbling }, i));
+    expect(err).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+    expect(err.message).toContain('no task of it can be found');
+  });
+});
+
+/** The UPID of the running task of this type, once the simulator runs one (and the activity has had a moment to record it). */
+async function runningTask(sim: ProxmoxSimulator, type: string): Promise<string> {
+  let upid: string | undefined;
+  await until(async () => (upid = sim.model.taskManager!.list().find((t) => t.type === type && t.status === 'running')?.upid) !== undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  return upid!;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
