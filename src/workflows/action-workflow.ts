@@ -7,6 +7,7 @@ import {
   allHandlersFinished,
   isCancellation,
   condition,
+  continueAsNew,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -73,6 +74,16 @@ const notifier = proxyActivities<Activities>({
 
 /** Failure types that say for certain what happened on Proxmox: nothing was started, or the task failed. */
 const DEFINITE_FAILURES = new Set(['ActionBlocked', REFUSALS.stale, 'ProxmoxTaskFailedError', 'UnknownEnvironment']);
+
+/**
+ * A waiting run continues as new past this many history events, or when the server suggests it
+ * (limit.historyCount.suggestContinueAsNew, 4 Ki events by default), well before its hard limits.
+ */
+const HISTORY_EVENTS_BEFORE_CONTINUING = 2_000;
+const historyIsLong = (): boolean => {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength > HISTORY_EVENTS_BEFORE_CONTINUING;
+};
 
 const nowIso = () => new Date().toISOString();
 
@@ -222,6 +233,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         // An approval (or an apply still short of approvals): on the chain and on the UI now.
         await flush();
         showStatus();
+        // Only messages grow a waiting run: when its history is long, go on in a new run.
+        if (historyIsLong() && allHandlersFinished()) await continueWaitingRun(v);
         continue;
       }
 
@@ -410,6 +423,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         await sleep(AUDIT_RETRY_PAUSE);
       }
     }
+  }
+
+  /**
+   * The plan goes on waiting in a new run of the same workflow id, with its state and its audit
+   * records' numbering (approvals and the apply so far, the expiry as it was). Messages reach the new
+   * run: the API addresses runs by workflow id.
+   */
+  async function continueWaitingRun(v: PlanView): Promise<never> {
+    for (const n of notifications) n.scope.cancel();
+    return continueAsNew<typeof actionWorkflow>({ ...input, resume: { view: v, trail: trail.carry(), notifies } });
   }
 
   /** Upserts the status (and risk) operators filter on, when it changed since the last upsert. */
