@@ -20,7 +20,7 @@ import {
   type ApprovalArgs,
   type PlanView,
 } from '../workflows/messages.js';
-import { applyRefusal, recordApproval } from '../workflows/plan-state.js';
+import { applyRefusal, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
 import {
   ProxmoxAction,
   ProxmoxEnvironment,
@@ -48,13 +48,15 @@ const REFUSAL_PROBLEMS: Record<string, ProblemCode> = {
 export interface PlanGatewayOptions {
   client: Client;
   taskQueue: string;
+  /** How long an approval's answer waits for the run to record the decision (default APPROVAL_RECORD_WAIT_MS). */
+  approvalRecordWaitMs?: number;
 }
 
 /**
  * The Temporal adapter behind the HTTP routes: one workflow per plan, whose ID is the plan ID.
  * Temporal errors become ApiErrors here and nowhere else.
  */
-export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
+export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = APPROVAL_RECORD_WAIT_MS }: PlanGatewayOptions) {
   const handle = (planId: string): WorkflowHandle<typeof actionWorkflow> => client.workflow.getHandle(planId);
 
   async function state(planId: string): Promise<PlanView> {
@@ -127,36 +129,36 @@ export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
     },
 
     /**
-     * Approvals travel as a signal, which cannot answer; so the outcome is predicted first with the
-     * workflow's own rule on its current state, and refusals are reported before anything is sent.
+     * Approvals travel as a signal, which cannot answer. So the outcome is predicted first with the
+     * workflow's own rule on its current state, and refusals are reported before anything is sent;
+     * then the answer waits (at most APPROVAL_RECORD_WAIT_MS) for the run to record the decision,
+     * and says what the run did: a decision that arrived after the run moved on (a rejection once the
+     * request was sent to Proxmox) is refused by the run, and the approver hears that, not "rejected".
      */
-    async approve(planId: string, args: Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string }): Promise<PlanView> {
+    async approve(planId: string, args: Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string }): Promise<ApprovalAnswer> {
       const view = await state(planId);
       const signal: ApprovalArgs = { ...args, requestHash: args.requestHash ?? view.requestHash };
       const predicted = structuredClone(view);
       const outcome = recordApproval(predicted, signal, new Date().toISOString());
-      if (outcome.kind === 'refused') {
-        switch (outcome.reason) {
-          case 'self_approval':
-            throw new ApiError('self-approval', `${args.principal} requested plan ${planId} and cannot approve or reject it`, { planId });
-          case 'hash_mismatch':
-            throw new ApiError('request-hash-mismatch', `plan ${planId} has requestHash ${view.requestHash}`, { planId });
-          case 'duplicate':
-            throw new ApiError('approval-not-counted', `${args.principal} has already approved plan ${planId}; one identity counts once`, { planId });
-          case 'not_required':
-            throw new ApiError('approval-not-counted', `plan ${planId} needs no approval`, { planId });
-          case 'not_eligible':
-            throw new ApiError('approval-not-counted', `plan ${planId} needs ${describeOpen(view)}; this approval (roles: ${(args.roles ?? []).join(', ') || 'none'}, channel: ${args.channel}) meets none of them`, { planId });
-          case 'not_open':
-            throw statusProblem(view) ?? new ApiError('approval-not-counted', `plan ${planId} is ${view.status} and takes no more approvals`, { planId });
-        }
-      }
+      if (outcome.kind === 'refused') throw refusalProblem(outcome.reason, view, args);
+      const before = decisionsBy(view, args.principal);
       try {
         await handle(planId).signal(approvalSignal, signal);
       } catch (err) {
         throw mapError(err, planId);
       }
-      return predicted;
+      const deadline = Date.now() + approvalRecordWaitMs;
+      for (let pause = 25; ; pause = Math.min(pause * 2, 200)) {
+        const now = await state(planId).catch(() => undefined);
+        if (now && decisionsBy(now, args.principal) > before) {
+          const refused = now.approval.refused.filter((r) => r.principal === args.principal).at(-1);
+          const counted = now.approval.approvers.some((a) => a.principal === args.principal) || now.approval.rejectedBy?.principal === args.principal;
+          if (!counted && refused) throw refusalProblem(refused.reason as RefusalReason, now, args);
+          return { view: now, recorded: true };
+        }
+        if (Date.now() >= deadline) return { view: predicted, recorded: false };
+        await new Promise((r) => setTimeout(r, pause));
+      }
     },
   };
 
@@ -171,6 +173,51 @@ export function createPlanGateway({ client, taskQueue }: PlanGatewayOptions) {
 }
 
 export type PlanGateway = ReturnType<typeof createPlanGateway>;
+
+/** How long an approval's answer waits for the run to record the decision. */
+export const APPROVAL_RECORD_WAIT_MS = 5_000;
+
+/** What became of an approval: the plan as the run recorded it, or (not recorded in time) as predicted. */
+export interface ApprovalAnswer {
+  view: PlanView;
+  recorded: boolean;
+}
+
+type RefusalReason = Extract<ApprovalOutcome, { kind: 'refused' }>['reason'];
+
+/** Decisions the run holds from this identity: counted, rejecting, or refused. */
+function decisionsBy(view: PlanView, principal: string): number {
+  const a = view.approval;
+  return a.approvers.filter((x) => x.principal === principal).length + (a.rejectedBy?.principal === principal ? 1 : 0) + a.refused.filter((x) => x.principal === principal).length;
+}
+
+/** A refused decision as the problem the approver gets, whether predicted or decided by the run. */
+function refusalProblem(reason: RefusalReason, view: PlanView, args: { principal: string; roles?: string[] | undefined; channel: string }): ApiError {
+  const planId = view.planId;
+  switch (reason) {
+    case 'self_approval':
+      return new ApiError('self-approval', `${args.principal} requested plan ${planId} and cannot approve or reject it`, { planId });
+    case 'hash_mismatch':
+      return new ApiError('request-hash-mismatch', `plan ${planId} has requestHash ${view.requestHash}`, { planId });
+    case 'duplicate':
+      return new ApiError('approval-not-counted', `${args.principal} has already decided on plan ${planId}; one identity counts once`, { planId });
+    case 'not_required':
+      return new ApiError('approval-not-counted', `plan ${planId} needs no approval`, { planId });
+    case 'not_eligible':
+      return new ApiError('approval-not-counted', `plan ${planId} needs ${describeOpen(view)}; this approval (roles: ${(args.roles ?? []).join(', ') || 'none'}, channel: ${args.channel}) meets none of them`, { planId });
+    case 'not_open':
+      return (
+        statusProblem(view) ??
+        new ApiError(
+          'approval-not-counted',
+          view.status === 'applying' || view.status === 'succeeded' || view.status === 'failed'
+            ? `plan ${planId} is ${view.status}: its request had been sent to Proxmox when this decision arrived, so it was not counted`
+            : `plan ${planId} is ${view.status} and takes no more approvals`,
+          { planId },
+        )
+      );
+  }
+}
 
 function describeOpen(view: PlanView): string {
   const open = view.approval.requirements.filter((r) => r.received < r.count);

@@ -100,6 +100,10 @@ export const approvalResponseSchema = z
     planId: z.string(),
     status: z.enum(PLAN_STATUSES),
     approval: z.object({ required: z.number().int(), received: z.number().int(), approvers: z.array(approvalSchema) }),
+    recorded: z
+      .boolean()
+      .optional()
+      .describe('true: the run recorded the decision and this is the plan as it stands. false: the run had not recorded it within 5 s (it was busy); this is the predicted outcome, and the plan shows the real one'),
   })
   .openapi('ApprovalAccepted');
 

@@ -62,3 +62,50 @@ describe('plan gateway: a run whose workflow task is being retried', () => {
     expect(err).toBe(other);
   });
 });
+
+describe('plan gateway: an approval is answered with what the run recorded', () => {
+  const view = (over: Record<string, unknown>) =>
+    ({
+      planId: input.planId,
+      requestHash: input.requestHash,
+      requester: { principal: 'agent:test', tokenId: 'test', channel: 'api' },
+      status: 'approved',
+      environment: 'lab',
+      approval: { required: 1, received: 1, requirements: [{ id: 'risk.high', count: 1, received: 1 }], approvers: [{ principal: 'human:alice', tokenId: 'a', roles: [], channel: 'api', decision: 'approve', at: 't' }], refused: [] },
+      ...over,
+    }) as never;
+  /** A client whose run shows `before` until the signal, then `after`. */
+  function gatewayRecording(before: unknown, after: unknown, waitMs = 2_000) {
+    let signalled = false;
+    const client = {
+      workflow: {
+        getHandle: () => ({
+          query: async () => (signalled ? after : before),
+          signal: async () => void (signalled = true),
+        }),
+      },
+    } as unknown as Client;
+    return createPlanGateway({ client, taskQueue: 'q', approvalRecordWaitMs: waitMs });
+  }
+  const reject = { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'api' as const, decision: 'reject' as const };
+
+  it('a rejection the run took: recorded, the plan rejected', async () => {
+    const rejected = view({ status: 'rejected', approval: { ...view({}).approval, rejectedBy: { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'api', decision: 'reject', at: 't' } } });
+    const answer = await gatewayRecording(view({}), rejected).approve(input.planId, reject);
+    expect(answer).toMatchObject({ recorded: true, view: { status: 'rejected' } });
+  });
+
+  it('a rejection predicted to count that reached the run after it sent its request: 409, not "rejected"', async () => {
+    // Before: the answer was the prediction (status rejected) while the run refused it and applied.
+    const applying = view({ status: 'applying', approval: { ...view({}).approval, refused: [{ principal: 'human:bob', reason: 'not_open', at: 't' }] } });
+    const err = await gatewayRecording(view({}), applying).approve(input.planId, reject).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ code: 'approval-not-counted', status: 409 });
+    expect((err as ApiError).message).toContain('sent to Proxmox');
+  });
+
+  it('a run that does not record it in time: the prediction, marked as not recorded', async () => {
+    const answer = await gatewayRecording(view({}), view({}), 200).approve(input.planId, reject);
+    expect(answer).toMatchObject({ recorded: false, view: { status: 'rejected' } });
+  });
+});

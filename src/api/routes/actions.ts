@@ -64,7 +64,7 @@ const approvalRoute = createRoute({
   security,
   request: { params: planIdParams, headers: channelHeaders, body: { required: true, ...json(approvalRequestSchema) } },
   responses: {
-    202: { description: 'The decision was sent to the run', ...json(approvalResponseSchema) },
+    202: { description: 'The decision, as the run recorded it (or, with recorded false, as predicted)', ...json(approvalResponseSchema) },
     ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'channel-not-allowed', 'self-approval', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'plan-denied', 'plan-rejected', 'plan-expired', 'temporal-unavailable'),
   },
 });
@@ -142,7 +142,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const current = await readVisible(planId, caller);
     requireScope(caller, 'approve', current.environment);
     requireAction(caller, current.action, 'approve or reject');
-    const predicted = await deps.plans.approve(planId, {
+    const { view: decided, recorded } = await deps.plans.approve(planId, {
       principal: caller.principal,
       tokenId: caller.tokenId,
       roles: [...caller.roles],
@@ -151,8 +151,8 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
       ...(body.comment === undefined ? {} : { comment: body.comment }),
       ...(body.requestHash === undefined ? {} : { requestHash: body.requestHash }),
     });
-    const { required, received, approvers } = predicted.approval;
-    return c.json({ planId, status: predicted.status, approval: { required, received, approvers } }, 202);
+    const { required, received, approvers } = decided.approval;
+    return c.json({ planId, status: decided.status, approval: { required, received, approvers }, recorded }, 202);
   });
 
   app.openapi(getRoute, async (c) => {

@@ -52,7 +52,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
     const view = await deps.plans.state(d.planId);
     if (!identity.environments.includes('*') && !identity.environments.includes(view.environment))
       throw new ApiError('forbidden', `${identity.principal} may not approve in environment '${view.environment}'`, { planId: d.planId });
-    return deps.plans.approve(d.planId, {
+    const { view: decided } = await deps.plans.approve(d.planId, {
       principal: identity.principal,
       tokenId,
       roles: identity.roles,
@@ -61,6 +61,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
       requestHash: d.requestHash,
       ...(d.comment === undefined ? {} : { comment: d.comment }),
     });
+    return decided;
   }
 
   const claimOnce = (key: string) => {
