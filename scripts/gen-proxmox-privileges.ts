@@ -143,7 +143,7 @@ export function renderPrivileges(apidataPath = APIDATA_PATH): string {
     for (const x of privs) role.add(x);
     lines.push(`| \`${a.name}\` | \`${key}\` | ${privs.map((x) => `\`${x}\``).join(', ') || '—'} | ${describePermissions(p)} |`);
   }
-  lines.push('', '### Reads: every GET the client may make (preflight, task polling and adoption, evidence)', '');
+  lines.push('', '### Reads: every GET the client may make (preflight, task polling and settling lost answers, evidence)', '');
   lines.push('| Proxmox call | privileges needed | what Proxmox states |', '|---|---|---|');
   for (const [path, methods] of Object.entries(PROXMOX_ROUTES)) {
     if (!(methods as readonly string[]).includes('GET')) continue;
