@@ -3,6 +3,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   ApplicationFailure,
   type Client,
   type WorkflowHandle,
@@ -20,7 +21,8 @@ import {
   type ApprovalArgs,
   type PlanView,
 } from '../workflows/messages.js';
-import { applyRefusal, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
+import { applyRefusal, quorumMet, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
+import type { PlanStatus } from '../domain/lifecycle.js';
 import {
   ProxmoxAction,
   ProxmoxEnvironment,
@@ -45,25 +47,112 @@ const REFUSAL_PROBLEMS: Record<string, ProblemCode> = {
   [REFUSALS.notReady]: 'plan-not-ready',
 };
 
+/**
+ * The updateId of a run's one apply Update. Concurrent first applies, from this API process or
+ * another, name the same Update, and the server hands every one of them that Update's outcome: at
+ * most one apply Update is ever in flight on a run, and at most one is ever accepted into its history.
+ */
+export const APPLY_UPDATE_ID = 'apply';
+
+/** How the apply path rides out a busy Temporal (and how long it waits for a run's re-check). */
+export interface ApplyRetryOptions {
+  /** Tries of one read or one Update before the caller gets 503 (default 6). */
+  attempts?: number;
+  /** The first pause between tries, doubled each time up to `maxDelayMs`, with ±20% jitter (default 100 ms). */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  /** How long a repeated apply waits for the run to re-check a plan whose apply and approvals are in (default 30 s). */
+  settleMs?: number;
+}
+
 export interface PlanGatewayOptions {
   client: Client;
   taskQueue: string;
   /** How long an approval's answer waits for the run to record the decision (default APPROVAL_RECORD_WAIT_MS). */
   approvalRecordWaitMs?: number;
+  applyRetry?: ApplyRetryOptions;
 }
 
 /**
  * The Temporal adapter behind the HTTP routes: one workflow per plan, whose ID is the plan ID.
  * Temporal errors become ApiErrors here and nowhere else.
  */
-export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = APPROVAL_RECORD_WAIT_MS }: PlanGatewayOptions) {
+export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = APPROVAL_RECORD_WAIT_MS, applyRetry = {} }: PlanGatewayOptions) {
   const handle = (planId: string): WorkflowHandle<typeof actionWorkflow> => client.workflow.getHandle(planId);
+  const retry = { attempts: 6, initialDelayMs: 100, maxDelayMs: 2_000, settleMs: 30_000, ...applyRetry };
+  const backoff = (attempt: number) => Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
 
-  async function state(planId: string): Promise<PlanView> {
+  async function query(planId: string): Promise<PlanView> {
     try {
       return await handle(planId).query(stateQuery);
     } catch (err) {
       throw mapError(err, planId);
+    }
+  }
+
+  /**
+   * `patient`: for the apply path. Concurrent reads of one plan share a query: a caller joins the
+   * read that starts next, never one already under way, so it never sees the plan as it was before
+   * it asked; and a read Temporal sheds (query buffer full, query timed out while the worker is busy)
+   * is tried again, a bounded number of times with backoff, instead of answering 503 at once.
+   */
+  function state(planId: string, opts: { patient?: boolean } = {}): Promise<PlanView> {
+    if (!opts.patient) return query(planId);
+    const slot = reads.get(planId);
+    if (slot) return (slot.next ??= slot.running.then(noop, noop).then(() => startRead(planId)));
+    return startRead(planId);
+  }
+  const reads = new Map<string, { running: Promise<PlanView>; next?: Promise<PlanView> }>();
+  function startRead(planId: string): Promise<PlanView> {
+    const running: Promise<PlanView> = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await handle(planId).query(stateQuery);
+        } catch (err) {
+          if (attempt >= retry.attempts || !isBusy(err)) throw mapError(err, planId);
+        }
+        await sleep(backoff(attempt));
+      }
+    })().finally(() => {
+      const slot = reads.get(planId);
+      if (slot?.running === running && !slot.next) reads.delete(planId);
+    });
+    reads.set(planId, { running });
+    return running;
+  }
+
+  /** The apply under way in this process, per plan: concurrent callers share it (single flight). */
+  const applying = new Map<string, Promise<ApplyAccepted>>();
+
+  /**
+   * Brings the run to "apply requested" and answers as the run's apply handler does. The Update is
+   * sent only while the run's state says no apply was requested, always under APPLY_UPDATE_ID; once
+   * it was, the answer comes from the state. Temporal shedding load, an Update the worker did not
+   * process, and a run that closed under the Update are answered by reading the state again and
+   * deciding again, a bounded number of times with backoff.
+   */
+  async function applyOnce(planId: string, args: ApplyArgs, first: PlanView): Promise<ApplyAccepted> {
+    let view = first;
+    const settleBy = Date.now() + retry.settleMs;
+    for (let attempt = 1, polls = 1; ; ) {
+      const refusal = applyRefusal(view, args);
+      if (refusal) throw applyRefusalProblem(refusal, planId);
+      if (view.applyRequested) {
+        const answer = answerFromState(view);
+        if (answer) return answer;
+        // Apply and approvals are in, and the run has not re-checked the target and policy yet: the
+        // run's handler waits for that (a stale or denied plan is refused), and so does this answer.
+        if (Date.now() >= settleBy) return { planId, status: view.status };
+        await sleep(Math.min(1_000, 50 * 1.5 ** polls++));
+      } else {
+        try {
+          return await handle(planId).executeUpdate(applyUpdate, { args: [args], updateId: APPLY_UPDATE_ID });
+        } catch (err) {
+          if (attempt >= retry.attempts || !(isBusy(err) || mustReread(err))) throw mapError(err, planId);
+        }
+        await sleep(backoff(attempt++));
+      }
+      view = await state(planId, { patient: true });
     }
   }
 
@@ -115,17 +204,25 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
       }
     },
 
-    async apply(planId: string, args: ApplyArgs): Promise<ApplyAccepted> {
-      try {
-        return await handle(planId).executeUpdate(applyUpdate, { args: [args] });
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError) || !(await exists(planId))) throw mapError(err, planId);
-      }
-      // The run has closed: answer from its final state, as the workflow itself would have.
-      const view = await state(planId);
+    /**
+     * Concurrent and repeated applies of one plan are one apply. Every caller is checked on its own
+     * against the run's state (`current`, read for this call, or read here) with the rule the run's
+     * validator uses: token environments, requestHash, the plan's status. A plan whose apply was
+     * already requested is answered from its state without an Update; otherwise the caller joins the
+     * apply under way in this process, or starts it (one Update under APPLY_UPDATE_ID).
+     */
+    async apply(planId: string, args: ApplyArgs, current?: PlanView): Promise<ApplyAccepted> {
+      const view = current ?? (await state(planId, { patient: true }));
       const refusal = applyRefusal(view, args);
-      if (refusal) throw new ApiError(REFUSAL_PROBLEMS[refusal.type] ?? 'plan-finished', refusal.message, { planId });
-      return { planId, status: view.status };
+      if (refusal) throw applyRefusalProblem(refusal, planId);
+      const answer = view.applyRequested ? answerFromState(view) : undefined;
+      if (answer) return answer;
+      let shared = applying.get(planId);
+      if (!shared) {
+        shared = applyOnce(planId, args, view).finally(() => applying.delete(planId));
+        applying.set(planId, shared);
+      }
+      return shared;
     },
 
     /**
@@ -162,14 +259,6 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
     },
   };
 
-  async function exists(planId: string): Promise<boolean> {
-    try {
-      await handle(planId).describe();
-      return true;
-    } catch {
-      return false;
-    }
-  }
 }
 
 export type PlanGateway = ReturnType<typeof createPlanGateway>;
@@ -226,6 +315,70 @@ function describeOpen(view: PlanView): string {
     .join(' and ') || 'no more approvals';
 }
 
+/** Statuses of a plan whose apply and approvals are in but which the run has not re-checked yet. */
+const BEFORE_RECHECK: readonly PlanStatus[] = ['planned', 'awaiting_approval', 'approved'];
+
+/**
+ * The answer to an apply of a plan whose apply was already requested, by the rule of the run's apply
+ * handler: its status, unless the approvals are in and the run has not re-checked the plan yet
+ * (undefined: wait), or the re-check found it stale (409).
+ */
+function answerFromState(view: PlanView): ApplyAccepted | undefined {
+  if (!quorumMet(view) || view.status === 'rejected') return { planId: view.planId, status: view.status };
+  if (BEFORE_RECHECK.includes(view.status)) return undefined;
+  if (view.result?.errorType === REFUSALS.stale) throw applyRefusalProblem({ type: REFUSALS.stale, message: view.result.message ?? `plan ${view.planId} is stale` }, view.planId);
+  return { planId: view.planId, status: view.status };
+}
+
+function applyRefusalProblem(refusal: { type: string; message: string }, planId: string): ApiError {
+  return new ApiError(REFUSAL_PROBLEMS[refusal.type] ?? 'plan-finished', refusal.message, { planId });
+}
+
+const noop = () => {};
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The gRPC status under an SDK error (the SDK wraps it as `cause` of a ServiceError). */
+function causeOf(err: unknown): { code?: number; message?: string } {
+  const e = err as { code?: number; message?: string; cause?: { code?: number; message?: string } } | undefined;
+  return typeof e?.code === 'number' ? e : (e?.cause ?? e ?? {});
+}
+
+/** Failure types the server gives an Update it did not complete, while the run itself is fine. */
+const UPDATE_NOT_COMPLETED = ['UnprocessedUpdate', 'AcceptedUpdateCompletedWorkflow'];
+
+/**
+ * Temporal shedding load, not down: the per-run caps (in-flight Updates, the one buffered query while
+ * a workflow task runs) give RESOURCE_EXHAUSTED; a query the busy worker did not answer in time gives
+ * DEADLINE_EXCEEDED; an Update the server dropped with its workflow task gives UNAVAILABLE "workflow
+ * update was aborted" or FAILED_PRECONDITION "unexpected workflow task failure".
+ */
+function isBusy(err: unknown): boolean {
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  const { code, message = '' } = causeOf(err);
+  return (
+    code === 8 /* RESOURCE_EXHAUSTED */ ||
+    code === 4 /* DEADLINE_EXCEEDED */ ||
+    (code === 14 /* UNAVAILABLE */ && /update was aborted/i.test(message)) ||
+    (code === 9 /* FAILED_PRECONDITION */ && /unexpected workflow task failure/i.test(message))
+  );
+}
+
+/**
+ * An Update that did not complete while the run is fine (the worker did not process it; the run
+ * closed under it) or a run that closed: the state, read again, decides.
+ */
+function mustReread(err: unknown): boolean {
+  if (err instanceof WorkflowNotFoundError) return true;
+  return err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && UPDATE_NOT_COMPLETED.includes(err.cause.type ?? '');
+}
+
+/** Busy signals that are not an outage (UNAVAILABLE and DEADLINE_EXCEEDED stay "not reachable", in app.ts). */
+function isShedding(err: unknown): boolean {
+  if (err instanceof WorkflowUpdateFailedError) return err.cause instanceof ApplicationFailure && UPDATE_NOT_COMPLETED.includes(err.cause.type ?? '');
+  const { code } = causeOf(err);
+  return isBusy(err) && code !== 14 && code !== 4 && !(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError);
+}
+
 function statusProblem(view: PlanView): ApiError | undefined {
   const code: Partial<Record<PlanView['status'], ProblemCode>> = {
     denied: 'plan-denied',
@@ -248,6 +401,10 @@ function isWorkflowTaskFailing(err: unknown): boolean {
 
 function mapError(err: unknown, planId: string): unknown {
   if (err instanceof ApiError) return err;
+  if (isShedding(err)) {
+    // What is left of a busy Temporal after the apply path's bounded retries: "retry shortly", not a 500.
+    return new ApiError('temporal-unavailable', `plan ${planId} is busy in Temporal; retry shortly`, { planId }, { 'retry-after': '1' });
+  }
   if (isWorkflowTaskFailing(err)) {
     return new ApiError(
       'temporal-unavailable',

@@ -25,6 +25,10 @@ function gatewayThrowing(err: unknown) {
         throw err;
       },
       getHandle: () => ({
+        // An apply reads the run's state first.
+        query: async () => {
+          throw err;
+        },
         executeUpdate: async () => {
           throw err;
         },

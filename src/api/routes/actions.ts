@@ -123,12 +123,19 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const caller = c.get('caller');
     requireScope(caller, 'apply');
     const { planId, requestHash: hash } = c.req.valid('json');
-    requireAction(caller, (await readVisible(planId, caller)).action);
-    const accepted = await deps.plans.apply(planId, {
-      requestHash: hash,
-      actor: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
-      actorEnvironments: [...caller.environments],
-    });
+    // Read for this call (concurrent applies of one plan share the query); the gateway checks this
+    // caller against it, so every caller is authorized, whichever caller's Update reaches the run.
+    const current = await readVisiblePlan({ state: (id) => deps.plans.state(id, { patient: true }) }, planId, caller);
+    requireAction(caller, current.action);
+    const accepted = await deps.plans.apply(
+      planId,
+      {
+        requestHash: hash,
+        actor: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
+        actorEnvironments: [...caller.environments],
+      },
+      current,
+    );
     return c.json({ ...accepted, links: { self: `/v1/actions/${planId}` } }, 202);
   });
 
