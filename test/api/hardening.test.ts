@@ -44,7 +44,7 @@ function appWith(over: Partial<ApiDeps> = {}, plans: Partial<PlanGateway> = {}) 
     apply: async (planId: string) => ({ planId, status: 'applying' as const }),
     approve: async (planId: string, args: { principal: string; channel: string; decision: string }) => {
       decided.push(`${args.principal}/${args.channel}/${args.decision}`);
-      return structuredClone(stored);
+      return { view: structuredClone(stored), recorded: true };
     },
     ...plans,
   } as unknown as PlanGateway;

@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { createPlanGateway } from '../../src/api/plan-gateway.js';
 import { ApiError } from '../../src/api/problems.js';
-import type { ActionWorkflowInput } from '../../src/workflows/messages.js';
+import type { ActionWorkflowInput, PlanView } from '../../src/workflows/messages.js';
 
 /** The error the SDK throws, as it arrived in the chaos run (a gRPC status, its message taken from the operation's status). */
 function workflowTaskFailing(): Error {
@@ -68,7 +68,7 @@ describe('plan gateway: a run whose workflow task is being retried', () => {
 });
 
 describe('plan gateway: an approval is answered with what the run recorded', () => {
-  const view = (over: Record<string, unknown>) =>
+  const view = (over: Record<string, unknown>): PlanView =>
     ({
       planId: input.planId,
       requestHash: input.requestHash,
@@ -77,7 +77,7 @@ describe('plan gateway: an approval is answered with what the run recorded', () 
       environment: 'lab',
       approval: { required: 1, received: 1, requirements: [{ id: 'risk.high', count: 1, received: 1 }], approvers: [{ principal: 'human:alice', tokenId: 'a', roles: [], channel: 'api', decision: 'approve', at: 't' }], refused: [] },
       ...over,
-    }) as never;
+    }) as unknown as PlanView;
   /** A client whose run shows `before` until the signal, then `after`. */
   function gatewayRecording(before: unknown, after: unknown, waitMs = 2_000) {
     let signalled = false;
