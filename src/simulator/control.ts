@@ -8,6 +8,8 @@
  *   DELETE /_sim/faults/{id}       remove one rule
  *   POST   /_sim/faults/seed       {seed:number} reseed the fault RNG
  *   GET    /_sim/mutations         {data: Mutation[], duplicates: DuplicateGroup[]}
+ *   GET    /_sim/requests          {data: RequestRecord[]}: routed requests, their params, faults and answers
+ *   GET    /_sim/task-stops        {data: TaskStop[]}: every DELETE of a task, and whether it was running
  *   GET    /_sim/state             guests and tasks as the model sees them
  *   POST   /_sim/reset             restore the seeded state, clear faults and mutations
  */
@@ -18,6 +20,7 @@ import { ApiError } from './errors.js';
 import type { FaultInjector, FaultSpec } from './faults.js';
 import { sendEmpty, sendJson } from './http-response.js';
 import type { MutationLog } from './mutation-log.js';
+import type { RequestLog } from './request-log.js';
 import { readBody } from './request-params.js';
 import type { SimApiTokenSeed } from './types.js';
 
@@ -25,6 +28,7 @@ export interface ControlDeps {
   internals: () => SimInternals;
   faults: FaultInjector;
   mutations: MutationLog;
+  requests: RequestLog;
   reset: () => void;
   tokens: SimApiTokenSeed[];
 }
@@ -73,6 +77,8 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, u
   const one = /^\/_sim\/faults\/([^/]+)$/.exec(path);
   if (one && method === 'DELETE') return ok({ removed: deps.faults.remove(decodeURIComponent(one[1]!)) });
   if (path === '/_sim/mutations' && method === 'GET') return ok(deps.mutations.all(), { duplicates: deps.mutations.duplicates() });
+  if (path === '/_sim/requests' && method === 'GET') return ok(deps.requests.all());
+  if (path === '/_sim/task-stops' && method === 'GET') return ok(deps.internals().tasks.stopLog());
   if (path === '/_sim/state' && method === 'GET') {
     const { model } = deps.internals();
     return ok({ guests: model.guests(), tasks: model.tasks(), backups: model.backupVolumes() });

@@ -33,12 +33,26 @@ export type FaultSpec =
   /** The next config write (PUT/POST config, resize) to this guest (or any) fails with `can't lock file ... - got timeout`. */
   | { kind: 'lock-contention'; vmid?: number; times?: number }
   /** Task status/log answer 400 "no such task" for this long after dispatch, like a freshly forked worker. */
-  | { kind: 'task-invisible'; ms: number };
+  | { kind: 'task-invisible'; ms: number }
+  /**
+   * The answer to matching requests is held back this long (a loaded pveproxy, a slow link): the
+   * request executes at once (default; `beforeDispatch` holds it before executing instead) and the
+   * client waits `delayMs` for the answer. Not an error: it combines with the other faults.
+   */
+  | (Matcher & { kind: 'slow-response'; delayMs: number; beforeDispatch?: boolean })
+  /**
+   * The request executes, and its 2xx answer arrives with a body that is not JSON: by default the
+   * real JSON cut off after 60% of its bytes (a proxy that truncated it), or `body` verbatim. Only a
+   * request that would have answered 2xx is hit (one fault per request: not one already answering an
+   * error or dropped).
+   */
+  | (Matcher & { kind: 'garbled-after-dispatch'; body?: string });
 
 export type FaultRule = FaultSpec & { id: string };
 
 const FAULT_KINDS = new Set<string>([
   'error', 'drop-after-dispatch', 'slow-task', 'task-error', 'task-warnings', 'node-unreachable', 'lock-contention', 'task-invisible',
+  'slow-response', 'garbled-after-dispatch',
 ]);
 
 const DEFAULT_NODE_MESSAGES: Record<number, string> = {
@@ -100,6 +114,9 @@ export class FaultInjector {
     if (spec.kind === 'error' && !(spec.status >= 400 && spec.status <= 599)) {
       throw new Error(`fault status must be 4xx/5xx, got ${spec.status}`);
     }
+    if (spec.kind === 'slow-response' && !(Number.isFinite(spec.delayMs) && spec.delayMs >= 0)) {
+      throw new Error(`slow-response needs delayMs >= 0, got ${String(spec.delayMs)}`);
+    }
     const id = `f${this.nextId++}`;
     // Lock contention is about "the next write": without an explicit count it fires once.
     const normalized = spec.kind === 'lock-contention' && spec.times === undefined ? { ...spec, times: 1 } : spec;
@@ -157,6 +174,12 @@ export class FaultInjector {
   taskInvisibleFor(ms: number): string {
     return this.add({ kind: 'task-invisible', ms });
   }
+  slowResponses(delayMs: number, m: Matcher & { beforeDispatch?: boolean }): string {
+    return this.add({ ...m, kind: 'slow-response', delayMs });
+  }
+  garbleAfterDispatch(m: Matcher & { body?: string }): string {
+    return this.add({ ...m, kind: 'garbled-after-dispatch' });
+  }
 
   // ---- queries used by the server -------------------------------------------------------------
 
@@ -190,6 +213,18 @@ export class FaultInjector {
 
   dropConnection(method: string, relPath: string): boolean {
     return this.hit('drop-after-dispatch', method, relPath) !== undefined;
+  }
+
+  /** How long to hold back the answer to this request, and whether before executing it; undefined: not slowed. */
+  responseDelay(method: string, relPath: string): { delayMs: number; beforeDispatch: boolean } | undefined {
+    const r = this.hit('slow-response', method, relPath);
+    return r ? { delayMs: r.delayMs, beforeDispatch: Boolean(r.beforeDispatch) } : undefined;
+  }
+
+  /** Whether this request's 2xx answer is garbled, and the body to send instead (undefined: truncate the real one). */
+  garble(method: string, relPath: string): { body?: string } | undefined {
+    const r = this.hit('garbled-after-dispatch', method, relPath);
+    return r ? (r.body === undefined ? {} : { body: r.body }) : undefined;
   }
 
   taskFaults(method: string, relPath: string): TaskFaults {

@@ -32,6 +32,13 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
   res.end(payload);
 }
 
+/** A body sent as is, labelled JSON: what a truncating proxy or a broken node delivers (garbled-after-dispatch). */
+export function sendText(res: ServerResponse, status: number, reason: string, text: string): void {
+  const payload = Buffer.from(text, 'utf8');
+  res.writeHead(status, reasonPhrase(reason), { ...baseHeaders(), 'Content-Type': JSON_TYPE, 'Content-Length': String(payload.length) });
+  res.end(payload);
+}
+
 export function sendEmpty(res: ServerResponse, status: number, reason: string): void {
   res.writeHead(status, reasonPhrase(reason), { ...baseHeaders(), 'Content-Length': '0' });
   res.end();

@@ -14,15 +14,17 @@ import { type RequestContext, type SimInternals, Envelope } from './context.js';
 import { handleControl } from './control.js';
 import { ApiError, paramError } from './errors.js';
 import { FaultInjector } from './faults.js';
-import { sendEmpty, sendError, sendJson } from './http-response.js';
+import { sendEmpty, sendError, sendJson, sendText } from './http-response.js';
 import { MutationLog } from './mutation-log.js';
+import { RequestLog, type RequestRecord } from './request-log.js';
 import { SimulatorModel } from './model.js';
 import { evaluateCheck } from './permissions.js';
 import { parseParams, readBody } from './request-params.js';
 import { matchRoute } from './router.js';
 import { routeSchema } from './schema.js';
-import { TaskManager } from './tasks.js';
+import { TaskManager, type TaskStop } from './tasks.js';
 import type { SimClusterSeed, SimulatorOptions } from './types.js';
+import { UPID_RE } from './upid.js';
 import { validateParams } from './validate.js';
 
 export interface ProxmoxSimulator {
@@ -37,6 +39,10 @@ export interface ProxmoxSimulator {
   reset(): void;
   /** API requests routed so far (under /api2/json): with `faults.hits()`, the injected fault rate. */
   requestCount(): number;
+  /** The routed requests (newest 100,000), with their parameters, the faults they met and what was answered. */
+  requests: RequestLog;
+  /** Every `DELETE /nodes/{node}/tasks/{upid}` of a known task: which task, when, and whether it was still running. */
+  taskStops(): TaskStop[];
 }
 
 const API_PREFIX = '/api2/json';
@@ -69,6 +75,9 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
   const seed = structuredClone(opts.cluster);
   const faults = new FaultInjector(opts.faultSeed ?? 1);
   const mutations = new MutationLog(seed.name);
+  const requests = new RequestLog();
+  /** The request record of each response still to be written (for the status of error answers). */
+  const answering = new WeakMap<ServerResponse, RequestRecord>();
   let sim = buildInternals(seed, opts, faults, mutations);
   const authDelay = opts.authFailureDelayMs ?? 3000;
   const legacy = Boolean(opts.legacyErrors);
@@ -78,6 +87,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
     sim.tasks.shutdown();
     faults.clear();
     mutations.clear();
+    requests.clear();
     sim = buildInternals(seed, opts, faults, mutations);
   };
 
@@ -105,8 +115,47 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
     const body = await readBody(req);
     const schema = routeSchema(route.key);
     const dispatch = ++dispatchSeq;
+    const entry = requests.open({ seq: dispatch, method, path: decodedPath });
+    answering.set(res, entry);
 
+    // A slow answer holds back whatever goes out (answer, error or drop); before dispatch, the work too.
+    const delay = faults.responseDelay(method, decodedPath);
+    if (delay) entry.faults.push('slow-response');
+    let heldBack = false;
+    const holdBack = async (): Promise<void> => {
+      if (!delay || heldBack) return;
+      heldBack = true;
+      await new Promise((r) => setTimeout(r, delay.delayMs));
+    };
+    if (delay?.beforeDispatch) await holdBack();
+    try {
+      await dispatchApi(req, res, { method, decodedPath, route, body, schema, dispatch, entry, url, auth: auth.token, holdBack });
+    } catch (err) {
+      await holdBack();
+      throw err;
+    }
+  }
+
+  async function dispatchApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    r: {
+      method: string;
+      decodedPath: string;
+      route: NonNullable<ReturnType<typeof matchRoute>>;
+      body: string;
+      schema: ReturnType<typeof routeSchema>;
+      dispatch: number;
+      entry: RequestRecord;
+      url: URL;
+      auth: Extract<ReturnType<typeof authenticate>, { ok: true }>['token'];
+      holdBack: () => Promise<void>;
+    },
+  ): Promise<void> {
+    const { method, decodedPath, route, body, schema, dispatch, entry, url, holdBack } = r;
+    const auth = { token: r.auth };
     const early = faults.requestError(method, decodedPath);
+    if (early) entry.faults.push(early.afterDispatch ? 'error-after-dispatch' : 'error');
     if (early && !early.afterDispatch) throw injectedError(early.status, early.message, decodedPath);
 
     const node = route.pathParams.node;
@@ -132,6 +181,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       throw new ApiError(403, `Permission check failed (/vms/${first}, VM.Backup)`);
     }
 
+    entry.params = { ...(params as Record<string, string>) };
     const errors = validateParams(schema, params);
     if (errors) paramError(errors);
     // skiplock is root@pam only; an API token never qualifies.
@@ -152,33 +202,61 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
     const drop = !early && faults.dropConnection(method, decodedPath);
     let result: unknown;
     let failure: unknown;
+    entry.executed = true;
     try {
       result = await route.handler(ctx);
     } catch (e) {
       failure = e;
     }
+    if (typeof result === 'string' && UPID_RE.test(result)) {
+      entry.upid = result;
+      if (ctx.taskFaults.durationMs !== undefined) entry.faults.push('slow-task');
+    }
     if (drop) {
       // The work is done (task forked, state changed) but the client never learns the outcome.
+      entry.faults.push('drop-after-dispatch');
+      await holdBack();
+      entry.answer = { kind: 'dropped' };
+      entry.answeredAt = Date.now();
       req.socket.destroy();
       return;
     }
     if (early?.afterDispatch) throw injectedError(early.status, early.message, decodedPath);
     if (failure !== undefined) throw failure;
-    if (result instanceof Envelope) sendJson(req, res, 200, 'OK', { ...result.extra, data: result.data });
-    else sendJson(req, res, 200, 'OK', { data: result ?? null });
+    const payload = result instanceof Envelope ? { ...result.extra, data: result.data } : { data: result ?? null };
+    // One fault per request: only an answer that would have been a clean 2xx is garbled.
+    const garbled = faults.garble(method, decodedPath);
+    await holdBack();
+    if (garbled) {
+      const json = JSON.stringify(payload);
+      const text = garbled.body ?? json.slice(0, Math.max(1, Math.floor(json.length * 0.6)));
+      entry.faults.push('garbled-after-dispatch');
+      entry.answer = { kind: 'garbled', status: 200, body: text };
+      entry.answeredAt = Date.now();
+      sendText(res, 200, 'OK', text);
+      return;
+    }
+    entry.answer = { kind: 'answered', status: 200 };
+    entry.answeredAt = Date.now();
+    sendJson(req, res, 200, 'OK', payload);
   }
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://simulator');
     const work =
       url.pathname === '/_sim' || url.pathname.startsWith('/_sim/')
-        ? handleControl(req, res, url, { internals: () => sim, faults, mutations, reset, tokens: seed.apiTokens })
+        ? handleControl(req, res, url, { internals: () => sim, faults, mutations, requests, reset, tokens: seed.apiTokens })
         : url.pathname === API_PREFIX || url.pathname.startsWith(`${API_PREFIX}/`)
           ? handleApi(req, res, url)
           : Promise.reject(new ApiError(501, `Method '${req.method ?? 'GET'} ${url.pathname}' not implemented`));
     work.catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return;
       const apiErr = err instanceof ApiError ? err : new ApiError(500, `internal simulator error: ${(err as Error).message}`);
+      const entry = answering.get(res);
+      if (entry && !entry.answer) {
+        entry.answer = { kind: 'answered', status: apiErr.status };
+        entry.answeredAt = Date.now();
+      }
       sendError(req, res, apiErr, legacy);
     });
   });
@@ -208,6 +286,8 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
     },
     reset,
     requestCount: () => dispatchSeq,
+    requests,
+    taskStops: () => sim.tasks.stopLog(),
     close: async () => {
       sim.tasks.shutdown();
       for (const s of sockets) s.destroy();

@@ -54,6 +54,21 @@ export interface TaskSpec {
   faults?: TaskFaults;
 }
 
+/** One `DELETE /nodes/{node}/tasks/{upid}` the simulator answered: who asked to stop which task, and whether it was still running. */
+export interface TaskStop {
+  upid: string;
+  node: string;
+  type: string;
+  /** The task's id field (the vmid for guest tasks). */
+  id: string;
+  /** ms since epoch */
+  time: number;
+  /** Sequence number of the HTTP request that asked for the stop. */
+  dispatch: number;
+  /** True when the task was running and this request ended it (`received interrupt`). */
+  wasRunning: boolean;
+}
+
 interface TaskRecord extends TaskView {
   spec: TaskSpec;
   timer?: NodeJS.Timeout;
@@ -65,6 +80,7 @@ export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly order: TaskRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly stops: TaskStop[] = [];
   private lastStart = 0;
 
   constructor(
@@ -170,9 +186,15 @@ export class TaskManager {
     rec.endtime = Math.max(Math.floor(Date.now() / 1000), rec.starttime);
   }
 
-  /** DELETE /nodes/{node}/tasks/{upid}: the worker gets SIGTERM and dies with "received interrupt". */
-  stop(upid: string): void {
+  /**
+   * DELETE /nodes/{node}/tasks/{upid}: the worker gets SIGTERM and dies with "received interrupt".
+   * With `dispatch` (the HTTP request asking for it) the request is recorded in `stopLog()`.
+   */
+  stop(upid: string, dispatch?: number): void {
     const rec = this.tasks.get(upid);
+    if (rec && dispatch !== undefined) {
+      this.stops.push({ upid, node: rec.node, type: rec.type, id: rec.id, time: Date.now(), dispatch, wasRunning: rec.status === 'running' });
+    }
     if (!rec || rec.status !== 'running') return;
     if (rec.timer) {
       clearTimeout(rec.timer);
@@ -200,6 +222,11 @@ export class TaskManager {
 
   list(): TaskView[] {
     return this.order.map(publicView);
+  }
+
+  /** Every stop request for a known task, in order (the record that a task was stopped, and by whom). */
+  stopLog(): TaskStop[] {
+    return this.stops.map((s) => ({ ...s }));
   }
 
   /** setTimeout tracked so close() can cancel everything. */

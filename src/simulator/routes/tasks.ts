@@ -88,7 +88,7 @@ const log: Handler = (ctx) => {
 
 const stop: Handler = (ctx) => {
   const t = findTask(ctx);
-  ctx.sim.tasks.stop(t.upid);
+  ctx.sim.tasks.stop(t.upid, ctx.dispatch);
   return null;
 };
 
