@@ -183,6 +183,7 @@ class Execution {
       const settled = await this.settleOwn(entry);
       if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'the answer was lost; followed the task the request had started');
       if (settled?.state === 'done') return this.confirmDone('the answer was lost; the change is in place');
+      this.checkCancelled(); // nothing was started, and the run was cancelled meanwhile
       if (answeredSuccess(err)) {
         throw outcomeUnknown(`Proxmox answered ${this.action.proxmox.method} ${this.action.proxmox.path} with success but an unusable body, and no task of it can be found`, err);
       }
@@ -231,16 +232,25 @@ class Execution {
     return { outcome: 'applied', ...(said ? { note: said } : {}) };
   }
 
-  /** Settles this plan's own intent once its request can no longer be in flight. */
+  /**
+   * Settles this plan's own intent once its request can no longer be in flight. An operator's cancel
+   * does not interrupt it: what the request started must be known (and stopped) before the run may
+   * say what became of it. Any other interruption leaves it to the next attempt.
+   */
   private async settleOwn(entry: DispatchEntry): Promise<DispatchEntry | undefined> {
     let current: DispatchEntry | undefined = entry;
     while (current?.state === 'intent') {
       const wait = this.settleAfterMs - current.ageMs;
       if (wait <= 0) return settleIntent(current, this.settleDeps());
-      await this.sleep(Math.min(wait, 1000));
+      await this.sleep(Math.min(wait, 1000), { unlessCancelledByOperator: true });
       current = await this.journal.get(entry.planId);
     }
     return current;
+  }
+
+  /** The activity's signal, except that an operator's cancel does not abort a settlement. */
+  private settleSignal(): AbortSignal | undefined {
+    return this.signal.aborted && this.ctx.cancellationDetails?.cancelRequested ? undefined : this.signal;
   }
 
   /**
@@ -290,11 +300,11 @@ class Execution {
         return { response: a?.response ?? 'task', taskTypes: a?.taskTypes ?? [] };
       },
       listTasks: async (e: DispatchEntry, sinceSec: number) =>
-        (await this.client.listTasks(e.node, { vmid: e.vmid, source: 'all', since: sinceSec, limit: 500 }, { signal: this.signal })) as never,
+        (await this.client.listTasks(e.node, { vmid: e.vmid, source: 'all', since: sinceSec, limit: 500 }, { signal: this.settleSignal() })) as never,
       changeVisible: async (e: DispatchEntry) => {
         const a = findAction(e.action);
         if (!a?.settled) return false;
-        const state = await readGuest(this.client, a, { vmid: e.vmid }, e.params, { signal: this.signal });
+        const state = await readGuest(this.client, a, { vmid: e.vmid }, e.params, { signal: this.settleSignal() });
         return a.settled(state, e.params);
       },
     };
@@ -339,14 +349,17 @@ class Execution {
     if (this.signal.aborted) throw this.signal.reason;
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Sleeps, interrupted by the activity's cancellation (but for an operator's, when told so). */
+  private sleep(ms: number, opts: { unlessCancelledByOperator?: boolean } = {}): Promise<void> {
+    const interrupts = () => !opts.unlessCancelledByOperator || !this.ctx.cancellationDetails?.cancelRequested;
     return new Promise((resolve, reject) => {
-      if (this.signal.aborted) return reject(this.signal.reason);
+      if (this.signal.aborted && interrupts()) return reject(this.signal.reason);
       const timer = setTimeout(() => {
         this.signal.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       const onAbort = () => {
+        if (!interrupts()) return;
         clearTimeout(timer);
         reject(this.signal.reason);
       };

@@ -257,10 +257,10 @@ class ProxmoxHttpClient implements ProxmoxClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new ProxmoxProtocolError(`Proxmox ${method} ${path}: HTTP ${status} with a body that is not JSON`, { ...where, status, reason, outcomeUnknown: hasBody });
+      throw new ProxmoxProtocolError(`Proxmox ${method} ${path}: HTTP ${status} with a body that is not JSON`, { ...where, status, reason, outcomeUnknown: method !== 'GET' });
     }
     if (typeof json !== 'object' || json === null || !('data' in json)) {
-      throw new ProxmoxProtocolError(`Proxmox ${method} ${path}: HTTP ${status} without a {"data": ...} envelope`, { ...where, status, reason, outcomeUnknown: hasBody });
+      throw new ProxmoxProtocolError(`Proxmox ${method} ${path}: HTTP ${status} without a {"data": ...} envelope`, { ...where, status, reason, outcomeUnknown: method !== 'GET' });
     }
     return json as { data: unknown; total?: unknown };
   }
