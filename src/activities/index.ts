@@ -6,9 +6,9 @@ import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
 import type { ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
-import { outcomeRecord } from '../audit/outcome.js';
+import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
-import { auditEventId, type Preflight } from '../workflows/messages.js';
+import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
@@ -17,9 +17,9 @@ import type {
   AssessResult,
   AuditEventInput,
   AuditReceipt,
-  DispatchStatus,
   ExecuteInput,
   ExecuteResult,
+  OutcomeInput,
   PolicyInput,
   PolicyResult,
   PreflightInput,
@@ -63,6 +63,12 @@ export function createActivities(deps: ActivityDeps) {
   };
   const readMs = deps.assessReadMs ?? ASSESS_READ_MS;
 
+  /** What a recorded event of the plan keeps under `detail[key]`, if the event is on the chain. */
+  const storedDetail = async <T>(planId: string, eventId: string, key: string): Promise<T | undefined> => {
+    const found = (await deps.audit.forPlan(planId)).find((r) => r.eventId === eventId);
+    return found?.detail?.[key] as T | undefined;
+  };
+
   /** The target as Proxmox reports it now; a read that fails or outlasts its bound makes it unreadable. */
   const preflight = async ({ request }: PreflightInput): Promise<Preflight> => {
     const action = findAction(request.action);
@@ -104,15 +110,19 @@ export function createActivities(deps: ActivityDeps) {
      */
     async assess({ request, before = [], record }: AssessInput): Promise<AssessResult> {
       await appendAll(before);
+      const eventId = assessmentEventId(record.planId, record.seq);
+      // Run again after a lost workflow task: the assessment the run may already have acted on.
+      const recorded = await storedDetail<AssessResult>(record.planId, eventId, 'assessment');
+      if (recorded) return recorded;
       const read = await preflight({ request });
       const policy = await evaluatePolicy({ request, preflight: read });
-      if (record) {
-        const event = policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
-        const { seq, ...fields } = record;
-        const { risk, decision, policyVersion, reasons } = policy;
-        await deps.audit.append({ ...fields, eventId: auditEventId(record.planId, seq, event), event, decision: { risk, decision, policyVersion, reasons } });
-      }
-      return { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
+      const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
+      const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
+      const { seq: _seq, stage: _stage, ...fields } = record;
+      const { risk, decision, policyVersion, reasons } = policy;
+      await deps.audit.append({ ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result } });
+      // A concurrent run of this activity may have recorded its own first: the chain's is the one.
+      return (await storedDetail<AssessResult>(record.planId, eventId, 'assessment')) ?? result;
     },
 
     async executeAction(input: ExecuteInput): Promise<ExecuteResult> {
@@ -133,10 +143,23 @@ export function createActivities(deps: ActivityDeps) {
       return result;
     },
 
-    /** Where the plan's dispatch stands: what a run cancelled while applying reports. */
-    async dispatchStatus(planId: string): Promise<DispatchStatus> {
-      const entry = await deps.journal.get(planId);
-      return entry ? { state: entry.state, ...(entry.upid ? { upid: entry.upid } : {}) } : { state: 'none' };
+    /**
+     * The outcome of a run whose execute failed or was cancelled, recorded once (see OutcomeInput):
+     * a dispatch the journal recorded makes a plain failure `outcome_unknown`, with its UPID.
+     */
+    async recordOutcome({ fields, proposed, consultJournal }: OutcomeInput): Promise<ActionResult> {
+      const eventId = outcomeEventId(fields.planId, fields.seq);
+      const recorded = await storedDetail<ActionResult>(fields.planId, eventId, 'result');
+      if (recorded) return recorded;
+      let result = proposed;
+      if (consultJournal && proposed.outcome === 'failed') {
+        const entry = await deps.journal.get(fields.planId);
+        if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done')) {
+          result = { ...proposed, outcome: 'outcome_unknown', ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}) };
+        }
+      }
+      await deps.audit.append(outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }));
+      return (await storedDetail<ActionResult>(fields.planId, eventId, 'result')) ?? result;
     },
 
     /** Several records in one local activity (and one group commit), in this order. */

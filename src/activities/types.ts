@@ -1,7 +1,7 @@
 import type { GuestState, StateFingerprint } from '../domain/guest-state.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { PolicyDecision } from '../policy/engine.js';
-import type { Approval, Preflight } from '../workflows/messages.js';
+import type { ActionResult, Approval, Preflight } from '../workflows/messages.js';
 
 export interface PreflightInput {
   request: NormalizedRequest;
@@ -21,17 +21,24 @@ export interface PolicyResult extends PolicyDecision {
 /**
  * The run's one local activity per decision point: audit records already decided are written first,
  * then the target is read (bounded: a Proxmox that does not answer makes an unreadable target, it
- * never fails the activity) and policy evaluated, and at plan time the decision itself is recorded.
+ * never fails the activity), policy evaluated, and the assessment itself recorded (`plan.created` /
+ * `plan.denied` at plan time, `apply.checked` at apply) under a fixed event id. A local activity runs
+ * again when its workflow task is lost (Temporal down, a worker killed): the second run returns the
+ * recorded assessment instead of reading again, so every decision the run takes from it, and every
+ * record it writes, is the same as the first time.
  */
 export interface AssessInput {
   request: NormalizedRequest;
   /** Records decided earlier (an apply, approvals), written first, in this order. */
   before?: AuditEventInput[];
-  /** Record the decision as `plan.created` or `plan.denied` (eventId from `seq`). */
-  record?: PlanDecisionRecord;
+  record: AssessmentRecord;
 }
 
-export type PlanDecisionRecord = Pick<AuditEventInput, 'planId' | 'requestHash' | 'actor' | 'channel'> & { seq: number };
+export type AssessmentRecord = Pick<AuditEventInput, 'planId' | 'requestHash' | 'actor' | 'channel'> & {
+  seq: number;
+  /** plan: the plan's decision (plan.created / plan.denied); apply: the apply-time re-check (apply.checked). */
+  stage: 'plan' | 'apply';
+};
 
 export interface AssessResult {
   preflight: Preflight;
@@ -75,10 +82,16 @@ export interface ExecuteResult {
 /** Details carried by the execute activity's heartbeats (for operators; the dispatch journal is what a retry follows). */
 export type ExecuteProgress = { phase: 'dispatched'; upid: string } | { phase: 'waiting_for_guest'; planId: string };
 
-/** Where a plan's dispatch stands, for a run that was cancelled while applying. */
-export interface DispatchStatus {
-  state: 'none' | 'intent' | 'dispatched' | 'done' | 'not_dispatched';
-  upid?: string;
+/**
+ * The run's outcome after a failed or cancelled execute: what the workflow saw, settled against the
+ * dispatch journal (a recorded dispatch makes a plain failure `outcome_unknown`) and recorded once;
+ * a second run of the activity (its workflow task lost) returns the outcome recorded the first time.
+ */
+export interface OutcomeInput {
+  fields: OutcomeFields;
+  proposed: ActionResult;
+  /** Ask the journal whether anything was sent (a failure whose type does not say for certain). */
+  consultJournal: boolean;
 }
 
 export interface AuditEventInput {

@@ -20,7 +20,6 @@ import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attr
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
 import type { AssessInput, AssessResult, ExecuteResult, OutcomeFields } from '../activities/types.js';
-import { outcomeRecord } from '../audit/outcome.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { stricterRisk } from '../domain/risk.js';
 import { AuditTrail } from './audit-trail.js';
@@ -188,7 +187,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   /** Reads the target, evaluates policy and records the plan, in one local activity. */
   async function plan(): Promise<PlanView> {
     const seq = trail.reserve();
-    const { preflight, policy, ...more } = await assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq } });
+    const { preflight, policy, ...more } = await assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq, stage: 'plan' } });
     const createdAt = nowIso();
     const v: PlanView = {
       planId,
@@ -239,7 +238,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
 
       // Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const again = await assess({ request }, true);
+      const again = await assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, true);
       // A rejection that arrived while the target was read wins: nothing has been sent. (A handler
       // changed the status while this loop awaited: read it through a call, not a narrowed field.)
       if (statusOf(v) === 'rejected') continue;
@@ -288,7 +287,6 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     trail.add('apply.started', { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel });
     const outcome = (outcomeFields = { ...trail.fields(), seq: trail.reserve() });
     const proxmox = proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) });
-    let result: ActionResult;
     try {
       const r: ExecuteResult = await trail.writing((before) =>
         proxmox.executeAction({
@@ -307,41 +305,26 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         if (cause instanceof CancelledFailure) stoppedTask = cause.details?.[0] as typeof stoppedTask;
         throw err;
       }
-      result = await failedResult(err);
+      return settleOutcome(outcome, failedResult(err), !DEFINITE_FAILURES.has(failureType(err)));
     }
-    trail.push(outcomeRecord(outcome, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType }));
-    await flush();
-    return result;
   }
 
   /**
-   * What a failed execute means on Proxmox. A failure that says for certain (refused before
-   * anything was sent, or the task failed) is a failure; any other (retries exhausted while
-   * following a task, an answer that could not be settled) asks the journal, and a dispatch it
-   * recorded makes the outcome unknown, never a clean failure.
+   * Records the run's outcome after a failed or cancelled execute, and returns it as recorded: a
+   * failure that does not say for certain what happened on Proxmox is checked against the dispatch
+   * journal (a recorded dispatch makes it `outcome_unknown`, never a clean failure), and a second run
+   * of the activity (its workflow task lost) gets the outcome recorded the first time.
    */
-  async function failedResult(err: unknown): Promise<ActionResult> {
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const type = cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : 'Unknown';
-    const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as Partial<ActionResult> | undefined) : undefined;
-    let outcome: ActionResult['outcome'] = type === 'OutcomeUnknown' ? 'outcome_unknown' : 'failed';
-    let upid = details?.upid;
-    if (outcome === 'failed' && !DEFINITE_FAILURES.has(type)) {
-      const dispatch = await local.dispatchStatus(planId);
-      if (dispatch.state === 'intent' || dispatch.state === 'dispatched' || dispatch.state === 'done') {
-        outcome = 'outcome_unknown';
-        upid ??= dispatch.upid;
+  async function settleOutcome(fields: OutcomeFields, proposed: ActionResult, consultJournal: boolean): Promise<ActionResult> {
+    if (trail.hasPending) await flush();
+    for (;;) {
+      try {
+        return await local.recordOutcome({ fields, proposed, consultJournal });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        await sleep(AUDIT_RETRY_PAUSE);
       }
     }
-    return {
-      outcome,
-      errorType: type,
-      message: failureMessage(err),
-      ...(upid ? { upid } : {}),
-      ...(details?.exitstatus ? { exitstatus: details.exitstatus } : {}),
-      ...(details?.logTail ? { logTail: details.logTail } : {}),
-      finishedAt: nowIso(),
-    };
   }
 
   /**
@@ -352,44 +335,30 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    */
   async function recordCancellation(v: PlanView): Promise<void> {
     const during = v.status;
-    let outcome: ActionResult['outcome'] = 'failed';
-    let upid: string | undefined;
-    let exitstatus: string | undefined;
-    if (during === 'applying') {
-      if (stoppedTask?.exitstatus) {
-        upid = stoppedTask.upid;
-        exitstatus = stoppedTask.exitstatus;
-        outcome = exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus) ? 'applied' : 'failed';
-      } else {
-        const dispatch = await local.dispatchStatus(planId);
-        if (dispatch.state === 'intent' || dispatch.state === 'dispatched' || dispatch.state === 'done') {
-          outcome = 'outcome_unknown';
-          upid = dispatch.upid ?? stoppedTask?.upid;
-        }
+    let result: ActionResult = { outcome: 'failed', errorType: 'Cancelled', message: `the run was cancelled while ${during}`, finishedAt: nowIso() };
+    if (during === 'applying' && outcomeFields) {
+      const seen = stoppedTask?.exitstatus;
+      const ok = seen !== undefined && (seen === 'OK' || /^WARNINGS: \d+$/.test(seen));
+      const proposed: ActionResult = ok
+        ? { outcome: 'applied', message: 'the run was cancelled after its Proxmox task had finished: the change was made', upid: stoppedTask!.upid, exitstatus: seen, finishedAt: nowIso() }
+        : seen !== undefined
+          ? { outcome: 'failed', errorType: 'Cancelled', message: `the run was cancelled; Proxmox stopped its task before it finished (${seen})`, upid: stoppedTask!.upid, exitstatus: seen, finishedAt: nowIso() }
+          : {
+              outcome: 'failed',
+              errorType: 'Cancelled',
+              message: 'the run was cancelled before anything was sent to Proxmox',
+              ...(stoppedTask?.upid ? { upid: stoppedTask.upid } : {}),
+              finishedAt: nowIso(),
+            };
+      result = await settleOutcome(outcomeFields, proposed, seen === undefined);
+      if (result.outcome === 'outcome_unknown' && result.errorType === 'Cancelled') {
+        result = { ...result, message: 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it, and whether it finished first is not known' };
       }
     }
-    const message =
-      during !== 'applying'
-        ? `the run was cancelled while ${during}`
-        : outcome === 'applied'
-          ? 'the run was cancelled after its Proxmox task had finished: the change was made'
-          : outcome === 'outcome_unknown'
-            ? 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it, and whether it finished first is not known'
-            : upid
-              ? `the run was cancelled; Proxmox stopped its task before it finished (${exitstatus})`
-              : 'the run was cancelled before anything was sent to Proxmox';
-    v.result = {
-      outcome,
-      ...(outcome === 'applied' ? {} : { errorType: 'Cancelled' }),
-      message,
-      ...(upid ? { upid } : {}),
-      ...(exitstatus ? { exitstatus } : {}),
-      finishedAt: nowIso(),
-    };
-    v.status = outcome === 'applied' ? 'succeeded' : 'failed';
+    v.result = result;
+    v.status = result.outcome === 'applied' ? 'succeeded' : 'failed';
     showStatus();
-    if (outcomeFields) trail.push(outcomeRecord(outcomeFields, outcome, { upid, message, errorType: v.result.errorType }));
-    trail.add('run.cancelled', { detail: { during, outcome }, ...(upid ? { upid } : {}) });
+    trail.add('run.cancelled', { detail: { during, outcome: result.outcome }, ...(result.upid ? { upid: result.upid } : {}) });
     await flush();
   }
 
@@ -454,6 +423,27 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 }
 
 const statusOf = (v: PlanView): PlanStatus => v.status;
+
+function failureType(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : 'Unknown';
+}
+
+/** A failed execute as the run reports it (before the journal is asked whether anything was sent). */
+function failedResult(err: unknown): ActionResult {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const type = failureType(err);
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as Partial<ActionResult> | undefined) : undefined;
+  return {
+    outcome: type === 'OutcomeUnknown' ? 'outcome_unknown' : 'failed',
+    errorType: type,
+    message: failureMessage(err),
+    ...(details?.upid ? { upid: details.upid } : {}),
+    ...(details?.exitstatus ? { exitstatus: details.exitstatus } : {}),
+    ...(details?.logTail ? { logTail: details.logTail } : {}),
+    finishedAt: new Date().toISOString(),
+  };
+}
 
 function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;

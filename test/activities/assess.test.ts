@@ -54,6 +54,9 @@ const attempt = (n: number) => {
 const request = (vmid: number) => normalizeRequest({ action: 'vm.start', environment: 'lab', target: { vmid }, params: {}, reason: 'assess test' });
 let n = 0;
 const planId = () => `plan_ASSESS${String(++n).padStart(4, '0')}`;
+/** A fresh plan's assessment record (each call a new plan, so nothing is recorded yet). */
+const record = () => ({ planId: planId(), requestHash: 'h', seq: 1, stage: 'plan' as const });
+const clientStart = (vmid: number) => client.request('POST', '/nodes/{node}/qemu/{vmid}/status/start', { node: 'pve-lab', vmid });
 const base = (id: string): AuditEventInput => ({ eventId: `${id}/2/apply.requested`, planId: id, event: 'apply.requested', requestHash: 'h', actor: 'agent:test', channel: 'api' });
 
 describe('assess', () => {
@@ -62,7 +65,7 @@ describe('assess', () => {
     const out = await attempt(1).assess({
       request: request(101),
       before: [base(id)],
-      record: { planId: id, requestHash: 'h', actor: 'agent:test', channel: 'api', seq: 3 },
+      record: { planId: id, requestHash: 'h', actor: 'agent:test', channel: 'api', seq: 3, stage: 'plan' },
     });
     expect(out.preflight.state).toMatchObject({ vmid: 101, status: 'stopped' });
     expect(out.policy.decision).toBe('allowed');
@@ -70,22 +73,37 @@ describe('assess', () => {
     const records = await store.forPlan(id);
     expect(records.map((r) => [r.eventId, r.event])).toEqual([
       [`${id}/2/apply.requested`, 'apply.requested'],
-      [`${id}/3/plan.created`, 'plan.created'],
+      [`${id}/3/assessed`, 'plan.created'],
     ]);
     expect(records[1]).toMatchObject({ decision: { risk: out.policy.risk, decision: 'allowed', policyVersion: out.policy.policyVersion } });
   });
 
   it('is idempotent when retried: each record once', async () => {
     const id = planId();
-    const input = { request: request(101), before: [base(id)], record: { planId: id, requestHash: 'h', seq: 3 } };
+    const input = { request: request(101), before: [base(id)], record: { planId: id, requestHash: 'h', seq: 3, stage: 'plan' as const } };
     await attempt(1).assess(input);
     await attempt(2).assess(input);
     expect((await store.forPlan(id)).map((r) => r.event)).toEqual(['apply.requested', 'plan.created']);
   });
 
+  it('run again (its workflow task lost), it returns what it recorded the first time, not a new reading', async () => {
+    // Found by the model-based chaos suite: a run's re-check found the plan stale and recorded it; the
+    // workflow task was lost while Temporal was down, the re-check ran again, passed, and the action
+    // ran: the chain held two outcomes for one run.
+    const id = planId();
+    const input = { request: request(101), record: { planId: id, requestHash: 'h', seq: 4, stage: 'apply' as const } };
+    const first = await attempt(1).assess(input);
+    expect(first.preflight.state?.status).toBe('stopped');
+    await clientStart(101);
+    const again = await attempt(1).assess(input);
+    expect(again).toEqual(first);
+    const records = await store.forPlan(id);
+    expect(records.map((r) => [r.eventId, r.event])).toEqual([[`${id}/4/assessed`, 'apply.checked']]);
+  });
+
   it('reports a target it cannot read as unreadable, and policy decides (it never fails the activity)', async () => {
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
-    const out = await attempt(1).assess({ request: request(101) });
+    const out = await attempt(1).assess({ request: request(101), record: record() });
     expect(out.preflight.assessment.kind).toBe('unavailable');
     expect(out.preflight.state).toBeUndefined();
     expect(out.policy.decision).toBe('denied');
@@ -93,15 +111,15 @@ describe('assess', () => {
 
   it('bounds its own read: a Proxmox that does not answer makes the target unreadable within the bound', async () => {
     sim.faults.add({ kind: 'slow-response', method: 'GET', path: '/cluster/resources', delayMs: 5_000, times: 1 });
-    const out = await attempt(1).assess({ request: request(101) });
+    const out = await attempt(1).assess({ request: request(101), record: record() });
     expect(out.preflight.assessment).toEqual({ kind: 'unavailable', reason: 'Proxmox did not answer within 1 s' });
   });
 
   it('records plan.denied for a denied decision', async () => {
     const id = planId();
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
-    await attempt(1).assess({ request: request(101), record: { planId: id, requestHash: 'h', seq: 1 } });
-    expect((await store.forPlan(id)).map((r) => r.eventId)).toEqual([`${id}/1/plan.denied`]);
+    await attempt(1).assess({ request: request(101), record: { planId: id, requestHash: 'h', seq: 1, stage: 'plan' } });
+    expect((await store.forPlan(id)).map((r) => [r.eventId, r.event])).toEqual([[`${id}/1/assessed`, 'plan.denied']]);
   });
 });
 
@@ -137,5 +155,26 @@ describe('executeAction with audit', () => {
     const input: ExecuteInput = { planId: id, request: request(101), node: 'pve-lab', audit: { before: [base(id)], outcome: { planId: id, requestHash: 'h', seq: 3 } } };
     await expect(new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(acts.executeAction, input)).rejects.toThrow('audit store down');
     expect(sim.mutations.all()).toEqual([]);
+  });
+});
+
+describe('recordOutcome', () => {
+  it('asks the journal before calling a failure clean, records the outcome once, and returns what it recorded', async () => {
+    const { config } = loadConfig({});
+    const journal = await openFileDispatchJournal();
+    const acts = createActivities({ environments: new Map([['lab', { tier: 'nonprod', client, tokenId: TOKEN_ID }]]), policy: () => config.policy, audit: store, journal });
+    const id = planId();
+    await journal.begin({ planId: id, environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.reboot', params: {}, attempt: 1 });
+    const fields = { planId: id, requestHash: 'h', seq: 5 };
+    const run = (proposed: Record<string, unknown>) =>
+      new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(acts.recordOutcome, { fields, proposed: { finishedAt: 't', ...proposed } as never, consultJournal: true });
+    // Retries exhausted while the intent was unsettled: something may have run.
+    const first = await run({ outcome: 'failed', errorType: 'ProxmoxTransientError', message: 'gave up' });
+    expect(first).toMatchObject({ outcome: 'outcome_unknown', errorType: 'ProxmoxTransientError' });
+    // Run again (its workflow task lost) with another view of things: the recorded outcome stands.
+    await journal.release(id, 2);
+    expect(await run({ outcome: 'failed', errorType: 'ProxmoxTransientError', message: 'gave up again' })).toEqual(first);
+    const records = await store.forPlan(id);
+    expect(records.map((r) => [r.eventId, r.event])).toEqual([[`${id}/5/action.outcome`, 'action.outcome_unknown']]);
   });
 });

@@ -91,7 +91,7 @@ describe('plan → approve → apply against Temporal and the simulator', () => 
 
     const evidence = await t.service.audit.forPlan(p.body.planId);
     expect(evidence.map((r) => r.event)).toEqual([
-      'plan.created', 'apply.requested', 'approval.granted', 'approval.granted', 'apply.started', 'action.applied',
+      'plan.created', 'apply.requested', 'approval.granted', 'approval.granted', 'apply.checked', 'apply.started', 'action.applied',
     ]);
     expect(verifyChain(await t.service.audit.all()).ok).toBe(true);
   });

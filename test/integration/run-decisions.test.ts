@@ -57,7 +57,7 @@ beforeAll(async () => {
       assessCalls++;
       failingAudit();
       recorded.push(...before);
-      if (record) recorded.push({ eventId: `${record.planId}/${record.seq}/plan.created`, planId: record.planId, event: 'plan.created', requestHash: record.requestHash });
+      recorded.push({ eventId: `${record.planId}/${record.seq}/assessed`, planId: record.planId, event: record.stage === 'plan' ? 'plan.created' : 'apply.checked', requestHash: record.requestHash });
       if (assessCalls > 1 && gate) await gate.wait;
       return {
         preflight: { state: undefined, fingerprint: { exists: true, status: 'stopped' }, assessment: { kind: 'proceed' }, checkedAt: new Date().toISOString() },
@@ -70,7 +70,7 @@ beforeAll(async () => {
       recorded.push(...records);
       return [];
     },
-    dispatchStatus: async () => ({ state: 'none' }),
+    recordOutcome: async ({ proposed }: { proposed: unknown }) => proposed,
     notifyApprovers: async () => ({ delivered: 0 }),
   } as unknown as Partial<Activities>;
   const execute = {
@@ -150,7 +150,7 @@ describe('a human "no" wins until the request is sent', () => {
     expect(final.status).toBe('rejected');
     expect(final.approval.rejectedBy?.principal).toBe('human:bob');
     expect(executed).toEqual([]);
-    expect(recorded.map((r) => r.event)).toEqual(['plan.created', 'apply.requested', 'approval.granted', 'approval.rejected', 'plan.rejected']);
+    expect(recorded.map((r) => r.event)).toEqual(['plan.created', 'apply.requested', 'approval.granted', 'apply.checked', 'approval.rejected', 'plan.rejected']);
   }, 60_000);
 
   it('a rejection after the request was sent is refused and recorded as such; the outcome stands', async () => {
@@ -183,7 +183,7 @@ describe('nothing runs without its authorisation on the chain', () => {
     expect(executed).toHaveLength(1);
     const events = recorded.map((r) => r.event);
     // Before: the run executed with apply.requested and approval.granted never written.
-    expect(events.slice(0, 4)).toEqual(['plan.created', 'apply.requested', 'approval.granted', 'apply.started']);
+    expect(events.filter((e) => e !== 'apply.checked').slice(0, 4)).toEqual(['plan.created', 'apply.requested', 'approval.granted', 'apply.started']);
     expect(new Set(recorded.map((r) => r.eventId)).size).toBe(recorded.length);
   }, 90_000);
 });

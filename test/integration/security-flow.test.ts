@@ -222,7 +222,7 @@ function checkBundles(run: Run): void {
     expect(b.proxmox.taskLog?.lines.length).toBeGreaterThan(0);
   }
   const [start, stop, failed] = run.bundles as [EvidenceBundle, EvidenceBundle, EvidenceBundle];
-  expect(start.audit.records.map((r) => r.event)).toEqual(['plan.created', 'apply.requested', 'apply.started', 'action.applied']);
+  expect(start.audit.records.map((r) => r.event)).toEqual(['plan.created', 'apply.requested', 'apply.checked', 'apply.started', 'action.applied']);
   expect(stop.audit.records.map((r) => `${r.event}:${r.actor ?? ''}:${r.channel ?? ''}`)).toEqual(
     expect.arrayContaining(['approval.granted:human:bob:chat', 'apply.requested:agent:pi-demo:api']),
   );
