@@ -20,7 +20,7 @@ import { openDispatchJournal } from './dispatch/open.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
-import { connectConnection, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
+import { connectConnection, connectPatiently, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
 import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
 import { activityObservability } from './observability/activity-interceptor.js';
 import { createMetrics, renderMetrics, type Metrics } from './observability/metrics.js';
@@ -110,7 +110,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const journal = opts.worker === false ? await openFileDispatchJournal() : await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
     stops.push(() => journal.close());
 
-    const connection: Connection = await connectConnection(opts.temporal);
+    const waiting = (what: string) => (err: Error, waitMs: number) => log.warn({ err: err.message, address: opts.temporal.address }, `Temporal is not reachable yet (${what}); trying again in ${waitMs} ms`);
+    const connection: Connection = await connectPatiently(() => connectConnection(opts.temporal), { onRetry: waiting('client') });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace, ...(tracing ? { interceptors: { workflow: tracingClientInterceptors(tracing) } } : {}) });
 
@@ -151,7 +152,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     }
 
     if (opts.worker !== false) {
-      const nativeConnection: NativeConnection = await connectWorkerConnection(opts.temporal);
+      const nativeConnection: NativeConnection = await connectPatiently(() => connectWorkerConnection(opts.temporal), { onRetry: waiting('worker') });
       stops.push(() => nativeConnection.close());
       // Workflow interceptors live in the bundle: with tracing on, the workflows are bundled here.
       const bundle = tracing ? undefined : opts.workflowBundle;

@@ -101,8 +101,8 @@ class Execution {
   async execute(): Promise<ExecuteResult> {
     let entry = await this.journal.get(this.input.planId);
     if (entry?.state === 'intent') entry = await this.settleOwn(entry);
-    if (entry?.state === 'dispatched') return this.follow(entry.upid!, 'followed the task this plan had started');
-    if (entry?.state === 'done') return this.confirmDone();
+    const decided = entry && this.decided(entry);
+    if (decided) return decided;
 
     for (;;) {
       this.checkCancelled();
@@ -117,21 +117,18 @@ class Execution {
       if (assessment.kind === 'already_done') {
         // A creation someone started may still be running (a clone holds its lock): report it once finished.
         if (this.action.settled && !this.action.settled(state, this.params)) await this.waitWhileAlreadyDone();
-        return { outcome: 'noop', note: assessment.reason };
+        // Recorded, so that a later attempt (this one's answer lost) says the same, whatever the
+        // guest looks like by then; unless another attempt of this plan got further meanwhile.
+        const recorded = await this.journal.noop(this.intentFor(state), assessment.reason);
+        const decided = this.decided(recorded);
+        if (decided) return decided;
+        continue;
       }
       if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
       assertPlannedDigest(this.action, state, this.input.plannedDigest);
 
       const beginning = performance.now();
-      const begun = await this.journal.begin({
-        planId: this.input.planId,
-        environment: this.input.request.environment,
-        vmid: this.target.vmid,
-        node: state.node || this.target.node,
-        action: this.action.name,
-        params: this.params,
-        attempt: this.attempt,
-      });
+      const begun = await this.journal.begin(this.intentFor(state));
       switch (begun.kind) {
         case 'begun':
           return this.dispatch(begun.entry, state, beginning);
@@ -140,17 +137,42 @@ class Execution {
           continue; // the other plan's dispatch may have changed the guest: read it again
         case 'open': {
           const settled = await this.settleOwn(begun.entry);
-          if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'followed the task this plan had started');
-          if (settled?.state === 'done') return this.confirmDone();
+          const decided = settled && this.decided(settled);
+          if (decided) return decided;
           continue;
         }
         case 'superseded':
           throw ApplicationFailure.retryable(`attempt ${this.attempt} of plan ${this.input.planId} was overtaken by attempt ${begun.entry.attempt}`, 'AttemptSuperseded');
         case 'settled':
-          if (begun.entry.state === 'dispatched') return this.follow(begun.entry.upid!, 'followed the task this plan had started');
-          return this.confirmDone();
+          return (await this.decided(begun.entry))!;
       }
     }
+  }
+
+  /** What an entry of this plan already decided: follow its task, confirm its change, or its no-op. */
+  private decided(entry: DispatchEntry): Promise<ExecuteResult> | undefined {
+    switch (entry.state) {
+      case 'dispatched':
+        return this.follow(entry.upid!, 'followed the task this plan had started');
+      case 'done':
+        return this.confirmDone();
+      case 'noop':
+        return Promise.resolve({ outcome: 'noop', note: entry.note ?? 'nothing to do' });
+      default:
+        return undefined;
+    }
+  }
+
+  private intentFor(state: GuestState) {
+    return {
+      planId: this.input.planId,
+      environment: this.input.request.environment,
+      vmid: this.target.vmid,
+      node: state.node || this.target.node,
+      action: this.action.name,
+      params: this.params,
+      attempt: this.attempt,
+    };
   }
 
   /**

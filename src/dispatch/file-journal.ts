@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import {
   applyClaim,
   decideBegin,
+  decideNoop,
   guestKey,
   inFlight,
   intentEntry,
@@ -77,6 +78,12 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
         if (!own) throw new Error(`no dispatch intent for plan ${planId}`);
         if (own.state === 'done') return aged(own);
         return save({ ...own, state: 'done', attempt: Math.max(own.attempt, attempt) });
+      }),
+    noop: (intent, note) =>
+      serial(async () => {
+        const own = entries.get(intent.planId);
+        if (decideNoop(own && aged(own)) === 'keep') return aged(own!);
+        return save({ ...intentEntry(intent, Date.now()), state: 'noop', note });
       }),
     release: (planId, attempt) =>
       serial(async () => {

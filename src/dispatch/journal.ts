@@ -29,7 +29,9 @@ export type DispatchState =
   /** The synchronous call (config PUT) was answered: the change is made. */
   | 'done'
   /** The request did not reach Proxmox, or was refused: nothing was started, and it may be sent again. */
-  | 'not_dispatched';
+  | 'not_dispatched'
+  /** Nothing to send: the guest was already as the plan wants it (a recorded no-op, `note` says why). */
+  | 'noop';
 
 export interface DispatchEntry {
   planId: string;
@@ -53,6 +55,8 @@ export interface DispatchEntry {
   upid?: string;
   /** The claimed task has stopped (seen by its plan, or by a plan waiting for the guest). */
   ended?: boolean;
+  /** Why a no-op was one. */
+  note?: string;
 }
 
 /** Holds its guest: an open intent, or a claimed task that has not ended. */
@@ -87,6 +91,12 @@ export interface DispatchJournal {
   /** The synchronous call was answered: `done`. */
   complete(planId: string, attempt: number): Promise<DispatchEntry>;
   /**
+   * This plan found nothing to do: `noop`, so that a later attempt reports the same instead of
+   * deciding again on a guest that may have changed since. Only when nothing of this plan is in
+   * flight or dispatched; otherwise the entry as it is (which the caller then follows).
+   */
+  noop(intent: DispatchIntent, note: string): Promise<DispatchEntry>;
+  /**
    * The intent started nothing: `not_dispatched`, the guest is free. Only an entry still in `intent`
    * changes (a claim that got there first wins). Returns the entry as it is now.
    */
@@ -115,11 +125,16 @@ export function decideBegin(
   own: DispatchEntry | undefined,
   holder: DispatchEntry | undefined,
 ): Exclude<BeginResult, { kind: 'begun' }> | { kind: 'write' } {
-  if (own && (own.state === 'dispatched' || own.state === 'done')) return { kind: 'settled', entry: own };
+  if (own && (own.state === 'dispatched' || own.state === 'done' || own.state === 'noop')) return { kind: 'settled', entry: own };
   if (own && own.attempt > intent.attempt) return { kind: 'superseded', entry: own };
   if (own?.state === 'intent') return { kind: 'open', entry: own };
   if (holder && holder.planId !== intent.planId) return { kind: 'busy', holder };
   return { kind: 'write' };
+}
+
+/** The one rule for `noop`: recorded over nothing or a released intent; any other entry stands. */
+export function decideNoop(own: DispatchEntry | undefined): 'write' | 'keep' {
+  return !own || own.state === 'not_dispatched' ? 'write' : 'keep';
 }
 
 /** The entry a `begin` writes. */

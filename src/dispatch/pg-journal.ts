@@ -4,6 +4,7 @@ import { redactUrl } from '../audit/pg-store.js';
 import {
   applyClaim,
   decideBegin,
+  decideNoop,
   guestKey,
   intentEntry,
   type BeginResult,
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS ${DISPATCH_TABLE} (
   action      text NOT NULL,
   params      jsonb NOT NULL,
   attempt     integer NOT NULL,
-  state       text NOT NULL CHECK (state IN ('intent', 'dispatched', 'done', 'not_dispatched')),
+  state       text NOT NULL CHECK (state IN ('intent', 'dispatched', 'done', 'not_dispatched', 'noop')),
+  note        text,
   intent_at   timestamptz NOT NULL,
   upid        text UNIQUE,
   ended       boolean NOT NULL DEFAULT false,
@@ -45,7 +47,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_one_in_flight ON ${DISPATCH_
 CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_claims ON ${DISPATCH_TABLE} (guest) WHERE upid IS NOT NULL;
 `;
 
-const COLUMNS = `plan_id, guest, environment, vmid, node, action, params, attempt, state, upid, ended,
+const COLUMNS = `plan_id, guest, environment, vmid, node, action, params, attempt, state, upid, ended, note,
   (extract(epoch from intent_at) * 1000)::float8 AS intent_ms,
   (extract(epoch from (clock_timestamp() - intent_at)) * 1000)::float8 AS age_ms`;
 
@@ -61,6 +63,7 @@ interface Row {
   state: DispatchEntry['state'];
   upid: string | null;
   ended: boolean;
+  note: string | null;
   intent_ms: number;
   age_ms: number;
 }
@@ -79,6 +82,7 @@ const toEntry = (r: Row): DispatchEntry => ({
   ageMs: Math.round(r.age_ms),
   ...(r.upid ? { upid: r.upid } : {}),
   ...(r.ended ? { ended: true } : {}),
+  ...(r.note ? { note: r.note } : {}),
 });
 
 /**
@@ -105,12 +109,12 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
   };
   const save = async (c: pg.PoolClient, e: DispatchEntry, intentAtNow = false): Promise<DispatchEntry> => {
     await c.query(
-      `INSERT INTO ${DISPATCH_TABLE} (plan_id, guest, environment, vmid, node, action, params, attempt, state, intent_at, upid, ended)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $12::boolean THEN clock_timestamp() ELSE to_timestamp($10::float8 / 1000) END, $11, $13)
+      `INSERT INTO ${DISPATCH_TABLE} (plan_id, guest, environment, vmid, node, action, params, attempt, state, intent_at, upid, ended, note)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $12::boolean THEN clock_timestamp() ELSE to_timestamp($10::float8 / 1000) END, $11, $13, $14)
        ON CONFLICT (plan_id) DO UPDATE SET guest = EXCLUDED.guest, environment = EXCLUDED.environment, vmid = EXCLUDED.vmid,
          node = EXCLUDED.node, action = EXCLUDED.action, params = EXCLUDED.params, attempt = EXCLUDED.attempt,
-         state = EXCLUDED.state, intent_at = EXCLUDED.intent_at, upid = EXCLUDED.upid, ended = EXCLUDED.ended, updated_at = clock_timestamp()`,
-      [e.planId, e.guest, e.environment, e.vmid, e.node, e.action, JSON.stringify(e.params), e.attempt, e.state, e.intentAt, e.upid ?? null, intentAtNow, e.ended ?? false],
+         state = EXCLUDED.state, intent_at = EXCLUDED.intent_at, upid = EXCLUDED.upid, ended = EXCLUDED.ended, note = EXCLUDED.note, updated_at = clock_timestamp()`,
+      [e.planId, e.guest, e.environment, e.vmid, e.node, e.action, JSON.stringify(e.params), e.attempt, e.state, e.intentAt, e.upid ?? null, intentAtNow, e.ended ?? false, e.note ?? null],
     );
     return (await one(c, 'plan_id = $1', [e.planId]))!;
   };
@@ -145,6 +149,13 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
         if (!own) throw new Error(`no dispatch intent for plan ${planId}`);
         if (own.state === 'done') return own;
         return save(c, { ...own, state: 'done', attempt: Math.max(own.attempt, attempt) });
+      }),
+    noop: (intent, note) =>
+      transaction(pool, async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guestKey(intent.environment, intent.vmid)]);
+        const own = await one(c, 'plan_id = $1', [intent.planId], 'FOR UPDATE');
+        if (decideNoop(own) === 'keep') return own!;
+        return save(c, { ...intentEntry(intent, 0), state: 'noop', note }, true);
       }),
     release: (planId, attempt) =>
       onPlan(planId, async (c, own) => {

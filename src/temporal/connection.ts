@@ -183,6 +183,25 @@ function transportOptions(opts: TemporalConnectionOptions) {
   };
 }
 
+/**
+ * Connects, trying again while Temporal cannot be reached (1 s, doubling, at most 5 s apart) for up
+ * to `timeoutMs`: a process started while its server restarts (a rolling deploy, a worker respawned
+ * during an outage) waits for it instead of exiting. Other errors (TLS, auth) fail at once.
+ */
+export async function connectPatiently<T>(connect: () => Promise<T>, opts: { timeoutMs?: number; onRetry?: (err: Error, waitMs: number) => void } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  for (let wait = 1000; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      return await connect();
+    } catch (err) {
+      const unreachable = (err as Error)?.name === 'TransportError' || /failed to connect|connection refused|unavailable|ECONNREFUSED/i.test((err as Error)?.message ?? '');
+      if (!unreachable || Date.now() + wait > deadline) throw err;
+      opts.onRetry?.(err as Error, wait);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 /** A client-side gRPC `Connection` (workflow client, operator service). Close it with `connection.close()`. */
 export async function connectConnection(opts: TemporalConnectionOptions = temporalConnectionOptions()): Promise<Connection> {
   return Connection.connect(transportOptions(opts));

@@ -126,6 +126,23 @@ describe('synchronous config writes and the plan\'s digest', () => {
   });
 });
 
+describe('no-ops', () => {
+  it('a no-op is recorded: a retry after the guest changed says the same no-op and sends nothing', async () => {
+    // Found by the model-based chaos suite: attempt 1 found the VM running (no-op, outcome recorded),
+    // its answer was lost; another plan stopped the VM; attempt 2 started it and the run said
+    // "applied" while the chain said "noop".
+    await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/status/start', { node: 'pve-lab', vmid: 101 });
+    await until(async () => sims.lab.model.guest(101)!.status === 'running');
+    const i = input('lab', 'vm.start', 101, {});
+    expect(await attempt(i)).toEqual({ outcome: 'noop', note: 'VM 101 is already running' });
+    await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/status/stop', { node: 'pve-lab', vmid: 101 });
+    await until(async () => sims.lab.model.guest(101)!.status === 'stopped');
+    expect(await attempt(i, { attempt: 2 })).toEqual({ outcome: 'noop', note: 'VM 101 is already running' });
+    expect(sims.lab.model.guest(101)!.status).toBe('stopped');
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'noop' });
+  });
+});
+
 describe('a guest that moves, and creations', () => {
   it('migrate ends with the guest on the target; a retry follows the same task', async () => {
     const i = input('prod', 'vm.migrate', 200, { target: 'pve-prod-2', online: true, withLocalDisks: true });

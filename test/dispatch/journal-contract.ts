@@ -75,6 +75,19 @@ export function journalContract(open: () => Promise<DispatchJournal>): void {
     await j.close();
   });
 
+  it('records a no-op once: a later attempt is told so; a no-op never overwrites a dispatch', async () => {
+    const j = await open();
+    const [a, b] = [plan(), plan()];
+    expect(await j.noop(intent(a, { vmid: 160 }), 'VM 160 is already running')).toMatchObject({ state: 'noop', note: 'VM 160 is already running' });
+    expect(await j.begin(intent(a, { vmid: 160, attempt: 2 }))).toMatchObject({ kind: 'settled', entry: { state: 'noop' } });
+    expect(await j.holder('lab/160')).toBeUndefined();
+    await j.begin(intent(b, { vmid: 160 }));
+    expect(await j.noop(intent(b, { vmid: 160, attempt: 2 }), 'already')).toMatchObject({ state: 'intent' });
+    await j.claim(b, UPID(5), 1);
+    expect(await j.noop(intent(b, { vmid: 160, attempt: 3 }), 'already')).toMatchObject({ state: 'dispatched', upid: UPID(5) });
+    await j.close();
+  });
+
   it('20 plans racing for one guest: exactly one takes it', async () => {
     const j = await open();
     const plans = Array.from({ length: 20 }, () => plan());

@@ -147,7 +147,9 @@ export function modelOf(action: string, vmid: number, params: Record<string, unk
       return { expect: { op: 'config', vmid, task: false, request: { method: 'PUT', path: q(vmid, '/config'), params: { description: p.description! } } }, distinct: true };
     case 'vm.backup':
       return {
-        expect: { op: 'backup', vmid, task: true, taskType: 'vzdump', request: { method: 'POST', path: '/nodes/{node}/vzdump', params: { vmid: String(vmid) }, includes: { name: 'notes-template', text: p.notes! } } },
+        expect: { op: 'backup', vmid, task: true, taskType: 'vzdump', request: { method: 'POST', path: '/nodes/{node}/vzdump', params: { vmid: String(vmid) }, includes: { name: 'notes-template', text: `${p.notes!} [` } } },
+        // The notes as the plan gave them, up to the service's ` [proxmox-agent <planId>]` suffix: a
+        // re-planned backup's notes (`…-again1`) start with its original's, which must not match it.
         distinct: true,
       };
     case 'vm.disk.resize':
