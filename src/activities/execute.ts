@@ -68,6 +68,37 @@ export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Pro
   }
 }
 
+/**
+ * After an operator cancelled a run while it applied, and its execute activity could not say what
+ * became of the request (it was between attempts, or its worker died): settle the plan's intent if
+ * it is still open, stop its task if it still runs, and say what the journal and Proxmox show.
+ */
+export async function stopPlanDispatch(deps: ExecuteDeps, input: { planId: string }): Promise<StoppedDispatch> {
+  const ctx = Context.current();
+  const entry = await deps.journal.get(input.planId);
+  if (!entry) return { state: 'none' };
+  const action = findAction(entry.action);
+  if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${entry.action}`, 'ActionBlocked');
+  const request = { action: entry.action, environment: entry.environment, target: { vmid: entry.vmid }, params: entry.params, reason: '' } as unknown as ExecuteInput['request'];
+  const ticker = setInterval(() => ctx.heartbeat(), deps.heartbeatEveryMs ?? 1000);
+  try {
+    return await new Execution(deps, { planId: input.planId, request, node: entry.node }, action, ctx, () => undefined).stopAfterCancel(entry);
+  } catch (err) {
+    throw toActivityFailure(err, ctx);
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** What became of a cancelled run's dispatch (stopPlanDispatch). */
+export interface StoppedDispatch {
+  state: 'none' | DispatchEntry['state'];
+  upid?: string;
+  /** The task's exit status once it was seen stopped. */
+  exitstatus?: string;
+  note?: string;
+}
+
 class Execution {
   private readonly client: ProxmoxClient;
   private readonly journal: DispatchJournal;
@@ -147,6 +178,18 @@ class Execution {
           return (await this.decided(begun.entry))!;
       }
     }
+  }
+
+  /** See stopPlanDispatch. */
+  async stopAfterCancel(found: DispatchEntry): Promise<StoppedDispatch> {
+    const entry = found.state === 'intent' ? await this.settleOwn(found) : found;
+    if (!entry) return { state: 'none' };
+    if (entry.state !== 'dispatched') return { state: entry.state, ...(entry.note ? { note: entry.note } : {}) };
+    const upid = entry.upid!;
+    const node = parseUpid(upid)?.node ?? entry.node;
+    const exitstatus = await stopCancelledTask(this.client, node, upid);
+    if (exitstatus) await this.journal.end(this.input.planId);
+    return { state: 'dispatched', upid, ...(exitstatus ? { exitstatus } : {}) };
   }
 
   /** What an entry of this plan already decided: follow its task, confirm its change, or its no-op. */
@@ -415,6 +458,8 @@ function outcomeUnknown(message: string, cause?: unknown): ApplicationFailure {
  */
 async function stopCancelledTask(client: ProxmoxClient, node: string, upid: string): Promise<string | undefined> {
   const log = Context.current().log;
+  const ended = await client.taskStatus(node, upid, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+  if (ended?.status === 'stopped') return ended.exitstatus ?? 'unexpected status';
   try {
     await client.stopTask(node, upid);
     log.warn('run cancelled: asked Proxmox to stop its task', { upid });

@@ -9,7 +9,7 @@ import type { AuditStore } from '../audit/store.js';
 import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
 import type { ActionResult, Preflight } from '../workflows/messages.js';
-import { executeAction } from './execute.js';
+import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
 import type {
@@ -96,6 +96,14 @@ export function createActivities(deps: ActivityDeps) {
     return { ...decision, planTtlSeconds: policy.planTtlSeconds };
   };
 
+  const executeDeps = (): ExecuteDeps => ({
+    clientFor: (name) => env(name).client,
+    tokenIdFor: (name) => env(name).tokenId,
+    journal: deps.journal,
+    ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
+    ...(deps.settleAfterMs === undefined ? {} : { settleAfterMs: deps.settleAfterMs }),
+  });
+
   // Appended together: one group commit, in this order on the chain.
   const appendAll = (events: readonly AuditEventInput[]) => Promise.all(events.map((e) => deps.audit.append(e)));
 
@@ -129,16 +137,7 @@ export function createActivities(deps: ActivityDeps) {
       const { audit, ...rest } = input;
       // The run's authorisation is on the chain before Proxmox is touched.
       if (audit) await appendAll(audit.before);
-      const result = await executeAction(
-        {
-          clientFor: (name) => env(name).client,
-          tokenIdFor: (name) => env(name).tokenId,
-          journal: deps.journal,
-          ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
-          ...(deps.settleAfterMs === undefined ? {} : { settleAfterMs: deps.settleAfterMs }),
-        },
-        rest,
-      );
+      const result = await executeAction(executeDeps(), rest);
       if (audit) await deps.audit.append(outcomeRecord(audit.outcome, result.outcome, { upid: result.upid, message: result.note }));
       return result;
     },
@@ -160,6 +159,11 @@ export function createActivities(deps: ActivityDeps) {
       }
       await deps.audit.append(outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }));
       return (await storedDetail<ActionResult>(fields.planId, eventId, 'result')) ?? result;
+    },
+
+    /** After an operator's cancel: settle and stop what the plan's request started (stopPlanDispatch). */
+    async stopDispatch(input: { planId: string }): Promise<StoppedDispatch> {
+      return stopPlanDispatch(executeDeps(), input);
     },
 
     /** Several records in one local activity (and one group commit), in this order. */

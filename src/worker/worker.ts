@@ -46,8 +46,8 @@ export function workflowBundleFromEnv(env: NodeJS.ProcessEnv = process.env): { c
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
 
-/** The activities that call Proxmox to change something: they run on the environment's task queue. */
-export const PROXMOX_ACTIVITIES = ['executeAction'] as const satisfies readonly (keyof Activities)[];
+/** The activities that call Proxmox to change (or stop) something: they run on the environment's task queue. */
+export const PROXMOX_ACTIVITIES = ['executeAction', 'stopDispatch'] as const satisfies readonly (keyof Activities)[];
 
 export interface WorkerOptions {
   connection: NativeConnection;

@@ -20,6 +20,7 @@ import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attr
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
 import type { AssessInput, AssessResult, ExecuteResult, OutcomeFields } from '../activities/types.js';
+import type { StoppedDispatch } from '../activities/execute.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { stricterRisk } from '../domain/risk.js';
 import { AuditTrail } from './audit-trail.js';
@@ -62,6 +63,14 @@ const EXECUTE_OPTIONS: ActivityOptions = {
     maximumAttempts: 25,
     nonRetryableErrorTypes: ['ProxmoxPermanentError', 'ProxmoxTaskFailedError', 'ActionBlocked', 'OutcomeUnknown'],
   },
+};
+
+// After an operator's cancel: settle and stop what the run's request started (bounded; the run then
+// records what it found, or an unknown outcome).
+const STOP_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 };
 
 // Approval requests posted to webhooks (notifyApprovers): retried, bounded, never failing the plan.
@@ -337,26 +346,19 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     const during = v.status;
     let result: ActionResult = { outcome: 'failed', errorType: 'Cancelled', message: `the run was cancelled while ${during}`, finishedAt: nowIso() };
     if (during === 'applying' && outcomeFields) {
-      const seen = stoppedTask?.exitstatus;
-      const ok = seen !== undefined && (seen === 'OK' || /^WARNINGS: \d+$/.test(seen));
-      const proposed: ActionResult = ok
-        ? { outcome: 'applied', message: 'the run was cancelled after its Proxmox task had finished: the change was made', upid: stoppedTask!.upid, exitstatus: seen, finishedAt: nowIso() }
-        : seen !== undefined
-          ? { outcome: 'failed', errorType: 'Cancelled', message: `the run was cancelled; Proxmox stopped its task before it finished (${seen})`, upid: stoppedTask!.upid, exitstatus: seen, finishedAt: nowIso() }
-          : {
-              outcome: 'failed',
-              errorType: 'Cancelled',
-              message: 'the run was cancelled before anything was sent to Proxmox',
-              ...(stoppedTask?.upid ? { upid: stoppedTask.upid } : {}),
-              finishedAt: nowIso(),
-            };
-      result = await settleOutcome(outcomeFields, proposed, seen === undefined);
-      if (result.outcome === 'outcome_unknown' && result.errorType === 'Cancelled') {
-        result = { ...result, message: 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it, and whether it finished first is not known' };
+      // What the execute activity saw after stopping the task; or, when it could not say (it was
+      // between attempts, or its worker died), what settling and stopping the dispatch finds.
+      let seen: StoppedDispatch | undefined = stoppedTask?.exitstatus !== undefined ? { state: 'dispatched', ...stoppedTask } : undefined;
+      if (!seen) {
+        const stopper = proxyActivities<Activities>({ ...STOP_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) });
+        seen = await stopper.stopDispatch({ planId }).catch(() => undefined);
       }
+      // Could not be told (Proxmox or the worker unreachable): the journal decides between a
+      // failure and an unknown outcome.
+      result = await settleOutcome(outcomeFields, seen ? cancelledResult(seen) : cancelledResult({ state: 'none', ...(stoppedTask?.upid ? { upid: stoppedTask.upid } : {}) }), !seen);
     }
     v.result = result;
-    v.status = result.outcome === 'applied' ? 'succeeded' : 'failed';
+    v.status = result.outcome === 'applied' || result.outcome === 'noop' ? 'succeeded' : 'failed';
     showStatus();
     trail.add('run.cancelled', { detail: { during, outcome: result.outcome }, ...(result.upid ? { upid: result.upid } : {}) });
     await flush();
@@ -423,6 +425,28 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 }
 
 const statusOf = (v: PlanView): PlanStatus => v.status;
+
+/** A run cancelled while applying, as what became of its dispatch says. */
+function cancelledResult(seen: StoppedDispatch): ActionResult {
+  const finishedAt = new Date().toISOString();
+  const task = { ...(seen.upid ? { upid: seen.upid } : {}), ...(seen.exitstatus ? { exitstatus: seen.exitstatus } : {}) };
+  switch (seen.state) {
+    case 'dispatched':
+      if (seen.exitstatus === undefined)
+        return { outcome: 'outcome_unknown', errorType: 'Cancelled', message: 'the run was cancelled while Proxmox ran the task; Proxmox was asked to stop it, and whether it finished first is not known', ...task, finishedAt };
+      if (seen.exitstatus === 'OK' || /^WARNINGS: \d+$/.test(seen.exitstatus))
+        return { outcome: 'applied', message: 'the run was cancelled after its Proxmox task had finished: the change was made', ...task, finishedAt };
+      return { outcome: 'failed', errorType: 'Cancelled', message: `the run was cancelled; Proxmox stopped its task before it finished (${seen.exitstatus})`, ...task, finishedAt };
+    case 'done':
+      return { outcome: 'applied', message: 'the run was cancelled after Proxmox had made the change', finishedAt };
+    case 'noop':
+      return { outcome: 'noop', message: `the run was cancelled; there was nothing to do (${seen.note ?? 'already done'})`, finishedAt };
+    case 'intent':
+      return { outcome: 'outcome_unknown', errorType: 'Cancelled', message: 'the run was cancelled while the answer to its request was missing, and what Proxmox did cannot be told yet', finishedAt };
+    default:
+      return { outcome: 'failed', errorType: 'Cancelled', message: 'the run was cancelled before anything was sent to Proxmox', finishedAt };
+  }
+}
 
 function failureType(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;

@@ -245,14 +245,17 @@ describe('model-based chaos: shared guests, two workers, kills, terms, restarts,
             }
             await sleep(400);
           }
-          // The plan ended before its task ran (its shared guest was busy): an operator cancel needs a
-          // running task, so plan the backup again (a new plan, judged like every other), up to twice.
-          if (run.cancelledAt === undefined && attempt < 2) {
+          // The plan ended before its task ran (its shared guest was busy: locked by another plan's
+          // task at plan time, the plan is denied): an operator cancel needs a running task, so plan
+          // the backup again once the guest is free (a new plan, judged like every other), up to 4 times.
+          if (run.cancelledAt === undefined && attempt < 4) {
             const notes = `${String(s.params.notes)}-again${attempt + 1}`;
             const params = { ...s.params, notes };
             const again: PlanRun = { spec: { ...s, label: `${s.label} again${attempt + 1}`, params, ...modelOf(s.action, s.vmid, params) }, steps: [], decisions: [] };
             runs.push(again);
-            await sleep(3000);
+            const free = Date.now() + 60_000;
+            await sleep(1000);
+            while (Date.now() < free && env.sims[s.cluster].model.guest(s.vmid)?.lock) await sleep(250);
             await drive(again, chance, attempt + 1);
           }
           break;
