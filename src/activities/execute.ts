@@ -4,17 +4,11 @@ import type { ActionContext, ActionDefinition } from '../domain/actions/define.j
 import type { GuestState } from '../domain/guest-state.js';
 import { guestKey, type DispatchEntry, type DispatchJournal } from '../dispatch/journal.js';
 import { DISPATCH_START_MS, DISPATCH_TIMEOUT_MS, SETTLE_AFTER_MS, settleIntent } from '../dispatch/settle.js';
-import {
-  isNoSuchTask,
-  isRetryableProxmoxError,
-  parseUpid,
-  ProxmoxError,
-  ProxmoxStaleConfigError,
-  ProxmoxTaskFailedError,
-  type ProxmoxClient,
-} from '../proxmox/index.js';
+import { isNoSuchTask, isRetryableProxmoxError, parseUpid, ProxmoxTaskFailedError, type ProxmoxClient } from '../proxmox/index.js';
 import { REFUSALS } from '../workflows/messages.js';
+import { answeredSuccess, mayHaveReachedProxmox, outcomeUnknown, toActivityFailure } from './execute-failures.js';
 import { readGuest } from './guest-reader.js';
+import { stopCancelledTask } from './task-stop.js';
 import type { ExecuteInput, ExecuteProgress, ExecuteResult } from './types.js';
 
 export interface ExecuteDeps {
@@ -29,9 +23,6 @@ export interface ExecuteDeps {
   /** Heartbeats while anything runs, so a slow Proxmox never looks like a dead worker (default 1 s). */
   heartbeatEveryMs?: number;
 }
-
-/** The failure type of an outcome that cannot be known: reported as such, never as success or a clean failure. */
-export const OUTCOME_UNKNOWN = 'OutcomeUnknown';
 
 type Located = { node?: string; vmid: number };
 
@@ -433,53 +424,6 @@ class Execution {
   }
 }
 
-/** False only when the request certainly never reached Proxmox, or Proxmox certainly refused it. */
-function mayHaveReachedProxmox(err: unknown): boolean {
-  if (err instanceof ProxmoxError) return err.outcomeUnknown;
-  if (err instanceof ApplicationFailure && err.type === 'DispatchLate') return false;
-  return true; // our own deadline aborted it mid-flight, or something unforeseen: assume it may have
-}
-
-/** Proxmox said 2xx, but the body could not be used: something was done. */
-function answeredSuccess(err: unknown): boolean {
-  return err instanceof ProxmoxError && err.status !== undefined && err.status >= 200 && err.status < 300;
-}
-
-function outcomeUnknown(message: string, cause?: unknown): ApplicationFailure {
-  const seen = cause instanceof Error ? `${cause.name}: ${cause.message}` : undefined;
-  return ApplicationFailure.create({ type: OUTCOME_UNKNOWN, message, nonRetryable: true, details: [{ ...(seen ? { seen } : {}) }] });
-}
-
-/**
- * An operator cancelled the run while its Proxmox task ran: ask Proxmox to stop it (DELETE the task),
- * as far as Proxmox allows, and wait a little for it to end. Returns its exit status once it ended
- * (an error such as `received interrupt` when the stop came in time, `OK` when the task had
- * finished), or undefined when that could not be seen.
- */
-async function stopCancelledTask(client: ProxmoxClient, node: string, upid: string): Promise<string | undefined> {
-  const log = Context.current().log;
-  const ended = await client.taskStatus(node, upid, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
-  if (ended?.status === 'stopped') return ended.exitstatus ?? 'unexpected status';
-  try {
-    await client.stopTask(node, upid);
-    log.warn('run cancelled: asked Proxmox to stop its task', { upid });
-  } catch (err) {
-    log.warn('run cancelled: Proxmox did not stop the task', { upid, error: (err as Error).message });
-  }
-  // Not the activity's signal: it is aborted already.
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    try {
-      const status = await client.taskStatus(node, upid, { signal: AbortSignal.timeout(5_000) });
-      if (status.status === 'stopped') return status.exitstatus ?? 'unexpected status';
-    } catch {
-      // Read again until the deadline.
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return undefined;
-}
-
 /**
  * The digest must be the one the plan's preflight read, not one read now: reading it again here
  * would accept any change made since the plan, which is what the guard exists to refuse.
@@ -497,34 +441,3 @@ function assertPlannedDigest(action: ActionDefinition, state: GuestState, planne
   }
 }
 
-/**
- * Transient Proxmox errors are rethrown as retryable failures (the retry policy handles them);
- * permanent ones become non-retryable, carrying Proxmox's own words and the task's details. A digest
- * Proxmox refused is the same staleness the run checks before dispatch, and is reported the same way.
- * A cancellation that is not an operator's (worker shutdown, timeout, reset) becomes a retryable
- * failure, so that the next attempt follows the task instead of the run recording a cancel.
- */
-function toActivityFailure(err: unknown, ctx: Context): unknown {
-  if (err instanceof CancelledFailure || (ctx.cancellationSignal.aborted && err === ctx.cancellationSignal.reason)) {
-    if (ctx.cancellationDetails?.cancelRequested) return err;
-    return ApplicationFailure.retryable('the attempt was interrupted (worker shutdown, timeout or reset); the next attempt follows the plan\'s task', 'AttemptInterrupted');
-  }
-  if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ProxmoxStaleConfigError) {
-    return ApplicationFailure.create({
-      type: REFUSALS.stale,
-      message: `the guest config changed since the plan; plan again (Proxmox: ${err.proxmoxMessage.trim() || err.message})`,
-      nonRetryable: true,
-    });
-  }
-  if (err instanceof ProxmoxError) {
-    const details = err instanceof ProxmoxTaskFailedError ? [{ upid: err.upid, exitstatus: err.exitstatus, logTail: err.logTail }] : [];
-    return ApplicationFailure.create({
-      type: err.name,
-      message: err.message,
-      nonRetryable: !isRetryableProxmoxError(err),
-      details,
-    });
-  }
-  return err;
-}
