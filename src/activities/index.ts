@@ -138,7 +138,10 @@ export function createActivities(deps: ActivityDeps) {
       // The run's authorisation is on the chain before Proxmox is touched.
       if (audit) await appendAll(audit.before);
       const result = await executeAction(executeDeps(), rest);
-      if (audit) await deps.audit.append(outcomeRecord(audit.outcome, result.outcome, { upid: result.upid, message: result.note }));
+      if (audit) {
+        const reported: ActionResult = { ...result, ...(result.note ? { message: result.note } : {}), finishedAt: new Date().toISOString() };
+        await deps.audit.append(outcomeRecord(audit.outcome, result.outcome, { upid: result.upid, message: result.note, result: reported }));
+      }
       return result;
     },
 
@@ -148,6 +151,8 @@ export function createActivities(deps: ActivityDeps) {
      */
     async recordOutcome({ fields, proposed, consultJournal }: OutcomeInput): Promise<ActionResult> {
       const eventId = outcomeEventId(fields.planId, fields.seq);
+      // An outcome on the chain already (the execute activity recorded its success, and its answer
+      // was lost): that is the run's outcome, whatever a later attempt met.
       const recorded = await storedDetail<ActionResult>(fields.planId, eventId, 'result');
       if (recorded) return recorded;
       let result = proposed;

@@ -9,6 +9,7 @@ import {
   ProxmoxError,
   ProxmoxInvalidParamError,
   ProxmoxInvalidPathParamError,
+  ProxmoxProtocolError,
   ProxmoxTaskFailedError,
   ProxmoxTaskWaitTimeoutError,
   isRetryableProxmoxError,
@@ -91,6 +92,9 @@ export function assertTaskOnNode(node: string, upid: string, method = 'GET'): vo
   }
 }
 
+/** Consecutive status reads with an unusable body that a wait reads past. */
+const UNUSABLE_READS_TOLERATED = 5;
+
 const statusPath = (node: string, upid: string): string => fillPath('/nodes/{node}/tasks/{upid}/status', { node, upid });
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -145,6 +149,7 @@ export async function waitForTask(api: TaskReader, node: string, upid: string, o
   const started = Date.now();
   const deadline = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : started + opts.timeoutMs;
   let last: TaskStatus | undefined;
+  let unusable = 0;
 
   for (;;) {
     if (signal?.aborted) throw signal.reason;
@@ -153,11 +158,15 @@ export async function waitForTask(api: TaskReader, node: string, upid: string, o
       status = await api.taskStatus(node, upid, { signal });
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      const tolerated = (isNoSuchTask(err) && Date.now() - started < graceMs) || isRetryableProxmoxError(err);
+      // A read answered with a body that cannot be used (a proxy cut it short) is read again, a few
+      // times in a row at most: the task's status is not changed by asking.
+      unusable = err instanceof ProxmoxProtocolError ? unusable + 1 : 0;
+      const tolerated = (isNoSuchTask(err) && Date.now() - started < graceMs) || isRetryableProxmoxError(err) || (unusable > 0 && unusable <= UNUSABLE_READS_TOLERATED);
       if (!tolerated) throw err;
       opts.onPollError?.(err as ProxmoxError);
     }
     if (status) {
+      unusable = 0;
       last = status;
       opts.onPoll?.(status);
       if (status.status === 'stopped') {

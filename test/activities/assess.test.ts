@@ -138,8 +138,16 @@ describe('executeAction with audit', () => {
       [`${id}/3/apply.started`, 'apply.started'],
       [`${id}/4/action.outcome`, 'action.applied'],
     ]);
-    expect(records[2]).toMatchObject({ upid: r.upid, outcome: 'succeeded' });
+    expect(records[2]).toMatchObject({ upid: r.upid, outcome: 'succeeded', detail: { result: { outcome: 'applied', upid: r.upid } } });
     expect(sim.mutations.countFor(101, 'start')).toBe(1);
+    // Found by the model-based chaos suite: a later attempt that met a broken read failed the run,
+    // which then said outcome_unknown while the chain said applied. The outcome on the chain wins.
+    const later = await new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(activities.recordOutcome, {
+      fields: input.audit!.outcome,
+      proposed: { outcome: 'failed', errorType: 'ProxmoxProtocolError', message: 'garbled', finishedAt: 't' },
+      consultJournal: true,
+    });
+    expect(later).toMatchObject({ outcome: 'applied', upid: r.upid });
   });
 
   it('writes nothing to Proxmox when the audit store refuses the authorising records', async () => {

@@ -230,21 +230,26 @@ describe('model-based chaos: shared guests, two workers, kills, terms, restarts,
           await apply(run);
           break;
         case 'cancel': {
-          await apply(run);
-          // Cancel while the backup's Proxmox task runs (it runs 10 s).
+          // Cancel while the backup's Proxmox task runs (it runs 10 s). Watched from before the apply
+          // is sent: the apply's answer may come late (it waits for the run's re-check).
           const sim = env.sims[s.cluster];
-          const deadline = Date.now() + 90_000;
-          while (Date.now() < deadline && run.cancelledAt === undefined) {
-            const req = sim.requests.all().find((r) => r.upid && requestMatches(s.expect.request, r));
-            const task = req?.upid ? sim.model.task(req.upid) : undefined;
-            if (task?.status === 'running' && Date.now() - req!.time > 2000) await cancelRun(run, `its task ${task.upid} runs`);
-            else if (task?.status === 'stopped') break;
-            else if (!req) {
-              const view = await env.call('GET', `/v1/actions/${run.planId}`, { token: TOKENS.agent });
-              if (TERMINAL.has(view.body?.status)) break;
+          const watch = (async () => {
+            const deadline = Date.now() + 150_000;
+            while (Date.now() < deadline && run.cancelledAt === undefined) {
+              const req = sim.requests.all().find((r) => r.upid && requestMatches(s.expect.request, r));
+              const task = req?.upid ? sim.model.task(req.upid) : undefined;
+              if (VERBOSE) log(`[model-chaos] cancel watch ${s.label}: request ${req?.seq ?? 'none'} task ${task?.status ?? 'none'} ${req ? Date.now() - req.time : '-'} ms`);
+              if (task?.status === 'running' && Date.now() - req!.time > 2000) await cancelRun(run, `its task ${task.upid} runs`);
+              else if (task?.status === 'stopped') break;
+              else if (!req && run.steps.some((st) => st.step === 'apply')) {
+                const view = await env.call('GET', `/v1/actions/${run.planId}`, { token: TOKENS.agent });
+                if (TERMINAL.has(view.body?.status)) break;
+              }
+              await sleep(400);
             }
-            await sleep(400);
-          }
+          })();
+          await apply(run);
+          await watch;
           // The plan ended before its task ran (its shared guest was busy: locked by another plan's
           // task at plan time, the plan is denied): an operator cancel needs a running task, so plan
           // the backup again once the guest is free (a new plan, judged like every other), up to 4 times.
