@@ -4,7 +4,7 @@ import type { EnvironmentTier } from '../domain/actions/define.js';
 import { fingerprint } from '../domain/guest-state.js';
 import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
-import type { ProxmoxClient } from '../proxmox/index.js';
+import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
 import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
@@ -75,12 +75,22 @@ export function createActivities(deps: ActivityDeps) {
     if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
     const client = env(request.environment).client;
     const checkedAt = () => new Date().toISOString();
-    try {
-      const state = await readGuest(client, action, request.target, request.params, { signal: AbortSignal.timeout(readMs) });
-      return { state, fingerprint: fingerprint(state), assessment: action.assess(state, request.params), checkedAt: checkedAt() };
-    } catch (err) {
-      const reason = isTimeout(err) ? `Proxmox did not answer within ${readMs / 1000} s` : err instanceof Error ? err.message : String(err);
-      return { assessment: { kind: 'unavailable', reason }, checkedAt: checkedAt() };
+    const deadline = Date.now() + readMs;
+    const signal = AbortSignal.timeout(readMs);
+    // Transient errors (a 503 from load, a 595 from a node) are read again until the bound: a plan
+    // must not be denied, nor an approved plan fail as stale, because a read met a hiccup.
+    for (let pause = 200; ; pause = Math.min(pause * 2, 1000)) {
+      try {
+        const state = await readGuest(client, action, request.target, request.params, { signal });
+        return { state, fingerprint: fingerprint(state), assessment: action.assess(state, request.params), checkedAt: checkedAt() };
+      } catch (err) {
+        if (isRetryableProxmoxError(err) && !signal.aborted && Date.now() + pause < deadline) {
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        const reason = isTimeout(err) ? `Proxmox did not answer within ${readMs / 1000} s` : err instanceof Error ? err.message : String(err);
+        return { assessment: { kind: 'unavailable', reason }, checkedAt: checkedAt() };
+      }
     }
   };
 

@@ -101,6 +101,14 @@ describe('assess', () => {
     expect(records.map((r) => [r.eventId, r.event])).toEqual([[`${id}/4/assessed`, 'apply.checked']]);
   });
 
+  it('reads again past transient errors within its bound, so a hiccup neither denies a plan nor stales an approved one', async () => {
+    // Found by the chaos suite after reads were bounded: three 503s in a row made "could not re-read the target".
+    sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503, times: 4 });
+    const out = await attempt(1).assess({ request: request(101), record: record() });
+    expect(out.preflight.assessment.kind).toBe('proceed');
+    expect(out.policy.decision).toBe('allowed');
+  });
+
   it('reports a target it cannot read as unreadable, and policy decides (it never fails the activity)', async () => {
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
     const out = await attempt(1).assess({ request: request(101), record: record() });
@@ -144,7 +152,7 @@ describe('executeAction with audit', () => {
     // which then said outcome_unknown while the chain said applied. The outcome on the chain wins.
     const later = await new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(activities.recordOutcome, {
       fields: input.audit!.outcome,
-      proposed: { outcome: 'failed', errorType: 'ProxmoxProtocolError', message: 'garbled', finishedAt: 't' },
+      proposed: { outcome: 'failed' as const, errorType: 'ProxmoxProtocolError', message: 'garbled', finishedAt: 't' },
       consultJournal: true,
     });
     expect(later).toMatchObject({ outcome: 'applied', upid: r.upid });
