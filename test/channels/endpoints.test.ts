@@ -56,7 +56,7 @@ beforeEach(() => {
       signals.push(args);
       const v = structuredClone(plan);
       v.approval.received = signals.length;
-      return v;
+      return { view: v, recorded: true };
     },
   } as unknown as PlanGateway;
   // Allowed to approve as the CLI too (tokens[].channels); a token without cli is refused (test/api/hardening.test.ts).
