@@ -9,10 +9,9 @@ import { closeGracefully } from './api/drain.js';
 import { createHealthCheck, createReadinessCheck } from './api/health.js';
 import { createPlanGateway } from './api/plan-gateway.js';
 import { createEvidenceDeps } from './api/evidence-deps.js';
-import { createRateLimiter } from './api/rate-limit.js';
+import { openSharedApiState } from './api/shared-state.js';
 import { listenApi } from './api/server.js';
 import { createApprovalQueue } from './api/approval-queue.js';
-import { createNonceCache } from './channels/nonce-cache.js';
 import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
 import { openAuditStore } from './audit/open.js';
 import { openFileDispatchJournal } from './dispatch/file-journal.js';
@@ -182,6 +181,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     let app: App | undefined;
     if (opts.api !== false) {
       reportTokenExpiry(config.tokens, { gauge: metrics.tokenExpiry, log });
+      const shared = await openSharedApiState(config, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
+      stops.push(() => shared.close());
       app = createApp(
         {
           plans: createPlanGateway({ client, taskQueue }),
@@ -199,10 +200,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           },
           ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),
           approvals: createApprovalQueue({ client, taskQueue, plans: createPlanGateway({ client, taskQueue }) }),
-          channels: { settings: channelSettings, nonces: createNonceCache(), log },
+          channels: { settings: channelSettings, nonces: shared.nonces, log },
           evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
           inventory: { proxmox: (env) => environments.environments.get(env)?.client },
-          ...(config.server.rateLimit ? { rateLimit: createRateLimiter(config.server.rateLimit) } : {}),
+          ...(shared.rateLimit ? { rateLimit: shared.rateLimit } : {}),
           ...(config.server.maxEventStreamsPerToken ? { maxEventStreamsPerToken: config.server.maxEventStreamsPerToken } : {}),
           ...(config.server.cors ? { cors: config.server.cors } : {}),
         },

@@ -54,7 +54,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   });
   app.use('/v1/*', async (c, next) => {
     const caller = c.get('caller');
-    const verdict = caller && deps.rateLimit?.take(caller.tokenId);
+    const verdict = caller && (await deps.rateLimit?.take(caller.tokenId));
     if (verdict && !verdict.ok) {
       const retry = String(verdict.retryAfterSeconds);
       throw new ApiError('rate-limited', `token '${caller.tokenId}' sent too many requests; retry in ${retry} s`, {}, { 'retry-after': retry });

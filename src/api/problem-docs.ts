@@ -131,6 +131,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Retry shortly.',
     example: 'Too many signed requests in the replay window; retry shortly',
   },
+  'replay-store-unavailable': {
+    when: 'A signed chat request (Slack or webhook) arrived while the replay cache shared by the API replicas (a table in the `audit.postgres` database) could not be reached. The request is refused rather than accepted unchecked, since it could be a replay; nothing was recorded.',
+    todo: 'Retry after `Retry-After` seconds with a newly signed request (new nonce, current timestamp).',
+    example: 'the replay cache cannot be reached, so signed requests are refused; retry shortly',
+  },
   'internal': {
     when: 'An unexpected error; it is logged on the server.',
     todo: 'Retry later; report it with the time and `instance` if it persists.',

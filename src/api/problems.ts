@@ -31,6 +31,7 @@ export const PROBLEMS = {
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
   'proxmox-unavailable': { status: 502, title: 'Proxmox did not answer the read' },
   'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
+  'replay-store-unavailable': { status: 503, title: 'The replay cache cannot be reached; retry shortly' },
   'internal': { status: 500, title: 'Internal error' },
 } as const;
 

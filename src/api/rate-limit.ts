@@ -1,14 +1,26 @@
 /**
- * A token bucket per API token, in memory: each token may send `burst` requests at once and
- * `requestsPerSecond` sustained. Keys are configured token ids, so the map is bounded by the config.
- * One process's view only: behind several API processes each enforces its own bucket.
+ * A token bucket per API token: each token may send `burst` requests at once and `requestsPerSecond`
+ * sustained. This one is in memory, for the one API process of a file-store deployment; with
+ * `audit.postgres` the bucket lives in the database, shared by every API replica (pg-rate-limit.ts,
+ * chosen by shared-state.ts), and falls back to this one while the database cannot be reached.
+ * Keys are configured token ids, so the map is bounded by the config.
  */
+export type RateVerdict = { ok: true } | { ok: false; retryAfterSeconds: number };
+
 export interface RateLimiter {
   /** Take one request from `key`'s bucket; when empty, say how long until one is available. */
-  take(key: string): { ok: true } | { ok: false; retryAfterSeconds: number };
+  take(key: string): RateVerdict | Promise<RateVerdict>;
 }
 
-export function createRateLimiter(opts: { requestsPerSecond: number; burst: number; now?: () => number }): RateLimiter {
+export interface MemoryRateLimiter extends RateLimiter {
+  take(key: string): RateVerdict;
+}
+
+/** Seconds until a bucket holding `tokens` (< 1) has one again; at least 1. */
+export const retryAfterSeconds = (tokens: number, requestsPerSecond: number): number =>
+  Math.max(1, Math.ceil((1 - tokens) / requestsPerSecond));
+
+export function createRateLimiter(opts: { requestsPerSecond: number; burst: number; now?: () => number }): MemoryRateLimiter {
   const now = opts.now ?? (() => performance.now());
   const buckets = new Map<string, { tokens: number; at: number }>();
   return {
@@ -22,7 +34,7 @@ export function createRateLimiter(opts: { requestsPerSecond: number; burst: numb
         bucket.tokens -= 1;
         return { ok: true };
       }
-      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / opts.requestsPerSecond)) };
+      return { ok: false, retryAfterSeconds: retryAfterSeconds(bucket.tokens, opts.requestsPerSecond) };
     },
   };
 }
@@ -30,8 +42,9 @@ export function createRateLimiter(opts: { requestsPerSecond: number; burst: numb
 /**
  * Concurrent long-lived requests (event streams) per API token, in memory: at most `maxPerToken` at
  * once. `acquire` takes a slot or says how many are open; the slot's `release` is idempotent and must
- * run when the stream ends for any reason (finished, client gone, server draining). Like the rate
- * limit, one process's view: keys are configured token ids, so the map is bounded by the config.
+ * run when the stream ends for any reason (finished, client gone, server draining). Unlike the rate
+ * limit, always one process's view, even with several replicas (each counts the streams it serves):
+ * keys are configured token ids, so the map is bounded by the config.
  */
 export interface StreamLimiter {
   acquire(key: string): { ok: true; release: () => void } | { ok: false; open: number };

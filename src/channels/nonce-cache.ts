@@ -2,20 +2,26 @@
  * Replay protection for signed requests: a nonce (or, for Slack, the signature itself) is accepted
  * once per replay window.
  *
- * In memory, per process. A signed request is only valid for REPLAY_WINDOW_SECONDS either side of
- * its timestamp, so an entry can be forgotten once that window has passed; nothing older can be
- * replayed. With several API replicas each keeps its own cache, so a replay routed to another replica
- * inside the window is not caught here. That is acceptable because it changes nothing: the workflow
- * counts one identity once and ignores a second decision on a closed gate, so a replayed approval is
- * refused there (and audited as `approval.refused`). A shared store would only move the refusal earlier;
- * see docs/approvals.md.
+ * A signed request is only valid for REPLAY_WINDOW_SECONDS either side of its timestamp, so an entry
+ * can be forgotten once that window has passed; nothing older can be replayed. Two stores keep the
+ * keys: this one, in the process's memory, for the one API process of a file-store deployment; and
+ * PostgreSQL (pg-nonce-cache.ts), shared by every API replica, when `audit.postgres` is configured
+ * (src/api/shared-state.ts picks). See docs/security.md, "Replicas".
  */
 import { REPLAY_WINDOW_SECONDS } from './signing.js';
 
-export type NonceClaim = 'fresh' | 'replayed' | 'full';
+/** 'unavailable': the shared store could not be asked; the request is refused (fail closed). */
+export type NonceClaim = 'fresh' | 'replayed' | 'full' | 'unavailable';
 
 export interface NonceCache {
-  /** Records `key`; 'replayed' if it was seen within its lifetime, 'full' if the cache cannot take it. */
+  /**
+   * Records `key`; 'replayed' if it was seen within its lifetime, 'full' if the cache cannot take it,
+   * 'unavailable' if a shared store could not answer. The in-memory cache answers at once.
+   */
+  claim(key: string): NonceClaim | Promise<NonceClaim>;
+}
+
+export interface MemoryNonceCache extends NonceCache {
   claim(key: string): NonceClaim;
   readonly size: number;
 }
@@ -28,9 +34,13 @@ export interface NonceCacheOptions {
   now?: () => number;
 }
 
-export function createNonceCache(opts: NonceCacheOptions = {}): NonceCache {
-  const ttlMs = opts.ttlMs ?? 2 * REPLAY_WINDOW_SECONDS * 1000;
-  const maxEntries = opts.maxEntries ?? 100_000;
+export const DEFAULT_NONCE_TTL_MS = 2 * REPLAY_WINDOW_SECONDS * 1000;
+export const DEFAULT_NONCE_MAX_ENTRIES = 100_000;
+
+/** In memory, per process: a replica behind a load balancer with others does not see their keys. */
+export function createNonceCache(opts: NonceCacheOptions = {}): MemoryNonceCache {
+  const ttlMs = opts.ttlMs ?? DEFAULT_NONCE_TTL_MS;
+  const maxEntries = opts.maxEntries ?? DEFAULT_NONCE_MAX_ENTRIES;
   const now = opts.now ?? Date.now;
   // Insertion order is expiry order (one fixed TTL), so eviction walks from the front.
   const expiries = new Map<string, number>();

@@ -268,6 +268,28 @@ describe('POST /v1/channels/webhook/approvals', () => {
   });
 });
 
+describe('a replay cache that cannot answer (the shared one, database unreachable)', () => {
+  it('refuses signed requests with 503 problem+json and Retry-After, and records nothing', async () => {
+    const down = createApp({ ...deps, channels: { ...deps.channels!, nonces: { claim: async () => 'unavailable' as const } } });
+    const raw = JSON.stringify({ planId: plan.planId, requestHash: plan.requestHash, decision: 'approve', approver: 'bob@example.com', nonce: 'n-0123456789abcdef' });
+    const webhook = await down.request('/v1/channels/webhook/approvals', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-pa-timestamp': nowS(), 'x-pa-signature': webhookSignature(BOT_SECRET, nowS(), raw) },
+      body: raw,
+    });
+    const slack = await down.request('/v1/channels/slack/interactions', slackRequest());
+    for (const res of [webhook, slack]) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(await json(res)).toMatchObject({ type: '/problems/replay-store-unavailable', status: 503 });
+    }
+    await flush();
+    expect(signals).toEqual([]);
+    expect(responses).toEqual([]);
+  });
+});
+
 describe('a channel that is not configured', () => {
   // Found by schemathesis (missing_required_header): a request without its signature headers got 404
   // "not configured"; it is unauthenticated first, and learns nothing about the configuration.

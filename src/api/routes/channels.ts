@@ -1,7 +1,8 @@
 /**
  * Approvals from chat (docs/approvals.md). These endpoints take no bearer token: each request is
  * authenticated by its signature (Slack's signing secret, or a bot's webhook secret), checked against
- * the raw body before anything is parsed, within a 5-minute window, and accepted once (nonce cache).
+ * the raw body before anything is parsed, within a 5-minute window, and accepted once (the replay
+ * cache: shared by every API replica with `audit.postgres`, src/api/shared-state.ts).
  * The approver identity comes from the config, never from the request alone, and every decision is
  * recorded with channel `chat`.
  */
@@ -64,10 +65,12 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
     return decided;
   }
 
-  const claimOnce = (key: string) => {
-    const claim = channels!.nonces.claim(key);
+  const claimOnce = async (key: string) => {
+    const claim = await channels!.nonces.claim(key);
     if (claim === 'replayed') throw new ApiError('request-replayed', 'this signed request was already received; sign a new one');
     if (claim === 'full') throw new ApiError('replay-cache-full');
+    // Fail closed: without the shared cache a replay to this replica could not be told from a first request.
+    if (claim === 'unavailable') throw new ApiError('replay-store-unavailable', 'the replay cache cannot be reached, so signed requests are refused; retry shortly', {}, { 'retry-after': '5' });
   };
 
   const signatureProblem = (reason: SignatureFailure) => new ApiError('unauthenticated', SIGNATURE_FAILURE_MESSAGES[reason]);
@@ -92,7 +95,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
     });
     if (!check.ok) throw signatureProblem(check.reason);
     // Slack's scheme has no nonce; its signature is unique per (timestamp, body), so it serves as one.
-    claimOnce(`slack:${c.req.header('x-slack-signature')}`);
+    await claimOnce(`slack:${c.req.header('x-slack-signature')}`);
 
     let interaction;
     try {
@@ -147,7 +150,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
       const issues = err instanceof z.ZodError ? err.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message })) : [{ path: '(body)', message: 'not JSON' }];
       throw new ApiError('validation-failed', 'the approval does not match the schema', { errors: issues });
     }
-    claimOnce(`webhook:${bot.id}:${body.nonce}`);
+    await claimOnce(`webhook:${bot.id}:${body.nonce}`);
     const identity = bot.approvers.get(body.approver);
     if (!identity) throw new ApiError('forbidden', `approver '${body.approver}' is not configured for webhook '${bot.id}'`, { planId: body.planId });
     const view = await decide(identity, `webhook:${bot.id}`, body);
@@ -169,7 +172,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
     },
     responses: {
       200: { description: 'Received; the decision (or why it was not recorded) is sent to response_url' },
-      ...problemResponses('validation-failed', 'unauthenticated', 'not-found', 'request-replayed', 'temporal-unavailable'),
+      ...problemResponses('validation-failed', 'unauthenticated', 'not-found', 'request-replayed', 'replay-cache-full', 'replay-store-unavailable', 'temporal-unavailable'),
     },
   });
   app.openAPIRegistry.registerPath({
@@ -185,7 +188,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
     },
     responses: {
       202: { description: 'The decision was sent to the run', content: { 'application/json': { schema: approvalResponseSchema } } },
-      ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'self-approval', 'not-found', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'request-replayed', 'plan-rejected', 'plan-expired', 'replay-cache-full', 'temporal-unavailable'),
+      ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'self-approval', 'not-found', 'plan-not-found', 'request-hash-mismatch', 'approval-not-counted', 'request-replayed', 'plan-rejected', 'plan-expired', 'replay-cache-full', 'replay-store-unavailable', 'temporal-unavailable'),
     },
   });
 }
