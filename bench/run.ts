@@ -572,8 +572,8 @@ export function buildRows(s: BenchSettings, cells: Record<string, CellResult>, h
     );
   }
   rows.push(
-    { label: 'history events, low-risk plan + apply', value: Math.max(...history.lowRiskPlanApply), unit: 'events', aim: { kind: 'max', value: 25 }, digits: 0, note: `runs ${history.lowRiskPlanApply.join(', ')}; plan only ${history.planOnly.join(', ')}; floor ${history.floor.join(', ')}` },
-    { label: 'history events, approved high-risk flow', value: Math.max(...history.highRiskApproved), unit: 'events', aim: { kind: 'max', value: 35 }, digits: 0, note: `sampled ${history.highRiskApproved.join(', ')}` },
+    { label: 'history events, low-risk plan + apply', value: Math.max(...history.lowRiskPlanApply), unit: 'events', aim: { kind: 'max', value: 24 }, digits: 0, note: `runs ${history.lowRiskPlanApply.join(', ')}; plan only ${history.planOnly.join(', ')}; floor ${history.floor.join(', ')}` },
+    { label: 'history events, approved high-risk flow', value: Math.max(...history.highRiskApproved), unit: 'events', aim: { kind: 'max', value: 30 }, digits: 0, note: `sampled ${history.highRiskApproved.join(', ')}` },
     { label: `worker RSS, ${waiting.plans} plans awaiting approval`, value: waiting.workerRssWaitingMiB, unit: 'MiB', aim: { kind: 'max', value: 300 }, digits: 0, note: `idle ${fmt(waiting.workerRssIdleMiB, 0)}, after approvals ${fmt(waiting.workerRssAfterMiB, 0)}, peak ${fmt(waiting.workerHwmMiB, 0)}; floor worker ${fmt(waiting.floorWorkerRssMiB, 0)}` },
     { label: `last approval → succeeded p99 (n=${waiting.approvalToSucceeded.n})`, value: waiting.approvalToSucceeded.p99, unit: 'ms', aim: { kind: 'max', value: 1000 }, digits: 0, note: `p50 ${fmt(waiting.approvalToSucceeded.p50, 0)}, max ${fmt(waiting.approvalToSucceeded.max, 0)}` },
     { label: `GET /v1/approvals (limit 50), ${waiting.plans} waiting`, value: waiting.approvalList.p50, unit: 'ms', digits: 0, note: `p50 of ${waiting.approvalList.n}, first and middle pages; max ${fmt(waiting.approvalList.max, 0)}` },
