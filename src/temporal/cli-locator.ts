@@ -70,7 +70,8 @@ export function projectLocalCliPath(repoRoot: string = REPO_ROOT): string {
   return join(projectLocalBinDir(repoRoot), 'temporal');
 }
 
-function isExecutableFile(path: string): boolean {
+/** True for an existing regular file this process may execute. */
+export function isExecutableFile(path: string): boolean {
   try {
     if (!statSync(path).isFile()) return false;
     accessSync(path, constants.X_OK);
@@ -153,7 +154,74 @@ function installInstructions(): string {
   ].join('\n');
 }
 
-function goVersion(goPath: string, env: NodeJS.ProcessEnv): string | undefined {
+export interface GoInstallResult {
+  /** go's exit code (0 on success), or a description of how it failed to run. */
+  code: number | string;
+  secs: number;
+  downloads: number;
+  packages: number;
+  /** The last 40 lines of go's output. */
+  tail: string[];
+}
+
+/**
+ * `GOBIN=<binDir> go install -v <pkg>` from outside any Go module, logging progress (modules downloaded,
+ * packages compiled) every 15 s. Shared by the CLI build and the server/SQL-tool build (server-binaries.ts).
+ */
+export async function goInstall(opts: {
+  go: string;
+  goVersion: string | undefined;
+  pkg: string;
+  binDir: string;
+  env: NodeJS.ProcessEnv;
+  log: TemporalLog;
+  /** What is built, for the log, e.g. "the Temporal CLI". */
+  what: string;
+  /** How much, for the log, e.g. "~1500 packages". */
+  expect: string;
+}): Promise<GoInstallResult> {
+  const { go, pkg, binDir, env, log } = opts;
+  mkdirSync(binDir, { recursive: true });
+  log(`Building ${opts.what} with ${go} (Go ${opts.goVersion ?? '?'}): GOBIN=${binDir} go install ${pkg}`);
+  log(`This downloads modules from the Go module proxy and compiles ${opts.expect}; expect a few minutes on 2 cores (cached afterwards). Progress every 15 s.`);
+
+  const started = Date.now();
+  const tail: string[] = [];
+  const remember = (line: string) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+  };
+  let packages = 0;
+  let downloads = 0;
+  let lastReport = Date.now();
+
+  const code = await new Promise<number | string>((resolve) => {
+    const child = spawn(go, ['install', '-v', pkg], {
+      cwd: binDir, // outside any Go module, so `go install pkg@version` is unambiguous
+      env: { ...env, GOBIN: binDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const onLine = (line: string) => {
+      if (!line.trim()) return;
+      remember(line);
+      if (/^go: downloading /.test(line)) downloads++;
+      else if (!/^go: /.test(line)) packages++;
+      const now = Date.now();
+      if (now - lastReport > 15_000) {
+        lastReport = now;
+        log(`go install: ${downloads} modules downloaded, ${packages} packages compiled (${Math.round((now - started) / 1000)} s)`);
+      }
+    };
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', onLine);
+    child.on('error', (err) => resolve(`spawn error: ${err.message}`));
+    child.on('close', (c, signal) => resolve(c ?? `signal ${signal}`));
+  });
+  return { code, secs: Math.round((Date.now() - started) / 1000), downloads, packages, tail };
+}
+
+/** `go env GOVERSION` without the `go` prefix, or undefined. */
+export function goVersion(goPath: string, env: NodeJS.ProcessEnv): string | undefined {
   const res = spawnSync(goPath, ['env', 'GOVERSION'], { env, encoding: 'utf8', timeout: 30_000 });
   if (res.error || res.status !== 0) return undefined;
   return res.stdout.trim().replace(/^go/, '') || undefined;
@@ -189,51 +257,15 @@ export async function installTemporalCli(opts: InstallOptions = {}): Promise<str
     log(`warning: ${go} is Go ${gv}; ${TEMPORAL_CLI_VERSION} needs Go >= ${MIN_GO_VERSION}. The build will fail unless GOTOOLCHAIN lets Go fetch a newer toolchain.`);
   }
 
-  mkdirSync(binDir, { recursive: true });
   const pkg = `${TEMPORAL_CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION}`;
-  log(`Building the Temporal CLI with ${go} (Go ${gv ?? '?'}): GOBIN=${binDir} go install ${pkg}`);
-  log('This downloads modules from the Go module proxy and compiles ~1500 packages; expect a few minutes on 2 cores (cached afterwards). Progress every 15 s.');
-
-  const started = Date.now();
-  const tail: string[] = [];
-  const remember = (line: string) => {
-    tail.push(line);
-    if (tail.length > 40) tail.shift();
-  };
-  let packages = 0;
-  let downloads = 0;
-  let lastReport = Date.now();
-
-  const code = await new Promise<number | string>((resolve) => {
-    const child = spawn(go, ['install', '-v', pkg], {
-      cwd: binDir, // outside any Go module, so `go install pkg@version` is unambiguous
-      env: { ...env, GOBIN: binDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const onLine = (line: string) => {
-      if (!line.trim()) return;
-      remember(line);
-      if (/^go: downloading /.test(line)) downloads++;
-      else if (!/^go: /.test(line)) packages++;
-      const now = Date.now();
-      if (now - lastReport > 15_000) {
-        lastReport = now;
-        log(`go install: ${downloads} modules downloaded, ${packages} packages compiled (${Math.round((now - started) / 1000)} s)`);
-      }
-    };
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
-    child.on('error', (err) => resolve(`spawn error: ${err.message}`));
-    child.on('close', (c, signal) => resolve(c ?? `signal ${signal}`));
-  });
-
-  const secs = Math.round((Date.now() - started) / 1000);
-  if (code !== 0) {
+  const result = await goInstall({ go, goVersion: gv, pkg, binDir, env, log, what: 'the Temporal CLI', expect: '~1500 packages' });
+  if (result.code !== 0) {
     throw new TemporalCliError(
-      `Building the Temporal CLI failed (go install ${pkg} exited with ${code} after ${secs} s, Go ${gv ?? 'unknown version'}).\n` +
-        `Last lines of go's output:\n${tail.map((l) => `  | ${l}`).join('\n')}\n${installInstructions()}`,
+      `Building the Temporal CLI failed (go install ${pkg} exited with ${result.code} after ${result.secs} s, Go ${gv ?? 'unknown version'}).\n` +
+        `Last lines of go's output:\n${result.tail.map((l) => `  | ${l}`).join('\n')}\n${installInstructions()}`,
     );
   }
+  const { secs, downloads, packages } = result;
   const v = isExecutableFile(target) ? readTemporalCliVersion(target, env) : undefined;
   if (!v) {
     throw new TemporalCliError(`go install ${pkg} succeeded but ${target} is missing or does not run.\n${installInstructions()}`);
