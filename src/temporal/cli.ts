@@ -4,14 +4,20 @@
  *                               until Ctrl-C (state in .data/temporal.sqlite survives restarts).
  * `npm run temporal:search-attributes -- --address host:port [--namespace ns]`: register the project's
  *                               search attributes on a real cluster (idempotent; docs/operations.md).
+ * `npm run temporal:cluster -- up|down|restart|status|build`: a real cluster (server 1.29.1 on
+ *                               PostgreSQL) in .temporal/cluster (cluster-cli.ts).
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureTemporalCli, installTemporalCli, TemporalCliError } from './cli-locator.js';
+import { TemporalClusterError } from './cluster.js';
+import { registerClusterCommand } from './cluster-cli.js';
 import { DEFAULT_DEV_DB_FILE, DevServerError, startDevServer } from './dev-server.js';
+import { LocalPostgresError } from './local-postgres.js';
 import { connectConnection, temporalConnectionOptions } from './connection.js';
 import { prefixedLog } from './log.js';
 import { CLI_SEARCH_ATTRIBUTE_TYPE, ensureSearchAttributes } from './search-attributes-admin.js';
 import { PROJECT_SEARCH_ATTRIBUTES } from './search-attributes.js';
+import { TemporalServerBuildError } from './server-binaries.js';
 
 const log = prefixedLog('[temporal]');
 
@@ -125,8 +131,10 @@ program
     }
   });
 
+registerClusterCommand(program, log);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof TemporalCliError || err instanceof DevServerError) {
+  if (err instanceof TemporalCliError || err instanceof DevServerError || err instanceof TemporalClusterError || err instanceof TemporalServerBuildError || err instanceof LocalPostgresError) {
     console.error(`\n${err.message}`);
   } else {
     console.error(err);
