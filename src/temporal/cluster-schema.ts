@@ -21,25 +21,27 @@ export interface SchemaTarget {
   postgres: { host: string; port: number; user: string; password: string };
 }
 
-/** The SQL tool's argument lists, in order, for a fresh cluster (`fresh`) or an existing one. */
-export function schemaCommands(t: Omit<SchemaTarget, 'sqlTool'>, fresh: boolean): string[][] {
+/**
+ * The SQL tool's argument lists, in order. Every step is idempotent (create-database and setup-schema
+ * leave an existing database as it is; update-schema applies only the versions it lacks, e.g. after a
+ * server upgrade), so they run at every start, as Temporal's own compose setup job does.
+ */
+export function schemaCommands(t: Omit<SchemaTarget, 'sqlTool'>): string[][] {
   const steps: string[][] = [];
   for (const [db, sub] of [
     [TEMPORAL_DATABASE, 'temporal'],
     [TEMPORAL_VISIBILITY_DATABASE, 'visibility'],
   ] as const) {
     const base = ['--plugin', 'postgres12', '--ep', t.postgres.host, '-p', String(t.postgres.port), '-u', t.postgres.user, '--db', db];
-    if (fresh) steps.push([...base, 'create-database'], [...base, 'setup-schema', '-v', '0.0']);
-    // Idempotent: applies only the versions the database does not have yet (after a server upgrade).
-    steps.push([...base, 'update-schema', '-d', join(t.schemaDir, sub, 'versioned')]);
+    steps.push([...base, 'create-database'], [...base, 'setup-schema', '-v', '0.0'], [...base, 'update-schema', '-d', join(t.schemaDir, sub, 'versioned')]);
   }
   return steps;
 }
 
 /** Runs {@link schemaCommands}; throws with the tool's output when a step fails. */
-export async function setupSchemas(t: SchemaTarget, fresh: boolean, log: TemporalLog = silentLog): Promise<void> {
+export async function setupSchemas(t: SchemaTarget, log: TemporalLog = silentLog): Promise<void> {
   const started = Date.now();
-  for (const args of schemaCommands(t, fresh)) {
+  for (const args of schemaCommands(t)) {
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
       const child = spawn(t.sqlTool, args, { env: { PATH: process.env.PATH, SQL_PASSWORD: t.postgres.password }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
@@ -50,5 +52,5 @@ export async function setupSchemas(t: SchemaTarget, fresh: boolean, log: Tempora
     });
     if (code !== 0) throw new Error(`${t.sqlTool} ${args.join(' ')} exited ${code}:\n${out.trim().split('\n').slice(-20).join('\n')}`);
   }
-  log(`Temporal schemas ${fresh ? 'created' : 'checked'} (${TEMPORAL_DATABASE}, ${TEMPORAL_VISIBILITY_DATABASE}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`Temporal schemas ready (${TEMPORAL_DATABASE}, ${TEMPORAL_VISIBILITY_DATABASE}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -8,7 +8,7 @@
  * `stop()`), for tests and the benchmark; `npm run temporal:cluster -- up` (cluster-cli.ts) keeps one
  * in `<repo>/.temporal/cluster`, detached, found again through its state file `cluster.json`.
  *
- * Layout of the directory: `cluster.json` (ports, namespace, server pid, schema version),
+ * Layout of the directory: `cluster.json` (ports, namespace, server pid),
  * `config/production.yaml` (0600: holds the database password), `dynamicconfig.yaml`, `server.log`,
  * `postgres/` (PGDATA, its log, the superuser's password).
  */
@@ -50,7 +50,7 @@ export interface TemporalClusterOptions {
 export interface ClusterTimings {
   /** ms, PostgreSQL started (initdb included on a fresh cluster). */
   postgres: number;
-  /** ms, both schemas created or checked. */
+  /** ms, both schemas created or brought up to date. */
   schema: number;
   /** ms from spawning the server: the frontend answered, the namespace was described, the probe workflow started. */
   server: UsableTimings;
@@ -96,13 +96,11 @@ export class TemporalClusterError extends Error {
   }
 }
 
-/** `<dir>/cluster.json` */
+/** `<dir>/cluster.json` (the ports are kept: the server records its addresses in the database). */
 export interface ClusterState {
   host: string;
   ports: ClusterPorts;
   namespace: string;
-  /** Server version whose schema the databases have. */
-  schema?: string;
   serverPid?: number;
   detached?: boolean;
 }
@@ -240,9 +238,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions = {}): P
 
     t = Date.now();
     const postgres = { host: pg.host, port: pg.port, user: pg.user, password: pg.password };
-    await setupSchemas({ sqlTool: bins.sqlTool, schemaDir: bins.postgresSchemaDir, postgres }, state.schema === undefined, log);
-    state = { ...state, schema: TEMPORAL_SERVER_VERSION };
-    writeClusterState(dir, state);
+    await setupSchemas({ sqlTool: bins.sqlTool, schemaDir: bins.postgresSchemaDir, postgres }, log);
     timings.schema = Date.now() - t;
 
     mkdirSync(join(dir, 'config'), { recursive: true });
