@@ -1,8 +1,10 @@
 /**
- * Deployment files (issue 7 §4). There is no Docker engine here, so this checks their structure
- * against the code instead: the compose stack's services, ports, dependencies and health checks;
- * environment names that the config loader and the Temporal connection actually read; the search
- * attributes the one-shot registers; and the Dockerfile's key properties.
+ * Deployment files (issue 7 §4, issue 13 item 5). There is no Docker engine here, so this checks their
+ * structure against the code instead: the compose stack's services, ports, dependencies and health
+ * checks; the schema job before the server (the server image, not the retired auto-setup); the
+ * dynamic config it mounts (the same settings as npm run temporal:cluster); environment names that the
+ * config loader and the Temporal connection actually read; the search attributes the one-shot
+ * registers; and the Dockerfile's key properties.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import { CLUSTER_DYNAMIC_CONFIG } from '../../src/temporal/cluster-config.js';
 import { CLI_SEARCH_ATTRIBUTE_TYPE } from '../../src/temporal/search-attributes-admin.js';
 import { PROJECT_SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.js';
 
@@ -29,6 +32,7 @@ type Service = {
   volumes?: string[];
   secrets?: string[];
   stop_grace_period?: string;
+  restart?: string;
   deploy?: { replicas?: number };
 };
 const compose = parse(read('docker-compose.temporal.yml'), { merge: true }) as { services: Record<string, Service>; secrets: Record<string, { file: string }> };
@@ -69,16 +73,20 @@ function secretRefs(value: unknown, out = { env: new Set<string>(), file: new Se
 const exampleConfig = parse(read('deploy/config.example.yaml'));
 
 describe('docker-compose.temporal.yml', () => {
-  it('has Temporal on PostgreSQL, the Web UI, the search-attribute one-shot, and the API and worker', () => {
+  it('has Temporal on PostgreSQL after a schema job, the Web UI, the namespace one-shot, and the API and worker', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['postgresql', 'proxmox-agent-api', 'proxmox-agent-worker', 'temporal', 'temporal-search-attributes', 'temporal-ui'].sort(),
+      ['postgresql', 'proxmox-agent-api', 'proxmox-agent-worker', 'temporal', 'temporal-namespace', 'temporal-schema', 'temporal-ui'].sort(),
     );
     expect(services.postgresql!.image).toMatch(/^postgres:\d+/);
-    expect(services.temporal!.image).toMatch(/^temporalio\/(auto-setup|server):1\.29\.\d+$/);
+    // The server image: temporalio/auto-setup is no longer built (issue 13, item 5).
+    expect(services.temporal!.image).toMatch(/^temporalio\/server:1\.29\.\d+$/);
     expect(services.temporal!.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
     expect(services['temporal-ui']!.image).toMatch(/^temporalio\/ui:\d+\.\d+\.\d+$/);
     expect(services['temporal-ui']!.environment!.TEMPORAL_ADDRESS).toBe('temporal:7233');
-    expect(services['temporal-search-attributes']!.image).toMatch(/^temporalio\/admin-tools:/);
+    for (const job of ['temporal-schema', 'temporal-namespace']) {
+      expect(services[job]!.image, job).toMatch(/^temporalio\/admin-tools:1\.29\.\d+/);
+      expect(services[job]!.restart, job).toBe('no');
+    }
     for (const s of Object.values(services)) if (s.image) expect(s.image, 'pinned tags').not.toMatch(/:latest$|^[^:]+$/);
     for (const name of APP) {
       expect(services[name]!.build, `${name} is built from the Dockerfile`).toBe('.');
@@ -87,21 +95,25 @@ describe('docker-compose.temporal.yml', () => {
     expect(services['proxmox-agent-worker']!.deploy?.replicas).toBeGreaterThanOrEqual(2);
   });
 
-  it('starts things in order: database, Temporal, search attributes, then the API and workers', () => {
-    expect(services.temporal!.depends_on).toEqual({ postgresql: { condition: 'service_healthy' } });
-    expect(services['temporal-search-attributes']!.depends_on).toEqual({ temporal: { condition: 'service_healthy' } });
+  it('starts things in order: database, schema job, Temporal, namespace and search attributes, then the API and workers', () => {
+    expect(services['temporal-schema']!.depends_on).toEqual({ postgresql: { condition: 'service_healthy' } });
+    expect(services.temporal!.depends_on).toEqual({
+      postgresql: { condition: 'service_healthy' },
+      'temporal-schema': { condition: 'service_completed_successfully' },
+    });
+    expect(services['temporal-namespace']!.depends_on).toEqual({ temporal: { condition: 'service_healthy' } });
     expect(services['temporal-ui']!.depends_on).toEqual({ temporal: { condition: 'service_healthy' } });
     for (const name of APP) {
       expect(services[name]!.depends_on).toEqual({
         temporal: { condition: 'service_healthy' },
-        'temporal-search-attributes': { condition: 'service_completed_successfully' },
+        'temporal-namespace': { condition: 'service_completed_successfully' },
       });
     }
   });
 
   it('health-checks every long-running service, the app ones on /readyz at their configured ports', () => {
     for (const [name, s] of Object.entries(services)) {
-      if (name === 'temporal-search-attributes') continue;
+      if (name === 'temporal-schema' || name === 'temporal-namespace') continue;
       expect(s.healthcheck?.test, name).toBeDefined();
     }
     const api = services['proxmox-agent-api']!;
@@ -113,7 +125,7 @@ describe('docker-compose.temporal.yml', () => {
   it('publishes only the API and the UI, on loopback; Temporal and the workers stay internal', () => {
     expect(services['proxmox-agent-api']!.ports).toEqual([`127.0.0.1:8787:${services['proxmox-agent-api']!.environment!.PORT}`]);
     expect(services['temporal-ui']!.ports).toEqual(['127.0.0.1:8080:8080']);
-    for (const name of ['temporal', 'postgresql', 'proxmox-agent-worker', 'temporal-search-attributes']) expect(services[name]!.ports, name).toBeUndefined();
+    for (const name of ['temporal', 'postgresql', 'proxmox-agent-worker', 'temporal-schema', 'temporal-namespace']) expect(services[name]!.ports, name).toBeUndefined();
   });
 
   it('sets only environment variables the code or the config reads, and every one they need', () => {
@@ -155,12 +167,53 @@ describe('docker-compose.temporal.yml', () => {
   });
 });
 
-describe('the search-attribute one-shot', () => {
+describe('the schema job', () => {
+  const script = read('deploy/compose/temporal-schema.sh');
+
+  it('creates, sets up and updates both databases with temporal-sql-tool, from the image\'s schema files', () => {
+    const job = services['temporal-schema']!;
+    expect(job.volumes).toContain('./deploy/compose/temporal-schema.sh:/temporal-schema.sh:ro');
+    expect(job.entrypoint).toEqual(['/bin/sh', '/temporal-schema.sh']);
+    expect(job.environment).toMatchObject({ SQL_PLUGIN: 'postgres12', SQL_HOST: 'postgresql', SQL_PORT: '5432', SQL_USER: 'temporal' });
+    expect(script).toMatch(/^set -eu$/m);
+    for (const step of ['create-database', 'setup-schema -v 0.0', 'update-schema -d']) expect(script).toContain(`temporal-sql-tool --db "$db" ${step}`);
+    expect(script).toContain('temporal:temporal temporal_visibility:visibility');
+    expect(script).toContain('/etc/temporal/schema/postgresql/v12');
+  });
+});
+
+describe('the dynamic config', () => {
+  it('is mounted where DYNAMIC_CONFIG_FILE_PATH points', () => {
+    const temporal = services.temporal!;
+    const mount = temporal.volumes!.find((v) => v.startsWith('./deploy/compose/dynamicconfig:'));
+    expect(mount).toBe('./deploy/compose/dynamicconfig:/etc/temporal/config/dynamicconfig:ro');
+    expect(temporal.environment!.DYNAMIC_CONFIG_FILE_PATH).toBe('config/dynamicconfig/proxmox-agent.yaml');
+  });
+
+  it('raises the visibility rate limit (issue 13, item 1) and holds the same settings as npm run temporal:cluster', () => {
+    const file = parse(read('deploy/compose/dynamicconfig/proxmox-agent.yaml')) as Record<string, { value: unknown }[]>;
+    expect(file['frontend.namespaceRPS.visibility']).toEqual([{ value: 100 }]);
+    expect(file).toEqual(Object.fromEntries(CLUSTER_DYNAMIC_CONFIG.map((s) => [s.key, [{ value: s.value }]])));
+  });
+});
+
+describe('the namespace and search-attribute one-shot', () => {
+  const script = read('deploy/compose/register-search-attributes.sh');
+
+  it('creates the namespace with retention unless it exists', () => {
+    expect(services['temporal-namespace']!.environment).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'default', TEMPORAL_NAMESPACE_RETENTION: '720h' });
+    expect(script).toMatch(/temporal operator namespace create --namespace "\$ns" --retention/);
+  });
+
   it('registers exactly the project attributes with their types', () => {
-    const script = read('deploy/compose/register-search-attributes.sh');
     const created = [...script.matchAll(/^create (\w+) (\w+)$/gm)].map((m) => `${m[1]}=${m[2]}`).sort();
     expect(created).toEqual(PROJECT_SEARCH_ATTRIBUTES.map((a) => `${a.name}=${CLI_SEARCH_ATTRIBUTE_TYPE[a.type]}`).sort());
-    expect(services['temporal-search-attributes']!.volumes).toContain('./deploy/compose/register-search-attributes.sh:/register-search-attributes.sh:ro');
+    expect(services['temporal-namespace']!.volumes).toContain('./deploy/compose/register-search-attributes.sh:/register-search-attributes.sh:ro');
+  });
+
+  it('exits only once a workflow using them can start (the server caches search attributes)', () => {
+    expect(script).toMatch(/until temporal workflow start [^\n]*\\\n[^\n]*\$probe_args/);
+    expect(script).toContain('temporal workflow delete');
   });
 });
 
