@@ -19,8 +19,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          // test/chaos has its own config (npm run test:chaos): it is not part of npm test.
-          exclude: ['test/integration/**', 'test/chaos/**', '**/*.int.test.ts', '**/node_modules/**'],
+          // test/chaos and test/cluster have their own configs (npm run test:chaos, test:cluster): not part of npm test.
+          exclude: ['test/integration/**', 'test/chaos/**', 'test/cluster/**', '**/*.int.test.ts', '**/node_modules/**'],
           environment: 'node',
           sequence: { groupOrder: 0 },
         },
