@@ -3,7 +3,7 @@
  * CPU time), a keep-alive HTTP client, and the closed-loop load generator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { OpTiming } from './stats.js';
 
@@ -107,22 +107,44 @@ export class CpuMeter {
   private startBusy = 0;
   private startOwn = new Map<number, number>();
   private startWall = 0;
-  /** `processes()` names the benchmark's own processes: name → pid (read at start and at stop). */
-  constructor(private readonly processes: () => Record<string, number>) {}
+  /**
+   * `processes()` names the benchmark's own processes: name → pid, or pids (e.g. a postmaster and its
+   * backends), read at start and at stop.
+   */
+  constructor(private readonly processes: () => Record<string, number | readonly number[]>) {}
+  private pids(): [string, number[]][] {
+    return Object.entries(this.processes()).map(([name, p]) => [name, typeof p === 'number' ? [p] : [...p]]);
+  }
   start(): void {
     this.startWall = performance.now();
     this.startBusy = machineBusySeconds();
-    this.startOwn = new Map(Object.values(this.processes()).map((p) => [p, processCpuSeconds(p)]));
+    this.startOwn = new Map(this.pids().flatMap(([, pids]) => pids.map((p) => [p, processCpuSeconds(p)] as const)));
   }
   /** Seconds of wall time, CPU seconds of each of our processes, of all of them, and of everybody else's. */
   stop(): { wallSeconds: number; ownCpuSeconds: number; foreignCpuSeconds: number; byProcess: Record<string, number> } {
     const wallSeconds = (performance.now() - this.startWall) / 1000;
     const busy = machineBusySeconds() - this.startBusy;
     const byProcess: Record<string, number> = {};
-    for (const [name, pid] of Object.entries(this.processes())) byProcess[name] = processCpuSeconds(pid) - (this.startOwn.get(pid) ?? 0);
+    for (const [name, pids] of this.pids()) byProcess[name] = pids.reduce((s, p) => s + processCpuSeconds(p) - (this.startOwn.get(p) ?? 0), 0);
     const own = Object.values(byProcess).reduce((s, x) => s + x, 0);
     return { wallSeconds, ownCpuSeconds: own, foreignCpuSeconds: Math.max(0, busy - own), byProcess };
   }
+}
+
+/** A process and its children (one level: a postmaster and its backends), from /proc. */
+export function processTree(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return [pid, ...children];
 }
 
 export interface HttpReply {

@@ -3,6 +3,10 @@
  * table (stdout; progress goes to stderr). What each figure means and how it is measured:
  * docs/benchmarks.md.
  *
+ * `npm run bench -- --temporal cluster` (or BENCH_TEMPORAL=cluster): the same on a throw-away real
+ * cluster instead (src/temporal/cluster.ts: the Temporal server on PostgreSQL, 4 history shards); the
+ * CPU table then has a `postgres` column (the postmaster and its backends).
+ *
  * Settings (environment): BENCH_QUICK=1 (tiny counts, for the smoke test), BENCH_N1 / BENCH_N32
  * (samples per cell at concurrency 1 / high), BENCH_CONCURRENCY (high concurrency, 32), BENCH_ROUNDS
  * (each cell is measured in this many rounds interleaved with the other cells, 4), BENCH_WARMUP,
@@ -30,11 +34,13 @@ import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logging.js';
 import { startService, type RunningService } from '../src/service.js';
 import { DEMO_TOKEN_ID, type SimClusterSeed, type SimGuestSeed } from '../src/simulator/index.js';
-import { ensureTemporalCli, readTemporalCliVersion } from '../src/temporal/cli-locator.js';
+import { ensureTemporalCli, readTemporalCliVersion, TEMPORAL_SERVER_VERSION } from '../src/temporal/cli-locator.js';
 import { connectConnection } from '../src/temporal/connection.js';
+import { startTemporalCluster } from '../src/temporal/cluster.js';
+import { CLUSTER_HISTORY_SHARDS } from '../src/temporal/cluster-config.js';
 import { DevServerError, getFreePort, startDevServer, type DevServerHandle } from '../src/temporal/dev-server.js';
 import { floorUpdate, type floorWorkflow } from './floor-workflow.js';
-import { CpuMeter, httpClient, readRss, runLanes, sleep, spawnReady, processCpuSeconds, type Child, type LaneRun } from './harness.js';
+import { CpuMeter, httpClient, processTree, readRss, runLanes, sleep, spawnReady, processCpuSeconds, type Child, type LaneRun } from './harness.js';
 import { fmt, mergeRounds, percentile, renderRows, renderTable, type CellResult, type Row } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -58,6 +64,16 @@ export interface BenchSettings {
   workerRuntime: 'built' | 'tsx' | 'source';
   /** Overrides of the config's `worker` section (BENCH_WORKER, JSON), e.g. {"maxCachedWorkflows": 100}. */
   workerTuning: Record<string, unknown>;
+  /** The Temporal server (BENCH_TEMPORAL or --temporal): the dev server, or a real cluster on PostgreSQL. */
+  temporal: BenchTemporalKind;
+}
+
+export type BenchTemporalKind = 'dev' | 'cluster';
+
+function temporalKind(raw: string | undefined): BenchTemporalKind {
+  if (raw === undefined || raw === '' || raw === 'dev') return 'dev';
+  if (raw === 'cluster') return 'cluster';
+  throw new Error(`BENCH_TEMPORAL (--temporal) must be dev or cluster, got '${raw}'`);
 }
 
 function workerRuntime(raw: string | undefined): BenchSettings['workerRuntime'] {
@@ -87,6 +103,51 @@ export function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettin
     keep: env.BENCH_KEEP === '1',
     workerRuntime: workerRuntime(env.BENCH_WORKER_RUNTIME),
     workerTuning: env.BENCH_WORKER ? (JSON.parse(env.BENCH_WORKER) as Record<string, unknown>) : {},
+    temporal: temporalKind(env.BENCH_TEMPORAL),
+  };
+}
+
+interface BenchTemporal {
+  address: string;
+  namespace: string;
+  /** For the machine line, e.g. `temporal version … (Server 1.29.1, UI 2.42.1)`. */
+  version: string;
+  /** Processes to meter: name → pid(s). */
+  processes(): Record<string, number | readonly number[]>;
+  stop(): Promise<unknown>;
+}
+
+/** The dev server on a fresh SQLite file, or a throw-away real cluster (temp directory, free ports). */
+async function startBenchTemporal(kind: BenchTemporalKind, tmp: string, log: (message: string) => void): Promise<BenchTemporal> {
+  if (kind === 'cluster') {
+    const cluster = await startTemporalCluster({ log });
+    const postmaster = () => Number(readFileSync(join(cluster.postgresDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    log(`Temporal cluster ${cluster.address} (server pid ${cluster.serverPid}, ${cluster.dir})`);
+    return {
+      address: cluster.address,
+      namespace: cluster.namespace,
+      version: `Temporal server ${TEMPORAL_SERVER_VERSION} on PostgreSQL (${CLUSTER_HISTORY_SHARDS} history shards)`,
+      processes: () => ({ ...(cluster.serverPid ? { temporal: cluster.serverPid } : {}), postgres: processTree(postmaster()) }),
+      stop: () => cluster.stop(),
+    };
+  }
+  const cliPath = await ensureTemporalCli({ log });
+  let server: DevServerHandle | undefined;
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await startDevServer({ cliPath, port: await getFreePort(), dbFile: join(tmp, 'temporal.sqlite'), headless: true, reuseExisting: false, log });
+    } catch (err) {
+      if (!(err instanceof DevServerError && err.code === 'PORT_IN_USE' && attempt < 3)) throw err;
+    }
+  }
+  const dev = server;
+  log(`dev server ${dev.address} (pid ${dev.pid})`);
+  return {
+    address: dev.address,
+    namespace: dev.namespace,
+    version: readTemporalCliVersion(cliPath)?.raw ?? 'unknown',
+    processes: (): Record<string, number> => (dev.pid ? { temporal: dev.pid } : {}),
+    stop: () => dev.stop(),
   };
 }
 
@@ -135,20 +196,11 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
   const cleanups: (() => Promise<unknown>)[] = [];
   const tag = randomUUID().slice(0, 8);
   try {
-    // --- Temporal dev server: fresh SQLite, headless, random port.
-    const cliPath = await ensureTemporalCli({ log });
-    const temporalVersion = readTemporalCliVersion(cliPath)?.raw ?? 'unknown';
-    let server: DevServerHandle | undefined;
-    for (let attempt = 1; !server; attempt++) {
-      try {
-        server = await startDevServer({ cliPath, port: await getFreePort(), dbFile: join(tmp, 'temporal.sqlite'), headless: true, reuseExisting: false, log });
-      } catch (err) {
-        if (!(err instanceof DevServerError && err.code === 'PORT_IN_USE' && attempt < 3)) throw err;
-      }
-    }
-    cleanups.push(() => server.stop());
-    const { address, namespace } = server;
-    log(`dev server ${address} (pid ${server.pid})`);
+    // --- Temporal: a dev server (fresh SQLite, headless, random port) or a throw-away cluster.
+    const temporal = await startBenchTemporal(settings.temporal, tmp, log);
+    cleanups.push(() => temporal.stop());
+    const { address, namespace } = temporal;
+    const temporalVersion = temporal.version;
 
     // --- Proxmox simulators, in their own process, with zero-length tasks.
     const secret = randomUUID();
@@ -254,7 +306,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace });
 
-    const meter = new CpuMeter(() => ({ 'bench+API': process.pid, worker: worker.pid, 'floor worker': floorWorker.pid, simulator: sim.pid, ...(server.pid ? { temporal: server.pid } : {}) }));
+    const meter = new CpuMeter(() => ({ 'bench+API': process.pid, worker: worker.pid, 'floor worker': floorWorker.pid, simulator: sim.pid, ...temporal.processes() }));
     const interference: BenchResult['interference'] = [];
     const measure = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
       meter.start();
@@ -467,15 +519,16 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
       date: new Date().toISOString(),
     };
     const rows = buildRows(settings, cells, history, waiting);
+    const processNames = settings.temporal === 'cluster' ? [...PROCESS_NAMES, 'postgres'] : PROCESS_NAMES;
     const table = [
       renderCells(settings, cells),
       '',
       renderRows(rows),
       '',
       renderTable(
-        ['phase', 'wall s', 'others\' cores', 'our CPU s', ...PROCESS_NAMES],
-        interference.map((i) => [i.phase, fmt(i.wallSeconds, 1), fmt(i.foreignCores, 2), fmt(i.ownCpuSeconds, 1), ...PROCESS_NAMES.map((n) => fmt(i.byProcess[n] ?? NaN, 1))]),
-        [false, true, true, true, ...PROCESS_NAMES.map(() => true)],
+        ['phase', 'wall s', 'others\' cores', 'our CPU s', ...processNames],
+        interference.map((i) => [i.phase, fmt(i.wallSeconds, 1), fmt(i.foreignCores, 2), fmt(i.ownCpuSeconds, 1), ...processNames.map((n) => fmt(i.byProcess[n] ?? NaN, 1))]),
+        [false, true, true, true, ...processNames.map(() => true)],
       ),
       '',
       `machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.temporal}, load ${machine.loadavgAtEnd.join(' ')}; worker runtime: ${settings.workerRuntime}`,
@@ -582,8 +635,16 @@ export function buildRows(s: BenchSettings, cells: Record<string, CellResult>, h
   return rows;
 }
 
+/** `--temporal dev|cluster` on the command line overrides BENCH_TEMPORAL. */
+function settingsFromArgv(argv: string[]): BenchSettings {
+  const at = argv.indexOf('--temporal');
+  const inline = argv.find((a) => a.startsWith('--temporal='))?.slice('--temporal='.length);
+  const kind = inline ?? (at >= 0 ? argv[at + 1] : undefined);
+  return benchSettings(kind === undefined ? process.env : { ...process.env, BENCH_TEMPORAL: kind });
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  runBench()
+  runBench(settingsFromArgv(process.argv.slice(2)))
     .then((result) => {
       if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, `${JSON.stringify(result, null, 2)}\n`);
       process.stdout.write(`${result.table}\n`);

@@ -64,6 +64,8 @@ export interface TemporalCluster {
   /** The server's output (JSON lines). */
   serverLog: string;
   ports: ClusterPorts;
+  /** PGDATA of its PostgreSQL (`postmaster.pid` there names the postmaster). */
+  postgresDataDir: string;
   /** The running server's pid; undefined while it is stopped. */
   readonly serverPid: number | undefined;
   /** How long the last start took, by phase. */
@@ -264,6 +266,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions = {}): P
     dir,
     serverLog,
     ports: state.ports,
+    postgresDataDir: db.dataDir,
     get serverPid() {
       return proc?.alive() ? proc.pid : undefined;
     },
