@@ -16,7 +16,8 @@ runMain('proxmox-agent', log, async () => {
   const { config, path, demo } = loadConfig();
   const simulated = Object.entries(config.environments).filter(([, e]) => 'simulator' in e.proxmox).map(([n]) => n);
   const { sdkMetricsUrl } = installTemporalRuntime(log, { metricsAddress: await sdkMetricsAddress(config.worker.sdkMetricsAddress) });
-  const temporal = await resolveTemporal({ log: (m) => log.info(m) });
+  // TEMPORAL_NAMESPACE, else the config's temporal.namespace (the dev server creates it).
+  const temporal = await resolveTemporal({ log: (m) => log.info(m), namespace: config.temporal.namespace });
   const bundle = workflowBundleFromEnv();
   const service = await startService({
     config,

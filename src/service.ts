@@ -110,6 +110,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     stops.push(() => journal.close());
 
     const waiting = (what: string) => (err: Error, waitMs: number) => log.warn({ err: err.message, address: opts.temporal.address }, `Temporal is not reachable yet (${what}); trying again in ${waitMs} ms`);
+    if (config.temporal.namespace !== namespace) log.info({ namespace, configNamespace: config.temporal.namespace }, 'TEMPORAL_NAMESPACE overrides the config\'s temporal.namespace');
     const connection: Connection = await connectPatiently(() => connectConnection(opts.temporal), { onRetry: waiting('client') });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace, ...(tracing ? { interceptors: { workflow: tracingClientInterceptors(tracing) } } : {}) });

@@ -14,7 +14,8 @@ runMain('proxmox-agent api', log, async () => {
   const { config, path } = loadConfig();
   assertSplitDeployment(config, 'API');
   const uiUrl = temporalUiUrl();
-  const service = await startService({ config, configPath: path, temporal: { ...temporalConnectionOptions(), ...(uiUrl ? { uiUrl } : {}) }, log, worker: false });
+  // The namespace: TEMPORAL_NAMESPACE, else the config's temporal.namespace.
+  const service = await startService({ config, configPath: path, temporal: { ...temporalConnectionOptions(process.env, config.temporal), ...(uiUrl ? { uiUrl } : {}) }, log, worker: false });
   log.info({ api: service.url }, 'API listening');
   return service;
 }, 'shutting down: draining in-flight requests');

@@ -5,7 +5,7 @@
  * Environment variables:
  *   TEMPORAL_ADDRESS          host:port of the frontend (e.g. `temporal.example.com:7233`,
  *                             `<ns>.<acct>.tmprl.cloud:7233`). Unset → local dev server.
- *   TEMPORAL_NAMESPACE        namespace (default `default`).
+ *   TEMPORAL_NAMESPACE        namespace; overrides the config's `temporal.namespace` (default `default`).
  *   TEMPORAL_TLS              `true`/`false`: force TLS on/off (default: on if any TLS/API-key variable is set).
  *   TEMPORAL_TLS_CERT         client certificate file (PEM) for mTLS; needs TEMPORAL_TLS_KEY.
  *   TEMPORAL_TLS_KEY          client private key file (PEM) for mTLS; needs TEMPORAL_TLS_CERT.
@@ -86,7 +86,7 @@ const metaSchema = z
 
 const envSchema = z.object({
   TEMPORAL_ADDRESS: addressSchema.default('localhost:7233'),
-  TEMPORAL_NAMESPACE: namespaceSchema.default('default'),
+  TEMPORAL_NAMESPACE: namespaceSchema.optional(),
   TEMPORAL_TLS: boolSchema.optional(),
   TEMPORAL_TLS_CERT: optionalNonEmpty,
   TEMPORAL_TLS_KEY: optionalNonEmpty,
@@ -112,8 +112,10 @@ function readPemFile(variable: string, path: string): Buffer {
 /**
  * Builds connection options from the environment. Throws {@link TemporalConfigError} naming the
  * offending variable. Without `TEMPORAL_ADDRESS` the address defaults to `localhost:7233`.
+ * The namespace: `TEMPORAL_NAMESPACE` when set, else `fallback.namespace` (the config's
+ * `temporal.namespace`), else `default`.
  */
-export function temporalConnectionOptions(env: NodeJS.ProcessEnv = process.env): TemporalConnectionOptions {
+export function temporalConnectionOptions(env: NodeJS.ProcessEnv = process.env, fallback: { namespace?: string } = {}): TemporalConnectionOptions {
   const picked: Record<string, string | undefined> = {};
   // Empty (or blank) variables count as unset.
   for (const key of Object.keys(envSchema.shape)) picked[key] = env[key]?.trim() === '' ? undefined : env[key];
@@ -143,7 +145,7 @@ export function temporalConnectionOptions(env: NodeJS.ProcessEnv = process.env):
     throw new TemporalConfigError('TEMPORAL_API_KEY and an "authorization" entry in TEMPORAL_GRPC_META are mutually exclusive.');
   }
 
-  const opts: TemporalConnectionOptions = { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE };
+  const opts: TemporalConnectionOptions = { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE ?? configNamespace(fallback.namespace) };
   const tlsOn = e.TEMPORAL_TLS ?? (wantsTlsDetail || e.TEMPORAL_API_KEY !== undefined);
   if (tlsOn) {
     const tls: TLSConfig = {};
@@ -160,6 +162,14 @@ export function temporalConnectionOptions(env: NodeJS.ProcessEnv = process.env):
   if (e.TEMPORAL_API_KEY !== undefined) opts.apiKey = e.TEMPORAL_API_KEY;
   if (e.TEMPORAL_GRPC_META !== undefined && Object.keys(e.TEMPORAL_GRPC_META).length > 0) opts.metadata = e.TEMPORAL_GRPC_META;
   return opts;
+}
+
+/** The config's `temporal.namespace`, checked as TEMPORAL_NAMESPACE is. */
+function configNamespace(namespace: string | undefined): string {
+  if (namespace === undefined) return 'default';
+  const parsed = namespaceSchema.safeParse(namespace);
+  if (!parsed.success) throw new TemporalConfigError(`temporal.namespace=${JSON.stringify(namespace)}: ${parsed.error.issues[0]?.message ?? 'not a namespace name'}`);
+  return parsed.data;
 }
 
 /**
@@ -239,6 +249,8 @@ export interface ResolvedTemporal {
 export interface ResolveTemporalOptions {
   log?: TemporalLog;
   env?: NodeJS.ProcessEnv;
+  /** The config's `temporal.namespace`: used unless TEMPORAL_NAMESPACE is set (default `default`). */
+  namespace?: string;
   /** Overrides for the local dev server (port, DB file, …) when TEMPORAL_ADDRESS is unset. */
   devServer?: Omit<DevServerOptions, 'log'>;
 }
@@ -253,7 +265,7 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
   const log = opts.log ?? silentLog;
   const uiUrl = temporalUiUrl(env);
   if (env.TEMPORAL_ADDRESS !== undefined && env.TEMPORAL_ADDRESS.trim() !== '') {
-    const connectionOptions = temporalConnectionOptions(env);
+    const connectionOptions = temporalConnectionOptions(env, { namespace: opts.namespace });
     log(`Using the Temporal server at ${connectionOptions.address} (namespace "${connectionOptions.namespace}") from TEMPORAL_ADDRESS`);
     return {
       address: connectionOptions.address,
@@ -265,7 +277,7 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
     };
   }
   // Validate the rest of the environment (e.g. TEMPORAL_NAMESPACE) even when using the dev server.
-  const envOpts = temporalConnectionOptions(env);
+  const envOpts = temporalConnectionOptions(env, { namespace: opts.namespace });
   const cliPath = opts.devServer?.cliPath ?? (await ensureTemporalCli({ env, log }));
   const server = await startDevServer({ namespace: envOpts.namespace, ...opts.devServer, cliPath, log });
   // A reused dev server (e.g. `npm run temporal:start` in another terminal) serves its UI on the default port, unless headless.

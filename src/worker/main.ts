@@ -23,7 +23,8 @@ runMain('proxmox-agent worker', log, async () => {
   const service = await startService({
     config,
     configPath: path,
-    temporal: { ...temporalConnectionOptions(), ...(uiUrl ? { uiUrl } : {}) },
+    // TEMPORAL_NAMESPACE, else the config's temporal.namespace.
+    temporal: { ...temporalConnectionOptions(process.env, config.temporal), ...(uiUrl ? { uiUrl } : {}) },
     log,
     api: false,
     workerHttp: true,

@@ -50,6 +50,13 @@ describe('temporalConnectionOptions', () => {
     expect(temporalConnectionOptions({ TEMPORAL_NAMESPACE: 'my-ns.acct123' }).namespace).toBe('my-ns.acct123');
   });
 
+  it("takes the config's temporal.namespace unless TEMPORAL_NAMESPACE is set (the environment overrides the config)", () => {
+    expect(temporalConnectionOptions({}, { namespace: 'from-config' }).namespace).toBe('from-config');
+    expect(temporalConnectionOptions({ TEMPORAL_NAMESPACE: '' }, { namespace: 'from-config' }).namespace).toBe('from-config');
+    expect(temporalConnectionOptions({ TEMPORAL_NAMESPACE: 'from-env' }, { namespace: 'from-config' }).namespace).toBe('from-env');
+    expect(() => temporalConnectionOptions({}, { namespace: 'has space' })).toThrow(/temporal\.namespace="has space": must be a namespace name/);
+  });
+
   it.each([
     ['http://localhost:7233', /TEMPORAL_ADDRESS="http:\/\/localhost:7233": must be host:port without a scheme/],
     ['localhost:99999', /TEMPORAL_ADDRESS=.*port between 1 and 65535/],
@@ -132,6 +139,11 @@ describe('resolveTemporal', () => {
     expect(r.uiUrl).toBeUndefined();
     expect(r.connectionOptions).toEqual({ address: 'temporal.internal:7233', namespace: 'prod', tls: true, apiKey: 'k' });
     await expect(r.stop()).resolves.toBeUndefined();
+  });
+
+  it("uses the config's namespace for an external server unless TEMPORAL_NAMESPACE is set", async () => {
+    expect((await resolveTemporal({ env: { TEMPORAL_ADDRESS: 'temporal.internal:7233' }, namespace: 'ops' })).namespace).toBe('ops');
+    expect((await resolveTemporal({ env: { TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'prod' }, namespace: 'ops' })).namespace).toBe('prod');
   });
 
   it('validates the environment before starting anything', async () => {
