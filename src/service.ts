@@ -20,6 +20,7 @@ import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
 import { connectConnection, connectPatiently, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
+import { createTemporalWatch } from './temporal/watch.js';
 import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
 import { activityObservability } from './observability/activity-interceptor.js';
 import { createMetrics, renderMetrics, type Metrics } from './observability/metrics.js';
@@ -31,7 +32,7 @@ import {
   tracingSinks,
   type Tracing,
 } from './observability/tracing.js';
-import { startWorkerHttp } from './worker/http.js';
+import { startWorkerHttp, type Probe } from './worker/http.js';
 import { createWorkers } from './worker/worker.js';
 
 export interface ServiceOptions {
@@ -111,8 +112,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
 
     const waiting = (what: string) => (err: Error, waitMs: number) => log.warn({ err: err.message, address: opts.temporal.address }, `Temporal is not reachable yet (${what}); trying again in ${waitMs} ms`);
     if (config.temporal.namespace !== namespace) log.info({ namespace, configNamespace: config.temporal.namespace }, 'TEMPORAL_NAMESPACE overrides the config\'s temporal.namespace');
-    const connection: Connection = await connectPatiently(() => connectConnection(opts.temporal), { onRetry: waiting('client') });
+    // Readiness of both roles and the API's fail-fast while Temporal is down (src/temporal/watch.ts).
+    const watch = createTemporalWatch({ address: opts.temporal.address, namespace, log });
+    const connection: Connection = await connectPatiently(() => connectConnection(opts.temporal, { interceptors: watch.interceptors }), { onRetry: waiting('client') });
     stops.push(() => connection.close());
+    await watch.start(connection);
+    stops.push(() => watch.stop());
     const client = new Client({ connection, namespace, ...(tracing ? { interceptors: { workflow: tracingClientInterceptors(tracing) } } : {}) });
 
     // Channel secrets are read at boot: a missing one stops the service here, naming the field.
@@ -135,17 +140,26 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     let workerUrl: string | undefined;
     // Started before the workers and stopped after them: probes and scrapes see the whole drain.
     if (opts.workerHttp) {
+      // Temporal's side from the watch (this process's own probe of the frontend), the workers' from the SDK.
+      const health = (): Probe => {
+        const idle = workers.filter((w) => w.getState() !== 'RUNNING' || w.getStatus().activityPollerState !== 'POLLING');
+        const polling = idle.length === 0 && workers.length > 0;
+        const temporal = watch.status();
+        const checks = {
+          ...temporal.checks,
+          workers: polling
+            ? { ok: true, detail: `${workers.length} worker(s) polling: ${workers.map((w) => w.options.taskQueue).join(', ')}` }
+            : { ok: false, detail: `not polling: ${idle.map((w) => `${w.options.taskQueue} (${w.getState()})`).join(', ') || 'no workers'}` },
+        };
+        const failing = Object.values(checks).filter((c) => !c.ok);
+        return { ok: failing.length === 0, detail: failing.length === 0 ? checks.workers.detail : failing.map((c) => c.detail).join('; '), checks };
+      };
       const http = await startWorkerHttp({
         host: config.worker.host,
         port: config.worker.port,
         metrics: render,
-        ready: () => {
-          if (stopping) return { ok: false, detail: 'shutting down' };
-          const idle = workers.filter((w) => w.getState() !== 'RUNNING' || w.getStatus().activityPollerState !== 'POLLING');
-          return idle.length === 0 && workers.length > 0
-            ? { ok: true, detail: `${workers.length} worker(s) polling: ${workers.map((w) => w.options.taskQueue).join(', ')}` }
-            : { ok: false, detail: `not polling: ${idle.map((w) => `${w.options.taskQueue} (${w.getState()})`).join(', ') || 'no workers'}` };
-        },
+        health,
+        ready: () => (stopping ? { ok: false, detail: 'shutting down', checks: { process: { ok: false, detail: 'shutting down' } } } : health()),
       });
       workerUrl = http.url;
       stops.push(() => http.close());
@@ -189,8 +203,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           plans: createPlanGateway({ client, taskQueue }),
           authenticate: createAuthenticator(config.tokens),
           environments: new Set(Object.keys(config.environments)),
-          health: createHealthCheck(client, namespace, taskQueue, Object.keys(config.environments)),
-          operations: { ready: createReadinessCheck(client, namespace, () => stopping), metrics, render },
+          health: createHealthCheck(client, watch, taskQueue, Object.keys(config.environments)),
+          operations: { ready: createReadinessCheck(watch, () => stopping), metrics, render },
+          temporal: watch,
           evaluate: async (request, at) => {
             // The same preflight and policy the workflow runs, called directly: nothing is started.
             const preflight = await activities.preflight({ request }).catch((err: Error) => ({

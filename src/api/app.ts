@@ -4,6 +4,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
 import { RequestValidationError } from '../domain/request.js';
+import { unknownSearchAttribute } from '../temporal/watch.js';
 import type { Logger } from '../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
 import { registerDocsRoutes } from './docs.js';
@@ -86,7 +87,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     return problem(c, new ApiError('not-found', `no route ${c.req.method} ${c.req.path}`));
   });
   app.onError((err, c) => {
-    const apiError = toApiError(err);
+    const apiError = toApiError(err, deps.temporal);
     if (apiError.status >= 500) log?.error({ err, path: c.req.path }, 'request failed');
     return problem(c, apiError);
   });
@@ -133,14 +134,30 @@ const HTTP_STATUS_PROBLEMS: Record<number, ProblemCode> = {
 };
 
 /** Every error becomes an ApiError here, once. */
-function toApiError(err: unknown): ApiError {
+function toApiError(err: unknown, temporal: ApiDeps['temporal']): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof RequestValidationError) return new ApiError('validation-failed', err.message, { errors: err.issues });
   if (err instanceof HTTPException) {
     const code = HTTP_STATUS_PROBLEMS[err.status];
     return code ? new ApiError(code, err.message) : new ApiError('internal');
   }
-  if (isTemporalUnavailable(err)) return new ApiError('temporal-unavailable', 'Temporal is not reachable; retry shortly');
+  const attribute = unknownSearchAttribute(err);
+  if (attribute !== undefined) {
+    temporal?.recheck();
+    const register = temporal ? `register the project's search attributes with: ${temporal.registerCommand}` : "register the project's search attributes (npm run temporal:search-attributes)";
+    const others = temporal?.status().missingAttributes.filter((a) => a !== attribute) ?? [];
+    return new ApiError(
+      'temporal-misconfigured',
+      `the Temporal namespace does not know the search attribute ${attribute}${others.length > 0 ? ` (nor ${others.join(', ')})` : ''}; ${register}`,
+      {},
+      { 'retry-after': '5' },
+    );
+  }
+  if (isTemporalUnavailable(err)) {
+    const down = temporal?.status();
+    const detail = down && !down.reachable ? `${down.checks.temporal.detail}; retry shortly` : 'Temporal is not reachable; retry shortly';
+    return new ApiError('temporal-unavailable', detail, {}, { 'retry-after': '2' });
+  }
   return new ApiError('internal', 'unexpected error; see the service log');
 }
 

@@ -9,6 +9,7 @@ import type { NormalizedRequest } from '../domain/request.js';
 import type { InventoryDeps } from './routes/inventory.js';
 import type { Preflight } from '../domain/plan-view.js';
 import type { PolicyDecision } from '../policy/engine.js';
+import type { TemporalWatch } from '../temporal/watch.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -36,6 +37,11 @@ export interface ApiDeps {
   maxEventStreamsPerToken?: number;
   /** Browser origins allowed to call /v1/*; absent, CORS is off. */
   cors?: { origins: readonly string[] };
+  /**
+   * What the process knows of its Temporal namespace (src/temporal/watch.ts): problems name an
+   * outage or a missing search attribute precisely; absent (tests with a stand-in gateway), they are generic.
+   */
+  temporal?: Pick<TemporalWatch, 'status' | 'recheck' | 'registerCommand'>;
   /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */
   operations?: OperationsDeps;
 }

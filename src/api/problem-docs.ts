@@ -122,9 +122,14 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     example: "Proxmox GET /nodes/pve-lab/qemu/100/status/current failed: 595 No route to host",
   },
   'temporal-unavailable': {
-    when: 'The workflow service (Temporal) cannot be reached.',
-    todo: 'Retry with backoff; `GET /healthz` says when the service is healthy again.',
-    example: 'Temporal is not reachable; retry shortly',
+    when: 'The workflow service (Temporal) cannot be reached, or is shedding load. While the service knows Temporal to be down (it probes it every half second), such requests are answered at once rather than after the client library\'s ~20 s of retries.',
+    todo: 'Retry after `Retry-After` seconds, with backoff (with the same Idempotency-Key when planning); `GET /healthz` says when the service is healthy again.',
+    example: 'Temporal at temporal.internal:7233 is not reachable: 14 UNAVAILABLE: No connection established; retry shortly',
+  },
+  'temporal-misconfigured': {
+    when: "The Temporal namespace lacks a search attribute the service sets on every plan (or does not exist), so no plan can start and the approval queue cannot be listed. The detail names the attribute and the command that registers them; `/readyz` says the same until they are known.",
+    todo: 'An operator registers the search attributes (`npm run temporal:search-attributes -- --address <host:port> --namespace <ns>`, once per namespace); then retry. A server takes a few seconds to see new attributes.',
+    example: 'namespace "default" does not know the search attribute ProxmoxPlanId; register the project\'s search attributes with: npm run temporal:search-attributes -- --address temporal.internal:7233 --namespace default',
   },
   'replay-cache-full': {
     when: 'Too many signed chat requests arrived within the replay window.',

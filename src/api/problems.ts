@@ -29,6 +29,7 @@ export const PROBLEMS = {
   'unknown-environment': { status: 422, title: 'No such environment' },
   'rate-limited': { status: 429, title: 'Too many requests for this token; retry after Retry-After seconds' },
   'temporal-unavailable': { status: 503, title: 'The workflow service is unavailable' },
+  'temporal-misconfigured': { status: 503, title: 'The Temporal namespace is not set up for this service' },
   'proxmox-unavailable': { status: 502, title: 'Proxmox did not answer the read' },
   'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
   'replay-store-unavailable': { status: 503, title: 'The replay cache cannot be reached; retry shortly' },

@@ -17,12 +17,13 @@
  *                             (default: the dev server's UI; none for an external server).
  */
 import { readFileSync } from 'node:fs';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions, type TLSConfig } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { z } from 'zod';
 import { ensureTemporalCli } from './cli-locator.js';
 import { startDevServer, type DevServerOptions } from './dev-server.js';
 import { silentLog, type TemporalLog } from './log.js';
+import { RECONNECT_CHANNEL_ARGS } from './watch.js';
 
 export interface TemporalConnectionOptions {
   /** `host:port` of the Temporal frontend. */
@@ -212,9 +213,13 @@ export async function connectPatiently<T>(connect: () => Promise<T>, opts: { tim
   }
 }
 
-/** A client-side gRPC `Connection` (workflow client, operator service). Close it with `connection.close()`. */
-export async function connectConnection(opts: TemporalConnectionOptions = temporalConnectionOptions()): Promise<Connection> {
-  return Connection.connect(transportOptions(opts));
+/**
+ * A client-side gRPC `Connection` (workflow client, operator service). Close it with `connection.close()`.
+ * It reconnects at most a second apart (`RECONNECT_CHANNEL_ARGS`); `interceptors` replace the SDK's
+ * default retry interceptor (a TemporalWatch's keep it, and stop retrying while Temporal is down).
+ */
+export async function connectConnection(opts: TemporalConnectionOptions = temporalConnectionOptions(), extra: Pick<ConnectionOptions, 'interceptors'> = {}): Promise<Connection> {
+  return Connection.connect({ ...transportOptions(opts), channelArgs: { ...RECONNECT_CHANNEL_ARGS }, ...extra });
 }
 
 /** A `Client` bound to `opts.namespace`. Close with `client.connection.close()`. */

@@ -59,9 +59,40 @@ function isAlreadyExists(err: unknown): boolean {
   return e?.code === 6 /* gRPC ALREADY_EXISTS */ || /already exists/i.test(String(e?.message ?? ''));
 }
 
-async function listCustom(connection: OperatorConnection, namespace: string): Promise<Record<string, number>> {
+/** The namespace's custom search attributes: name → `IndexedValueType` number. */
+export async function listCustomSearchAttributes(connection: OperatorConnection, namespace: string): Promise<Record<string, number>> {
   const res = await connection.operatorService.listSearchAttributes({ namespace });
   return (res.customAttributes ?? {}) as Record<string, number>;
+}
+
+/** How a namespace's custom attributes (as listed) stand against the ones the project needs. */
+export interface SearchAttributeComparison {
+  /** Registered with the right type. */
+  existing: string[];
+  /** Not registered. */
+  missing: SearchAttributeDef[];
+  /** Registered with another type, which cannot be changed: what to say about each. */
+  wrongType: { name: string; problem: string }[];
+}
+
+export function compareSearchAttributes(
+  current: Readonly<Record<string, number>>,
+  namespace: string,
+  attrs: readonly SearchAttributeDef[] = PROJECT_SEARCH_ATTRIBUTES,
+): SearchAttributeComparison {
+  const result: SearchAttributeComparison = { existing: [], missing: [], wrongType: [] };
+  for (const a of attrs) {
+    if (!(a.name in current)) result.missing.push(a);
+    else if (current[a.name] === INDEXED_VALUE_TYPE[a.type]) result.existing.push(a.name);
+    else
+      result.wrongType.push({
+        name: a.name,
+        problem:
+          `Search attribute ${a.name} is registered on namespace "${namespace}" as ${typeName(current[a.name])}, but the project needs ${a.type}. ` +
+          'Search attributes cannot change type; remove it (temporal operator search-attribute remove) or use a fresh namespace/DB file.',
+      });
+  }
+  return result;
 }
 
 /**
@@ -75,22 +106,8 @@ export async function ensureSearchAttributes(
   attrs: readonly SearchAttributeDef[] = PROJECT_SEARCH_ATTRIBUTES,
   log: TemporalLog = silentLog,
 ): Promise<EnsureSearchAttributesResult> {
-  const current = await listCustom(connection, namespace);
-  const existing: string[] = [];
-  const missing: SearchAttributeDef[] = [];
-  for (const a of attrs) {
-    if (a.name in current) {
-      if (current[a.name] !== INDEXED_VALUE_TYPE[a.type]) {
-        throw new SearchAttributeError(
-          `Search attribute ${a.name} is registered on namespace "${namespace}" as ${typeName(current[a.name])}, but the project needs ${a.type}. ` +
-            'Search attributes cannot change type; remove it (temporal operator search-attribute remove) or use a fresh namespace/DB file.',
-        );
-      }
-      existing.push(a.name);
-    } else {
-      missing.push(a);
-    }
-  }
+  const { existing, missing, wrongType } = compareSearchAttributes(await listCustomSearchAttributes(connection, namespace), namespace, attrs);
+  if (wrongType[0]) throw new SearchAttributeError(wrongType[0].problem);
   if (missing.length === 0) return { added: [], existing };
 
   const searchAttributes: Record<string, number> = {};

@@ -5,6 +5,8 @@ import { ConfigError } from '../config/load.js';
 export interface Probe {
   ok: boolean;
   detail: string;
+  /** What the verdict rests on (Temporal, search attributes, the workers), as the API's `/healthz` shows it. */
+  checks?: Record<string, { ok: boolean; detail: string }>;
 }
 
 export interface WorkerHttpOptions {
@@ -12,7 +14,9 @@ export interface WorkerHttpOptions {
   port: number;
   /** Prometheus exposition for `/metrics`. */
   metrics: () => Promise<{ contentType: string; body: string }>;
-  /** `/readyz`: every worker polls, and the process is not shutting down. */
+  /** `/healthz`: Temporal answers for the namespace, which knows the search attributes, and every worker runs. */
+  health: () => Probe;
+  /** `/readyz`: the same, and the process is not shutting down. */
   ready: () => Probe;
 }
 
@@ -22,9 +26,10 @@ export interface WorkerHttp {
 }
 
 /**
- * The worker process's own small HTTP server (the API has its own routes): `/healthz` answers 200
- * while the process runs, `/readyz` 200 only while its workers poll, `/metrics` the Prometheus
- * exposition. Plain node:http: three GET routes do not need a framework.
+ * The worker process's own small HTTP server (the API has its own routes): `/healthz` 200 while
+ * Temporal answers and the workers run, `/readyz` the same unless shutting down, `/livez` 200 while
+ * the process runs (a liveness probe that must not restart workers during a Temporal outage), and
+ * `/metrics` the Prometheus exposition. Plain node:http: four GET routes do not need a framework.
  */
 export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<WorkerHttp> {
   const server: Server = createServer((req, res) => {
@@ -34,10 +39,11 @@ export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<WorkerHt
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
-    if (path === '/healthz') return send(200, 'application/json', JSON.stringify({ status: 'ok' }));
-    if (path === '/readyz') {
-      const probe = opts.ready();
-      return send(probe.ok ? 200 : 503, 'application/json', JSON.stringify({ status: probe.ok ? 'ready' : 'not_ready', detail: probe.detail }));
+    if (path === '/livez') return send(200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/healthz' || path === '/readyz') {
+      const probe = path === '/healthz' ? opts.health() : opts.ready();
+      const status = path === '/healthz' ? (probe.ok ? 'ok' : 'unavailable') : probe.ok ? 'ready' : 'not_ready';
+      return send(probe.ok ? 200 : 503, 'application/json', JSON.stringify({ status, detail: probe.detail, ...(probe.checks ? { checks: probe.checks } : {}) }));
     }
     if (path === '/metrics') {
       opts.metrics().then(

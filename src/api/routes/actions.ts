@@ -35,7 +35,7 @@ const planRoute = createRoute({
   request: { headers: idempotencyHeaders, body: { required: true, ...json(planRequestSchema) } },
   responses: {
     201: { description: 'The plan', ...json(planResponseSchema) },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'idempotency-key-reused', 'unknown-environment', 'unsupported-media-type', 'payload-too-large', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'idempotency-key-reused', 'unknown-environment', 'unsupported-media-type', 'payload-too-large', 'temporal-unavailable', 'temporal-misconfigured'),
   },
 });
 

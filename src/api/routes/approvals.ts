@@ -63,7 +63,7 @@ const listRoute = createRoute({
   },
   responses: {
     200: { description: 'The pending plans', ...json(approvalListSchema) },
-    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'temporal-unavailable'),
+    ...problemResponses('validation-failed', 'unauthenticated', 'forbidden', 'temporal-unavailable', 'temporal-misconfigured'),
   },
 });
 

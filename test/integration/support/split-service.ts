@@ -66,6 +66,13 @@ export async function startSplitService(opts: {
   env?: Record<string, string>;
   /** Run these built entry points (npm run build: dist/bin/*.mjs) with plain node instead of the sources with tsx. */
   built?: { api: string; worker: string };
+  /** Another Temporal server than the suite's (a test that stops and starts its own). */
+  temporalAddress?: string;
+  /**
+   * The config's `temporal.namespace` (default: the suite's). Given, the processes get no
+   * TEMPORAL_NAMESPACE, so the config's value is the one they use.
+   */
+  namespace?: string;
 }): Promise<SplitService> {
   const secret = randomUUID();
   const sim = await startSimulator({
@@ -81,7 +88,7 @@ export async function startSplitService(opts: {
     configPath,
     stringify({
       server: { host: '127.0.0.1', port: 0 },
-      temporal: { namespace: inject('temporalNamespace'), taskQueue: `split-${randomUUID().slice(0, 8)}` },
+      temporal: { namespace: opts.namespace ?? inject('temporalNamespace'), taskQueue: `split-${randomUUID().slice(0, 8)}` },
       environments: { lab: { tier: opts.tier ?? 'nonprod', proxmox: { url: sim.url, tokenId: TOKEN_ID, tokenSecret: { env: 'SIM_TOKEN_SECRET' } } } },
       tokens: demo.tokens,
       policy: opts.policy ?? { rules: [] },
@@ -89,7 +96,9 @@ export async function startSplitService(opts: {
     }),
   );
   // WORKER_PORT=0: each worker process serves /metrics and /readyz on a port of its own.
-  const env = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, SIM_TOKEN_SECRET: secret, TEMPORAL_ADDRESS: inject('temporalAddress'), LOG_LEVEL: 'warn', WORKER_PORT: '0', ...opts.env };
+  const temporalAddress = opts.temporalAddress ?? inject('temporalAddress');
+  const env: NodeJS.ProcessEnv = { ...process.env, PROXMOX_AGENT_CONFIG: configPath, SIM_TOKEN_SECRET: secret, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'warn', WORKER_PORT: '0', ...opts.env };
+  if (opts.namespace !== undefined) delete env.TEMPORAL_NAMESPACE;
   const { config } = loadConfig(env);
   const workers: WorkerProcess[] = [];
 
@@ -133,7 +142,7 @@ export async function startSplitService(opts: {
   const apiProcess = opts.apiProcess ? await spawnProcess(opts.built?.api ?? 'src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
   const api = apiProcess
     ? undefined
-    : await startService({ config, configPath, temporal: testConnectionOptions(), log: createLogger({ level: 'warn' }), worker: false, env });
+    : await startService({ config, configPath, temporal: { ...testConnectionOptions(), address: temporalAddress, namespace: config.temporal.namespace }, log: createLogger({ level: 'warn' }), worker: false, env });
   const url: string = apiProcess ? apiProcess.line.api : api!.url!;
 
   const startWorker = async (extraEnv: Record<string, string> = {}): Promise<WorkerProcess> => {
