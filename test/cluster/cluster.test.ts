@@ -232,7 +232,7 @@ describe('health while Temporal is away', () => {
     await d.temporal.stopServer('SIGKILL');
     const downs = await down;
     const up = watchTransition(probes(), 200, 90_000);
-    const back = firstAnswer(await d.temporalClient(), d.temporal.namespace, 90_000);
+    const back = firstAnswer(d.temporal.address, d.temporal.namespace, 90_000);
     await d.temporal.startServer();
     const [backAt, ups] = await Promise.all([back, up]);
 

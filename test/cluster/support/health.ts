@@ -3,7 +3,7 @@
  * endpoint is asked every 200 ms (each request given 1 s), and the time of the first answer with the
  * wanted status is kept, so the test measures it from the moment the change happened.
  */
-import type { Client } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { sleep } from './flows.js';
 
 export interface Probe {
@@ -39,15 +39,23 @@ export async function watchTransition(probes: Probe[], want: number, watchMs: nu
   );
 }
 
-/** When the Temporal frontend first answers for `namespace` (asked every 100 ms, 1 s each). */
-export async function firstAnswer(client: Client, namespace: string, watchMs: number): Promise<number> {
+/**
+ * When the Temporal frontend first answers for `namespace`, asked every 100 ms over a fresh connection
+ * each time: a connection that saw the server die waits out its reconnect backoff, and would notice late.
+ */
+export async function firstAnswer(address: string, namespace: string, watchMs: number): Promise<number> {
   const until = Date.now() + watchMs;
   for (;;) {
+    let connection: Connection | undefined;
     try {
-      await client.connection.withDeadline(Date.now() + 1000, () => client.workflowService.describeNamespace({ namespace }));
+      connection = await Connection.connect({ address, connectTimeout: 1000 });
+      const c = connection;
+      await c.withDeadline(Date.now() + 1000, () => c.workflowService.describeNamespace({ namespace }));
       return Date.now();
     } catch (err) {
       if (Date.now() > until) throw new Error(`Temporal did not answer within ${watchMs / 1000} s: ${(err as Error).message}`);
+    } finally {
+      await connection?.close();
     }
     await sleep(100);
   }
