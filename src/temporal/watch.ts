@@ -92,8 +92,11 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
     checks: { temporal: { ok: false, detail: 'not probed yet' }, searchAttributes: { ok: false, detail: 'not checked yet' } },
   };
   let failures = 0;
+  // The last completed verdict on the search attributes: kept across an outage (a restart does not
+  // remove them), so readiness returns with the frontend and the check runs again just after.
+  let attributes: { check: Check; missing: string[] } = { check: { ok: false, detail: 'not checked yet' }, missing: [] };
   let attributesCheckedAt = -Infinity;
-  let attributesOk = false;
+  let attributesDue = true;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
@@ -161,40 +164,40 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
       await call(connection, () => connection.workflowService.describeNamespace({ namespace }));
     } catch (err) {
       const code = grpcCode(err);
+      attributesDue = true;
       if (code === 5 /* NOT_FOUND */) {
         failures = 0;
-        attributesOk = false;
+        attributes = { check: { ok: false, detail: 'unknown while the namespace does not exist' }, missing: [] };
         const detail = `namespace "${namespace}" does not exist on ${address}; create it (temporal operator namespace create --namespace ${namespace} --address ${address}), or set temporal.namespace / TEMPORAL_NAMESPACE to one that exists`;
-        return set({ ok: false, reachable: true, missingAttributes: [], checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while the namespace does not exist' } } });
+        return set({ ok: false, reachable: true, missingAttributes: [], checks: { temporal: { ok: false, detail }, searchAttributes: attributes.check } });
       }
       failures += 1;
       const message = (err as Error).message;
       const answered = code !== undefined && !NO_ANSWER.has(code);
       // One missed answer may be a connection the server just recycled: say "down" at the second.
       if (answered || failures >= 2) {
-        attributesOk = false;
         const detail = answered ? `Temporal at ${address} refuses namespace "${namespace}": ${message}` : `Temporal at ${address} is not reachable: ${message}`;
-        set({ ok: false, reachable: answered, missingAttributes: status.missingAttributes, checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while Temporal does not answer' } } });
+        set({ ok: false, reachable: answered, missingAttributes: attributes.missing, checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while Temporal does not answer' } } });
       }
       return;
     }
     failures = 0;
     const temporal = { ok: true, detail: `namespace ${namespace} reachable at ${address}` };
-    let { missingAttributes: missing, checks } = status;
-    if (!attributesOk || Date.now() - attributesCheckedAt >= attributesEveryMs) {
-      try {
-        const found = await missingAttributes(connection);
-        attributesCheckedAt = Date.now();
-        attributesOk = found === undefined;
-        missing = found?.missing ?? [];
-        checks = { ...checks, searchAttributes: found ? { ok: false, detail: found.detail } : { ok: true, detail: `all ${attrs.length} project search attributes known on namespace ${namespace}` } };
-      } catch (err) {
-        // Reachable a moment ago: keep the last verdict on the attributes, try again at the next probe.
-        attributesOk = false;
-        if (!status.checks.searchAttributes.ok) checks = { ...checks, searchAttributes: { ok: false, detail: `not checked: ${(err as Error).message}` } };
-      }
+    const answer = () => set({ ok: attributes.check.ok, reachable: true, missingAttributes: attributes.missing, checks: { temporal, searchAttributes: attributes.check } });
+    answer();
+    if (!attributesDue && attributes.check.ok && Date.now() - attributesCheckedAt < attributesEveryMs) return;
+    try {
+      const found = await missingAttributes(connection);
+      attributes = found
+        ? { check: { ok: false, detail: found.detail }, missing: found.missing }
+        : { check: { ok: true, detail: `all ${attrs.length} project search attributes known on namespace ${namespace}` }, missing: [] };
+      attributesCheckedAt = Date.now();
+      attributesDue = false;
+    } catch (err) {
+      // Keep the last verdict and try again at the next probe; say why only when there is none.
+      if (attributesCheckedAt === -Infinity) attributes = { check: { ok: false, detail: `not checked: ${(err as Error).message}` }, missing: [] };
     }
-    set({ ok: checks.searchAttributes.ok, reachable: true, missingAttributes: missing, checks: { ...checks, temporal } });
+    answer();
   }
 
   const schedule = (connection: Connection, ms: number) => {
@@ -215,7 +218,7 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
       schedule(connection, failures === 1 ? 100 : intervalMs);
     },
     recheck() {
-      attributesOk = false;
+      attributesDue = true;
     },
     async stop() {
       stopped = true;

@@ -81,6 +81,22 @@ describe('createTemporalWatch', () => {
     expect(watch.status().checks.temporal.detail).toBe('namespace ns reachable at t:7233');
   });
 
+  it('comes back with the frontend after an outage, keeping its verdict on the attributes while their check fails', async () => {
+    const { state, connection } = standIn();
+    watch = createTemporalWatch({ address: 't:7233', namespace: 'ns', intervalMs: 20 });
+    await watch.start(connection);
+    state.describe = () => grpcError(14, 'UNAVAILABLE');
+    await until('down', () => !watch!.status().reachable);
+    expect(watch.status().checks.searchAttributes).toEqual({ ok: false, detail: 'unknown while Temporal does not answer' });
+    // Back, but the first checks of the attributes time out (a server still warming up).
+    state.count = () => grpcError(4, 'DEADLINE_EXCEEDED');
+    const counted = state.calls.count;
+    state.describe = () => undefined;
+    await until('up', () => watch!.status().ok);
+    await until('the attributes checked again', () => state.calls.count > counted + 1);
+    expect(watch.status()).toMatchObject({ ok: true, checks: { searchAttributes: { ok: true } } });
+  });
+
   it('names missing search attributes and the command that registers them, and turns ready by itself once they are', async () => {
     const { state, connection } = standIn();
     state.attributes = { ProxmoxAction: 2 };
