@@ -9,6 +9,7 @@ import type { NormalizedRequest } from '../domain/request.js';
 import type { InventoryDeps } from './routes/inventory.js';
 import type { Preflight } from '../domain/plan-view.js';
 import type { PolicyDecision } from '../policy/engine.js';
+import type { RiskMatrix } from '../policy/matrix.js';
 import type { TemporalWatch } from '../temporal/watch.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
@@ -27,6 +28,8 @@ export interface ApiDeps {
   channels?: ChannelEndpointDeps;
   /** Preflight + policy for a request, without starting a run (POST /v1/policy/evaluate). */
   evaluate: (request: NormalizedRequest, at: Date) => Promise<{ preflight: Preflight; decision: PolicyDecision }>;
+  /** The running policy's risk matrix (GET /v1/policy/matrix); absent, that route answers 404. */
+  riskMatrix?: () => RiskMatrix;
   /** The audit log, run inputs and Proxmox task logs (GET /v1/actions/{planId}/evidence); absent, 404. */
   evidence?: EvidenceDeps;
   /** Per-token request limit; absent, unlimited. */

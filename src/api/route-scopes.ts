@@ -49,6 +49,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/actions/{planId}/events': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },
   'POST /v1/policy/evaluate': { auth: 'bearer', scopes: ['read'], environment: 'body' },
+  'GET /v1/policy/matrix': { auth: 'bearer', scopes: ['read'], environment: 'list' },
   'POST /v1/channels/slack/interactions': { auth: 'signature' },
   'POST /v1/channels/webhook/approvals': { auth: 'signature' },
 };

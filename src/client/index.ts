@@ -11,7 +11,7 @@ import type { catalogSchema } from '../api/routes/catalog.js';
 import type { evidenceSchema } from '../api/routes/evidence.js';
 import type { healthSchema } from '../api/routes/health.js';
 import type { guestDetailSchema, inventorySchema, snapshotsSchema, taskLogSchema, taskSchema } from '../api/routes/inventory.js';
-import type { evaluateRequestSchema, evaluateResponseSchema } from '../api/routes/policy.js';
+import type { evaluateRequestSchema, evaluateResponseSchema, riskMatrixSchema } from '../api/routes/policy.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { ApiProblemError, ApiUnreachableError } from './errors.js';
@@ -29,6 +29,7 @@ export type Catalog = z.infer<typeof catalogSchema>;
 export type CatalogAction = Catalog['actions'][number];
 export type PolicyEvaluationInput = z.input<typeof evaluateRequestSchema>;
 export type PolicyEvaluation = z.infer<typeof evaluateResponseSchema>;
+export type RiskMatrix = z.infer<typeof riskMatrixSchema>;
 export type EvidenceBundle = z.infer<typeof evidenceSchema>;
 export type Health = z.infer<typeof healthSchema>;
 export type { ActionRequestInput, PlanStatus };
@@ -145,6 +146,8 @@ export function createApiClient(opts: ApiClientOptions) {
     taskLog: (environment: string, upid: string, page: { start?: number; limit?: number } = {}) =>
       call<InventoryTaskLog>('GET', `/v1/inventory/${seg(environment)}/tasks/${seg(upid)}/log?start=${page.start ?? 0}&limit=${page.limit ?? 500}`),
     evaluate: (req: PolicyEvaluationInput) => call<PolicyEvaluation>('POST', '/v1/policy/evaluate', req),
+    /** The policy's effective risk matrix for the token's environments. */
+    riskMatrix: () => call<RiskMatrix>('GET', '/v1/policy/matrix'),
     evidence: (planId: string) => call<EvidenceBundle>('GET', `/v1/actions/${seg(planId)}/evidence`),
     health: () => call<Health>('GET', '/healthz'),
 

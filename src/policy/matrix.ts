@@ -1,21 +1,33 @@
 import { ACTIONS } from '../domain/actions/catalog.js';
 import { normalizeRequest } from '../domain/request.js';
 import type { Config } from '../config/schema.js';
+import type { ApprovalRequirement } from '../domain/plan-view.js';
+import type { Decision } from '../domain/lifecycle.js';
+import type { Risk } from '../domain/risk.js';
 import { evaluatePolicy } from './engine.js';
+
+/** One cell of the matrix: the decision a plan of `action` gets in one environment, by default. */
+export interface RiskMatrixCell {
+  action: string;
+  risk: Risk;
+  decision: Decision;
+  approvalsRequired: number;
+  requirements: ApprovalRequirement[];
+}
 
 /**
  * The effective default matrix: every catalog action × every configured environment, for a guest
- * that no tag/pool/vmid/time rule singles out. docs/policy-risk-matrix.md is this function's output
- * for the demo config, and a test keeps the two equal.
+ * that no tag/pool/vmid/time rule singles out (rules only ever make a cell stricter; they are listed
+ * with it). Served as GET /v1/policy/matrix (and the MCP resource proxmox-agent://policy/risk-matrix);
+ * docs/policy-risk-matrix.md is its rendering for the demo config, and a test keeps the two equal.
  */
-export function renderRiskMatrix(config: Config, configName: string): string {
+export function riskMatrix(config: Pick<Config, 'environments' | 'policy'>) {
   // Time-window rules (freezes, after-hours) are listed below the table, not folded into its cells.
   const everyday = { ...config.policy, rules: config.policy.rules.filter((r) => !r.match.when) };
-  const envs = Object.entries(config.environments);
-  const header = `| action | ${envs.map(([name, e]) => `${name} (${e.tier})`).join(' | ')} |`;
-  const rule = `|---|${envs.map(() => '---').join('|')}|`;
-  const rows = ACTIONS.map((action) => {
-    const cells = envs.map(([name, env]) => {
+  const environments = Object.entries(config.environments).map(([name, env]) => ({
+    environment: name,
+    tier: env.tier,
+    actions: ACTIONS.map((action): RiskMatrixCell => {
       const request = normalizeRequest({
         action: action.name,
         environment: name,
@@ -30,6 +42,26 @@ export function renderRiskMatrix(config: Config, configName: string): string {
         assessment: { kind: 'proceed' },
         at: new Date(0),
       });
+      return { action: action.name, risk: d.risk, decision: d.decision, approvalsRequired: d.approvalsRequired, requirements: d.requirements };
+    }),
+  }));
+  return {
+    environments,
+    approvalsByRisk: { ...config.policy.approvalsByRisk },
+    planTtlSeconds: config.policy.planTtlSeconds,
+    rules: config.policy.rules.map((r) => ({ id: r.id, ...(r.description ?? r.message ? { description: (r.description ?? r.message)! } : {}), match: r.match as Record<string, unknown> })),
+  };
+}
+
+export type RiskMatrix = ReturnType<typeof riskMatrix>;
+
+export function renderRiskMatrix(config: Config, configName: string): string {
+  const matrix = riskMatrix(config);
+  const header = `| action | ${matrix.environments.map((e) => `${e.environment} (${e.tier})`).join(' | ')} |`;
+  const rule = `|---|${matrix.environments.map(() => '---').join('|')}|`;
+  const rows = ACTIONS.map((action, i) => {
+    const cells = matrix.environments.map(({ actions }) => {
+      const d = actions[i]!;
       const gates = d.requirements.map((r) => `${r.count}${r.roles ? ` ${r.roles.join('/')}` : ''}${r.channels ? ` via ${r.channels.join('/')}` : ''}`);
       return d.decision === 'denied' ? `${d.risk}: **denied**` : d.decision === 'allowed' ? `${d.risk}: allowed` : `${d.risk}: ${gates.join(' + ')} approval${d.approvalsRequired > 1 ? 's' : ''}`;
     });
@@ -49,7 +81,7 @@ export function renderRiskMatrix(config: Config, configName: string): string {
     rule,
     ...rows,
     '',
-    `Approvals by risk: ${Object.entries(config.policy.approvalsByRisk).map(([r, n]) => `${r} ${n}`).join(', ')}. Plans expire after ${config.policy.planTtlSeconds} s.`,
+    `Approvals by risk: ${Object.entries(matrix.approvalsByRisk).map(([r, n]) => `${r} ${n}`).join(', ')}. Plans expire after ${matrix.planTtlSeconds} s.`,
     '',
     'Rules of this policy that can make a cell stricter for particular guests or times:',
     '',

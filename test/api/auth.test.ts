@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../src/api/auth.js';
 import { ApiError } from '../../src/api/problems.js';
-import { apiTokenSchema, type ApiTokenConfig } from '../../src/config/schema.js';
-import { sha256Hex } from '../../src/domain/hashing.js';
-
-const token = (id: string, over: Partial<ApiTokenConfig> = {}): ApiTokenConfig => ({
-  id,
-  principal: `agent:${id}`,
-  secretSha256: sha256Hex(`${id}-secret`),
-  scopes: ['read'],
-  environments: ['*'],
-  roles: [],
-  ...over,
-});
+import { apiTokenSchema } from '../../src/config/schema.js';
+import { testToken as token } from '../support/tokens.js';
 
 const refusal = (fn: () => unknown): ApiError => {
   try {

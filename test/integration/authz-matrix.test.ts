@@ -162,6 +162,7 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
     path: '/v1/policy/evaluate',
     body: { action: 'vm.start', environment: env, target: target(env), params: {}, reason: 'matrix' },
   }),
+  'GET /v1/policy/matrix': async () => ({ method: 'GET', path: '/v1/policy/matrix' }),
   'POST /v1/channels/slack/interactions': async () => ({ method: 'POST', path: '/v1/channels/slack/interactions', body: { payload: '{}' } }),
   'POST /v1/channels/webhook/approvals': async () => ({ method: 'POST', path: '/v1/channels/webhook/approvals', body: {} }),
 };
@@ -215,7 +216,7 @@ describe('authorization matrix', () => {
           if (want !== undefined && res.status !== want)
             mismatches.push(`${route} [${env}] as ${caller.key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body?.detail ?? '')}`);
           if (access.auth === 'bearer' && access.environment === 'list' && res.status === 200 && caller.token && !caller.token.grant.includes('*')) {
-            const foreign = (res.body.items as { environment: string }[]).filter((i) => !caller.token!.grant.includes(i.environment));
+            const foreign = ((res.body.items ?? res.body.environments) as { environment: string }[]).filter((i) => !caller.token!.grant.includes(i.environment));
             if (foreign.length) mismatches.push(`${route} as ${caller.key}: lists plans of ${[...new Set(foreign.map((f) => f.environment))].join(', ')}`);
           }
         }

@@ -4,7 +4,7 @@ import { actionRequestVariants, normalizeRequest } from '../../domain/request.js
 import { approvalRequirementSchema, preflightSchema, reasonSchema } from '../../domain/plan-view.js';
 import { DECISIONS } from '../../domain/lifecycle.js';
 import { RISKS } from '../../domain/risk.js';
-import { requireScope } from '../auth.js';
+import { mayActIn, requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
 
@@ -41,7 +41,50 @@ const evaluateRoute = createRoute({
   },
 });
 
+const matrixCellSchema = z.object({
+  action: z.string(),
+  risk: z.enum(RISKS),
+  decision: z.enum(DECISIONS),
+  approvalsRequired: z.number().int(),
+  requirements: z.array(approvalRequirementSchema),
+});
+
+export const riskMatrixSchema = z
+  .object({
+    environments: z
+      .array(z.object({ environment: z.string(), tier: z.enum(['nonprod', 'prod']), actions: z.array(matrixCellSchema) }))
+      .describe("The token's environments, each with every catalog action's default decision there"),
+    approvalsByRisk: z.record(z.string(), z.number().int()).describe('Distinct approvers each risk level needs'),
+    planTtlSeconds: z.number().int(),
+    rules: z
+      .array(z.object({ id: z.string(), description: z.string().optional(), match: z.record(z.string(), z.unknown()) }))
+      .describe('Rules that can make a cell stricter for particular guests (tags, pools, vmids) or times'),
+  })
+  .openapi('PolicyRiskMatrix');
+
+const matrixRoute = createRoute({
+  method: 'get',
+  path: '/v1/policy/matrix',
+  tags: ['policy'],
+  summary: "The policy's risk matrix: each action's default risk and approvals per environment",
+  description:
+    'For every catalog action in every environment of the token: the risk, decision and approvals a plan gets by default, for a guest that no tag, pool, vmid or time-window rule singles out. Rules only ever make a cell stricter; they are listed. The same table as docs/policy-risk-matrix.md, for the running policy.',
+  security: [{ bearer: [] }],
+  responses: {
+    200: { description: 'The matrix', content: { 'application/json': { schema: riskMatrixSchema } } },
+    ...problemResponses('unauthenticated', 'forbidden', 'not-found'),
+  },
+});
+
 export function registerPolicyRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  app.openapi(matrixRoute, (c) => {
+    const caller = c.get('caller');
+    requireScope(caller, 'read');
+    if (!deps.riskMatrix) throw new ApiError('not-found', 'this service does not publish its risk matrix');
+    const matrix = deps.riskMatrix();
+    return c.json({ ...matrix, environments: matrix.environments.filter((e) => mayActIn(caller, e.environment)) }, 200);
+  });
+
   app.openapi(evaluateRoute, async (c) => {
     const { at, ...body } = c.req.valid('json');
     requireScope(c.get('caller'), 'read', body.environment);
