@@ -13,10 +13,11 @@
 import type { ExtensionAPI, ExtensionFactory } from '@mariozechner/pi-coding-agent';
 import { StringEnum } from '@mariozechner/pi-ai';
 import { Type } from 'typebox';
-import { ApiProblemError, createApiClient, TERMINAL, type ApiClient, type Plan } from '../../../../src/client/index.js';
+import { describePlan, refusalText, TOOL_DESCRIPTIONS } from '../../../../src/client/agent-guidance.js';
+import { ApiProblemError, createApiClient, TERMINAL, type ApiClient } from '../../../../src/client/index.js';
 import { checkCommand } from './guard.js';
 
-export { checkCommand };
+export { checkCommand, describePlan };
 
 export interface ProxmoxAgentExtensionOptions {
   /** Where the URL and token come from; default process.env. The two variables are deleted from it. */
@@ -53,8 +54,7 @@ export function createProxmoxAgentExtension(options: ProxmoxAgentExtensionOption
     pi.registerTool({
       name: 'proxmox_catalog',
       label: 'Proxmox catalog',
-      description:
-        'Lists the actions proxmox-agent can perform on Proxmox VE guests (vm.* for QEMU VMs, ct.* for LXC containers): name, summary, base risk per tier (nonprod/prod), whether destructive. Give `action` to get one action\'s full description and its params as JSON Schema. Start here before planning.',
+      description: TOOL_DESCRIPTIONS.proxmox_catalog,
       promptSnippet: 'List the Proxmox actions proxmox-agent offers, with their params',
       promptGuidelines: [
         'For any change to Proxmox VMs or containers, use proxmox_plan_action and proxmox_apply_action; never run qm, pct, pvesh or call the Proxmox API (port 8006) from bash.',
@@ -78,7 +78,7 @@ export function createProxmoxAgentExtension(options: ProxmoxAgentExtensionOption
     pi.registerTool({
       name: 'proxmox_inventory',
       label: 'Proxmox inventory',
-      description: 'Lists the guests of one environment (node, vmid, type, name, status, lock, tags), so you can name the right target. Read-only; needs no approval.',
+      description: TOOL_DESCRIPTIONS.proxmox_inventory,
       promptSnippet: 'List the VMs and containers of a Proxmox environment',
       parameters: Type.Object({ environment: Type.String({ description: 'e.g. lab or prod' }) }),
       async execute(_id, params) {
@@ -92,11 +92,7 @@ export function createProxmoxAgentExtension(options: ProxmoxAgentExtensionOption
     pi.registerTool({
       name: 'proxmox_plan_action',
       label: 'Plan a Proxmox action',
-      description: [
-        'Step 1 of every Proxmox change. Plans one action on one guest: proxmox-agent reads the guest, applies policy and returns a plan with planId, requestHash, risk, decision (allowed | requires_approval | denied), the reasons (with hints) and the approvals needed. Planning changes nothing.',
-        'Then: allowed → call proxmox_apply_action with the planId. requires_approval → call proxmox_apply_action right away too (the action then runs by itself once people approve), tell the user who must approve and how, and follow it with proxmox_action_status. denied → do not retry the same request; read the hints and tell the user.',
-        'Never plan the same change twice to get around a pending approval or a denial.',
-      ].join('\n'),
+      description: TOOL_DESCRIPTIONS.proxmox_plan_action,
       promptSnippet: 'Plan a change to a Proxmox VM or container (policy decides risk and approvals)',
       promptGuidelines: [
         'Use proxmox_plan_action first for every Proxmox change, with a reason a human approver can judge (ticket, why now).',
@@ -125,10 +121,7 @@ export function createProxmoxAgentExtension(options: ProxmoxAgentExtensionOption
     pi.registerTool({
       name: 'proxmox_apply_action',
       label: 'Apply a Proxmox plan',
-      description: [
-        'Step 2: asks proxmox-agent to execute a plan made by proxmox_plan_action, exactly as planned (bound to its requestHash). Accepted before approval too: the action then runs when the required people approve, unless the plan expires first.',
-        'After applying, follow it with proxmox_action_status until it ends. If approval is pending, tell the user who must approve; do not apply again, re-plan or try another way around it.',
-      ].join('\n'),
+      description: TOOL_DESCRIPTIONS.proxmox_apply_action,
       promptSnippet: 'Apply a planned Proxmox action (it waits for approvals if needed)',
       parameters: Type.Object({
         planId: Type.String({ description: 'From proxmox_plan_action' }),
@@ -148,10 +141,7 @@ export function createProxmoxAgentExtension(options: ProxmoxAgentExtensionOption
     pi.registerTool({
       name: 'proxmox_action_status',
       label: 'Proxmox action status',
-      description: [
-        'Step 3: the state of a plan (planned, awaiting_approval, approved, applying, succeeded, failed, rejected, expired, denied), its approvals so far and its result. Waits up to waitSeconds (default 20, at most 60) for the status to change before answering, so calling it again is cheap.',
-        'While it is awaiting_approval, keep the user informed and call it again; there is nothing else to do. Stop when the status is final (succeeded, failed, rejected, expired, denied) and report the outcome.',
-      ].join('\n'),
+      description: TOOL_DESCRIPTIONS.proxmox_action_status,
       promptSnippet: 'Follow a Proxmox plan until it ends',
       parameters: Type.Object({
         planId: Type.String(),
@@ -176,54 +166,8 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ApiProblemError) {
-      const fields = err.errors?.map((e) => `${e.path}: ${e.message}`).join('; ');
-      throw new Error(`proxmox-agent refused (HTTP ${err.status}, ${err.type}): ${err.detail ?? err.title}${fields ? ` [${fields}]` : ''}. See ${err.type} for what to do.`);
-    }
+    if (err instanceof ApiProblemError) throw new Error(refusalText(err));
     throw err;
-  }
-}
-
-/** What the agent reads after each call: the facts, then exactly what to do next. */
-export function describePlan(p: Plan, after: 'plan' | 'apply' | 'status'): string {
-  const lines = [
-    `plan ${p.planId}: ${p.action} on ${p.environment} vmid ${p.target.vmid}${p.preflight.state?.name ? ` (${p.preflight.state.name})` : ''}${p.target.node ? ` on ${p.target.node}` : ''}`,
-    `status: ${p.status}; risk ${p.risk}; decision ${p.decision}; requestHash ${p.requestHash}; expires ${p.expiresAt}`,
-    ...p.reasons.map((r) => `- ${r.rule}: ${r.message}${r.hint ? ` (hint: ${r.hint})` : ''}`),
-  ];
-  if (p.approval.required > 0) {
-    lines.push(`approvals: ${p.approval.received} of ${p.approval.required}${p.approval.approvers.length ? ` (${p.approval.approvers.map((a) => `${a.principal} via ${a.channel}`).join(', ')})` : ''}`);
-    for (const r of p.approval.requirements.filter((x) => x.received < x.count))
-      lines.push(`  still needed: ${r.count - r.received} approver(s)${r.roles ? ` with role ${r.roles.join(' or ')}` : ''}${r.channels ? ` via ${r.channels.join(' or ')}` : ''}`);
-  }
-  if (p.result) lines.push(`result: ${p.result.outcome}${p.result.upid ? ` task ${p.result.upid}` : ''}${p.result.message ? `: ${p.result.message}` : ''}${p.result.errorType ? ` (${p.result.errorType})` : ''}`);
-  lines.push(`next: ${nextStep(p, after)}`);
-  return lines.join('\n');
-}
-
-function nextStep(p: Plan, after: 'plan' | 'apply' | 'status'): string {
-  const who = `people other than you with the approve scope${p.approval.requirements.some((r) => r.roles) ? ' (and the roles above)' : ''}: \`proxmox-agent approvals approve ${p.planId}\`, or the approval message in Slack`;
-  switch (p.status) {
-    case 'planned':
-      return after === 'plan' ? `allowed without approval: call proxmox_apply_action with planId ${p.planId}.` : `call proxmox_apply_action with planId ${p.planId}, or let it expire at ${p.expiresAt}.`;
-    case 'awaiting_approval':
-      return after === 'plan'
-        ? `needs approval. Call proxmox_apply_action with planId ${p.planId} now (it runs once approved), then tell the user it waits for ${p.approval.required - p.approval.received} approval(s) from ${who}. Do not re-plan or retry; you cannot approve.`
-        : `waiting for ${p.approval.required - p.approval.received} more approval(s) from ${who}.${p.applyRequested || after === 'apply' ? '' : ` Apply is not requested yet: call proxmox_apply_action.`} Tell the user who must approve, then call proxmox_action_status again. Do not re-plan or retry.`;
-    case 'approved':
-      return p.applyRequested || after === 'apply' ? 'approved; it runs now: call proxmox_action_status.' : `approved: call proxmox_apply_action with planId ${p.planId}.`;
-    case 'applying':
-      return 'the Proxmox task is running: call proxmox_action_status again.';
-    case 'succeeded':
-      return 'done: report the outcome to the user.';
-    case 'failed':
-      return 'failed: report the error to the user. If the plan was stale (the guest changed), plan again only if the user still wants the change.';
-    case 'denied':
-      return 'denied by policy: do not retry the same request. Tell the user the reasons and hints above.';
-    case 'rejected':
-      return `rejected by ${p.approval.rejectedBy?.principal ?? 'an approver'}${p.approval.rejectedBy?.comment ? ` ("${p.approval.rejectedBy.comment}")` : ''}: do not retry; tell the user.`;
-    case 'expired':
-      return 'expired before it was applied and approved: tell the user; plan again only if they still want it.';
   }
 }
 
