@@ -62,6 +62,18 @@ export interface ApiClientOptions {
   dispatcher?: Dispatcher;
   /** Called when an answer carries a Deprecation header; by default nothing happens. */
   onDeprecation?: (notice: DeprecationNotice) => void;
+  /**
+   * Send requests through this fetch instead of over the network (undici): the MCP endpoint uses
+   * it to call the API's own routes in process (src/mcp/http.ts).
+   */
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+}
+
+/** What `send` needs of an answer, from undici or from a fetch Response. */
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Uint8Array> & { text(): Promise<string>; destroy(): unknown };
 }
 
 export interface ApprovalInput {
@@ -78,24 +90,34 @@ export function createApiClient(opts: ApiClientOptions) {
 
   const urlOf = (path: string) => new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
 
-  async function send(method: 'GET' | 'POST', path: string, o: { body?: unknown; headers?: Record<string, string>; accept?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Dispatcher.ResponseData> {
-    const { body, headers = {} } = o;
-    let res: Dispatcher.ResponseData;
+  async function send(method: 'GET' | 'POST', path: string, o: { body?: unknown; headers?: Record<string, string>; accept?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Answer> {
+    const { body } = o;
+    const headers = {
+      authorization: `Bearer ${opts.token}`,
+      accept: o.accept ?? 'application/json, application/problem+json',
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...o.headers,
+    };
+    let res: Answer;
     try {
-      res = await request(urlOf(path), {
-        method,
-        headers: {
-          authorization: `Bearer ${opts.token}`,
-          accept: o.accept ?? 'application/json, application/problem+json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...headers,
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        headersTimeout: o.timeoutMs ?? timeoutMs,
-        bodyTimeout: o.timeoutMs ?? timeoutMs,
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
-      });
+      res = opts.fetch
+        ? fromFetch(
+            await opts.fetch(urlOf(path).href, {
+              method,
+              headers,
+              ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+              signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? timeoutMs)]) : AbortSignal.timeout(o.timeoutMs ?? timeoutMs),
+            }),
+          )
+        : await request(urlOf(path), {
+            method,
+            headers,
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            headersTimeout: o.timeoutMs ?? timeoutMs,
+            bodyTimeout: o.timeoutMs ?? timeoutMs,
+            ...(o.signal ? { signal: o.signal } : {}),
+            ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+          });
     } catch (err) {
       if (o.signal?.aborted) throw err;
       const e = err as { code?: string; message?: string };
@@ -109,8 +131,11 @@ export function createApiClient(opts: ApiClientOptions) {
     return res;
   }
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}, callTimeoutMs?: number): Promise<T> {
-    const res = await send(method, path, { body, headers, ...(callTimeoutMs ? { timeoutMs: callTimeoutMs } : {}) });
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return parse<T>(await send(method, path, { body, headers }));
+  }
+
+  async function parse<T>(res: Answer): Promise<T> {
     const text = await res.body.text().catch(() => '');
     let parsed: unknown;
     try {
@@ -155,9 +180,10 @@ export function createApiClient(opts: ApiClientOptions) {
      * Long poll: the plan as soon as its status differs from `status` (default: its status now), or
      * after `waitSeconds` (the server caps it at 60).
      */
-    wait: (planId: string, o: { waitSeconds?: number; status?: PlanStatus } = {}) => {
+    wait: async (planId: string, o: { waitSeconds?: number; status?: PlanStatus; signal?: AbortSignal } = {}) => {
       const wait = Math.max(0, Math.min(60, Math.round(o.waitSeconds ?? 30)));
-      return call<Plan>('GET', `/v1/actions/${seg(planId)}?wait=${wait}s${o.status ? `&status=${o.status}` : ''}`, undefined, {}, (wait + 15) * 1000);
+      const res = await send('GET', `/v1/actions/${seg(planId)}?wait=${wait}s${o.status ? `&status=${o.status}` : ''}`, { timeoutMs: (wait + 15) * 1000, ...(o.signal ? { signal: o.signal } : {}) });
+      return parse<Plan>(res);
     },
 
     /**
@@ -193,3 +219,29 @@ export function createApiClient(opts: ApiClientOptions) {
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;
+
+/** A fetch Response as the answer `send` returns (the body is read once: as text, or as a stream). */
+function fromFetch(res: Response): Answer {
+  const headers: Record<string, string> = {};
+  res.headers.forEach((value, key) => {
+    headers[key] = value;
+  });
+  const stream = res.body;
+  return {
+    statusCode: res.status,
+    headers,
+    body: {
+      text: () => res.text(),
+      destroy: () => stream?.cancel().catch(() => undefined),
+      async *[Symbol.asyncIterator]() {
+        if (!stream) return;
+        const reader = stream.getReader();
+        try {
+          for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) yield chunk.value;
+        } finally {
+          reader.releaseLock();
+        }
+      },
+    },
+  };
+}
