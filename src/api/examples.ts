@@ -239,6 +239,27 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
     at: '2026-03-02T09:00:00+01:00',
   },
   'POST /v1/policy/evaluate 200': policyEvaluation,
+  'GET /v1/policy/matrix 200': {
+    environments: [
+      {
+        environment: 'prod',
+        tier: 'prod',
+        actions: [
+          { action: 'vm.snapshot.create', risk: 'medium', decision: 'allowed', approvalsRequired: 0, requirements: [] },
+          {
+            action: 'vm.delete',
+            risk: 'critical',
+            decision: 'requires_approval',
+            approvalsRequired: 2,
+            requirements: [{ id: 'risk.critical', count: 2 }, { id: 'policy.prod-delete-step-up', count: 1, channels: ['api', 'cli'] }],
+          },
+        ],
+      },
+    ],
+    approvalsByRisk: { low: 0, medium: 0, high: 1, critical: 2 },
+    planTtlSeconds: 3600,
+    rules: [{ id: 'prod-delete-step-up', description: 'Deleting in production needs at least one approval given through the API or CLI, not chat', match: { environments: ['prod'], actions: ['*.delete'] } }],
+  },
   'POST /v1/channels/webhook/approvals request': {
     planId: PLAN_ID,
     requestHash: HASH,
