@@ -109,6 +109,7 @@ describe('responses conform to the OpenAPI document', () => {
   it('a prod delete through two approvals, with the approval queue and refusals on the way', async () => {
     const body = { action: 'vm.delete', environment: 'prod', target: { vmid: 201 }, params: { purge: true }, reason: 'conformance: decommission db-prod' };
     expect((await call('POST', '/v1/policy/evaluate', { token: TOKENS.agent, body })).status).toBe(200);
+    expect((await call('GET', '/v1/policy/matrix', { token: TOKENS.agent })).status).toBe(200);
     const p = await call('POST', '/v1/actions/plan', { token: TOKENS.agent, body, headers: { 'idempotency-key': 'conformance-delete-201' } });
     expect(p.status).toBe(201);
     const planId: string = p.body.planId;
@@ -161,7 +162,7 @@ describe('responses conform to the OpenAPI document', () => {
 
   it('covered the flow', () => {
     // A guard against this file silently checking less: every kind of answer above was validated.
-    for (const k of ['POST /v1/actions/plan 201', 'POST /v1/actions/apply 202', 'GET /v1/actions/{planId} 200', 'GET /v1/actions/{planId}/events 200', 'POST /v1/actions/{planId}/approvals 202', 'POST /v1/actions/{planId}/approvals 403', 'POST /v1/actions/{planId}/approvals 409', 'POST /v1/actions/apply 409', 'POST /v1/actions/plan 400', 'POST /v1/actions/plan 401', 'POST /v1/actions/plan 413', 'POST /v1/actions/plan 415', 'POST /v1/actions/plan 422', 'GET /v1/actions/{planId} 404', 'GET /v1/approvals 200', 'POST /v1/policy/evaluate 200', 'GET /v1/catalog 200', 'GET /healthz 200', 'GET /v1/actions/{planId}/evidence 200'])
+    for (const k of ['POST /v1/actions/plan 201', 'POST /v1/actions/apply 202', 'GET /v1/actions/{planId} 200', 'GET /v1/actions/{planId}/events 200', 'POST /v1/actions/{planId}/approvals 202', 'POST /v1/actions/{planId}/approvals 403', 'POST /v1/actions/{planId}/approvals 409', 'POST /v1/actions/apply 409', 'POST /v1/actions/plan 400', 'POST /v1/actions/plan 401', 'POST /v1/actions/plan 413', 'POST /v1/actions/plan 415', 'POST /v1/actions/plan 422', 'GET /v1/actions/{planId} 404', 'GET /v1/approvals 200', 'POST /v1/policy/evaluate 200', 'GET /v1/policy/matrix 200', 'GET /v1/catalog 200', 'GET /healthz 200', 'GET /v1/actions/{planId}/evidence 200'])
       expect(checked).toContain(k);
     expect(checked.length).toBeGreaterThanOrEqual(30);
   });
