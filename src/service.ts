@@ -12,6 +12,7 @@ import { createEvidenceDeps } from './api/evidence-deps.js';
 import { openSharedApiState } from './api/shared-state.js';
 import { listenApi } from './api/server.js';
 import { createApprovalQueue } from './api/approval-queue.js';
+import { mcpHttpOptions } from './mcp/http.js';
 import { riskMatrix } from './policy/matrix.js';
 import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
 import { openAuditStore } from './audit/open.js';
@@ -221,6 +222,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
           inventory: { proxmox: (env) => environments.environments.get(env)?.client },
           riskMatrix: () => riskMatrix(config),
+          mcp: mcpHttpOptions(config.server),
           ...(shared.rateLimit ? { rateLimit: shared.rateLimit } : {}),
           ...(config.server.maxEventStreamsPerToken ? { maxEventStreamsPerToken: config.server.maxEventStreamsPerToken } : {}),
           ...(config.server.cors ? { cors: config.server.cors } : {}),

@@ -20,6 +20,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
+import { registerMcpRoutes } from '../mcp/http.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -74,6 +75,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerEvidenceRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerDocsRoutes(app);
+  registerMcpRoutes(app, deps, log);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   // Generated once, on first request: every route is registered by then (src/api/openapi.ts).

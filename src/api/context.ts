@@ -10,6 +10,7 @@ import type { InventoryDeps } from './routes/inventory.js';
 import type { Preflight } from '../domain/plan-view.js';
 import type { PolicyDecision } from '../policy/engine.js';
 import type { RiskMatrix } from '../policy/matrix.js';
+import type { McpHttpOptions } from '../mcp/http.js';
 import type { TemporalWatch } from '../temporal/watch.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
@@ -30,6 +31,8 @@ export interface ApiDeps {
   evaluate: (request: NormalizedRequest, at: Date) => Promise<{ preflight: Preflight; decision: PolicyDecision }>;
   /** The running policy's risk matrix (GET /v1/policy/matrix); absent, that route answers 404. */
   riskMatrix?: () => RiskMatrix;
+  /** MCP over Streamable HTTP at /mcp (src/mcp/http.ts); absent, /mcp is not served. */
+  mcp?: McpHttpOptions;
   /** The audit log, run inputs and Proxmox task logs (GET /v1/actions/{planId}/evidence); absent, 404. */
   evidence?: EvidenceDeps;
   /** Per-token request limit; absent, unlimited. */

@@ -1,4 +1,4 @@
-import type { Scope } from '../config/schema.js';
+import { SCOPES, type Scope } from '../config/schema.js';
 
 /**
  * Who may call each route: the one table the authorization matrix test
@@ -8,7 +8,7 @@ import type { Scope } from '../config/schema.js';
  *
  *  - `public`: no credentials (health, readiness, metrics, the OpenAPI document);
  *  - `signature`: authenticated by a per-request signature (chat channels); bearer tokens grant nothing;
- *  - `bearer`: a token holding ANY of `scopes`, and, for `environment`:
+ *  - `bearer`: a token holding ANY of `scopes` (all of them: any valid token), and, for `environment`:
  *     - `body`: the request names an environment the token must have (else 403);
  *     - `plan`: the plan's environment; a plan in another environment is reported as not found (404);
  *     - `list`: results are filtered to the token's environments;
@@ -52,6 +52,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/policy/matrix': { auth: 'bearer', scopes: ['read'], environment: 'list' },
   'POST /v1/channels/slack/interactions': { auth: 'signature' },
   'POST /v1/channels/webhook/approvals': { auth: 'signature' },
+  // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,
+  // held to that route's scope, environment and action patterns.
+  'POST /mcp': { auth: 'bearer', scopes: SCOPES, environment: 'none' },
+  'GET /mcp': { auth: 'bearer', scopes: SCOPES, environment: 'none' },
+  'DELETE /mcp': { auth: 'bearer', scopes: SCOPES, environment: 'none' },
 };
 
 /** `/v1/actions/:planId` (Hono) → `/v1/actions/{planId}` (OpenAPI). */

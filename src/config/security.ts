@@ -28,6 +28,9 @@ export const DEFAULT_RATE_LIMIT = { requestsPerSecond: 50, burst: 200 } as const
 // Enough for a console watching a few plans in tabs plus a script; one token cannot pin the API's sockets.
 export const DEFAULT_EVENT_STREAMS_PER_TOKEN = 8;
 
+// A few MCP clients per person (an editor, a terminal agent, a script); older sessions give way.
+export const DEFAULT_MCP_SESSIONS_PER_TOKEN = 8;
+
 export const serverConfigSchema = z
   .strictObject({
     host: z.string().default('127.0.0.1').describe('Bind address; loopback unless you mean to expose the API'),
@@ -64,6 +67,24 @@ export const serverConfigSchema = z
       .max(10_000)
       .optional()
       .describe(`Event streams (GET /v1/actions/{planId}/events) one token may hold open at once; default ${DEFAULT_EVENT_STREAMS_PER_TOKEN}. Over it: 429`),
+    mcp: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Serve MCP over Streamable HTTP at /mcp'),
+        allowedHosts: z
+          .array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/, 'a host name or address, without port'))
+          .min(1)
+          .optional()
+          .describe('Host header names /mcp answers (DNS rebinding); default: the loopback names when host is loopback, any otherwise'),
+        maxSessionsPerToken: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(DEFAULT_MCP_SESSIONS_PER_TOKEN)
+          .describe('MCP sessions one token may hold; a new one closes its least recently used'),
+      })
+      .optional()
+      .describe('The MCP endpoint (docs/mcp.md); absent: on, with the defaults'),
   })
   .default({ host: '127.0.0.1', port: 8787, rateLimit: DEFAULT_RATE_LIMIT });
 

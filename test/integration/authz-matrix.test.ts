@@ -10,9 +10,12 @@
  * route's success status.
  */
 import { createHash } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiPath, ROUTE_ACCESS, type RouteAccess } from '../../src/api/route-scopes.js';
 import { SCOPES, type Scope } from '../../src/config/schema.js';
+import { ProxmoxAction } from '../../src/temporal/search-attributes.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
 const ENVS = ['lab', 'prod'] as const;
@@ -32,6 +35,9 @@ let t: TestService;
 let counter = 0;
 /** An approver limited to snapshot actions (tokens[].actions). */
 const SNAPSHOT_APPROVER = 'matrix-snapshot-approver-token';
+/** An agent limited to QEMU VMs (tokens[].actions: ['vm.*']), and one whose token expired. */
+const VM_AGENT = 'matrix-vm-agent-token';
+const EXPIRED_AGENT = 'matrix-expired-agent-token';
 
 beforeAll(async () => {
   t = await startTestService((config) => {
@@ -54,6 +60,12 @@ beforeAll(async () => {
       roles: [],
       actions: ['vm.snapshot.*'],
     });
+    const limited: [string, string, { actions?: string[]; expiresAt?: string }][] = [
+      ['m-vm-agent', VM_AGENT, { actions: ['vm.*'] }],
+      ['m-expired-agent', EXPIRED_AGENT, { expiresAt: '2020-01-01T00:00:00Z' }],
+    ];
+    for (const [id, secret, extra] of limited)
+      config.tokens.push({ id, principal: `matrix:${id}`, secretSha256: createHash('sha256').update(secret).digest('hex'), scopes: ['plan', 'apply', 'read'], environments: ['*'], roles: [], ...extra });
   });
 }, 120_000);
 afterAll(async () => {
@@ -116,13 +128,27 @@ interface Built {
   method: string;
   path: string;
   body?: unknown;
+  headers?: Record<string, string>;
+  /** An event stream that stays open: read the status, then hang up. */
+  stream?: boolean;
+}
+
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const MCP_INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'authz-matrix', version: '0' } } };
+
+/** A new MCP session of the token with this secret (the ops token's when there is none: the caller then sends no token). */
+async function mcpSession(secret: string | undefined): Promise<string> {
+  const res = await fetch(`${t.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${secret ?? TOKENS.ops}` }, body: JSON.stringify(MCP_INITIALIZE) });
+  await res.body?.cancel();
+  expect(res.status).toBe(200);
+  return res.headers.get('mcp-session-id')!;
 }
 
 /**
  * How to call each route for a resource in `env`; `fresh` asks for a resource no other case touched
  * (a call that is expected to succeed changes it). A route without a builder fails the test.
  */
-const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
+const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Promise<Built>> = {
   'GET /healthz': async () => ({ method: 'GET', path: '/healthz' }),
   'GET /readyz': async () => ({ method: 'GET', path: '/readyz' }),
   'GET /metrics': async () => ({ method: 'GET', path: '/metrics' }),
@@ -163,6 +189,14 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean) => Promise<Built>> = {
     body: { action: 'vm.start', environment: env, target: target(env), params: {}, reason: 'matrix' },
   }),
   'GET /v1/policy/matrix': async () => ({ method: 'GET', path: '/v1/policy/matrix' }),
+  'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
+  'GET /mcp': async (_env, _fresh, secret) => ({
+    method: 'GET',
+    path: '/mcp',
+    headers: { accept: 'text/event-stream', 'mcp-session-id': await mcpSession(secret), 'mcp-protocol-version': '2025-11-25' },
+    stream: true,
+  }),
+  'DELETE /mcp': async (_env, _fresh, secret) => ({ method: 'DELETE', path: '/mcp', headers: { 'mcp-session-id': await mcpSession(secret), 'mcp-protocol-version': '2025-11-25' } }),
   'POST /v1/channels/slack/interactions': async () => ({ method: 'POST', path: '/v1/channels/slack/interactions', body: { payload: '{}' } }),
   'POST /v1/channels/webhook/approvals': async () => ({ method: 'POST', path: '/v1/channels/webhook/approvals', body: {} }),
 };
@@ -183,6 +217,14 @@ function expected(route: string, access: Extract<RouteAccess, { auth: 'bearer' }
   if (!inEnv && access.environment === 'body') return 403;
   if (!inEnv && access.environment === 'plan') return 404;
   return SUCCESS[route] ?? 200;
+}
+
+/** An event stream's status and headers; the stream itself is hung up on at once. */
+async function openStream(req: Built, secret: string | undefined) {
+  const res = await fetch(`${t.url}${req.path}`, { method: req.method, headers: { ...req.headers, ...(secret ? { authorization: `Bearer ${secret}` } : {}) } });
+  const json = /json/.test(res.headers.get('content-type') ?? '');
+  const body = json ? await res.json() : await res.body?.cancel();
+  return { status: res.status, body, headers: res.headers };
 }
 
 describe('authorization matrix', () => {
@@ -206,11 +248,14 @@ describe('authorization matrix', () => {
         const seen = new Map<string, number>();
         for (const caller of CALLERS) {
           const want = access.auth === 'bearer' ? expected(route, access, caller, env) : undefined;
-          const req = await build(env, want !== undefined && want < 300);
-          const res = await t.call(req.method, req.path, {
-            ...(caller.token ? { token: caller.token.secret } : {}),
-            ...(req.body !== undefined ? { body: req.body } : {}),
-          });
+          const req = await build(env, want !== undefined && want < 300, caller.token?.secret);
+          const res = req.stream
+            ? await openStream(req, caller.token?.secret)
+            : await t.call(req.method, req.path, {
+                ...(caller.token ? { token: caller.token.secret } : {}),
+                ...(req.body !== undefined ? { body: req.body } : {}),
+                ...(req.headers ? { headers: req.headers } : {}),
+              });
           calls++;
           seen.set(caller.key, res.status);
           if (want !== undefined && res.status !== want)
@@ -263,5 +308,101 @@ describe('authorization matrix', () => {
     const self = await t.call('POST', `/v1/actions/${p.planId}/approvals`, { token: TOKENS.ops, body: { decision: 'approve' } });
     expect(self.status).toBe(403);
     expect(self.body.type).toBe('/problems/self-approval');
+  });
+});
+
+// --- the same matrix through MCP ------------------------------------------------------------------
+
+/** An MCP client from the official SDK, over HTTP to /mcp with this token. */
+async function mcpClient(secret: string): Promise<Client> {
+  const client = new Client({ name: 'authz-matrix', version: '0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${t.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${secret}` } } }));
+  return client;
+}
+
+type ToolResult = Awaited<ReturnType<Client['callTool']>>;
+const problemOf = (res: ToolResult) => res._meta?.['proxmox-agent/problem'] as { status: number; type: string; detail: string } | undefined;
+/** The HTTP status of the REST call behind a tool's answer: its problem's, or 2xx. */
+const statusOf = (res: ToolResult) => (res.isError ? (problemOf(res)?.status ?? 500) : 200);
+
+/** Each tool, the REST route it calls (whose access it must have), and its arguments for a resource in `env`. */
+const TOOLS: Record<string, { route: string; args: (env: Env, fresh: boolean) => Promise<Record<string, unknown>> }> = {
+  proxmox_catalog: { route: 'GET /v1/catalog', args: async () => ({}) },
+  proxmox_inventory: { route: 'GET /v1/inventory', args: async (env) => ({ environment: env }) },
+  proxmox_plan_action: {
+    route: 'POST /v1/actions/plan',
+    args: async (env) => ({ action: 'vm.snapshot.create', environment: env, target: target(env), params: { snapname: `m${++counter}` }, reason: 'authz matrix via MCP' }),
+  },
+  proxmox_apply_action: {
+    route: 'POST /v1/actions/apply',
+    args: async (env, fresh) => {
+      const p = fresh ? await awaitingApproval(env) : await sharedPlan(env);
+      return { planId: p.planId, requestHash: p.requestHash };
+    },
+  },
+  proxmox_action_status: { route: 'GET /v1/actions/{planId}', args: async (env) => ({ planId: (await sharedPlan(env)).planId, waitSeconds: 0 }) },
+};
+
+describe('authorization matrix through /mcp', () => {
+  it('holds every tool call to the access of the REST route it makes, for every scope, environment grant and resource environment', async () => {
+    const mismatches: string[] = [];
+    let calls = 0;
+    for (const [key, token] of TOKENS_BY_KEY) {
+      const client = await mcpClient(token.secret);
+      expect((await client.listTools()).tools.map((tool) => tool.name).sort()).toEqual(Object.keys(TOOLS).sort());
+      for (const env of ENVS)
+        for (const [name, tool] of Object.entries(TOOLS)) {
+          const access = ROUTE_ACCESS[tool.route] as Extract<RouteAccess, { auth: 'bearer' }>;
+          const want = expected(tool.route, access, { key, token }, env);
+          const res = await client.callTool({ name, arguments: await tool.args(env, want < 300) });
+          calls++;
+          const got = statusOf(res);
+          if (want < 300 ? got >= 300 : got !== want) mismatches.push(`${name} [${env}] as ${key}: expected ${want}, got ${got} ${problemOf(res)?.detail ?? ''}`);
+          if (name === 'proxmox_inventory' && got < 300 && (res.structuredContent as { environment: string }).environment !== env) mismatches.push(`${name} [${env}] as ${key}: answered for another environment`);
+        }
+      await client.close();
+    }
+    console.log(`[authz-matrix] ${calls} MCP tool calls over ${Object.keys(TOOLS).length} tools × ${TOKENS_BY_KEY.size} tokens × ${ENVS.length} environments`);
+    expect(mismatches).toEqual([]);
+  }, 300_000);
+
+  it('a read-only token cannot plan through MCP, and a token limited to vm.* cannot plan ct.*', async () => {
+    const reader = await mcpClient(TOKENS_BY_KEY.get('read@*')!.secret);
+    const refused = await reader.callTool({ name: 'proxmox_plan_action', arguments: { action: 'vm.start', environment: 'lab', target: { vmid: 101 }, params: {}, reason: 'read-only' } });
+    expect(refused.isError).toBe(true);
+    expect(problemOf(refused)).toMatchObject({ status: 403, type: '/problems/forbidden', detail: expect.stringContaining("lacks the 'plan' scope") });
+    await reader.close();
+
+    const vmAgent = await mcpClient(VM_AGENT);
+    const ct = await vmAgent.callTool({ name: 'proxmox_plan_action', arguments: { action: 'ct.snapshot.create', environment: 'lab', target: { vmid: 300 }, params: { snapname: 'ct-no' }, reason: 'vm.* only' } });
+    expect(problemOf(ct)).toMatchObject({ status: 403, type: '/problems/forbidden', detail: expect.stringContaining("may not plan or apply 'ct.snapshot.create' (it is limited to actions vm.*)") });
+    const vm = await vmAgent.callTool({ name: 'proxmox_plan_action', arguments: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid: 100 }, params: { snapname: 'vm-yes' }, reason: 'vm.* only' } });
+    expect(vm.isError, JSON.stringify(vm.content)).toBeFalsy();
+    expect((vm.structuredContent as { action: string }).action).toBe('vm.snapshot.create');
+    // Only the VM plan was started: once it is visible, Temporal lists no other run of this requester.
+    const query = `TaskQueue = "${t.config.temporal.taskQueue}" AND ProxmoxRequester = "matrix:m-vm-agent"`;
+    let runs: string[] = [];
+    for (let i = 0; i < 100 && runs.length === 0; i++) {
+      runs = [];
+      for await (const run of t.service.client.workflow.list({ query })) runs.push(String(run.typedSearchAttributes.get(ProxmoxAction)));
+      if (runs.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(runs).toEqual(['vm.snapshot.create']);
+    await vmAgent.close();
+  });
+
+  it("a missing or expired token gets the spec's 401 with WWW-Authenticate, before any session", async () => {
+    for (const [authorization, challenge] of [
+      [undefined, /^Bearer realm="proxmox-agent"$/],
+      [`Bearer ${EXPIRED_AGENT}`, /^Bearer realm="proxmox-agent", error="invalid_token", error_description="token 'm-expired-agent' expired at 2020-01-01T00:00:00Z"$/],
+      ['Bearer not-a-token', /error="invalid_token", error_description="unknown or revoked token"/],
+    ] as const) {
+      const res = await fetch(`${t.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, ...(authorization ? { authorization } : {}) }, body: JSON.stringify(MCP_INITIALIZE) });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(challenge);
+      expect(res.headers.get('mcp-session-id')).toBeNull();
+      expect(await res.json()).toMatchObject({ type: '/problems/unauthenticated' });
+    }
+    await expect(mcpClient(EXPIRED_AGENT)).rejects.toThrow(/401/);
   });
 });
