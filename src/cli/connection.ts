@@ -1,7 +1,8 @@
 /**
  * What every API command of the CLI shares: the connection (`--url` or PROXMOX_AGENT_URL; the token
- * from PROXMOX_AGENT_TOKEN or `--token-file`, deliberately never a `--token` flag: arguments leak into
- * shell history and `ps`), and turning failures into a message on stderr and an exit code.
+ * from `--token-file`, PROXMOX_AGENT_TOKEN_FILE or PROXMOX_AGENT_TOKEN, deliberately never a `--token`
+ * flag: arguments leak into shell history and `ps`), and turning failures into a message on stderr and
+ * an exit code.
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -29,7 +30,7 @@ export interface ConnectionOptions {
 export function withConnectionOptions(cmd: Command): Command {
   return cmd
     .option('--url <url>', `API base URL (env PROXMOX_AGENT_URL, default ${DEFAULT_API_URL})`)
-    .option('--token-file <path>', 'read the API token from this file (else env PROXMOX_AGENT_TOKEN)');
+    .option('--token-file <path>', 'read the API token from this file (else env PROXMOX_AGENT_TOKEN_FILE, else PROXMOX_AGENT_TOKEN)');
 }
 
 export function client(cmd: Command, channel: 'api' | 'cli' = 'cli'): ApiClient {
@@ -38,7 +39,7 @@ export function client(cmd: Command, channel: 'api' | 'cli' = 'cli'): ApiClient 
   try {
     return createApiClient({
       baseUrl,
-      token: readToken(opts.tokenFile),
+      token: readToken(opts.tokenFile ?? (process.env.PROXMOX_AGENT_TOKEN_FILE || undefined)),
       channel,
       onDeprecation: (n) => console.error(`proxmox-agent: warning: ${n.method} ${n.path} is deprecated${n.sunset ? ` and may be removed after ${n.sunset}` : ''}${n.link ? ` (${n.link})` : ''}`),
     });
@@ -63,7 +64,7 @@ export function readToken(file: string | undefined): string {
     return token;
   }
   const token = process.env.PROXMOX_AGENT_TOKEN?.trim();
-  if (!token) throw new CliExit('no API token: set PROXMOX_AGENT_TOKEN or pass --token-file <path>', EXIT_USAGE);
+  if (!token) throw new CliExit('no API token: pass --token-file <path>, or set PROXMOX_AGENT_TOKEN_FILE or PROXMOX_AGENT_TOKEN', EXIT_USAGE);
   return token;
 }
 
