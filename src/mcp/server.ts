@@ -168,7 +168,7 @@ export function createMcpServer(api: ApiClient, opts: McpServerOptions = {}): Pr
     'proxmox_action_status',
     {
       title: 'Follow a Proxmox plan',
-      description: `${TOOL_DESCRIPTIONS.proxmox_action_status}\nWith until "end" it keeps following through every change until the plan is final or waitSeconds pass. When your client sends a progressToken, every change (an approval, the status, the Proxmox task) and a heartbeat every ${slice} s arrive as progress notifications.`,
+      description: `${TOOL_DESCRIPTIONS.proxmox_action_status}\nWith until "end" it keeps following through every change until the plan is final or waitSeconds pass. When your client sends a progressToken, each change seen (an approval, the status, the Proxmox task) and a heartbeat every ${slice} s arrive as progress notifications.`,
       inputSchema: z.object({
         planId: planIdSchema,
         waitSeconds: z.number().int().min(0).max(60).default(20).describe('Wait this long for a change (default 20; 0 answers at once)'),
