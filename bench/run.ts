@@ -16,9 +16,12 @@
  * the worker runs: `built`, the default, as the Dockerfile runs it: `npm run build`'s dist/bin/worker.mjs
  * by plain node with its workflow bundle; `tsx`: the sources through tsx with a workflow bundle built
  * ahead; `source`: the sources through tsx, bundling the workflows at start), BENCH_WORKER (JSON
- * merged into the config's `worker` section, e.g. '{"maxCachedWorkflows":100}').
+ * merged into the config's `worker` section, e.g. '{"maxCachedWorkflows":100}'), BENCH_LIST_ROUNDS (rounds of
+ * ten parallel GET /v1/approvals, for the first page and then a middle page, 3), BENCH_VISIBILITY_RPS
+ * (cluster only: the server's `frontend.namespaceRPS.visibility` instead of the configured 100, e.g. 10,
+ * its default, to see what the setting buys). With BENCH_KEEP=1 the cluster's server log is kept too.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +69,10 @@ export interface BenchSettings {
   workerTuning: Record<string, unknown>;
   /** The Temporal server (BENCH_TEMPORAL or --temporal): the dev server, or a real cluster on PostgreSQL. */
   temporal: BenchTemporalKind;
+  /** The cluster's `frontend.namespaceRPS.visibility` instead of its configured 100 (BENCH_VISIBILITY_RPS; cluster only). */
+  visibilityRps?: number;
+  /** Rounds of ten parallel GET /v1/approvals (BENCH_LIST_ROUNDS, 3). */
+  listRounds: number;
 }
 
 export type BenchTemporalKind = 'dev' | 'cluster';
@@ -104,6 +111,8 @@ export function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettin
     workerRuntime: workerRuntime(env.BENCH_WORKER_RUNTIME),
     workerTuning: env.BENCH_WORKER ? (JSON.parse(env.BENCH_WORKER) as Record<string, unknown>) : {},
     temporal: temporalKind(env.BENCH_TEMPORAL),
+    ...(env.BENCH_VISIBILITY_RPS ? { visibilityRps: int('BENCH_VISIBILITY_RPS', 100, 100) } : {}),
+    listRounds: int('BENCH_LIST_ROUNDS', 3, 1),
   };
 }
 
@@ -118,9 +127,10 @@ interface BenchTemporal {
 }
 
 /** The dev server on a fresh SQLite file, or a throw-away real cluster (temp directory, free ports). */
-async function startBenchTemporal(kind: BenchTemporalKind, tmp: string, log: (message: string) => void): Promise<BenchTemporal> {
+async function startBenchTemporal(kind: BenchTemporalKind, tmp: string, log: (message: string) => void, visibilityRps?: number): Promise<BenchTemporal> {
+  if (visibilityRps !== undefined && kind !== 'cluster') throw new Error('BENCH_VISIBILITY_RPS needs --temporal cluster');
   if (kind === 'cluster') {
-    const cluster = await startTemporalCluster({ log });
+    const cluster = await startTemporalCluster({ log, ...(visibilityRps !== undefined ? { dynamicConfigOverrides: { 'frontend.namespaceRPS.visibility': visibilityRps } } : {}) });
     const postmaster = () => Number(readFileSync(join(cluster.postgresDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     log(`Temporal cluster ${cluster.address} (server pid ${cluster.serverPid}, ${cluster.dir})`);
     return {
@@ -128,7 +138,14 @@ async function startBenchTemporal(kind: BenchTemporalKind, tmp: string, log: (me
       namespace: cluster.namespace,
       version: `Temporal server ${TEMPORAL_SERVER_VERSION} on PostgreSQL (${CLUSTER_HISTORY_SHARDS} history shards)`,
       processes: () => ({ ...(cluster.serverPid ? { temporal: cluster.serverPid } : {}), postgres: processTree(postmaster()) }),
-      stop: () => cluster.stop(),
+      // The server's log beside the others (kept with BENCH_KEEP=1): the cluster deletes its own directory.
+      stop: async () => {
+        try {
+          copyFileSync(cluster.serverLog, join(tmp, 'temporal-server.log'));
+        } finally {
+          await cluster.stop();
+        }
+      },
     };
   }
   const cliPath = await ensureTemporalCli({ log });
@@ -185,6 +202,8 @@ export interface BenchResult {
     approvalToSucceeded: { n: number; p50: number; p99: number; max: number };
     /** GET /v1/approvals?limit=50 with the plans waiting: first pages and middle pages, alternately. */
     approvalList: { n: number; p50: number; max: number };
+    /** Ten GET /v1/approvals at once (the first page, default limit 50), `listRounds` times; then the same for the middle page. */
+    approvalListParallel: { first: { n: number; p50: number; max: number; rounds: number[] }; middle: { n: number; p50: number; max: number; rounds: number[] } };
   };
   interference: { phase: string; wallSeconds: number; ownCpuSeconds: number; foreignCpuSeconds: number; foreignCores: number; byProcess: Record<string, number> }[];
   rows: Row[];
@@ -197,7 +216,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
   const tag = randomUUID().slice(0, 8);
   try {
     // --- Temporal: a dev server (fresh SQLite, headless, random port) or a throw-away cluster.
-    const temporal = await startBenchTemporal(settings.temporal, tmp, log);
+    const temporal = await startBenchTemporal(settings.temporal, tmp, log, settings.visibilityRps);
     cleanups.push(() => temporal.stop());
     const { address, namespace } = temporal;
     const temporalVersion = temporal.version;
@@ -476,6 +495,26 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
       listLatencies.push(performance.now() - t0);
       if (r.status !== 200) throw new Error(`approvals list: ${r.status} ${JSON.stringify(r.body)}`);
     }
+    // Ten approvers listing at once (issue 13 item 1): what the visibility rate limit costs.
+    const parallelList = async (query: string) => {
+      const all: number[] = [];
+      const rounds: number[] = [];
+      for (let round = 0; round < settings.listRounds; round++) {
+        const times = await Promise.all(
+          Array.from({ length: 10 }, async () => {
+            const t0 = performance.now();
+            const r = await http.call('GET', `/v1/approvals${query}`, TOKENS.approver);
+            if (r.status !== 200) throw new Error(`approvals list: ${r.status} ${JSON.stringify(r.body)}`);
+            return performance.now() - t0;
+          }),
+        );
+        all.push(...times);
+        rounds.push(Math.max(...times));
+        log(`ten parallel GET /v1/approvals${query.slice(0, 12)}: p50 ${fmt(percentile(times, 50), 0)} ms, max ${fmt(Math.max(...times), 0)} ms`);
+      }
+      return { n: all.length, p50: percentile(all, 50), max: Math.max(...all), rounds };
+    };
+    const approvalListParallel = { first: await parallelList(''), middle: await parallelList(middle ? `?cursor=${middle}` : '') };
     log(`approving ${sampled.length}`);
 
     const approvalLatencies: number[] = [];
@@ -508,6 +547,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
       rssCurve,
       approvalToSucceeded: { n: approvalLatencies.length, p50: percentile(approvalLatencies, 50), p99: percentile(approvalLatencies, 99), max: Math.max(...approvalLatencies) },
       approvalList: { n: listLatencies.length, p50: percentile(listLatencies, 50), max: Math.max(...listLatencies) },
+      approvalListParallel,
     };
     const machine = {
       cores: availableParallelism(),
@@ -630,6 +670,15 @@ export function buildRows(s: BenchSettings, cells: Record<string, CellResult>, h
     { label: `worker RSS, ${waiting.plans} plans awaiting approval`, value: waiting.workerRssWaitingMiB, unit: 'MiB', aim: { kind: 'max', value: 300 }, digits: 0, note: `idle ${fmt(waiting.workerRssIdleMiB, 0)}, after approvals ${fmt(waiting.workerRssAfterMiB, 0)}, peak ${fmt(waiting.workerHwmMiB, 0)}; floor worker ${fmt(waiting.floorWorkerRssMiB, 0)}` },
     { label: `last approval → succeeded p99 (n=${waiting.approvalToSucceeded.n})`, value: waiting.approvalToSucceeded.p99, unit: 'ms', aim: { kind: 'max', value: 1000 }, digits: 0, note: `p50 ${fmt(waiting.approvalToSucceeded.p50, 0)}, max ${fmt(waiting.approvalToSucceeded.max, 0)}` },
     { label: `GET /v1/approvals (limit 50), ${waiting.plans} waiting`, value: waiting.approvalList.p50, unit: 'ms', digits: 0, note: `p50 of ${waiting.approvalList.n}, first and middle pages; max ${fmt(waiting.approvalList.max, 0)}` },
+    ...(['first', 'middle'] as const).map(
+      (page): Row => ({
+        label: `10 parallel GET /v1/approvals, ${page} page`,
+        value: waiting.approvalListParallel[page].p50,
+        unit: 'ms',
+        digits: 0,
+        note: `p50 of ${waiting.approvalListParallel[page].n}; max ${fmt(waiting.approvalListParallel[page].max, 0)}; slowest per round ${waiting.approvalListParallel[page].rounds.map((m) => fmt(m, 0)).join(', ')}`,
+      }),
+    ),
     { label: `creating the ${waiting.plans} waiting plans`, value: waiting.createOpsPerSec, unit: 'plans/s', digits: 1, note: `p50 ${fmt(waiting.createP50, 0)} ms, p99 ${fmt(waiting.createP99, 0)} ms at c=${s.concurrency}` },
   );
   return rows;

@@ -61,6 +61,17 @@ export const CLUSTER_DYNAMIC_CONFIG: readonly DynamicConfigSetting[] = Object.fr
   },
 ]);
 
+/**
+ * The settings with some values replaced (`overrides`: key → value), each marked as overridden in its
+ * reason; for measuring a setting's effect (the benchmark's BENCH_VISIBILITY_RPS). Unknown keys throw.
+ */
+export function overrideDynamicConfig(overrides: Readonly<Record<string, number>>, settings: readonly DynamicConfigSetting[] = CLUSTER_DYNAMIC_CONFIG): DynamicConfigSetting[] {
+  for (const key of Object.keys(overrides)) {
+    if (!settings.some((s) => s.key === key)) throw new Error(`no dynamic-config setting '${key}' to override`);
+  }
+  return settings.map((s) => (s.key in overrides ? { ...s, value: overrides[s.key]!, why: `Overridden for a measurement (default here ${s.value}). ${s.why}` } : s));
+}
+
 /** The dynamic-config file: each key with its reason as a comment above it. */
 export function renderDynamicConfig(settings: readonly DynamicConfigSetting[] = CLUSTER_DYNAMIC_CONFIG): string {
   const lines = [

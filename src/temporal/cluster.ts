@@ -18,7 +18,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT, TEMPORAL_SERVER_VERSION } from './cli-locator.js';
-import { CLUSTER_PORT_NAMES, renderDynamicConfig, renderServerConfig, type ClusterPorts } from './cluster-config.js';
+import { CLUSTER_PORT_NAMES, overrideDynamicConfig, renderDynamicConfig, renderServerConfig, type ClusterPorts } from './cluster-config.js';
 import { waitUntilUsable, type UsableTimings } from './cluster-ready.js';
 import { setupSchemas } from './cluster-schema.js';
 import { isOurServer, logTail, spawnServer, stopPid, type ServerProcess } from './cluster-server.js';
@@ -45,6 +45,8 @@ export interface TemporalClusterOptions {
   detached?: boolean;
   /** How long a start may take until the namespace is usable. Default 120 000 ms. */
   startupTimeoutMs?: number;
+  /** Dynamic-config values in place of CLUSTER_DYNAMIC_CONFIG's, by key (for measurements; cluster-config.ts). */
+  dynamicConfigOverrides?: Readonly<Record<string, number>>;
 }
 
 export interface ClusterTimings {
@@ -245,7 +247,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions = {}): P
 
     mkdirSync(join(dir, 'config'), { recursive: true });
     const dynamicConfigFile = join(dir, 'dynamicconfig.yaml');
-    writeFileSync(dynamicConfigFile, renderDynamicConfig());
+    writeFileSync(dynamicConfigFile, renderDynamicConfig(overrideDynamicConfig(opts.dynamicConfigOverrides ?? {})));
     writeFileSync(join(dir, 'config', 'production.yaml'), renderServerConfig({ ports, host, postgres, dynamicConfigFile }), { mode: 0o600 });
     chmodSync(join(dir, 'config', 'production.yaml'), 0o600);
 

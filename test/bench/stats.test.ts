@@ -53,5 +53,7 @@ describe('bench arithmetic', () => {
     expect(benchSettings({ BENCH_QUICK: '1', BENCH_WAITING: '12' })).toMatchObject({ concurrency: 4, waiting: 12 });
     expect(benchSettings({ BENCH_WORKER: '{"maxCachedWorkflows":50}' }).workerTuning).toEqual({ maxCachedWorkflows: 50 });
     expect(() => benchSettings({ BENCH_N1: '0' })).toThrow(/BENCH_N1/);
+    expect(benchSettings({}).visibilityRps).toBeUndefined();
+    expect(benchSettings({ BENCH_VISIBILITY_RPS: '10', BENCH_LIST_ROUNDS: '5' })).toMatchObject({ visibilityRps: 10, listRounds: 5 });
   });
 });

@@ -14,6 +14,7 @@ import {
   CLUSTER_DYNAMIC_CONFIG,
   CLUSTER_HISTORY_SHARDS,
   CLUSTER_PORT_NAMES,
+  overrideDynamicConfig,
   renderDynamicConfig,
   renderServerConfig,
   type ClusterPorts,
@@ -88,6 +89,13 @@ describe('the dynamic config', () => {
       expect(lines[at - 1], `comment above ${s.key}`).toMatch(/^# /);
       expect(s.why.length).toBeGreaterThan(40);
     }
+  });
+
+  it('takes overrides for measurements (the benchmark\'s BENCH_VISIBILITY_RPS), and refuses keys it does not hold', () => {
+    const over = parse(renderDynamicConfig(overrideDynamicConfig({ 'frontend.namespaceRPS.visibility': 10 }))) as Record<string, { value: unknown }[]>;
+    expect(over['frontend.namespaceRPS.visibility']).toEqual([{ value: 10 }]);
+    expect(over['history.transferProcessorMaxPollRPS']).toEqual(parsed['history.transferProcessorMaxPollRPS']);
+    expect(() => overrideDynamicConfig({ 'frontend.nope': 1 })).toThrow(/frontend.nope/);
   });
 
   it.skipIf(!existsSync(projectLocalServerPath()))('is valid for the server itself (server validate-dynamic-config)', () => {
