@@ -237,6 +237,7 @@ export function createMcpServer(api: ApiClient, opts: McpServerOptions = {}): Pr
     maxSubscriptions: opts.maxSubscriptions ?? 32,
     sliceSeconds: slice,
     planIdOf,
+    staticResource: (uri) => STATIC_RESOURCES.has(uri),
     read: (planId) => api.get(planId).catch((err: unknown) => Promise.reject(resourceError(err, `proxmox-agent://plans/${planId}`))),
     wait: api.wait,
     updated: (uri) => server.server.sendResourceUpdated({ uri }),
@@ -262,6 +263,9 @@ export function createMcpServer(api: ApiClient, opts: McpServerOptions = {}): Pr
 }
 
 export const PLAN_URI_TEMPLATE = 'proxmox-agent://plans/{planId}';
+
+/** The resources that do not change while the service runs: subscribing to them is accepted and sends nothing. */
+const STATIC_RESOURCES = new Set(['proxmox-agent://catalog', 'proxmox-agent://policy/risk-matrix']);
 
 /** The planId of a plan resource's URI, or undefined for another resource. */
 export function planIdOf(uri: string): string | undefined {

@@ -13,6 +13,8 @@ export interface SubscriptionDeps {
   maxSubscriptions: number;
   sliceSeconds: number;
   planIdOf: (uri: string) => string | undefined;
+  /** A resource that exists and never changes (the catalog, the risk matrix). */
+  staticResource: (uri: string) => boolean;
   /** The plan now; rejects with the MCP error the subscriber gets (not found, forbidden). */
   read: (planId: string) => Promise<Plan>;
   wait: ApiClient['wait'];
@@ -53,7 +55,11 @@ export function watchSubscriptions(deps: SubscriptionDeps) {
   return {
     async subscribe(uri: string): Promise<void> {
       const planId = deps.planIdOf(uri);
-      if (!planId) return; // a resource that does not change
+      if (!planId) {
+        if (deps.staticResource(uri)) return; // exists, and never changes: nothing to send
+        // As reading it would: a subscription to nothing must not leave the client waiting for updates.
+        throw new McpError(ErrorCode.InvalidParams, `no such resource: ${uri}`);
+      }
       if (watching.has(uri)) return;
       if (watching.size >= deps.maxSubscriptions)
         throw new McpError(ErrorCode.InvalidRequest, `at most ${deps.maxSubscriptions} subscriptions per connection; unsubscribe from a finished plan first`);
