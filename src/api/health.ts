@@ -8,8 +8,16 @@ import type { HealthReport } from './context.js';
 /** A live worker re-polls at least every ~70 s (long poll); older last-access times are ghosts. */
 const POLLER_FRESH_MS = 90_000;
 
-/** How long the poller questions may take before `/healthz` answers without them. */
+/** Deadline of the poller questions (they run on in the background past what `/healthz` waits). */
 const POLLERS_DEADLINE_MS = 2_000;
+
+/**
+ * How long `/healthz` waits for the poller answers before it answers with the last ones it had. It
+ * also stops waiting as soon as the watch says Temporal is down (checked every 50 ms): a hung
+ * frontend must not hold the endpoint past the watch's verdict (issue 13: 503 within 3 s).
+ */
+const POLLERS_WAIT_MS = 800;
+const WATCH_EVERY_MS = 50;
 
 /**
  * Healthy means: the Temporal frontend answers, the namespace knows the project's search attributes
@@ -19,6 +27,10 @@ const POLLERS_DEADLINE_MS = 2_000;
  *
  * "Recently" is within 90 s, as the server reports it or, when a restarted server has not heard from
  * the workers yet (they re-poll on their own, the SDK backing off up to 10 s), as it reported before.
+ *
+ * Never waits long on Temporal: one poller question at a time (callers meanwhile share it), answered
+ * from the watch at once while it says down, and after `POLLERS_WAIT_MS`, or as soon as the watch turns
+ * to down, from the last answer the question had (or "unknown" when there is none).
  */
 export function createHealthCheck(client: Client, watch: Pick<TemporalWatch, 'status'>, taskQueue: string, environments: readonly string[] = []): () => Promise<HealthReport> {
   const { TaskQueueType } = proto.temporal.api.enums.v1;
@@ -38,13 +50,12 @@ export function createHealthCheck(client: Client, watch: Pick<TemporalWatch, 'st
   };
   const describe = (p: { count: number; earlier: number | undefined }, kind: string) =>
     p.earlier === undefined ? `${p.count} ${kind} poller(s)` : `no ${kind} poller reported since the server restarted (one polled ${p.earlier} s ago)`;
-  return async () => {
-    const temporal = watch.status();
-    const checks: HealthReport['checks'] = { ...temporal.checks };
-    if (!temporal.reachable) {
-      checks.worker = { ok: false, detail: 'unknown while Temporal is unreachable' };
-      return { ok: false, checks };
-    }
+  type Workers = HealthReport['checks'];
+  /** The last poller answer, and the question now running (at most one). */
+  let last: Workers | undefined;
+  let asking: Promise<Workers> | undefined;
+  const askWorkers = async (): Promise<Workers> => {
+    const checks: Workers = {};
     try {
       const [workflow, activity, ...perEnvironment] = await client.connection.withDeadline(Date.now() + POLLERS_DEADLINE_MS, () =>
         Promise.all([
@@ -65,6 +76,35 @@ export function createHealthCheck(client: Client, watch: Pick<TemporalWatch, 'st
     } catch (err) {
       checks.worker = { ok: false, detail: `unknown: asking Temporal for the task queue's pollers failed: ${(err as Error).message}` };
     }
+    last = checks;
+    return checks;
+  };
+  /** The poller answer, or undefined once `POLLERS_WAIT_MS` passed or the watch said down first. */
+  const workersWithin = (): Promise<Workers | undefined> => {
+    asking ??= askWorkers().finally(() => (asking = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<undefined>((resolve) => {
+      const started = Date.now();
+      const look = () => (!watch.status().reachable || Date.now() - started >= POLLERS_WAIT_MS ? resolve(undefined) : (timer = setTimeout(look, WATCH_EVERY_MS)));
+      timer = setTimeout(look, WATCH_EVERY_MS);
+    });
+    return Promise.race([asking, gaveUp]).finally(() => clearTimeout(timer));
+  };
+  const unreachable = (checks: HealthReport['checks']) => {
+    checks.worker = { ok: false, detail: 'unknown while Temporal is unreachable' };
+    return { ok: false, checks };
+  };
+  return async () => {
+    const temporal = watch.status();
+    if (!temporal.reachable) return unreachable({ ...temporal.checks });
+    const workers = await workersWithin();
+    // The watch may have turned while the question ran: its verdict, not a stale 200.
+    const now = watch.status();
+    if (!now.reachable) return unreachable({ ...now.checks });
+    const checks: HealthReport['checks'] = {
+      ...now.checks,
+      ...(workers ?? last ?? { worker: { ok: false, detail: `unknown: Temporal did not say within ${POLLERS_WAIT_MS} ms which workers poll task queue ${taskQueue}` } }),
+    };
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   };
 }

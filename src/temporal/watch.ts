@@ -3,8 +3,13 @@
  * readiness never waits on Temporal:
  *
  *  - **reachable**: a DescribeNamespace every 0.5 s under a 1 s deadline, without the SDK's retries
- *    (the probe is its own retry). Two failures in a row (the second 0.1 s after the first) say
- *    "down"; one answer says "up". Killed or restarted, a server is noticed within about a second.
+ *    (the probe is its own retry). A miss is a failure without an answer (UNAVAILABLE, DEADLINE_EXCEEDED)
+ *    *or* a probe still unanswered 0.6 s after it was sent: a killed server refuses at once, but a hung
+ *    one (frozen process, partition) keeps the connection open and would cost the whole deadline. Two
+ *    misses in a row (the second probe sent 0.1 s after the first miss) say "down"; one answer, even a
+ *    late one from an overdue probe, says "up". So a server killed is noticed in well under a second,
+ *    one that hangs within 0.5 + 0.6 + 0.1 + 0.6 = 1.8 s at worst, leaving room under the 3 s bound
+ *    (issue 13) for a loaded event loop and the endpoint's own poll.
  *  - **namespace and search attributes**: whether the namespace exists and knows the project's search
  *    attributes (operator ListSearchAttributes, then a count query naming all of them, which the
  *    frontend checks against the same cache a workflow start does: a real server takes a few seconds
@@ -45,8 +50,10 @@ export interface TemporalWatchOptions {
   attrs?: readonly SearchAttributeDef[];
   /** Between probes (default 500 ms). */
   intervalMs?: number;
-  /** Deadline of one probe call (default 1 s). */
+  /** Deadline of one probe call (default 1 s); a late answer within it still says "up". */
   timeoutMs?: number;
+  /** A probe unanswered this long counts as a miss without waiting for its deadline (default 600 ms). */
+  overdueMs?: number;
   /** Between search-attribute checks once all are there (default 60 s). */
   attributesEveryMs?: number;
 }
@@ -82,6 +89,11 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
   const attrs = opts.attrs ?? PROJECT_SEARCH_ATTRIBUTES;
   const intervalMs = opts.intervalMs ?? 500;
   const timeoutMs = opts.timeoutMs ?? 1000;
+  // A DescribeNamespace is answered from the frontend's namespace cache, without a database read:
+  // two in a row each unanswered after 0.6 s (0.7 s apart) is a frontend that hangs, not one that is
+  // busy. Answers within about 0.7 s never make two misses in a row: the overdue probe's answer comes
+  // before the next probe (sent 0.1 s after the miss) is overdue in turn.
+  const overdueMs = Math.min(opts.overdueMs ?? 600, timeoutMs);
   const attributesEveryMs = opts.attributesEveryMs ?? 60_000;
   const registerCommand = `npm run temporal:search-attributes -- --address ${address} --namespace ${namespace}`;
 
@@ -98,7 +110,8 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
   let attributesCheckedAt = -Infinity;
   let attributesDue = true;
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
+  // Probes (and attribute checks) not yet ended: an overdue one runs on while the next is sent.
+  const inFlight = new Set<Promise<void>>();
   let stopped = false;
 
   // Calls made inside `probing.run` skip the SDK's retries: a probe that fails is the news.
@@ -159,52 +172,111 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
     }
   }
 
-  async function probe(connection: Connection): Promise<void> {
-    try {
-      await call(connection, () => connection.workflowService.describeNamespace({ namespace }));
-    } catch (err) {
-      const code = grpcCode(err);
-      attributesDue = true;
-      if (code === 5 /* NOT_FOUND */) {
-        failures = 0;
-        attributes = { check: { ok: false, detail: 'unknown while the namespace does not exist' }, missing: [] };
-        const detail = `namespace "${namespace}" does not exist on ${address}; create it (temporal operator namespace create --namespace ${namespace} --address ${address}), or set temporal.namespace / TEMPORAL_NAMESPACE to one that exists`;
-        return set({ ok: false, reachable: true, missingAttributes: [], checks: { temporal: { ok: false, detail }, searchAttributes: attributes.check } });
-      }
-      failures += 1;
-      const message = (err as Error).message;
-      const answered = code !== undefined && !NO_ANSWER.has(code);
-      // One missed answer may be a connection the server just recycled: say "down" at the second.
-      if (answered || failures >= 2) {
-        const detail = answered ? `Temporal at ${address} refuses namespace "${namespace}": ${message}` : `Temporal at ${address} is not reachable: ${message}`;
-        set({ ok: false, reachable: answered, missingAttributes: attributes.missing, checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while Temporal does not answer' } } });
-      }
-      return;
-    }
-    failures = 0;
+  /** What a probe that got no answer says: the second miss in a row is "down". */
+  const miss = (message: string) => {
+    failures += 1;
+    attributesDue = true;
+    // One missed answer may be a connection the server just recycled: say "down" at the second.
+    if (failures < 2) return;
+    const detail = `Temporal at ${address} is not reachable: ${message}`;
+    set({ ok: false, reachable: false, missingAttributes: attributes.missing, checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while Temporal does not answer' } } });
+  };
+
+  const answered = () => {
     const temporal = { ok: true, detail: `namespace ${namespace} reachable at ${address}` };
-    const answer = () => set({ ok: attributes.check.ok, reachable: true, missingAttributes: attributes.missing, checks: { temporal, searchAttributes: attributes.check } });
-    answer();
-    if (!attributesDue && attributes.check.ok && Date.now() - attributesCheckedAt < attributesEveryMs) return;
-    try {
-      const found = await missingAttributes(connection);
-      attributes = found
-        ? { check: { ok: false, detail: found.detail }, missing: found.missing }
-        : { check: { ok: true, detail: `all ${attrs.length} project search attributes known on namespace ${namespace}` }, missing: [] };
-      attributesCheckedAt = Date.now();
-      attributesDue = false;
-    } catch (err) {
-      // Keep the last verdict and try again at the next probe; say why only when there is none.
-      if (attributesCheckedAt === -Infinity) attributes = { check: { ok: false, detail: `not checked: ${(err as Error).message}` }, missing: [] };
-    }
-    answer();
+    set({ ok: attributes.check.ok, reachable: true, missingAttributes: attributes.missing, checks: { temporal, searchAttributes: attributes.check } });
+  };
+
+  let checkingAttributes: Promise<void> | undefined;
+  /** The search attributes' check, one at a time, after an answer; the verdict is set when it ends. */
+  const checkAttributes = (connection: Connection): Promise<void> => {
+    if (!attributesDue && attributes.check.ok && Date.now() - attributesCheckedAt < attributesEveryMs) return Promise.resolve();
+    checkingAttributes ??= (async () => {
+      try {
+        const found = await missingAttributes(connection);
+        attributes = found
+          ? { check: { ok: false, detail: found.detail }, missing: found.missing }
+          : { check: { ok: true, detail: `all ${attrs.length} project search attributes known on namespace ${namespace}` }, missing: [] };
+        attributesCheckedAt = Date.now();
+        attributesDue = false;
+      } catch (err) {
+        // Keep the last verdict and try again at the next probe; say why only when there is none.
+        if (attributesCheckedAt === -Infinity) attributes = { check: { ok: false, detail: `not checked: ${(err as Error).message}` }, missing: [] };
+      } finally {
+        checkingAttributes = undefined;
+      }
+      // Only while the frontend still answers: the check may end after a probe said "down".
+      if (status.checks.temporal.ok) answered();
+    })();
+    return checkingAttributes;
+  };
+
+  /**
+   * One DescribeNamespace. `decided` resolves once the probe has said something about reachability:
+   * an answer, a failure, or `overdueMs` without either (a miss; the call runs on to its deadline, and
+   * an answer then still counts). `done` resolves when the call and any attribute check have ended.
+   */
+  function probe(connection: Connection): { decided: Promise<void>; done: Promise<void> } {
+    let decide!: () => void;
+    const decided = new Promise<void>((resolve) => (decide = resolve));
+    let settled = false;
+    let overdue = false;
+    // The timer gives way to one turn of the event loop before it counts the miss: on a busy loop an
+    // answer already received (I/O phase) is read first instead of losing the race to a late timer.
+    const overdueTimer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (settled || stopped) return;
+          overdue = true;
+          miss(`no answer to DescribeNamespace within ${overdueMs} ms`);
+          decide();
+        }),
+      overdueMs,
+    );
+    overdueTimer.unref();
+    const done = call(connection, () => connection.workflowService.describeNamespace({ namespace })).then(
+      () => {
+        settled = true;
+        clearTimeout(overdueTimer);
+        failures = 0;
+        answered();
+        const checked = checkAttributes(connection);
+        decide();
+        return checked;
+      },
+      (err: unknown) => {
+        settled = true;
+        clearTimeout(overdueTimer);
+        decide();
+        const code = grpcCode(err);
+        const noAnswer = code === undefined || NO_ANSWER.has(code);
+        // Already counted when it went overdue: its deadline passing is the same miss.
+        if (overdue && noAnswer) return;
+        attributesDue = true;
+        if (code === 5 /* NOT_FOUND */) {
+          failures = 0;
+          attributes = { check: { ok: false, detail: 'unknown while the namespace does not exist' }, missing: [] };
+          const detail = `namespace "${namespace}" does not exist on ${address}; create it (temporal operator namespace create --namespace ${namespace} --address ${address}), or set temporal.namespace / TEMPORAL_NAMESPACE to one that exists`;
+          return set({ ok: false, reachable: true, missingAttributes: [], checks: { temporal: { ok: false, detail }, searchAttributes: attributes.check } });
+        }
+        const message = (err as Error).message;
+        if (noAnswer) return miss(message);
+        failures += 1;
+        const detail = `Temporal at ${address} refuses namespace "${namespace}": ${message}`;
+        set({ ok: false, reachable: true, missingAttributes: attributes.missing, checks: { temporal: { ok: false, detail }, searchAttributes: { ok: false, detail: 'unknown while Temporal does not answer' } } });
+      },
+    );
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+    return { decided, done };
   }
 
-  const schedule = (connection: Connection, ms: number) => {
+  /** Probes until stopped: the next one `intervalMs` after the last verdict, 0.1 s after a first miss. */
+  const schedule = (connection: Connection) => {
     if (stopped) return;
     timer = setTimeout(() => {
-      running = probe(connection).finally(() => schedule(connection, failures === 1 ? 100 : intervalMs));
-    }, ms);
+      void probe(connection).decided.then(() => schedule(connection));
+    }, failures === 1 ? 100 : intervalMs);
     timer.unref();
   };
 
@@ -213,9 +285,8 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
     interceptors,
     registerCommand,
     async start(connection) {
-      running = probe(connection);
-      await running;
-      schedule(connection, failures === 1 ? 100 : intervalMs);
+      await probe(connection).done;
+      schedule(connection);
     },
     recheck() {
       attributesDue = true;
@@ -223,7 +294,7 @@ export function createTemporalWatch(opts: TemporalWatchOptions): TemporalWatch {
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      await running?.catch(() => {});
+      await Promise.all([...inFlight].map((p) => p.catch(() => {})));
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The API's `/healthz` and `/readyz` checks (src/api/health.ts) over a stand-in client and watch:
- * they answer from the watch at once while Temporal is down, and a poller seen before a server
- * restart still counts within its 90 s, as one the server reports does.
+ * they answer from the watch at once while Temporal is down, never wait long on a frontend that hangs,
+ * and a poller seen before a server restart still counts within its 90 s, as one the server reports does.
  */
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
@@ -17,13 +17,14 @@ const up: TemporalStatus = {
 const down: TemporalStatus = { ...up, ok: false, reachable: false, checks: { temporal: { ok: false, detail: 'Temporal at t:7233 is not reachable' }, searchAttributes: { ok: false, detail: 'unknown' } } };
 
 function standIn() {
-  const state = { pollers: [{ lastAccessTime: { seconds: Math.floor(Date.now() / 1000) } }] as unknown[], calls: 0 };
+  const state = { pollers: [{ lastAccessTime: { seconds: Math.floor(Date.now() / 1000) } }] as unknown[], calls: 0, hang: false };
   const client = {
     options: { namespace: 'ns' },
     connection: { withDeadline: (_d: number, fn: () => Promise<unknown>) => fn() },
     workflowService: {
       describeTaskQueue: async () => {
         state.calls++;
+        if (state.hang) await new Promise((r) => setTimeout(r, 5000));
         return { pollers: state.pollers };
       },
     },
@@ -63,6 +64,28 @@ describe('createHealthCheck', () => {
     state.pollers = [{ lastAccessTime: { seconds: Math.floor(Date.now() / 1000) } }];
     const missing = { ...up, ok: false, checks: { ...up.checks, searchAttributes: { ok: false, detail: 'lacks ProxmoxPlanId' } } };
     expect(await createHealthCheck(client, { status: () => missing }, 'q', [])()).toMatchObject({ ok: false, checks: { searchAttributes: { ok: false }, worker: { ok: true } } });
+  });
+  it('does not wait on a frontend that hangs: 503 as soon as the watch says down, else the last answer after 0.8 s', async () => {
+    const { state, client } = standIn();
+    let temporal = up;
+    const check = createHealthCheck(client, { status: () => temporal }, 'q', []);
+    expect((await check()).ok).toBe(true);
+    state.hang = true; // the frontend froze: the poller question gets no answer
+
+    // Still "up" by the watch: answered from the last poller answer after 0.8 s, not after the 2 s deadline.
+    let started = Date.now();
+    const stale = await check();
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(stale).toMatchObject({ ok: true, checks: { worker: { ok: true, detail: '1 workflow poller(s) and 1 activity poller(s) on task queue q' } } });
+
+    // The watch turns to down while a question is pending: the answer follows at once.
+    started = Date.now();
+    const pending = check();
+    setTimeout(() => (temporal = down), 200);
+    expect(await pending).toMatchObject({ ok: false, checks: { temporal: { ok: false }, worker: { ok: false, detail: 'unknown while Temporal is unreachable' } } });
+    expect(Date.now() - started).toBeLessThan(500);
+    // One question at a time (two calls: workflow and activity pollers): the hung one was shared, not asked again.
+    expect(state.calls).toBe(4);
   });
 });
 

@@ -15,15 +15,30 @@ const ALL = Object.fromEntries(PROJECT_SEARCH_ATTRIBUTES.map((a) => [a.name, a.t
 function standIn() {
   const state = {
     describe: (): Error | undefined => undefined,
+    /** How many DescribeNamespace calls to come get no answer (a frozen server keeps the connection open); each ends at its deadline. */
+    hang: 0,
+    /** How long an answer takes. */
+    delayMs: 0,
     attributes: { ...ALL } as Record<string, number> | Error,
     count: (): Error | undefined => undefined,
     calls: { describe: 0, list: 0, count: 0 },
   };
+  let deadline = Infinity;
   const connection = {
-    withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn(),
+    withDeadline: async (at: number, fn: () => Promise<unknown>) => {
+      deadline = at;
+      return fn();
+    },
     workflowService: {
       describeNamespace: async () => {
         state.calls.describe++;
+        if (state.delayMs > 0) await sleep(state.delayMs);
+        if (state.hang > 0) {
+          state.hang--;
+          const ms = deadline - Date.now();
+          await sleep(Number.isFinite(ms) ? Math.max(0, ms) : 60_000);
+          throw grpcError(4, 'DEADLINE_EXCEEDED: Deadline exceeded');
+        }
         const err = state.describe();
         if (err) throw err;
         return {};
@@ -139,6 +154,51 @@ describe('createTemporalWatch', () => {
     await watch.start(connection);
     expect(watch.status()).toMatchObject({ ok: false, missingAttributes: ['ProxmoxStatus'] });
     expect(watch.status().checks.searchAttributes.detail).toContain('does not know the search attribute ProxmoxStatus');
+  });
+
+  it('says down within 1.8 s (2.5 s allowed for a loaded host) of a frontend that hangs (never answers), without waiting for the deadlines, and up at its first answer', async () => {
+    const { state, connection } = standIn();
+    // The production timings (0.5 s apart, 1 s deadline, overdue after 0.6 s): worst case 1.8 s.
+    watch = createTemporalWatch({ address: 't:7233', namespace: 'ns', timeoutMs: 2500 });
+    await watch.start(connection);
+    expect(watch.status().ok).toBe(true);
+    state.hang = Infinity;
+    const frozenAt = Date.now();
+    await until('down', () => !watch!.status().reachable, 3000);
+    const tookMs = Date.now() - frozenAt;
+    console.log(`[watch] a hanging frontend said down after ${tookMs} ms`);
+    // 1.8 s at worst by the timings; without the overdue rule the 2.5 s deadlines would take 5.6 s.
+    expect(tookMs).toBeLessThan(2500);
+    expect(watch.status().checks.temporal.detail).toContain('no answer to DescribeNamespace within 600 ms');
+
+    state.hang = 0;
+    const thawedAt = Date.now();
+    await until('up', () => watch!.status().ok, 3000);
+    expect(Date.now() - thawedAt).toBeLessThan(1000);
+  });
+
+  it('does not say down for one probe that hangs, nor for answers somewhat slower than the overdue time', async () => {
+    const { state, connection } = standIn();
+    watch = createTemporalWatch({ address: 't:7233', namespace: 'ns', intervalMs: 20, overdueMs: 100, timeoutMs: 1000 });
+    await watch.start(connection);
+    let downSeen = false;
+    const spy = setInterval(() => (downSeen ||= !watch!.status().reachable), 5);
+    try {
+      // A single dropped answer: that probe is a miss at 0.1 s, the next one (0.1 s later) answers.
+      const sent = state.calls.describe;
+      state.hang = 1;
+      await until('the dropped probe and two after it', () => state.calls.describe >= sent + 3);
+      await sleep(1100); // the hung call's own deadline passes: the same miss, not a second one
+      expect(downSeen).toBe(false);
+      // Each answer 0.15 s late: overdue, then answered before the next probe can go overdue.
+      state.delayMs = 150;
+      const slowFrom = state.calls.describe;
+      await until('several slow probes', () => state.calls.describe >= slowFrom + 5, 5000);
+      expect(downSeen).toBe(false);
+      expect(watch.status().ok).toBe(true);
+    } finally {
+      clearInterval(spy);
+    }
   });
 
   it('says so when the namespace does not exist', async () => {
