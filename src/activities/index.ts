@@ -20,6 +20,8 @@ import type {
   ExecuteInput,
   ExecuteResult,
   OutcomeInput,
+  FinalDecision,
+  FinalInput,
   PolicyInput,
   PolicyResult,
   PreflightInput,
@@ -174,6 +176,15 @@ export function createActivities(deps: ActivityDeps) {
       }
       await deps.audit.append(outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }));
       return (await storedDetail<ActionResult>(fields.planId, eventId, 'result')) ?? result;
+    },
+
+    /** The run's terminal decision, recorded once per run; returns the one on the chain (see FinalInput). */
+    async recordFinal({ before, record, final }: FinalInput): Promise<FinalDecision> {
+      await appendAll(before);
+      const recorded = await storedDetail<FinalDecision>(record.planId, record.eventId, 'final');
+      if (recorded) return recorded;
+      await deps.audit.append({ ...record, detail: { ...record.detail, final } });
+      return (await storedDetail<FinalDecision>(record.planId, record.eventId, 'final')) ?? final;
     },
 
     /** After an operator's cancel: settle and stop what the plan's request started (stopPlanDispatch). */

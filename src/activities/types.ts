@@ -94,6 +94,24 @@ export interface OutcomeInput {
   consultJournal: boolean;
 }
 
+/**
+ * A run's terminal decision without an execute (rejected, expired, refused as stale, denied at apply),
+ * recorded once per run under one event id: a second run of the activity (its workflow task lost,
+ * and messages now seen in another order) gets the decision recorded the first time.
+ */
+export interface FinalInput {
+  /** Records decided before it (an approval, a rejection), written first. */
+  before: AuditEventInput[];
+  record: AuditEventInput;
+  final: FinalDecision;
+}
+
+export interface FinalDecision {
+  status: 'rejected' | 'expired' | 'failed' | 'denied';
+  event: string;
+  result?: ActionResult;
+}
+
 export interface AuditEventInput {
   /** Unique per run and record: a retried activity writes it once. */
   eventId: string;

@@ -19,7 +19,7 @@ import {
 import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
-import type { AssessInput, AssessResult, ExecuteResult, OutcomeFields } from '../activities/types.js';
+import type { AssessInput, AssessResult, ExecuteResult, FinalDecision, OutcomeFields } from '../activities/types.js';
 import type { StoppedDispatch } from '../activities/execute.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { stricterRisk } from '../domain/risk.js';
@@ -365,11 +365,30 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     await flush();
   }
 
-  async function finishAs(status: PlanStatus, event: string, extra: Parameters<AuditTrail['add']>[1] = {}): Promise<void> {
-    view!.status = status;
+  /**
+   * Ends the run without an execute. The decision is recorded once per run (recordFinal): a run that
+   * decides again after a lost workflow task takes the decision already on the chain.
+   */
+  async function finishAs(status: FinalDecision['status'], event: string, extra: Parameters<AuditTrail['add']>[1] = {}): Promise<void> {
+    const v = view!;
+    v.status = status;
     showStatus();
-    trail.add(event, extra);
-    await flush();
+    const final: FinalDecision = { status, event, ...(v.result ? { result: v.result } : {}) };
+    const record = trail.final(event, extra);
+    for (;;) {
+      try {
+        const decided = await trail.writing((before) => local.recordFinal({ before, record, final }));
+        if (decided.status !== status) {
+          v.status = decided.status;
+          if (decided.result) v.result = decided.result;
+          showStatus();
+        }
+        return;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        await sleep(AUDIT_RETRY_PAUSE);
+      }
+    }
   }
 
   /** The assess local activity, with the pending records; retried after a pause while the audit store fails. */

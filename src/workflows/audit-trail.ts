@@ -47,6 +47,15 @@ export class AuditTrail {
     return record;
   }
 
+  /**
+   * The run's terminal decision without an execute (rejected, expired, stale, denied): one event id
+   * per run, whatever number it would have had, so that a run that decides again after a lost
+   * workflow task (messages seen in another order) cannot put a second decision on the chain.
+   */
+  final(event: string, extra: AuditExtra = {}): AuditEventInput {
+    return { eventId: `${this.planId}/final/run.decided`, event, ...this.fields(), ...extra };
+  }
+
   /** Adds a record built elsewhere (the outcome record of a failed execute). */
   push(record: AuditEventInput): void {
     this.pending.push(record);

@@ -194,3 +194,24 @@ describe('recordOutcome', () => {
     expect(records.map((r) => [r.eventId, r.event])).toEqual([[`${id}/5/action.outcome`, 'action.outcome_unknown']]);
   });
 });
+
+describe('recordFinal', () => {
+  // Found by the model-based chaos suite (seed 1): a worker recorded apply.refused_stale and died
+  // before its workflow task completed; the retried task saw a rejection first and recorded
+  // plan.rejected too. A run's terminal decision is recorded once, and a second run adopts it.
+  it('records a run\'s terminal decision once, and a second decision gets the first', async () => {
+    const { config } = loadConfig({});
+    const acts = createActivities({ environments: new Map([['lab', { tier: 'nonprod', client, tokenId: TOKEN_ID }]]), policy: () => config.policy, audit: store, journal: await openFileDispatchJournal() });
+    const id = planId();
+    const record = (event: string, n: number) => ({ eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event, detail: { n } });
+    const stale = { outcome: 'failed' as const, errorType: 'PlanStale', message: 'target changed', finishedAt: 't' };
+    const run = (input: Parameters<typeof acts.recordFinal>[0]) => new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(acts.recordFinal, input);
+    const first = await run({ before: [], record: record('apply.refused_stale', 1), final: { status: 'failed', event: 'apply.refused_stale', result: stale } });
+    expect(first).toEqual({ status: 'failed', event: 'apply.refused_stale', result: stale });
+    const rejection = { eventId: `${id}/7/approval.rejected`, planId: id, requestHash: 'h', event: 'approval.rejected', actor: 'human:carol' };
+    const second = await run({ before: [rejection], record: record('plan.rejected', 2), final: { status: 'rejected', event: 'plan.rejected' } });
+    expect(second).toEqual(first);
+    const records = await store.forPlan(id);
+    expect(records.map((r) => r.event)).toEqual(['apply.refused_stale', 'approval.rejected']);
+  });
+});

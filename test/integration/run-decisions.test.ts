@@ -71,6 +71,15 @@ beforeAll(async () => {
       return [];
     },
     recordOutcome: async ({ proposed }: { proposed: unknown }) => proposed,
+    // The run's terminal decision, as the real activity records it: once per run, the first one wins.
+    recordFinal: async ({ before, record, final }: { before: AuditEventInput[]; record: AuditEventInput; final: unknown }) => {
+      failingAudit();
+      recorded.push(...before);
+      const first = recorded.find((r) => r.eventId === record.eventId);
+      if (first) return first.detail?.final;
+      recorded.push({ ...record, detail: { ...record.detail, final } });
+      return final;
+    },
     notifyApprovers: async () => ({ delivered: 0 }),
   } as unknown as Partial<Activities>;
   const execute = {
