@@ -2,7 +2,8 @@
  * A token bucket per API token: each token may send `burst` requests at once and `requestsPerSecond`
  * sustained. This one is in memory, for the one API process of a file-store deployment; with
  * `audit.postgres` the bucket lives in the database, shared by every API replica (pg-rate-limit.ts,
- * chosen by shared-state.ts), and falls back to this one while the database cannot be reached.
+ * chosen by shared-state.ts), and falls back to one of these, starting empty, while the database cannot
+ * be reached.
  * Keys are configured token ids, so the map is bounded by the config.
  */
 export type RateVerdict = { ok: true } | { ok: false; retryAfterSeconds: number };
@@ -20,13 +21,14 @@ export interface MemoryRateLimiter extends RateLimiter {
 export const retryAfterSeconds = (tokens: number, requestsPerSecond: number): number =>
   Math.max(1, Math.ceil((1 - tokens) / requestsPerSecond));
 
-export function createRateLimiter(opts: { requestsPerSecond: number; burst: number; now?: () => number }): MemoryRateLimiter {
+/** `initialTokens`: what a key's bucket holds when first used (default: full, `burst`). */
+export function createRateLimiter(opts: { requestsPerSecond: number; burst: number; initialTokens?: number; now?: () => number }): MemoryRateLimiter {
   const now = opts.now ?? (() => performance.now());
   const buckets = new Map<string, { tokens: number; at: number }>();
   return {
     take(key) {
       const t = now();
-      const bucket = buckets.get(key) ?? { tokens: opts.burst, at: t };
+      const bucket = buckets.get(key) ?? { tokens: opts.initialTokens ?? opts.burst, at: t };
       bucket.tokens = Math.min(opts.burst, bucket.tokens + ((t - bucket.at) / 1000) * opts.requestsPerSecond);
       bucket.at = t;
       buckets.set(key, bucket);
