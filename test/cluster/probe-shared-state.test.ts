@@ -2,10 +2,10 @@
  * Probes of the state the two API replicas share.
  *
  * - Guarantee 3 (a token's rate limit holds across replicas): a flood, not an outage. The shared
- *   bucket lives in PostgreSQL behind a pool of 8 connections per replica with a 2 s connection and
- *   statement timeout; a replica that cannot get an answer in time falls back to an in-memory bucket
- *   of its own (a full one) for 5 s. A token that sends enough requests at once should not be able to
- *   push the replicas into that fallback and get more than one bucket's worth.
+ *   bucket lives in PostgreSQL behind a pool of 8 connections per replica. A token that sends enough
+ *   requests at once must not get more than one bucket's worth. (Found at ddbe16f: 218 allowed against
+ *   a bound of 149, the flood exhausting the pools and pushing each replica into a full bucket of its
+ *   own; since 2309366 a replica sends one statement per token at a time and a busy database refuses.)
  * - Guarantee 2 (a human "no" stops it): an approval and a rejection of the same plan race through
  *   the two replicas, with and without a slow apply-time re-read of the target. Whatever wins, a
  *   rejection the API answered as "rejected" must never be followed by a mutation, and a plan whose
