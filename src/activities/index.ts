@@ -119,6 +119,20 @@ export function createActivities(deps: ActivityDeps) {
   // Appended together: one group commit, in this order on the chain.
   const appendAll = (events: readonly AuditEventInput[]) => Promise.all(events.map((e) => deps.audit.append(e)));
 
+  /**
+   * A decision recorded once per event id (an assessment, an outcome, a run's final decision): the one
+   * on the chain already (a run again after a lost workflow task acts on what the first run recorded),
+   * else `decide()`'s, kept in the record's detail under `key`; read back, since a concurrent run of
+   * the activity may have recorded its own first.
+   */
+  const recordOnce = async <T>(planId: string, eventId: string, key: string, decide: () => Promise<{ value: T; record: AuditEventInput }>): Promise<T> => {
+    const recorded = await storedDetail<T>(planId, eventId, key);
+    if (recorded) return recorded;
+    const { value, record } = await decide();
+    await deps.audit.append(record);
+    return (await storedDetail<T>(planId, eventId, key)) ?? value;
+  };
+
   return {
     preflight,
     evaluatePolicy,
@@ -131,18 +145,15 @@ export function createActivities(deps: ActivityDeps) {
     async assess({ request, before = [], record }: AssessInput): Promise<AssessResult> {
       await appendAll(before);
       const eventId = assessmentEventId(record.planId, record.seq);
-      // Run again after a lost workflow task: the assessment the run may already have acted on.
-      const recorded = await storedDetail<AssessResult>(record.planId, eventId, 'assessment');
-      if (recorded) return recorded;
-      const read = await preflight({ request });
-      const policy = await evaluatePolicy({ request, preflight: read });
-      const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
-      const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
-      const { seq: _seq, stage: _stage, ...fields } = record;
-      const { risk, decision, policyVersion, reasons } = policy;
-      await deps.audit.append({ ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result } });
-      // A concurrent run of this activity may have recorded its own first: the chain's is the one.
-      return (await storedDetail<AssessResult>(record.planId, eventId, 'assessment')) ?? result;
+      return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
+        const read = await preflight({ request });
+        const policy = await evaluatePolicy({ request, preflight: read });
+        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
+        const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
+        const { seq: _seq, stage: _stage, ...fields } = record;
+        const { risk, decision, policyVersion, reasons } = policy;
+        return { value: result, record: { ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result } } };
+      });
     },
 
     async executeAction(input: ExecuteInput): Promise<ExecuteResult> {
@@ -162,29 +173,24 @@ export function createActivities(deps: ActivityDeps) {
      * a dispatch the journal recorded makes a plain failure `outcome_unknown`, with its UPID.
      */
     async recordOutcome({ fields, proposed, consultJournal }: OutcomeInput): Promise<ActionResult> {
-      const eventId = outcomeEventId(fields.planId, fields.seq);
       // An outcome on the chain already (the execute activity recorded its success, and its answer
       // was lost): that is the run's outcome, whatever a later attempt met.
-      const recorded = await storedDetail<ActionResult>(fields.planId, eventId, 'result');
-      if (recorded) return recorded;
-      let result = proposed;
-      if (consultJournal && proposed.outcome === 'failed') {
-        const entry = await deps.journal.get(fields.planId);
-        if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done')) {
-          result = { ...proposed, outcome: 'outcome_unknown', ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}) };
+      return recordOnce<ActionResult>(fields.planId, outcomeEventId(fields.planId, fields.seq), 'result', async () => {
+        let result = proposed;
+        if (consultJournal && proposed.outcome === 'failed') {
+          const entry = await deps.journal.get(fields.planId);
+          if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done')) {
+            result = { ...proposed, outcome: 'outcome_unknown', ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}) };
+          }
         }
-      }
-      await deps.audit.append(outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }));
-      return (await storedDetail<ActionResult>(fields.planId, eventId, 'result')) ?? result;
+        return { value: result, record: outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }) };
+      });
     },
 
     /** The run's terminal decision, recorded once per run; returns the one on the chain (see FinalInput). */
     async recordFinal({ before, record, final }: FinalInput): Promise<FinalDecision> {
       await appendAll(before);
-      const recorded = await storedDetail<FinalDecision>(record.planId, record.eventId, 'final');
-      if (recorded) return recorded;
-      await deps.audit.append({ ...record, detail: { ...record.detail, final } });
-      return (await storedDetail<FinalDecision>(record.planId, record.eventId, 'final')) ?? final;
+      return recordOnce<FinalDecision>(record.planId, record.eventId, 'final', async () => ({ value: final, record: { ...record, detail: { ...record.detail, final } } }));
     },
 
     /** After an operator's cancel: settle and stop what the plan's request started (stopPlanDispatch). */
