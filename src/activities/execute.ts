@@ -20,6 +20,10 @@ export interface ExecuteDeps {
   pollIntervalMs?: number;
   /** How long an intent must be before it is settled (tests shorten it; default SETTLE_AFTER_MS). */
   settleAfterMs?: number;
+  /** When the request is abandoned (tests shorten it; default DISPATCH_TIMEOUT_MS, less than settleAfterMs). */
+  dispatchTimeoutMs?: number;
+  /** How long an unanswered intent with no task found keeps its guest before it is unknown (default HOLD_UNANSWERED_MS). */
+  holdUnansweredMs?: number;
   /** Heartbeats while anything runs, so a slow Proxmox never looks like a dead worker (default 1 s). */
   heartbeatEveryMs?: number;
 }
@@ -34,9 +38,10 @@ type Located = { node?: string; vmid: number };
  * 3. otherwise the guest's state decides: already done → a recorded no-op; refused → a permanent
  *    failure; else take the guest in the journal (waiting while another plan's dispatch to it is
  *    unsettled), send the one request, and record its UPID (or its synchronous answer) as this plan's.
- * An answer that is lost is settled from the node's task list; an answer that cannot be settled is
- * OutcomeUnknown. A task is stopped only when an operator cancelled the run; a worker shutting down
- * leaves it running for the next attempt to follow.
+ * An answer that is lost is settled from the node's task list, the intent holding the guest while a
+ * late start is still possible; a request that may have reached Proxmox is never sent again, and one
+ * that cannot be settled is OutcomeUnknown. A task is stopped only when an operator cancelled the run;
+ * a worker shutting down leaves it running for the next attempt to follow.
  */
 export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Promise<ExecuteResult> {
   const ctx = Context.current();
@@ -101,6 +106,8 @@ class Execution {
   private readonly intervalMs: number;
   private readonly attempt: number;
   private readonly signal: AbortSignal;
+  /** Other plans' intents this attempt has logged settling (once each). */
+  private readonly warnedAbout = new Set<string>();
 
   constructor(
     private readonly deps: ExecuteDeps,
@@ -173,7 +180,8 @@ class Execution {
 
   /** See stopPlanDispatch. */
   async stopAfterCancel(found: DispatchEntry): Promise<StoppedDispatch> {
-    const entry = found.state === 'intent' ? await this.settleOwn(found) : found;
+    // One look, not the whole hold: an intent with nothing found yet is reported as such (unknown).
+    const entry = found.state === 'intent' ? await this.settleOwn(found, { hold: false }) : found;
     if (!entry) return { state: 'none' };
     if (entry.state !== 'dispatched') return { state: entry.state, ...(entry.note ? { note: entry.note } : {}) };
     const upid = entry.upid!;
@@ -192,6 +200,8 @@ class Execution {
         return this.confirmDone();
       case 'noop':
         return Promise.resolve({ outcome: 'noop', note: entry.note ?? 'nothing to do' });
+      case 'unknown':
+        return Promise.reject(outcomeUnknown(`what this plan's request did cannot be known, and it is never sent again: ${entry.note ?? 'no task of it can be found'}`));
       default:
         return undefined;
     }
@@ -228,22 +238,24 @@ class Execution {
         this.action.proxmox.path as never,
         this.action.pathParams(state, this.params) as never,
         this.action.proxmoxParams(this.params, state, this.run),
-        { signal: AbortSignal.timeout(DISPATCH_TIMEOUT_MS) },
+        { signal: AbortSignal.timeout(this.deps.dispatchTimeoutMs ?? DISPATCH_TIMEOUT_MS) },
       );
     } catch (err) {
       if (!mayHaveReachedProxmox(err)) {
         await this.journal.release(entry.planId, this.attempt);
         throw err;
       }
-      // The request may have started something: find out what before anything is sent again.
+      // The request may have started something, now or later: find out what; it is never sent again.
       const settled = await this.settleOwn(entry);
       if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'the answer was lost; followed the task the request had started');
       if (settled?.state === 'done') return this.confirmDone('the answer was lost; the change is in place');
-      this.checkCancelled(); // nothing was started, and the run was cancelled meanwhile
+      this.checkCancelled(); // an operator's cancel while nothing of it was found: the run reports what the journal shows
+      if (settled?.state === 'not_dispatched') throw err; // released by its own dispatch: nothing was started
+      const why = settled?.note ?? 'no task of it can be found';
       if (answeredSuccess(err)) {
-        throw outcomeUnknown(`Proxmox answered ${this.action.proxmox.method} ${this.action.proxmox.path} with success but an unusable body, and no task of it can be found`, err);
+        throw outcomeUnknown(`Proxmox answered ${this.action.proxmox.method} ${this.action.proxmox.path} with success but an unusable body, and no task of it can be found (${why})`, err);
       }
-      throw err; // nothing was started: the retry reads the guest and decides again
+      throw outcomeUnknown(`the answer to ${this.action.proxmox.method} ${this.action.proxmox.path} was lost, and no task of it can be found (${why})`, err);
     }
     if (data === null && this.action.response !== 'task') {
       await this.journal.complete(entry.planId, this.attempt);
@@ -253,6 +265,8 @@ class Execution {
     if (!upid) {
       const settled = await this.settleOwn(entry);
       if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'Proxmox answered without a task id; followed the task the request had started');
+      if (settled?.state === 'done') return this.confirmDone('Proxmox answered without a task id; the change is in place');
+      this.checkCancelled();
       throw outcomeUnknown(`Proxmox answered ${this.action.name} with ${JSON.stringify(data)?.slice(0, 80)}, not a task id, and no task of it can be found`);
     }
     await this.journal.claim(entry.planId, upid, this.attempt);
@@ -289,19 +303,36 @@ class Execution {
   }
 
   /**
-   * Settles this plan's own intent once its request can no longer be in flight. An operator's cancel
-   * does not interrupt it: what the request started must be known (and stopped) before the run may
-   * say what became of it. Any other interruption leaves it to the next attempt.
+   * Settles this plan's own intent once our client has abandoned its request: its task, its change, or,
+   * while nothing of it is found, holding the guest (`hold`) until the intent is recorded unknown
+   * (settle.ts). An operator's cancel does not interrupt a look: what the request started must be known
+   * (and stopped) before the run may say what became of it; it ends the holding, leaving the intent
+   * open (the run then reports an unknown outcome). Any other interruption leaves it to the next attempt.
    */
-  private async settleOwn(entry: DispatchEntry): Promise<DispatchEntry | undefined> {
+  private async settleOwn(entry: DispatchEntry, opts: { hold?: boolean } = {}): Promise<DispatchEntry | undefined> {
     let current: DispatchEntry | undefined = entry;
     while (current?.state === 'intent') {
       const wait = this.settleAfterMs - current.ageMs;
-      if (wait <= 0) return settleIntent(current, this.settleDeps());
-      await this.sleep(Math.min(wait, 1000), { unlessCancelledByOperator: true });
+      if (wait <= 0) {
+        current = await settleIntent(current, this.settleDeps());
+        if (current?.state !== 'intent') return current;
+        if (opts.hold === false || this.cancelledByOperator()) return current;
+        await this.sleep(this.heldPollMs, { unlessCancelledByOperator: true });
+      } else {
+        await this.sleep(Math.min(wait, 1000), { unlessCancelledByOperator: true });
+      }
       current = await this.journal.get(entry.planId);
     }
     return current;
+  }
+
+  private cancelledByOperator(): boolean {
+    return this.signal.aborted && Boolean(this.ctx.cancellationDetails?.cancelRequested);
+  }
+
+  /** How often a held intent's node is asked again for its task. */
+  private get heldPollMs(): number {
+    return Math.min(2_000, Math.max(250, this.intervalMs));
   }
 
   /** The activity's signal, except that an operator's cancel does not abort a settlement. */
@@ -322,8 +353,12 @@ class Execution {
     }
     const wait = this.settleAfterMs - holder.ageMs;
     if (wait <= 0) {
-      Context.current().log.warn('settling another plan\'s unsettled dispatch on the guest', { holder: holder.planId, guest: holder.guest });
-      await settleIntent(holder, this.settleDeps());
+      if (!this.warnedAbout.has(holder.planId)) {
+        this.warnedAbout.add(holder.planId);
+        Context.current().log.warn('settling another plan\'s unsettled dispatch on the guest', { holder: holder.planId, guest: holder.guest });
+      }
+      // Nothing of it found yet: it holds the guest while a late start is possible (settle.ts).
+      if ((await settleIntent(holder, this.settleDeps()))?.state === 'intent') await this.sleep(this.heldPollMs);
       return;
     }
     await this.sleep(Math.min(wait, 250));
@@ -351,6 +386,7 @@ class Execution {
       journal: this.journal,
       tokenId: this.deps.tokenIdFor(this.input.request.environment),
       attempt: this.attempt,
+      ...(this.deps.holdUnansweredMs !== undefined ? { holdMs: this.deps.holdUnansweredMs } : {}),
       shape: (name: string) => {
         const a = findAction(name);
         return { response: a?.response ?? 'task', taskTypes: a?.taskTypes ?? [] };

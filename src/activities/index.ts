@@ -179,7 +179,7 @@ export function createActivities(deps: ActivityDeps) {
         let result = proposed;
         if (consultJournal && proposed.outcome === 'failed') {
           const entry = await deps.journal.get(fields.planId);
-          if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done')) {
+          if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done' || entry.state === 'unknown')) {
             result = { ...proposed, outcome: 'outcome_unknown', ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}) };
           }
         }

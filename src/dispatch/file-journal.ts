@@ -7,6 +7,7 @@ import {
   guestKey,
   inFlight,
   intentEntry,
+  settleWithoutTask,
   type BeginResult,
   type DispatchEntry,
   type DispatchIntent,
@@ -88,8 +89,14 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
     release: (planId, attempt) =>
       serial(async () => {
         const own = entries.get(planId);
-        if (!own || own.state !== 'intent') return own && aged(own);
-        return save({ ...own, state: 'not_dispatched', attempt: Math.max(own.attempt, attempt) });
+        const settled = settleWithoutTask(own, 'not_dispatched', attempt);
+        return settled ? save(settled) : own && aged(own);
+      }),
+    unknown: (planId, attempt, note) =>
+      serial(async () => {
+        const own = entries.get(planId);
+        const settled = settleWithoutTask(own, 'unknown', attempt, note);
+        return settled ? save(settled) : own && aged(own);
       }),
     end: (planId) =>
       serial(async () => {
@@ -103,6 +110,7 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
     },
     claimedOn: async (guest) =>
       new Map([...entries.values()].filter((e) => e.guest === guest && e.upid !== undefined).map((e) => [e.upid!, e.planId])),
+    unknownOn: async (guest) => [...entries.values()].filter((e) => e.guest === guest && e.state === 'unknown').map(aged),
     close: async () => {
       await queue;
       await file?.close();

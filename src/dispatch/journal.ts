@@ -12,10 +12,14 @@
  *   guest during most tasks anyway; waiting here turns "VM is locked" failures into turns);
  * - after the request, the plan *claims* the UPID it got (a UPID is claimed by one plan only) or
  *   records that the synchronous call is *done*; once the task has *ended* the guest is free again;
- * - an intent whose answer never came is *settled* once its request can no longer be in flight: the
+ * - an intent whose answer never came is *settled* once its request is no longer ours to abandon: the
  *   first task of its type on its guest, by our token, started after it and claimed by no other
  *   plan, is its task (src/dispatch/settle.ts). Anyone may settle it (the plan's own retry, or another
- *   plan waiting for the guest), and all reach the same answer.
+ *   plan waiting for the guest), and all reach the same answer;
+ * - a request that may have reached Proxmox is never sent again for its plan: while no task of it is
+ *   found the intent keeps holding the guest (a loaded pveproxy may still start it), and after a
+ *   generous window it is recorded *unknown*, the plan's outcome is unknown, and the guest is free.
+ *   Only a request that certainly did not reach Proxmox, or that Proxmox refused, is *released*.
  *
  * Backends: the file journal (one process, beside the file audit store) and PostgreSQL (any number
  * of workers, beside the PostgreSQL audit store). Both apply the rules below, written once.
@@ -30,6 +34,12 @@ export type DispatchState =
   | 'done'
   /** The request did not reach Proxmox, or was refused: nothing was started, and it may be sent again. */
   | 'not_dispatched'
+  /**
+   * The request may have reached Proxmox, and no task of it was found while the intent held the guest
+   * (`note` says why): what it did cannot be known. It is never sent again; the guest is free, and a
+   * later task that it could have started is nobody's (settle.ts).
+   */
+  | 'unknown'
   /** Nothing to send: the guest was already as the plan wants it (a recorded no-op, `note` says why). */
   | 'noop';
 
@@ -55,7 +65,7 @@ export interface DispatchEntry {
   upid?: string;
   /** The claimed task has stopped (seen by its plan, or by a plan waiting for the guest). */
   ended?: boolean;
-  /** Why a no-op was one. */
+  /** Why a no-op was one, or why an outcome is unknown. */
   note?: string;
 }
 
@@ -75,7 +85,7 @@ export type BeginResult =
   | { kind: 'open'; entry: DispatchEntry }
   /** A later attempt of this plan has taken over: this attempt must not send anything. */
   | { kind: 'superseded'; entry: DispatchEntry }
-  /** This plan has dispatched (or completed) already. */
+  /** This plan has dispatched (or completed, or its outcome is unknown) already: nothing is sent again. */
   | { kind: 'settled'; entry: DispatchEntry };
 
 export interface DispatchJournal {
@@ -101,12 +111,20 @@ export interface DispatchJournal {
    * changes (a claim that got there first wins). Returns the entry as it is now.
    */
   release(planId: string, attempt: number): Promise<DispatchEntry | undefined>;
+  /**
+   * The intent's request may have reached Proxmox and no task of it can be attributed: `unknown`, for
+   * good (never sent again), and the guest is free. Only an entry still in `intent` changes (a claim
+   * that got there first wins). Returns the entry as it is now.
+   */
+  unknown(planId: string, attempt: number, note: string): Promise<DispatchEntry | undefined>;
   /** The claimed task has stopped: the guest is free. Idempotent. */
   end(planId: string): Promise<DispatchEntry | undefined>;
   /** The mutation in flight on this guest, if any (`inFlight`: an open intent or a running claimed task). */
   holder(guest: string): Promise<DispatchEntry | undefined>;
   /** UPIDs claimed on this guest, with the plan each belongs to. */
   claimedOn(guest: string): Promise<Map<string, string>>;
+  /** Entries on this guest whose outcome is `unknown`: a later task could be theirs (settle.ts). */
+  unknownOn(guest: string): Promise<DispatchEntry[]>;
   close(): Promise<void>;
 }
 
@@ -125,7 +143,7 @@ export function decideBegin(
   own: DispatchEntry | undefined,
   holder: DispatchEntry | undefined,
 ): Exclude<BeginResult, { kind: 'begun' }> | { kind: 'write' } {
-  if (own && (own.state === 'dispatched' || own.state === 'done' || own.state === 'noop')) return { kind: 'settled', entry: own };
+  if (own && (own.state === 'dispatched' || own.state === 'done' || own.state === 'noop' || own.state === 'unknown')) return { kind: 'settled', entry: own };
   if (own && own.attempt > intent.attempt) return { kind: 'superseded', entry: own };
   if (own?.state === 'intent') return { kind: 'open', entry: own };
   if (holder && holder.planId !== intent.planId) return { kind: 'busy', holder };
@@ -135,6 +153,20 @@ export function decideBegin(
 /** The one rule for `noop`: recorded over nothing or a released intent; any other entry stands. */
 export function decideNoop(own: DispatchEntry | undefined): 'write' | 'keep' {
   return !own || own.state === 'not_dispatched' ? 'write' : 'keep';
+}
+
+/**
+ * The one rule for `release` and `unknown`: only an open intent is settled so (a claim, a completion,
+ * or an earlier settlement stands). Returns the entry to write, or undefined to keep the entry as it is.
+ */
+export function settleWithoutTask(
+  own: DispatchEntry | undefined,
+  state: 'not_dispatched' | 'unknown',
+  attempt: number,
+  note?: string,
+): DispatchEntry | undefined {
+  if (!own || own.state !== 'intent') return undefined;
+  return { ...own, state, attempt: Math.max(own.attempt, attempt), ...(note !== undefined ? { note } : {}) };
 }
 
 /** The entry a `begin` writes. */

@@ -7,12 +7,16 @@ import {
   decideNoop,
   guestKey,
   intentEntry,
+  settleWithoutTask,
   type BeginResult,
   type DispatchEntry,
   type DispatchJournal,
 } from './journal.js';
 
 export const DISPATCH_TABLE = 'proxmox_agent_dispatch';
+
+/** Every DispatchState (journal.ts). */
+const STATES = `'intent', 'dispatched', 'done', 'not_dispatched', 'noop', 'unknown'`;
 
 /** `inFlight` (journal.ts) in SQL. */
 const IN_FLIGHT = `(state = 'intent' OR (state = 'dispatched' AND NOT ended))`;
@@ -36,7 +40,7 @@ CREATE TABLE IF NOT EXISTS ${DISPATCH_TABLE} (
   action      text NOT NULL,
   params      jsonb NOT NULL,
   attempt     integer NOT NULL,
-  state       text NOT NULL CHECK (state IN ('intent', 'dispatched', 'done', 'not_dispatched', 'noop')),
+  state       text NOT NULL CONSTRAINT ${DISPATCH_TABLE}_state_check CHECK (state IN (${STATES})),
   note        text,
   intent_at   timestamptz NOT NULL,
   upid        text UNIQUE,
@@ -45,6 +49,20 @@ CREATE TABLE IF NOT EXISTS ${DISPATCH_TABLE} (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_one_in_flight ON ${DISPATCH_TABLE} (guest) WHERE ${IN_FLIGHT};
 CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_claims ON ${DISPATCH_TABLE} (guest) WHERE upid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_unknown ON ${DISPATCH_TABLE} (guest) WHERE state = 'unknown';
+-- A table created before the 'unknown' state: its state CHECK (named by PostgreSQL's default, as
+-- above) is replaced once.
+DO $$
+BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_constraint
+    WHERE conrelid = '${DISPATCH_TABLE}'::regclass AND conname = '${DISPATCH_TABLE}_state_check'
+      AND pg_get_constraintdef(oid) LIKE '%unknown%'
+  ) THEN
+    ALTER TABLE ${DISPATCH_TABLE} DROP CONSTRAINT IF EXISTS ${DISPATCH_TABLE}_state_check;
+    ALTER TABLE ${DISPATCH_TABLE} ADD CONSTRAINT ${DISPATCH_TABLE}_state_check CHECK (state IN (${STATES}));
+  END IF;
+END $$;
 `;
 
 const COLUMNS = `plan_id, guest, environment, vmid, node, action, params, attempt, state, upid, ended, note,
@@ -159,8 +177,13 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
       }),
     release: (planId, attempt) =>
       onPlan(planId, async (c, own) => {
-        if (!own || own.state !== 'intent') return own;
-        return save(c, { ...own, state: 'not_dispatched', attempt: Math.max(own.attempt, attempt) });
+        const settled = settleWithoutTask(own, 'not_dispatched', attempt);
+        return settled ? save(c, settled) : own;
+      }),
+    unknown: (planId, attempt, note) =>
+      onPlan(planId, async (c, own) => {
+        const settled = settleWithoutTask(own, 'unknown', attempt, note);
+        return settled ? save(c, settled) : own;
       }),
     end: (planId) =>
       onPlan(planId, async (c, own) => {
@@ -171,6 +194,9 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
     async claimedOn(guest) {
       const rows = (await pool.query<{ upid: string; plan_id: string }>(`SELECT upid, plan_id FROM ${DISPATCH_TABLE} WHERE guest = $1 AND upid IS NOT NULL`, [guest])).rows;
       return new Map(rows.map((r) => [r.upid, r.plan_id]));
+    },
+    async unknownOn(guest) {
+      return (await pool.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE guest = $1 AND state = 'unknown' ORDER BY intent_at`, [guest])).rows.map(toEntry);
     },
     close: () => pool.end(),
   };

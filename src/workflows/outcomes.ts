@@ -23,6 +23,8 @@ export function cancelledResult(seen: StoppedDispatch): ActionResult {
       return { outcome: 'noop', message: `the run was cancelled; there was nothing to do (${seen.note ?? 'already done'})`, finishedAt };
     case 'intent':
       return { outcome: 'outcome_unknown', errorType: 'Cancelled', message: 'the run was cancelled while the answer to its request was missing, and what Proxmox did cannot be told yet', finishedAt };
+    case 'unknown':
+      return { outcome: 'outcome_unknown', errorType: 'Cancelled', message: `the run was cancelled; what its request did cannot be known (${seen.note ?? 'no task of it was found'})`, finishedAt };
     default:
       return { outcome: 'failed', errorType: 'Cancelled', message: 'the run was cancelled before anything was sent to Proxmox', finishedAt };
   }

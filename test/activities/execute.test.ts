@@ -43,8 +43,9 @@ beforeEach(async () => {
   sims.lab.reset();
   sims.prod.reset();
   journal = await openFileDispatchJournal();
-  // An unanswered dispatch is settled 400 ms after its intent (SETTLE_AFTER_MS in production).
-  deps = { clientFor: (env) => clients[env as 'lab' | 'prod'], tokenIdFor: () => TOKEN_ID, journal, pollIntervalMs: 20, settleAfterMs: 400, heartbeatEveryMs: 50 };
+  // An unanswered dispatch is settled 400 ms after its intent (SETTLE_AFTER_MS in production), and
+  // with no task found it holds the guest until 1.5 s old, then is unknown (HOLD_UNANSWERED_MS).
+  deps = { clientFor: (env) => clients[env as 'lab' | 'prod'], tokenIdFor: () => TOKEN_ID, journal, pollIntervalMs: 20, settleAfterMs: 400, holdUnansweredMs: 1_500, heartbeatEveryMs: 50 };
 });
 
 let planCounter = 0;
@@ -188,40 +189,61 @@ describe('a guest that moves, and creations', () => {
 /**
  * The review's probes: plan A's task is on the node's list when plan B's first attempt fails in a
  * way that may or may not have reached Proxmox (here: a 502 from in front of Proxmox, before it
- * executed). B must settle its own intent, find no task of its own (A's is A's), and send its own.
+ * executed). B must settle its own intent and find no task of its own (A's is A's). Since its request
+ * may still start late, B holds the guest, then ends `outcome_unknown` and never sends it again: a
+ * clean retry is only for a request Proxmox certainly did not take (503 here), and that retry sends
+ * B's own request.
  */
 describe('a retry never takes another plan\'s task as its own', () => {
-  const refusedOnce = (path: string) => sims.lab.faults.errorRate({ method: 'POST', path, status: 502, message: 'Bad Gateway', times: 1 });
+  const refusedOnce = (path: string, status = 502) => sims.lab.faults.errorRate({ method: 'POST', path, status, message: status === 503 ? 'Service Unavailable' : 'Bad Gateway', times: 1 });
 
-  it('cross-plan snapshot: B gets snapb with its own task, not A\'s', async () => {
+  /** B's first attempt: unknown after the hold; a retry anyway (a reset) sends nothing either. */
+  async function unknownAndNeverResent(b: ExecuteInput, upidA: string | undefined): Promise<void> {
+    const before = sims.lab.requests.all().filter((q) => q.method === 'POST').length;
+    const lost = await failure(attempt(b));
+    expect(lost).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+    expect(await journal.get(b.planId)).toMatchObject({ state: 'unknown' });
+    expect(await failure(attempt(b, { attempt: 2 }))).toMatchObject({ type: 'OutcomeUnknown' });
+    expect(sims.lab.requests.all().filter((q) => q.method === 'POST').length).toBe(before + 1);
+    expect((await journal.get(b.planId))?.upid).toBeUndefined();
+    const claimed = await journal.claimedOn(`lab/${b.request.target.vmid}`);
+    expect([...claimed.values()]).not.toContain(b.planId);
+    if (upidA) expect(claimed.has(upidA)).toBe(true);
+  }
+
+  it('cross-plan snapshot: B never takes A\'s task; a 502 makes B unknown, a 503 retry gets snapb with its own task', async () => {
     const a = await attempt(input('lab', 'vm.snapshot.create', 101, { snapname: 'snapa' }));
     refusedOnce('/nodes/*/qemu/*/snapshot');
-    const b = input('lab', 'vm.snapshot.create', 101, { snapname: 'snapb' });
-    const lost = await failure(attempt(b));
-    expect(lost.nonRetryable).toBe(false);
-    const r = await attempt(b, { attempt: 2 });
+    await unknownAndNeverResent(input('lab', 'vm.snapshot.create', 101, { snapname: 'snapb' }), a.upid);
+    expect(sims.lab.model.guest(101)!.snapshots).not.toContain('snapb');
+    refusedOnce('/nodes/*/qemu/*/snapshot', 503);
+    const c = input('lab', 'vm.snapshot.create', 101, { snapname: 'snapc' });
+    const refused = await failure(attempt(c));
+    expect(refused.nonRetryable).toBe(false);
+    expect(await journal.get(c.planId)).toMatchObject({ state: 'not_dispatched' });
+    const r = await attempt(c, { attempt: 2 });
     expect(r.outcome).toBe('applied');
     expect(r.upid).not.toBe(a.upid);
-    expect(sims.lab.model.guest(101)!.snapshots).toEqual(expect.arrayContaining(['snapa', 'snapb']));
-    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: 'snapb' }]);
+    expect(sims.lab.model.guest(101)!.snapshots).toEqual(expect.arrayContaining(['snapa', 'snapc']));
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: 'snapc' }]);
     expect(mutationsOf(sims.lab, a.upid)).toMatchObject([{ op: 'snapshot', key: 'snapa' }]);
   });
 
-  it('cross-plan clone: two clones of one source to 150 and 151 both exist, each from its own task', async () => {
+  it('cross-plan clone: B never takes A\'s clone', async () => {
     const a = await attempt(input('lab', 'vm.clone', 101, { newid: 150, name: 'copy-a' }));
     refusedOnce('/nodes/*/qemu/*/clone');
-    const b = input('lab', 'vm.clone', 101, { newid: 151, name: 'copy-b' });
-    await failure(attempt(b));
-    const r = await attempt(b, { attempt: 2 });
-    expect(r.upid).not.toBe(a.upid);
-    expect(sims.lab.model.guest(151)).toMatchObject({ name: 'copy-b' });
-    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'clone', key: '151' }]);
+    await unknownAndNeverResent(input('lab', 'vm.clone', 101, { newid: 151, name: 'copy-b' }), a.upid);
+    expect(sims.lab.model.guest(151)).toBeUndefined();
+    expect(mutationsOf(sims.lab, a.upid)).toMatchObject([{ op: 'clone', key: '150' }]);
   });
 
-  it('start → stop → start within a minute: the second start is sent, and the VM ends running', async () => {
+  it('start → stop → start within a minute: the second start takes neither earlier task; a 503 retry sends it, and the VM ends running', async () => {
     const start1 = await attempt(input('lab', 'vm.start', 101, {}));
     const stop = await attempt(input('lab', 'vm.stop', 101, {}));
     refusedOnce('/nodes/*/qemu/*/status/start');
+    await unknownAndNeverResent(input('lab', 'vm.start', 101, {}), start1.upid);
+    expect(sims.lab.model.guest(101)!.status).toBe('stopped');
+    refusedOnce('/nodes/*/qemu/*/status/start', 503);
     const c = input('lab', 'vm.start', 101, {});
     await failure(attempt(c));
     const r = await attempt(c, { attempt: 2 });
@@ -230,14 +252,13 @@ describe('a retry never takes another plan\'s task as its own', () => {
     expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'start' }]);
   });
 
-  it('two backups of one guest are two backups', async () => {
-    const a = await attempt(input('lab', 'ct.backup', 300, { storage: 'local' }));
-    sims.lab.faults.errorRate({ method: 'POST', path: '/nodes/*/vzdump', status: 502, message: 'Bad Gateway', times: 1 });
-    const b = input('lab', 'ct.backup', 300, { storage: 'local' });
-    await failure(attempt(b));
-    const r = await attempt(b, { attempt: 2 });
-    expect(r.upid).not.toBe(a.upid);
-    expect(sims.lab.model.backupVolumes()).toHaveLength(2);
+  it('two backups of one guest: B never takes A\'s backup', async () => {
+    const ia = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const a = await attempt(ia);
+    refusedOnce('/nodes/*/vzdump');
+    await unknownAndNeverResent(input('lab', 'ct.backup', 300, { storage: 'local' }), a.upid);
+    expect(await journal.claimedOn('lab/300')).toEqual(new Map([[a.upid!, ia.planId]]));
+    expect(sims.lab.model.backupVolumes()).toHaveLength(1);
   });
 
   it('plans racing for one guest take turns: each sends its own request, and each task is its own', async () => {
@@ -258,6 +279,59 @@ describe('a retry never takes another plan\'s task as its own', () => {
     expect(await journal.get(a.planId)).toMatchObject({ state: 'dispatched', upid: upidA });
     expect(await attempt(a, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: upidA });
     expect(sims.lab.mutations.countFor(101, 'snapshot')).toBe(2);
+  });
+});
+
+/**
+ * A loaded pveproxy can hold a request longer than the settle bound before it runs it, and it does not
+ * drop the work because the client hung up (test/cluster/probe-dispatch-held.test.ts on the real
+ * deployment). Once a plan's request may have reached Proxmox, the plan never sends it again.
+ */
+describe('a request Proxmox starts late', () => {
+  /** The run's retries, as Temporal makes them: attempts while the failure is retryable. */
+  async function retried(i: ExecuteInput, d: ExecuteDeps): Promise<ExecuteResult> {
+    for (let n = 1; ; n++) {
+      try {
+        return await new MockActivityEnvironment({ attempt: n }).run(executeAction, d, i);
+      } catch (err) {
+        if (n >= 5 || (err instanceof ApplicationFailure && err.nonRetryable)) throw err;
+      }
+    }
+  }
+
+  it('held past the settle bound, then run: the plan follows the task it started late, one backup', async () => {
+    // The request is abandoned after 300 ms and settled after 600 ms; Proxmox runs it after 1.5 s.
+    sims.lab.faults.slowResponses(1_500, { method: 'POST', path: '/nodes/*/vzdump', times: 1, beforeDispatch: true });
+    const held: ExecuteDeps = { ...deps, dispatchTimeoutMs: 300, settleAfterMs: 600, holdUnansweredMs: 10_000 };
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    // Before: the intent was released as not dispatched at 600 ms, the retry sent a second backup, and
+    // the held request made one more.
+    const r = await retried(i, held);
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // anything still held has run by now
+    expect(r).toMatchObject({ outcome: 'applied', upid: expect.stringContaining(':vzdump:300:') });
+    expect(sims.lab.model.backupVolumes()).toHaveLength(1);
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'backup' }]);
+    expect(sims.lab.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/vzdump'))).toHaveLength(1);
+  });
+
+  it('held past the whole window: outcome_unknown, never sent again, and its late task is nobody\'s', async () => {
+    sims.lab.faults.slowResponses(3_000, { method: 'POST', path: '/nodes/*/vzdump', times: 1, beforeDispatch: true });
+    const held: ExecuteDeps = { ...deps, dispatchTimeoutMs: 300, settleAfterMs: 600, holdUnansweredMs: 1_200 };
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const err = await failure(retried(i, held));
+    expect(err).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'unknown' });
+    // A retry anyway (a reset) sends nothing either.
+    expect(await failure(new MockActivityEnvironment({ attempt: 2 }).run(executeAction, held, i))).toMatchObject({ type: 'OutcomeUnknown' });
+    // The guest is free again. Another plan's backup whose answer is lost: the task its settlement finds
+    // could be the unknown request's (still held, or run meanwhile), so it claims none and is unknown too.
+    sims.lab.faults.dropAfterDispatch({ method: 'POST', path: '/nodes/*/vzdump', times: 1 });
+    const b = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const errB = await failure(retried(b, { ...held, holdUnansweredMs: 10_000 }));
+    expect(errB).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+    await until(async () => sims.lab.model.backupVolumes().length === 2);
+    expect(await journal.claimedOn('lab/300')).toEqual(new Map());
+    expect(sims.lab.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/vzdump'))).toHaveLength(2);
   });
 });
 

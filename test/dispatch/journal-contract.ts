@@ -88,6 +88,32 @@ export function journalContract(open: () => Promise<DispatchJournal>): void {
     await j.close();
   });
 
+  it('an intent whose outcome cannot be known is recorded unknown: the guest is free, and the plan never sends again', async () => {
+    const j = await open();
+    const [a, b, c] = [plan(), plan(), plan()];
+    await j.begin(intent(a, { vmid: 170 }));
+    expect(await j.unknown(a, 2, 'no task of it appeared in 5 min')).toMatchObject({ state: 'unknown', attempt: 2, note: 'no task of it appeared in 5 min' });
+    expect(await j.holder('lab/170')).toBeUndefined();
+    // Whatever attempt asks, nothing is sent again: the entry is its answer.
+    expect(await j.begin(intent(a, { vmid: 170, attempt: 3 }))).toMatchObject({ kind: 'settled', entry: { state: 'unknown' } });
+    expect(await j.noop(intent(a, { vmid: 170, attempt: 3 }), 'already')).toMatchObject({ state: 'unknown' });
+    expect(await j.release(a, 3)).toMatchObject({ state: 'unknown' });
+    expect(await j.get(a)).toMatchObject({ state: 'unknown', note: 'no task of it appeared in 5 min' });
+    // Listed on its guest, for settlements that find a task it could have started.
+    expect((await j.unknownOn('lab/170')).map((e) => e.planId)).toEqual([a]);
+    expect(await j.unknownOn('lab/171')).toEqual([]);
+    // Another plan takes the guest; only an open intent becomes unknown (a claim got there first).
+    await j.begin(intent(b, { vmid: 170 }));
+    await j.claim(b, UPID(6), 1);
+    expect(await j.unknown(b, 1, 'late')).toMatchObject({ state: 'dispatched', upid: UPID(6) });
+    await j.end(b);
+    await j.begin(intent(c, { vmid: 170 }));
+    await j.release(c, 1);
+    expect(await j.unknown(c, 1, 'late')).toMatchObject({ state: 'not_dispatched' });
+    expect((await j.unknownOn('lab/170')).map((e) => e.planId)).toEqual([a]);
+    await j.close();
+  });
+
   it('20 plans racing for one guest: exactly one takes it', async () => {
     const j = await open();
     const plans = Array.from({ length: 20 }, () => plan());

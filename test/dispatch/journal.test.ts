@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
-import { CLOCK_SKEW_S, taskOfIntent } from '../../src/dispatch/settle.js';
+import { CLOCK_SKEW_S, couldBeUnknowns, taskOfIntent } from '../../src/dispatch/settle.js';
 import { journalContract } from './journal-contract.js';
 
 describe('file dispatch journal', () => {
@@ -22,8 +22,13 @@ describe('file dispatch journal', () => {
     expect(await again.get('p1')).toMatchObject({ state: 'dispatched', upid: expect.stringContaining(':qmstart:101:') });
     expect(await again.holder('lab/101')).toMatchObject({ planId: 'p1' });
     await again.begin({ planId: 'p3', environment: 'lab', vmid: 102, node: 'pve-lab', action: 'vm.start', params: {}, attempt: 1 });
+    await again.unknown('p3', 1, 'no task of it appeared');
     await again.close();
-    expect(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).planId)).toEqual(['p1', 'p1', 'p3']);
+    expect(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).planId)).toEqual(['p1', 'p1', 'p3', 'p3']);
+    const third = await openFileDispatchJournal(path);
+    expect(await third.get('p3')).toMatchObject({ state: 'unknown', note: 'no task of it appeared' });
+    expect((await third.unknownOn('lab/102')).map((e) => e.planId)).toEqual(['p3']);
+    await third.close();
   });
 });
 
@@ -54,5 +59,14 @@ describe('taskOfIntent: which listed task an intent started', () => {
     expect(taskOfIntent(entry, [task(1, { upid: 'UPID:pve-lab:00000001:000F4240:6B000000:qmsnapshot:101:root@pam:', user: 'root@pam', tokenid: undefined })], ['qmsnapshot'], token, none)).toBeUndefined();
     expect(taskOfIntent(entry, [task(1, { starttime: at / 1000 - CLOCK_SKEW_S - 1 })], ['qmsnapshot'], token, none)).toBeUndefined();
     expect(taskOfIntent(entry, [task(3), task(2)], ['qmsnapshot'], token, none)?.upid).toBe(task(2).upid);
+  });
+
+  it('a task that a request of unknown outcome could have started: its type, after its intent (less the skew)', () => {
+    const types = (action: string) => (action === 'vm.snapshot.create' ? ['qmsnapshot'] : ['qmstart']);
+    const u = (planId: string, action: string, intentAt: number) => ({ planId, action, intentAt });
+    expect(couldBeUnknowns(task(2), [u('U', 'vm.snapshot.create', at)], types)).toEqual(['U']);
+    expect(couldBeUnknowns(task(2), [u('U', 'vm.start', at)], types)).toEqual([]);
+    expect(couldBeUnknowns(task(2), [u('U', 'vm.snapshot.create', at + (2 + CLOCK_SKEW_S + 1) * 1000)], types)).toEqual([]);
+    expect(couldBeUnknowns(task(2), [u('U', 'vm.snapshot.create', at), u('V', 'vm.snapshot.create', at - 1000)], types)).toEqual(['U', 'V']);
   });
 });

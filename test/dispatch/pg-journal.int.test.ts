@@ -18,6 +18,31 @@ describePostgres('PostgreSQL dispatch journal', () => {
 
   journalContract(() => openPostgresDispatchJournal(url));
 
+  it('a table created before the `unknown` state is brought up to date on open', async () => {
+    const old = await server.createDatabase();
+    const client = new pg.Client({ connectionString: old });
+    await client.connect();
+    try {
+      // The table as the first release created it (its state CHECK without `unknown`).
+      await client.query(`CREATE TABLE ${DISPATCH_TABLE} (
+        plan_id text PRIMARY KEY, guest text NOT NULL, environment text NOT NULL, vmid integer NOT NULL, node text NOT NULL,
+        action text NOT NULL, params jsonb NOT NULL, attempt integer NOT NULL,
+        state text NOT NULL CHECK (state IN ('intent', 'dispatched', 'done', 'not_dispatched', 'noop')),
+        note text, intent_at timestamptz NOT NULL, upid text UNIQUE, ended boolean NOT NULL DEFAULT false,
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+    } finally {
+      await client.end();
+    }
+    const j = await openPostgresDispatchJournal(old);
+    await j.begin({ planId: 'old-1', environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.start', params: {}, attempt: 1 });
+    expect(await j.unknown('old-1', 1, 'no task')).toMatchObject({ state: 'unknown', note: 'no task' });
+    await j.close();
+    // Opening again changes nothing more.
+    const again = await openPostgresDispatchJournal(old);
+    expect(await again.get('old-1')).toMatchObject({ state: 'unknown' });
+    await again.close();
+  });
+
   it('two workers (two pools) racing for one guest: one takes it, and the database itself refuses a second mutation in flight', async () => {
     const [w1, w2] = await Promise.all([openPostgresDispatchJournal(url), openPostgresDispatchJournal(url)]);
     const intent = (planId: string) => ({ planId, environment: 'prod', vmid: 900, node: 'pve-prod-1', action: 'vm.start', params: {}, attempt: 1 });

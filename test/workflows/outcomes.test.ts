@@ -11,6 +11,7 @@ describe('a run cancelled while applying reports what became of its dispatch', (
     [{ state: 'dispatched', upid: UPID, exitstatus: 'WARNINGS: 2' }, { outcome: 'applied', upid: UPID }],
     [{ state: 'dispatched', upid: UPID }, { outcome: 'outcome_unknown', upid: UPID }],
     [{ state: 'intent' }, { outcome: 'outcome_unknown' }],
+    [{ state: 'unknown', note: 'nothing of it appeared in 300 s' }, { outcome: 'outcome_unknown', errorType: 'Cancelled' }],
     [{ state: 'done' }, { outcome: 'applied' }],
     [{ state: 'noop', note: 'VM 100 is already running' }, { outcome: 'noop' }],
     [{ state: 'not_dispatched' }, { outcome: 'failed', errorType: 'Cancelled' }],
