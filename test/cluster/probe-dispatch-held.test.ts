@@ -1,11 +1,12 @@
 /**
  * Probe (guarantee 1: every Proxmox mutation happens exactly once, for its own plan).
  *
- * The dispatch journal settles an unanswered intent after SETTLE_AFTER_MS (20 s), assuming that a
- * request the worker abandoned after 15 s can no longer be in flight. A loaded pveproxy can hold a
- * request longer than that before it executes it (the simulator's `slow-response` with
- * `beforeDispatch`: "a loaded pveproxy"), and the server does not drop work because the client hung
- * up. This probe asks for one backup while the first POST /vzdump is held 30 s before executing.
+ * The dispatch journal settles an unanswered intent from SETTLE_AFTER_MS (20 s) on, once the worker
+ * has abandoned its request (15 s). A loaded pveproxy can hold a request longer than that before it
+ * executes it (the simulator's `slow-response` with `beforeDispatch`: "a loaded pveproxy"), and the
+ * server does not drop work because the client hung up. This probe asks for one backup while the first
+ * POST /vzdump is held 30 s before executing: the intent, with no task found at 20 s, keeps its guest
+ * (HOLD_UNANSWERED_MS) and claims the task when it appears at 30 s; the plan is never sent again.
  * Outsider's view: the simulator's mutation log must show exactly one backup for the plan.
  *
  * The control case holds the *answer* 30 s (the request executes at once): the journal must settle
@@ -31,11 +32,8 @@ const vzdumpRequests = (vmid: number) =>
     .filter((r) => r.method === 'POST' && r.path.endsWith('/vzdump') && String(r.params?.vmid) === String(vmid))
     .map((r) => ({ seq: r.seq, time: r.time, faults: r.faults, executed: r.executed, upid: r.upid, answer: r.answer }));
 
-// KNOWN GAP, pinned: the held-request case fails today (two backups for one plan): the journal
-// releases an unanswered intent once its request "can no longer be in flight" (SETTLE_AFTER_MS, 20 s),
-// and a Proxmox that starts a request later than that gets it twice. `it.fails` keeps CI green while
-// the gap is open and turns red the day it is closed: then make it a plain `it`. See
-// docs/idempotency.md ("What is not guaranteed").
+// The held-request case was pinned with `it.fails` while the journal released an unanswered intent at
+// 20 s (two backups for one plan); see docs/idempotency.md §3, step 3.
 async function oneBackup(label: string, vmid: number, beforeDispatch: boolean): Promise<void> {
   const rule = d.sims.lab.faults.slowResponses(30_000, { method: 'POST', path: '/nodes/*/vzdump', times: 1, beforeDispatch });
   try {
@@ -56,5 +54,5 @@ async function oneBackup(label: string, vmid: number, beforeDispatch: boolean): 
 
 describe('a Proxmox that is slow to take a request', () => {
   it('answer held 30 s (request executed at once): one plan, one backup', () => oneBackup('answer held 30 s (request executed at once)', 112, false));
-  it.fails('request held 30 s before pveproxy executes it: one plan, one backup (KNOWN GAP)', () => oneBackup('request held 30 s before pveproxy executes it', 113, true));
+  it('request held 30 s before pveproxy executes it: one plan, one backup', () => oneBackup('request held 30 s before pveproxy executes it', 113, true));
 });
