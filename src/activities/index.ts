@@ -50,6 +50,8 @@ export interface ActivityDeps {
   pollIntervalMs?: number;
   /** Tests shorten how long an unanswered dispatch is given before it is settled (src/dispatch/settle.ts). */
   settleAfterMs?: number;
+  /** Tests shorten how long an unanswered dispatch with no task found holds its guest before it is unknown (HOLD_UNANSWERED_MS). */
+  holdUnansweredMs?: number;
   /** How long the target's reads may take in all (default ASSESS_READ_MS). */
   assessReadMs?: number;
   /** Where approval requests are posted (none: notifyApprovers does nothing). */
@@ -114,6 +116,7 @@ export function createActivities(deps: ActivityDeps) {
     journal: deps.journal,
     ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
     ...(deps.settleAfterMs === undefined ? {} : { settleAfterMs: deps.settleAfterMs }),
+    ...(deps.holdUnansweredMs === undefined ? {} : { holdUnansweredMs: deps.holdUnansweredMs }),
   });
 
   // Appended together: one group commit, in this order on the chain.

@@ -335,6 +335,23 @@ describe('a request Proxmox starts late', () => {
   });
 });
 
+describe('an intent nobody can settle', () => {
+  it('a plan whose worker died with nothing of it on the node holds the guest for the window; then it is unknown, and the next plan sends its own', async () => {
+    // Plan A took the guest; whether its request left, nobody can tell (nothing of it on the node).
+    const a = input('lab', 'vm.snapshot.create', 101, { snapname: 'orphan' });
+    await journal.begin({ planId: a.planId, environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.snapshot.create', params: a.request.params, attempt: 1 });
+    const started = Date.now();
+    const b = await attempt(input('lab', 'vm.snapshot.create', 101, { snapname: 'next' }));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_400); // waited out A's hold (1.5 s in these tests)
+    expect(b).toMatchObject({ outcome: 'applied' });
+    expect(mutationsOf(sims.lab, b.upid)).toMatchObject([{ op: 'snapshot', key: 'next' }]);
+    expect(await journal.get(a.planId)).toMatchObject({ state: 'unknown' });
+    // A's own retry sends nothing: its outcome is unknown.
+    expect(await failure(attempt(a, { attempt: 2 }))).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+    expect(sims.lab.model.guest(101)!.snapshots).not.toContain('orphan');
+  });
+});
+
 describe('stops: only an operator\'s cancel stops a running task', () => {
   it('a worker shutting down leaves the clone running; the next attempt follows it to the end', async () => {
     sims.lab.faults.slowTasks(1_500, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
