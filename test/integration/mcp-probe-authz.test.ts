@@ -210,5 +210,5 @@ describe('authentication at /mcp: 401 with WWW-Authenticate, and nothing happens
     expect(res.headers.get('www-authenticate')).toMatch(/invalid_token/);
     await res.text();
     expect(await planExists(idempotentPlanId('agent:probe-expiring', 'expiring-1'))).toBe(false);
-  }, 90_000);
+  }, 150_000);
 });
