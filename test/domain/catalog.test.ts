@@ -118,11 +118,12 @@ describe('assess: idempotency and refusals in Proxmox words', () => {
     expect(findAction('vm.snapshot.create')!.params.safeParse({ snapname: 'pending' }).success).toBe(false);
   });
 
-  it('clone: a free newid proceeds; the planned guest at newid is done; anything else there refuses', () => {
+  it('clone: a free newid proceeds; any guest at newid refuses, even one with the planned name (not this plan\'s clone)', () => {
     const free = state({ peer: { vmid: 150, exists: false } });
     expect(assess('vm.clone', free, { newid: 150, name: 'copy' }).kind).toBe('proceed');
     const made = state({ peer: { vmid: 150, exists: true, kind: 'qemu', name: 'copy', node: 'pve-lab' } });
-    expect(assess('vm.clone', made, { newid: 150, name: 'copy' })).toEqual({ kind: 'already_done', reason: "VM 150 'copy' already exists" });
+    // Another plan (of another source, say) may have made it: its name does not make it this plan's.
+    expect(assess('vm.clone', made, { newid: 150, name: 'copy' })).toEqual({ kind: 'blocked', reason: "VM 150 already exists and is not this plan's clone" });
     expect(assess('vm.clone', made, { newid: 150, name: 'other' })).toEqual({ kind: 'blocked', reason: 'unable to create VM 150: config file already exists' });
     const vmThere = ct({ status: 'stopped', peer: { vmid: 100, exists: true, kind: 'qemu', name: 'web', node: 'pve-lab' } });
     expect(assess('ct.clone', vmThere, { newid: 100, hostname: 'web' })).toEqual({ kind: 'blocked', reason: "VM 100 already exists on node 'pve-lab'" });

@@ -197,10 +197,11 @@ describe('no-ops, refusals and stale plans', () => {
     expect(lab.mutations.all().length).toBe(before);
   });
 
-  it('a clone whose id already holds the planned guest is a no-op; another guest there refuses it', async () => {
+  it('a clone whose id already holds a guest is refused, even one with the planned name (not this plan\'s clone)', async () => {
     await applyOnce('lab', 'vm.clone', 101, { newid: 160, name: 'db-again' }, 'clone', 101);
     const again = await run('lab', 'vm.clone', 101, { newid: 160, name: 'db-again' });
-    expect(again.done.result).toMatchObject({ outcome: 'noop', message: "VM 160 'db-again' already exists" });
+    expect(again.done).toMatchObject({ status: 'denied' });
+    expect(again.plan.reasons.map((r: { message: string }) => r.message)).toContain("Proxmox would refuse this now: VM 160 already exists and is not this plan's clone");
     const taken = await run('lab', 'vm.clone', 101, { newid: 160, name: 'someone-else' });
     expect(taken.done).toMatchObject({ status: 'denied' });
     expect(taken.plan.reasons.map((r: { message: string }) => r.message)).toContain('Proxmox would refuse this now: unable to create VM 160: config file already exists');

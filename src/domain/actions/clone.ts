@@ -1,11 +1,13 @@
 /**
- * Clone for QEMU and LXC. The new id and name are the idempotency key: Proxmox refuses an existing
- * id, so a guest already at `newid` with the planned name and type is taken as the clone a lost
- * earlier attempt made (and waited for while it is still locked); any other guest there refuses it.
+ * Clone for QEMU and LXC. Proxmox refuses an existing `newid`, and so does the plan: a guest found at
+ * `newid` is never taken as this plan's clone, whatever its name (another plan, of another source,
+ * may have made it). This plan's own clone, made by an attempt whose answer was lost, is known from
+ * the dispatch journal (the plan dispatched it), which the execute activity consults before it reads
+ * the guest: so the state alone never decides that the clone is done (docs/idempotency.md).
  */
 import { z } from 'zod';
 import type { GuestKind, GuestState } from '../guest-state.js';
-import { alreadyDone, blocked, configId, defineAction, flag, proceed, type ParamSpec } from './define.js';
+import { blocked, configId, defineAction, flag, proceed, type ParamSpec } from './define.js';
 import { at, guestId, guestRoute, KINDS, lockedMessage, missing, nodeName, storageId } from './guest-kind.js';
 import { diskKeys } from './disks.js';
 
@@ -41,7 +43,7 @@ export function cloneAction<P extends z.ZodType<CloneOutput>>(kind: GuestKind, s
     kind,
     summary: `Clone a ${k.title} to a new id`,
     description:
-      `Copies the ${k.noun} (or one of its snapshots) to a new ${k.noun} with id newid, stopped. The new id and name are the idempotency key: if newid already holds a ${k.noun} with that name, the run records a no-op; any other guest at newid refuses the plan.`,
+      `Copies the ${k.noun} (or one of its snapshots) to a new ${k.noun} with id newid, stopped. Any guest already at newid refuses the plan, even one with the planned name: it is not this plan's clone (a retry of this plan follows its own clone through the dispatch journal).`,
     params: spec.params,
     proxmox: { method: 'POST', path: guestRoute(kind, '/clone') },
     response: 'task',
@@ -55,7 +57,8 @@ export function cloneAction<P extends z.ZodType<CloneOutput>>(kind: GuestKind, s
       const name = spec.plannedName(p);
       const peer = state.peer;
       if (peer?.exists) {
-        if (peer.kind === kind && peer.name === name) return alreadyDone(`${k.label} ${p.newid} '${name}' already exists`);
+        // The name does not make it ours: another plan (of another source, say) may have made it.
+        if (peer.kind === kind && peer.name === name) return blocked(`${k.label} ${p.newid} already exists and is not this plan's clone`);
         return blocked(
           kind === 'qemu'
             ? `unable to create VM ${p.newid}: config file already exists`
