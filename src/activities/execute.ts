@@ -2,11 +2,13 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { findAction } from '../domain/actions/catalog.js';
 import type { ActionContext, ActionDefinition } from '../domain/actions/define.js';
 import type { GuestState } from '../domain/guest-state.js';
+import type { NormalizedRequest } from '../domain/request.js';
+import type { PolicyDecision } from '../policy/engine.js';
 import { guestKey, type DispatchEntry, type DispatchJournal } from '../dispatch/journal.js';
 import { DISPATCH_START_MS, DISPATCH_TIMEOUT_MS, SETTLE_AFTER_MS, settleIntent } from '../dispatch/settle.js';
 import { isNoSuchTask, isRetryableProxmoxError, parseUpid, ProxmoxTaskFailedError, type ProxmoxClient } from '../proxmox/index.js';
 import { REFUSALS } from '../workflows/messages.js';
-import { answeredSuccess, mayHaveReachedProxmox, outcomeUnknown, toActivityFailure } from './execute-failures.js';
+import { answeredSuccess, mayHaveReachedProxmox, OUTCOME_UNKNOWN, outcomeUnknown, toActivityFailure } from './execute-failures.js';
 import { readGuest } from './guest-reader.js';
 import { stopCancelledTask } from './task-stop.js';
 import type { ExecuteInput, ExecuteProgress, ExecuteResult } from './types.js';
@@ -26,6 +28,12 @@ export interface ExecuteDeps {
   holdUnansweredMs?: number;
   /** Heartbeats while anything runs, so a slow Proxmox never looks like a dead worker (default 1 s). */
   heartbeatEveryMs?: number;
+  /**
+   * The policy's verdict on the request against the guest as read now (createActivities: the pure
+   * engine over the current policy). Asked right before every dispatch: a guest may have changed
+   * (a tag, a node) while the run waited after its apply-time check.
+   */
+  policyCheck(request: NormalizedRequest, state: GuestState): PolicyDecision | Promise<PolicyDecision>;
 }
 
 type Located = { node?: string; vmid: number };
@@ -35,9 +43,12 @@ type Located = { node?: string; vmid: number };
  * (retries, a worker killed or shut down, a lost answer). The dispatch journal decides, not timing:
  * 1. the journal says this plan dispatched: follow its task (or confirm its synchronous change);
  * 2. it holds an unsettled intent of this plan: settle it (its task, if Proxmox started one) first;
- * 3. otherwise the guest's state decides: already done → a recorded no-op; refused → a permanent
- *    failure; else take the guest in the journal (waiting while another plan's dispatch to it is
- *    unsettled), send the one request, and record its UPID (or its synchronous answer) as this plan's.
+ * 3. otherwise the guest's state decides: already done → a recorded no-op (a desired state that
+ *    holds, never someone else's creation: a clone finding its newid taken is refused); refused, or
+ *    denied by the policy as the guest is now → a permanent failure; else take the guest in the
+ *    journal (waiting while another plan's dispatch to it is unsettled), send the one request, and
+ *    record its UPID (or its synchronous answer) as this plan's.
+ * An HA task that ended OK without the guest ever showing the change is an unknown outcome, not done.
  * An answer that is lost is settled from the node's task list, the intent holding the guest while a
  * late start is still possible; a request that may have reached Proxmox is never sent again, and one
  * that cannot be settled is OutcomeUnknown. A task is stopped only when an operator cancelled the run;
@@ -144,7 +155,7 @@ class Execution {
       const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
       const assessment = this.action.assess(state, this.params, this.run);
       if (assessment.kind === 'already_done') {
-        // A creation someone started may still be running (a clone holds its lock): report it once finished.
+        // A change someone started may still be under way: report it once finished.
         if (this.action.settled && !this.action.settled(state, this.params)) await this.waitWhileAlreadyDone();
         // Recorded, so that a later attempt (this one's answer lost) says the same, whatever the
         // guest looks like by then; unless another attempt of this plan got further meanwhile.
@@ -155,6 +166,7 @@ class Execution {
       }
       if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
       assertPlannedDigest(this.action, state, this.input.plannedDigest);
+      await this.assertPolicyAllows(state);
 
       const beginning = performance.now();
       const begun = await this.journal.begin(this.intentFor(state));
@@ -176,6 +188,23 @@ class Execution {
           return (await this.decided(begun.entry))!;
       }
     }
+  }
+
+  /**
+   * The policy, against the guest as read just now, right before the guest is taken: the apply-time
+   * check may be long past (the run waited for another plan's task on the guest), and the guest may
+   * since have been tagged, moved or entered a window the policy denies. A denial refuses the run
+   * for good; nothing is sent. (A stricter risk that needs more approvals than the run has is not
+   * re-gated here: see docs/idempotency.md.)
+   */
+  private async assertPolicyAllows(state: GuestState): Promise<void> {
+    const verdict = await this.deps.policyCheck(this.input.request, state);
+    if (verdict.decision !== 'denied') return;
+    const why = verdict.reasons.filter((r) => r.rule !== 'catalog.base_risk').map((r) => `${r.rule}: ${r.message}`);
+    throw ApplicationFailure.nonRetryable(
+      `the policy now denies ${this.action.name} on ${describeTarget(state)}, as the guest is now (${why.join('; ') || 'denied'}); nothing was sent to Proxmox`,
+      'ActionBlocked',
+    );
   }
 
   /** See stopPlanDispatch. */
@@ -291,13 +320,29 @@ class Execution {
     });
     // The task has stopped: the guest is free for the next plan.
     await this.journal.end(this.input.planId);
-    if (this.action.settled) await this.waitUntilSettled();
+    if (this.action.settled) {
+      const seen = await this.waitUntilSettled();
+      if (!seen.settled && seen.state.haManaged) {
+        // The task only handed the request to ha-manager, which has not carried it out: not done. It
+        // may still do it later (or never), so the outcome is unknown, with what was seen; the
+        // request is never sent again (the journal has it dispatched; this failure is not retried).
+        throw ApplicationFailure.create({
+          type: OUTCOME_UNKNOWN,
+          nonRetryable: true,
+          message:
+            `the HA manager accepted the request (task ${parseUpid(upid)?.type ?? upid} ${done.exitstatus ?? 'OK'}), but ${describeGuest(seen.state)} after ` +
+            `${Math.round(seen.waitedMs / 1000)} s: the change was not seen, and ha-manager may still carry it out, or never (check its resource state)`,
+          details: [{ upid, ...(done.exitstatus ? { exitstatus: done.exitstatus } : {}) }],
+        });
+      }
+      if (!seen.settled) note = note ? `${note}; a re-read does not show the change yet` : 'the task ended OK, but a re-read does not show the change yet';
+    }
     return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
   }
 
   /** The synchronous call was answered (now or by an earlier attempt): a re-read confirms it. */
   private async confirmDone(note?: string): Promise<ExecuteResult> {
-    const confirmed = !this.action.settled || (await this.waitUntilSettled());
+    const confirmed = !this.action.settled || (await this.waitUntilSettled()).settled;
     const said = confirmed ? note : 'Proxmox answered OK, but a re-read does not show the change yet';
     return { outcome: 'applied', ...(said ? { note: said } : {}) };
   }
@@ -409,22 +454,24 @@ class Execution {
   /**
    * HA-managed guests: the task ends when ha-manager accepted the request, not when the guest changed.
    * Without HA the task (or the synchronous answer) is authoritative, so a few re-reads suffice.
-   * Returns whether the guest was seen settled.
+   * Returns whether the guest was seen settled, the last state read and how long it was waited for.
    */
-  private async waitUntilSettled(): Promise<boolean> {
-    for (let i = 0; i < 600; i++) {
-      const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
-      if (this.action.settled!(state, this.params)) return true;
-      if (!state.haManaged && i > 2) return false;
-      await this.sleep(this.intervalMs);
+  private async waitUntilSettled(): Promise<{ settled: boolean; state: GuestState; waitedMs: number }> {
+    const start = performance.now();
+    let state!: GuestState;
+    for (let i = 0; i < HA_SETTLE_READS; i++) {
+      if (i > 0) await this.sleep(this.intervalMs);
+      state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
+      if (this.action.settled!(state, this.params)) return { settled: true, state, waitedMs: performance.now() - start };
+      if (!state.haManaged && i > 2) break;
     }
-    return false;
+    return { settled: false, state, waitedMs: performance.now() - start };
   }
 
   /**
-   * Already done, but not finished: a creation someone started (a clone, still locked) is running.
-   * Wait while it stays "already done"; if it stops being so (the clone failed and Proxmox removed
-   * it), a retry reads the guest and decides again.
+   * Already done, but not finished: a guard for an action whose "already done" can still be under
+   * way (none in the catalog since clone refuses any guest at newid). Wait while it stays "already
+   * done"; if it stops being so, a retry reads the guest and decides again.
    */
   private async waitWhileAlreadyDone(): Promise<void> {
     for (;;) {
@@ -458,6 +505,20 @@ class Execution {
       this.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+/** Re-reads of an HA-managed guest after its task (one per poll interval: 10 minutes by default). */
+const HA_SETTLE_READS = 600;
+
+function describeTarget(state: GuestState): string {
+  return `${state.kind === 'lxc' ? 'CT' : 'VM'} ${state.vmid}`;
+}
+
+/** What a re-read shows of the guest, for a message. */
+function describeGuest(state: GuestState): string {
+  const label = state.kind === 'lxc' ? 'CT' : 'VM';
+  if (!state.exists) return `${label} ${state.vmid} does not exist`;
+  return `${label} ${state.vmid} is still ${state.status}${state.node ? ` on node '${state.node}'` : ''}`;
 }
 
 /**

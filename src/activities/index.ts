@@ -114,6 +114,8 @@ export function createActivities(deps: ActivityDeps) {
     clientFor: (name) => env(name).client,
     tokenIdFor: (name) => env(name).tokenId,
     journal: deps.journal,
+    // The same engine and policy as every other decision, against the guest as execute reads it.
+    policyCheck: (request, state) => evaluate(deps.policy(), { request, tier: env(request.environment).tier, state, assessment: { kind: 'proceed' }, at: new Date() }),
     ...(deps.pollIntervalMs === undefined ? {} : { pollIntervalMs: deps.pollIntervalMs }),
     ...(deps.settleAfterMs === undefined ? {} : { settleAfterMs: deps.settleAfterMs }),
     ...(deps.holdUnansweredMs === undefined ? {} : { holdUnansweredMs: deps.holdUnansweredMs }),

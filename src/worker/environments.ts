@@ -15,6 +15,8 @@ export interface BuiltEnvironments {
 export interface SimulatorSettings {
   taskDurationMs?: number;
   authFailureDelayMs?: number;
+  /** How long the simulated ha-manager takes to carry out a request (default: taskDurationMs). */
+  haDelayMs?: number;
   /** The simulated Proxmox token secret (default: random per start); tests set it to scan logs for it. */
   tokenSecret?: string;
 }

@@ -15,9 +15,15 @@ import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { DispatchJournal } from '../../src/dispatch/journal.js';
 import { normalizeRequest } from '../../src/domain/request.js';
 import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
+import { evaluatePolicy } from '../../src/policy/engine.js';
+import { policySchema } from '../../src/policy/schema.js';
 import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
 
 const TOKEN_ID = 'proxmox-agent@pve!agent';
+/** The demo policy's deny rule, which the execute activity must honour as the guest is when it dispatches. */
+const policy = policySchema.parse({ rules: [{ id: 'do-not-touch', match: { tags: ['do-not-touch'] }, decision: 'deny', message: 'Guests tagged do-not-touch are managed by hand only' }] });
+const policyCheck: ExecuteDeps['policyCheck'] = (request, state) =>
+  evaluatePolicy(policy, { request, tier: request.environment === 'prod' ? 'prod' : 'nonprod', state, assessment: { kind: 'proceed' }, at: new Date() });
 const secrets = { lab: 'lab-secret-for-execute-tests', prod: 'prod-secret-for-execute-tests' };
 let sims: Record<'lab' | 'prod', ProxmoxSimulator>;
 let clients: Record<'lab' | 'prod', ProxmoxClient>;
@@ -45,7 +51,7 @@ beforeEach(async () => {
   journal = await openFileDispatchJournal();
   // An unanswered dispatch is settled 400 ms after its intent (SETTLE_AFTER_MS in production), and
   // with no task found it holds the guest until 1.5 s old, then is unknown (HOLD_UNANSWERED_MS).
-  deps = { clientFor: (env) => clients[env as 'lab' | 'prod'], tokenIdFor: () => TOKEN_ID, journal, pollIntervalMs: 20, settleAfterMs: 400, holdUnansweredMs: 1_500, heartbeatEveryMs: 50 };
+  deps = { clientFor: (env) => clients[env as 'lab' | 'prod'], tokenIdFor: () => TOKEN_ID, journal, policyCheck, pollIntervalMs: 20, settleAfterMs: 400, holdUnansweredMs: 1_500, heartbeatEveryMs: 50 };
 });
 
 let planCounter = 0;
@@ -165,14 +171,30 @@ describe('a guest that moves, and creations', () => {
     expect(sims.lab.mutations.duplicates()).toEqual([]);
   });
 
-  it('a clone someone else left running is waited for, then recorded as a no-op', async () => {
+  it('a clone at newid that this plan did not dispatch is refused, never a no-op: it is someone else\'s', async () => {
+    // probe12 clone-newid: plan B (of VM 100) reported succeeded/noop with plan A's clone of VM 101.
     sims.lab.faults.slowTasks(300, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
     await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
     expect(sims.lab.model.guest(150)!.lock).toBe('clone');
-    const r = await attempt(input('lab', 'vm.clone', 101, { newid: 150, name: 'db-copy' }));
-    expect(r).toEqual({ outcome: 'noop', note: "VM 150 'db-copy' already exists" });
-    expect(sims.lab.model.guest(150)!.lock).toBeUndefined();
-    expect(sims.lab.mutations.countFor(101, 'clone')).toBe(1);
+    const i = input('lab', 'vm.clone', 100, { newid: 150, name: 'db-copy' });
+    const err = await failure(attempt(i));
+    expect(err).toMatchObject({ type: 'ActionBlocked', nonRetryable: true, message: "VM 150 already exists and is not this plan's clone" });
+    // Once the other clone has finished, still not this plan's: a retry refuses it too.
+    await until(async () => sims.lab.model.guest(150)!.lock === undefined);
+    expect(await failure(attempt(i, { attempt: 2 }))).toMatchObject({ type: 'ActionBlocked' });
+    expect(await journal.get(i.planId)).toBeUndefined();
+    expect(sims.lab.mutations.all().filter((m) => m.op === 'clone')).toMatchObject([{ vmid: 101, key: '150' }]);
+  });
+
+  it('two clones of different sources to one newid, dispatched together: Proxmox takes one, the other fails, nothing is adopted', async () => {
+    sims.lab.faults.slowTasks(300, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
+    const a = input('lab', 'vm.clone', 101, { newid: 150, name: 'twin' });
+    const b = input('lab', 'vm.clone', 100, { newid: 150, name: 'twin' });
+    const [ra, rb] = await Promise.allSettled([attempt(a), attempt(b)]);
+    const outcomes = [ra, rb].map((r) => (r.status === 'fulfilled' ? r.value.outcome : (r.reason as ApplicationFailure).type));
+    expect(outcomes.filter((o) => o === 'applied')).toHaveLength(1);
+    expect(outcomes).not.toContain('noop');
+    expect(sims.lab.mutations.all().filter((m) => m.op === 'clone')).toHaveLength(1);
   });
 
   it('a backup this plan made is followed by its retry; another plan\'s backup is a new backup', async () => {
@@ -393,7 +415,7 @@ describe('stops: only an operator\'s cancel stops a running task', () => {
     expect(task(sims.lab, upid).exitstatus).toBe('received interrupt');
   });
 
-  it('cancelled while waiting for a creation someone else started: stops waiting, stops nothing', async () => {
+  it('a clone onto a creation someone else started, cancelled: refused, stops nothing', async () => {
     sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/qemu/*/clone' });
     await clients.lab.request('POST', '/nodes/{node}/qemu/{vmid}/clone', { node: 'pve-lab', vmid: 101 }, { newid: 150, name: 'db-copy', full: 1 });
     const env = new MockActivityEnvironment({ attempt: 1 });
@@ -401,6 +423,77 @@ describe('stops: only an operator\'s cancel stops a running task', () => {
     setTimeout(() => env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true })), 100);
     await expect(running).rejects.toThrow();
     expect(sims.lab.model.guest(150)!.lock).toBe('clone');
+  });
+});
+
+describe('HA-managed guests', () => {
+  it('a start ha-manager accepts but never carries out is outcome_unknown, with its task, and not sent again', { timeout: 60_000 }, async () => {
+    // probe12 ha-never-started: the hastart task ended OK, 600 re-reads never saw the VM running,
+    // and the run said `applied`.
+    const seed = demoClusters(secrets).lab;
+    const sim = await startSimulator({ cluster: seed, taskDurationMs: 10, authFailureDelayMs: 0, haDelayMs: 600_000 });
+    const client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: secrets.lab });
+    try {
+      const g = sim.model.findGuest(101)! as { status: string; haManaged: boolean; haState?: string };
+      expect(g.status).toBe('stopped');
+      g.haManaged = true;
+      g.haState = 'stopped';
+      const d: ExecuteDeps = { ...deps, clientFor: () => client, pollIntervalMs: 1 };
+      const request = normalizeRequest({ action: 'vm.start', environment: 'lab', target: { vmid: 101 }, params: {}, reason: 'test' });
+      const i: ExecuteInput = { planId: newPlanId(), request, node: sim.model.guest(101)!.node };
+      const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, d, i));
+      expect(err).toMatchObject({ type: 'OutcomeUnknown', nonRetryable: true });
+      expect(err.message).toMatch(/^the HA manager accepted the request \(task hastart OK\), but VM 101 is still stopped on node 'pve-lab' after \d+ s: the change was not seen/);
+      const upid = (err.details?.[0] as { upid?: string }).upid;
+      expect(upid).toContain(':hastart:101:');
+      // A retry anyway follows the same task, sends nothing, and says the same.
+      expect(await failure(new MockActivityEnvironment({ attempt: 2 }).run(executeAction, d, i))).toMatchObject({ type: 'OutcomeUnknown', details: [{ upid }] });
+      expect(sim.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/status/start'))).toHaveLength(1);
+      expect(g.status).toBe('stopped');
+    } finally {
+      await client.close();
+      await sim.close();
+    }
+  });
+
+  it('an HA start ha-manager carries out is applied', async () => {
+    const g = sims.lab.model.findGuest(101)! as { haManaged: boolean; haState?: string };
+    g.haManaged = true;
+    g.haState = 'stopped';
+    const r = await attempt(input('lab', 'vm.start', 101, {}));
+    expect(r).toMatchObject({ outcome: 'applied', upid: expect.stringContaining(':hastart:101:') });
+    expect(r.note).toBeUndefined();
+    expect(sims.lab.model.guest(101)!.status).toBe('running');
+  });
+});
+
+describe('the policy, as the guest is when the request is sent', () => {
+  it('a guest tagged do-not-touch after the apply-time check is refused before anything is sent', async () => {
+    (sims.lab.model.findGuest(100)! as { config: Record<string, string> }).config.tags = 'do-not-touch';
+    const i = input('lab', 'vm.reset', 100, {});
+    const err = await failure(attempt(i));
+    expect(err).toMatchObject({ type: 'ActionBlocked', nonRetryable: true });
+    expect(err.message).toContain('the policy now denies vm.reset on VM 100');
+    expect(err.message).toContain('policy.do-not-touch: Guests tagged do-not-touch are managed by hand only');
+    expect(await journal.get(i.planId)).toBeUndefined();
+    expect(sims.lab.mutations.all()).toEqual([]);
+  });
+
+  it('a reset waiting behind another plan\'s task is refused when the guest is tagged do-not-touch meanwhile', async () => {
+    // probe12 policy-after-wait: checked at apply, then waited 12 s for another plan's reset; the guest
+    // was tagged do-not-touch meanwhile, and the reset ran anyway.
+    sims.lab.faults.slowTasks(1_000, { method: 'POST', path: '/nodes/*/qemu/100/status/reset', times: 1 });
+    const p0 = input('lab', 'vm.reset', 100, {});
+    const first = attempt(p0);
+    await runningTask(sims.lab, 'qmreset');
+    const p2 = input('lab', 'vm.reset', 100, {});
+    const second = failure(attempt(p2));
+    await new Promise((r) => setTimeout(r, 200)); // p2 is waiting for the guest
+    (sims.lab.model.findGuest(100)! as { config: Record<string, string> }).config.tags = 'do-not-touch';
+    expect((await first).outcome).toBe('applied');
+    expect(await second).toMatchObject({ type: 'ActionBlocked', nonRetryable: true });
+    expect(sims.lab.mutations.all().filter((m) => m.op === 'reset')).toHaveLength(1);
+    expect(await journal.get(p2.planId)).toBeUndefined();
   });
 });
 
