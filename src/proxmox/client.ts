@@ -251,7 +251,8 @@ class ProxmoxHttpClient implements ProxmoxClient {
     }
     if (status < 200 || status >= 300) {
       const retryAfter = headers['retry-after'];
-      throw mapHttpError({ ...where, status, reason, body: text, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+      const server = headers['server'];
+      throw mapHttpError({ ...where, status, reason, body: text, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, server: Array.isArray(server) ? server[0] : server });
     }
     let json: unknown;
     try {

@@ -34,7 +34,12 @@ export interface HttpFailure {
   /** Decoded response body text (may be empty, JSON or anything else). */
   body?: string | undefined;
   retryAfter?: string | undefined;
+  /** The `Server` header: `pve-api-daemon/3.0` when pveproxy itself answered (AnyEvent.pm `response`). */
+  server?: string | undefined;
 }
+
+/** pveproxy's own answer, not a proxy's in front of it. */
+const fromPveProxy = (f: HttpFailure) => /^pve-api-daemon\b/i.test(f.server ?? '');
 
 // AnyEvent::HTTP's pseudo-statuses, which pveproxy returns when proxying to another cluster node
 // fails (same wording as proxmoxer's ANYEVENT_HTTP_STATUS_CODES).
@@ -127,10 +132,12 @@ export function mapHttpError(f: HttpFailure): ProxmoxError {
   }
   if (f.status >= 500) {
     // 502/503/504 and friends come from load or from a proxy in front of pveproxy; a proxy that
-    // timed out may have forwarded the request, hence outcomeUnknown.
+    // timed out, or lost the upstream connection, may have forwarded the request, hence
+    // outcomeUnknown. Only a 503 pveproxy answers itself (Server: pve-api-daemon) is a refusal
+    // before anything ran: a proxy's 503 (Envoy's "upstream reset before headers") is not.
     return new ProxmoxTransientError(message, {
       ...init,
-      outcomeUnknown: f.status !== 503,
+      outcomeUnknown: !(f.status === 503 && fromPveProxy(f)),
       retryAfterMs: parseRetryAfter(f.retryAfter),
     });
   }

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly errors?: Record<string, string>,
     /** 401/595/596/599 answer with an empty body on the real server. */
     readonly emptyBody = false,
+    /** Answered by a reverse proxy in front of pveproxy (text body, the proxy's own Server header), not by pveproxy. */
+    readonly viaProxy = false,
   ) {
     super(message);
     this.name = 'ApiError';

@@ -18,7 +18,11 @@ interface Matcher {
 }
 
 export type FaultSpec =
-  /** Answer with an error status. Before dispatch (default) nothing executes; with afterDispatch the request executes and the client still gets the error. */
+  /**
+   * Answer with an error status. Before dispatch (default) nothing executes, and pveproxy answers;
+   * with afterDispatch the request executes and the client still gets the error, from a reverse proxy
+   * in front of pveproxy (its own Server header and a text body), the only thing that answers so.
+   */
   | (Matcher & { kind: 'error'; status: number; message?: string; afterDispatch?: boolean })
   /** Execute the request (task created, mutation happens) but destroy the socket before answering. */
   | (Matcher & { kind: 'drop-after-dispatch' })

@@ -45,6 +45,13 @@ export function sendEmpty(res: ServerResponse, status: number, reason: string): 
 }
 
 export function sendError(req: IncomingMessage, res: ServerResponse, err: ApiError, legacy: boolean): void {
+  if (err.viaProxy) {
+    // A reverse proxy's error page: not pveproxy's envelope, not its Server header.
+    const payload = Buffer.from(`${err.status} ${err.message}\n`, 'utf8');
+    res.writeHead(err.status, reasonPhrase(err.message), { Server: 'envoy', 'Content-Type': 'text/plain', 'Content-Length': String(payload.length) });
+    res.end(payload);
+    return;
+  }
   if (err.emptyBody) {
     sendEmpty(res, err.status, err.message);
     return;

@@ -221,7 +221,12 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       req.socket.destroy();
       return;
     }
-    if (early?.afterDispatch) throw injectedError(early.status, early.message, decodedPath);
+    // pveproxy answers an error only before it runs a handler, or with the handler's own error: an
+    // error after the work was done is what a reverse proxy in front of it sends (it lost the answer).
+    if (early?.afterDispatch) {
+      const e = injectedError(early.status, early.message, decodedPath);
+      throw new ApiError(e.status, e.message, e.errors, e.emptyBody, true);
+    }
     if (failure !== undefined) throw failure;
     const payload = result instanceof Envelope ? { ...result.extra, data: result.data } : { data: result ?? null };
     // One fault per request: only an answer that would have been a clean 2xx is garbled.

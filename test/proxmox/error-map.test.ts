@@ -32,6 +32,7 @@ const html = '<html><head><title>502 Bad Gateway</title></head><body>nginx</body
 
 interface Row {
   name: string;
+  server?: string;
   status: number;
   reason: string;
   body?: string;
@@ -79,7 +80,10 @@ const table: Row[] = [
   { name: '500 empty everything', status: 500, reason: '', body: '', cls: ProxmoxPermanentError, retryable: false, quotes: 'Internal Server Error' },
   // load and proxies
   { name: '502 HTML body', status: 502, reason: 'Bad Gateway', body: html, cls: ProxmoxTransientError, retryable: true, quotes: 'Bad Gateway', outcomeUnknown: true },
-  { name: '503 non-JSON text', status: 503, reason: 'Service Unavailable', body: 'busy, try later', cls: ProxmoxTransientError, retryable: true, quotes: 'Service Unavailable', outcomeUnknown: false },
+  // A 503 pveproxy answers itself refused the request; a proxy's 503 in front of it may come after forwarding.
+  { name: '503 from pveproxy', status: 503, reason: 'Service Unavailable', body: 'busy, try later', server: 'pve-api-daemon/3.0', cls: ProxmoxTransientError, retryable: true, quotes: 'Service Unavailable', outcomeUnknown: false },
+  { name: '503 from a proxy in front', status: 503, reason: 'Service Unavailable', body: 'upstream connect error or disconnect/reset before headers', server: 'envoy', cls: ProxmoxTransientError, retryable: true, quotes: 'Service Unavailable', outcomeUnknown: true },
+  { name: '503 without a Server header', status: 503, reason: 'Service Unavailable', cls: ProxmoxTransientError, retryable: true, quotes: 'Service Unavailable', outcomeUnknown: true },
   { name: '504 empty reason and body', status: 504, reason: '', body: '', cls: ProxmoxTransientError, retryable: true, quotes: 'Gateway Timeout' },
   // AnyEvent::HTTP pseudo-statuses from pveproxy proxying to another node
   { name: '595 no route', status: 595, reason: 'No route to host', body: '', cls: ProxmoxTransientError, retryable: true, quotes: 'No route to host', outcomeUnknown: false },
@@ -93,7 +97,7 @@ const table: Row[] = [
 
 describe('mapHttpError', () => {
   it.each(table)('$name → $cls.name', (row) => {
-    const err = mapHttpError({ ...where, status: row.status, reason: row.reason, body: row.body });
+    const err = mapHttpError({ ...where, status: row.status, reason: row.reason, body: row.body, server: row.server });
     expect(err.constructor).toBe(row.cls);
     expect(err.name).toBe(row.cls.name);
     expect(err.retryable).toBe(row.retryable);
