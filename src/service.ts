@@ -18,6 +18,7 @@ import { resolveChannelSettings, resolveNotificationTargets } from './channels/s
 import { openAuditStore } from './audit/open.js';
 import { openFileDispatchJournal } from './dispatch/file-journal.js';
 import { openDispatchJournal } from './dispatch/open.js';
+import { createFreezeService, freezeHealth, registerFreezeGauge } from './freezes/service.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
@@ -108,8 +109,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     stops.push(() => environments.close());
     const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false, ...(opts.env ? { env: opts.env } : {}) });
     stops.push(() => audit.close());
-    // Only workers dispatch; an API-only process reads targets and evaluates policy, nothing more.
-    const journal = opts.worker === false ? await openFileDispatchJournal() : await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
+    // Only workers dispatch. An API-only process shares the journal only where it can (PostgreSQL):
+    // it keeps the freezes there. On the file store it has none, and answers freezes-unavailable.
+    const sharesJournal = opts.worker !== false || config.audit.postgres !== undefined;
+    const journal = sharesJournal ? await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) }) : await openFileDispatchJournal();
     stops.push(() => journal.close());
 
     const waiting = (what: string) => (err: Error, waitMs: number) => log.warn({ err: err.message, address: opts.temporal.address }, `Temporal is not reachable yet (${what}); trying again in ${waitMs} ms`);
@@ -198,6 +201,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     let app: App | undefined;
     if (opts.api !== false) {
       reportTokenExpiry(config.tokens, { gauge: metrics.tokenExpiry, log });
+      const health = createHealthCheck(client, watch, taskQueue, Object.keys(config.environments));
+      const freezes = sharesJournal ? createFreezeService({ journal, audit, client, log }) : undefined;
+      if (freezes) registerFreezeGauge(metrics.registry, freezes, Object.keys(config.environments));
       const shared = await openSharedApiState(config, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
       stops.push(() => shared.close());
       app = createApp(
@@ -205,7 +211,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           plans: createPlanGateway({ client, taskQueue }),
           authenticate: createAuthenticator(config.tokens),
           environments: new Set(Object.keys(config.environments)),
-          health: createHealthCheck(client, watch, taskQueue, Object.keys(config.environments)),
+          health: async () => {
+            const report = await health();
+            if (!freezes) return report;
+            const frozen = await freezeHealth(freezes);
+            return { ok: report.ok && frozen.ok, checks: { ...report.checks, freezes: frozen } };
+          },
           operations: { ready: createReadinessCheck(watch, () => stopping), metrics, render },
           temporal: watch,
           evaluate: async (request, at) => {
@@ -223,6 +234,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           inventory: { proxmox: (env) => environments.environments.get(env)?.client },
           riskMatrix: () => riskMatrix(config),
           mcp: mcpHttpOptions(config.server),
+          ...(freezes ? { freezes } : {}),
           ...(shared.rateLimit ? { rateLimit: shared.rateLimit } : {}),
           ...(config.server.maxEventStreamsPerToken ? { maxEventStreamsPerToken: config.server.maxEventStreamsPerToken } : {}),
           ...(config.server.cors ? { cors: config.server.cors } : {}),

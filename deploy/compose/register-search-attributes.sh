@@ -40,6 +40,7 @@ create ProxmoxNode Keyword
 create ProxmoxVmid Int
 create ProxmoxRequester Keyword
 create ProxmoxPlanId Keyword
+create ProxmoxFrozen Keyword
 temporal operator search-attribute list --namespace "$ns"
 
 id="search-attribute-probe-$$-$(date +%s)"

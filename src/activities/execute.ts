@@ -38,6 +38,9 @@ export interface ExecuteDeps {
 
 type Located = { node?: string; vmid: number };
 
+/** More than an execute's maximum attempts: `round` n numbers its attempts from n × this. */
+const ATTEMPTS_PER_ROUND = 1000;
+
 /**
  * Run one action on Proxmox exactly once for its plan, although the activity may run several times
  * (retries, a worker killed or shut down, a lost answer). The dispatch journal decides, not timing:
@@ -134,7 +137,9 @@ class Execution {
     this.locate = action.destination ? { vmid: this.target.vmid } : this.target;
     this.run = { planId: input.planId, ...(input.plannedDigest === undefined ? {} : { plannedDigest: input.plannedDigest }) };
     this.intervalMs = deps.pollIntervalMs ?? 1000;
-    this.attempt = ctx.info.attempt;
+    // A run that was held by a freeze schedules its execute again: its attempts count on from the
+    // earlier execute's, so the journal never takes them for an older attempt (superseded).
+    this.attempt = (input.round ?? 0) * ATTEMPTS_PER_ROUND + ctx.info.attempt;
     this.signal = ctx.cancellationSignal;
   }
 
@@ -182,6 +187,13 @@ class Execution {
           if (decided) return decided;
           continue;
         }
+        case 'frozen':
+          // Nothing was written and nothing is sent: the run waits for the freeze to be lifted.
+          throw ApplicationFailure.nonRetryable(
+            `environment ${begun.freeze.environment} is frozen (${begun.freeze.reason}, by ${begun.freeze.by}): nothing was sent to Proxmox`,
+            REFUSALS.frozen,
+            begun.freeze,
+          );
         case 'superseded':
           throw ApplicationFailure.retryable(`attempt ${this.attempt} of plan ${this.input.planId} was overtaken by attempt ${begun.entry.attempt}`, 'AttemptSuperseded');
         case 'settled':

@@ -8,6 +8,7 @@ import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js
 import type { AuditStore } from '../audit/store.js';
 import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
+import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
 import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
@@ -138,9 +139,14 @@ export function createActivities(deps: ActivityDeps) {
     return (await storedDetail<T>(planId, eventId, key)) ?? value;
   };
 
+  /** The freeze a dispatch in the environment meets now, if any (src/dispatch/freeze.ts). */
+  const activeFreeze = async ({ environment }: { environment: string }): Promise<Freeze | undefined> =>
+    activeFreezeOf(await deps.journal.freezes({ environment }), environment);
+
   return {
     preflight,
     evaluatePolicy,
+    activeFreeze,
 
     /**
      * One decision point: the records decided before it, the target (bounded read), policy, and at
@@ -153,7 +159,8 @@ export function createActivities(deps: ActivityDeps) {
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
         const read = await preflight({ request });
         const policy = await evaluatePolicy({ request, preflight: read });
-        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
+        const frozen = await activeFreeze({ environment: request.environment });
+        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(frozen ? { frozen } : {}) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;

@@ -1,5 +1,6 @@
 import type { GuestState, StateFingerprint } from '../domain/guest-state.js';
 import type { NormalizedRequest } from '../domain/request.js';
+import type { Freeze } from '../domain/freeze.js';
 import type { PolicyDecision } from '../policy/engine.js';
 import type { ActionResult, Approval, Preflight } from '../workflows/messages.js';
 
@@ -45,6 +46,8 @@ export interface AssessResult {
   policy: PolicyResult;
   /** Whether approval requests go anywhere (a chat or webhook target is configured). */
   notifies: boolean;
+  /** The environment's active freeze: the plan is made and may be approved, but nothing is applied while it holds. */
+  frozen?: Freeze;
 }
 
 /**
@@ -69,6 +72,8 @@ export interface ExecuteInput {
   /** The config digest the plan's preflight read: digest-guarded actions run only against this config. */
   plannedDigest?: string;
   audit?: ExecuteAudit;
+  /** The how-manieth execute of the run (0 first; a freeze that refused one makes the run schedule another). */
+  round?: number;
 }
 
 export interface ExecuteResult {

@@ -20,6 +20,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
+import { registerFreezeRoutes } from './routes/freezes.js';
 import { registerMcpRoutes } from '../mcp/http.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -44,7 +45,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   if (deps.operations) app.use('*', requestMetrics(deps.operations.metrics));
   // CORS is off unless origins are configured: without these headers browsers refuse cross-origin calls.
   if (deps.cors) {
-    app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
+    app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
   }
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
   app.use('/v1/*', async (c, next) => {
@@ -71,6 +72,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerApprovalRoutes(app, deps);
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
+  registerFreezeRoutes(app, deps);
   registerInventoryRoutes(app, deps);
   registerEvidenceRoutes(app, deps);
   registerEventRoutes(app, deps);

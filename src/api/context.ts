@@ -12,6 +12,7 @@ import type { PolicyDecision } from '../policy/engine.js';
 import type { RiskMatrix } from '../policy/matrix.js';
 import type { McpHttpOptions } from '../mcp/http.js';
 import type { TemporalWatch } from '../temporal/watch.js';
+import type { FreezeService } from '../freezes/service.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -48,6 +49,8 @@ export interface ApiDeps {
    * outage or a missing search attribute precisely; absent (tests with a stand-in gateway), they are generic.
    */
   temporal?: Pick<TemporalWatch, 'status' | 'recheck' | 'registerCommand'>;
+  /** The kill switch (GET/POST /v1/freezes, DELETE /v1/freezes/{id}); absent, those routes answer 503 freezes-unavailable. */
+  freezes?: FreezeService;
   /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */
   operations?: OperationsDeps;
 }

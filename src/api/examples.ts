@@ -173,6 +173,8 @@ const policyEvaluation = {
 const event = (id: number, status: string) => `id: ${id}\nevent: status\ndata: {"planId":"${PLAN_ID}","status":"${status}",…}\n\n`;
 
 /** `METHOD path status` or `METHOD path request` → example value. */
+const freezeExample = { id: 'frz_5c1e0b7d2a9f4e6c8b30', environment: 'prod', reason: 'incident 123', by: 'human:carol', at: '2026-03-01T13:40:00.000Z' };
+
 export const EXAMPLES: Readonly<Record<string, unknown>> = {
   'GET /healthz 200': { status: 'ok', checks: { temporal: { ok: true, detail: 'reachable (default)' }, worker: { ok: true, detail: '1 poller on proxmox-agent' } } },
   'GET /healthz 503': { status: 'unavailable', checks: { temporal: { ok: true, detail: 'reachable (default)' }, worker: { ok: false, detail: 'no worker polls proxmox-agent' } } },
@@ -269,4 +271,8 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
     nonce: '3f9c2b7e-6a41-4d0e-9d5c-1b2a3c4d5e6f',
   },
   'POST /v1/channels/webhook/approvals 202': approvalExample,
+  'POST /v1/freezes request': { environment: 'prod', reason: 'incident 123' },
+  'POST /v1/freezes 201': { ...freezeExample, stillSending: [] },
+  'GET /v1/freezes 200': { freezes: [freezeExample] },
+  'DELETE /v1/freezes/{id} 200': { ...freezeExample, liftedBy: 'human:carol', liftedAt: '2026-03-01T14:05:00.000Z' },
 };

@@ -141,6 +141,11 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Retry after `Retry-After` seconds with a newly signed request (new nonce, current timestamp).',
     example: 'the replay cache cannot be reached, so signed requests are refused; retry shortly',
   },
+  'freezes-unavailable': {
+    when: 'A freeze was asked for, listed or lifted on an API process that cannot reach the dispatch journal where freezes are kept: an API-only process with the file audit store (the journal lives in the process that runs the worker). Nothing was changed.',
+    todo: 'Send it to the process that runs the worker (`npm start`), or run the API replicas with the PostgreSQL audit store (`audit.postgres`), where every replica and worker shares the journal.',
+    example: 'this API process cannot reach the dispatch journal that keeps freezes: run it with the worker (the file store), or with the PostgreSQL audit store',
+  },
   'internal': {
     when: 'An unexpected error; it is logged on the server.',
     todo: 'Retry later; report it with the time and `instance` if it persists.',

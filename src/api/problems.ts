@@ -33,6 +33,7 @@ export const PROBLEMS = {
   'proxmox-unavailable': { status: 502, title: 'Proxmox did not answer the read' },
   'replay-cache-full': { status: 503, title: 'Too many signed requests in the replay window; retry shortly' },
   'replay-store-unavailable': { status: 503, title: 'The replay cache cannot be reached; retry shortly' },
+  'freezes-unavailable': { status: 503, title: 'This API process cannot reach the freezes (the dispatch journal)' },
   'internal': { status: 500, title: 'Internal error' },
 } as const;
 

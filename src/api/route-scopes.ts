@@ -10,7 +10,7 @@ import { SCOPES, type Scope } from '../config/schema.js';
  *  - `signature`: authenticated by a per-request signature (chat channels); bearer tokens grant nothing;
  *  - `bearer`: a token holding ANY of `scopes` (all of them: any valid token), and, for `environment`:
  *     - `body`: the request names an environment the token must have (else 403);
- *     - `plan`: the plan's environment; a plan in another environment is reported as not found (404);
+ *     - `plan`: the plan's (or freeze's) environment; one in another environment is reported as not found (404);
  *     - `list`: results are filtered to the token's environments;
  *     - `none`: not about one environment.
  *
@@ -50,6 +50,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },
   'POST /v1/policy/evaluate': { auth: 'bearer', scopes: ['read'], environment: 'body' },
   'GET /v1/policy/matrix': { auth: 'bearer', scopes: ['read'], environment: 'list' },
+  // The kill switch: freezing and lifting are the admin's; anyone who reads sees what holds.
+  'POST /v1/freezes': { auth: 'bearer', scopes: ['admin'], environment: 'body' },
+  'GET /v1/freezes': { auth: 'bearer', scopes: ['read'], environment: 'list' },
+  // `plan` here: the freeze's environment; a freeze of another environment is reported as not found.
+  'DELETE /v1/freezes/{id}': { auth: 'bearer', scopes: ['admin'], environment: 'plan' },
   'POST /v1/channels/slack/interactions': { auth: 'signature' },
   'POST /v1/channels/webhook/approvals': { auth: 'signature' },
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,

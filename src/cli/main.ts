@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { register as registerActions } from './commands/actions.js';
 import { register as registerApprovals } from './commands/approvals.js';
 import { register as registerAudit } from './commands/audit.js';
+import { register as registerFreezes } from './commands/freezes.js';
 import { register as registerMcp } from './commands/mcp.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerTokens } from './commands/tokens.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerAudit(program);
   registerTokens(program);
+  registerFreezes(program);
   registerMcp(program);
   return program;
 }

@@ -13,6 +13,7 @@ import type { healthSchema } from '../api/routes/health.js';
 import type { guestDetailSchema, inventorySchema, snapshotsSchema, taskLogSchema, taskSchema } from '../api/routes/inventory.js';
 import type { evaluateRequestSchema, evaluateResponseSchema, riskMatrixSchema } from '../api/routes/policy.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
+import type { createdFreezeSchema, freezeViewSchema } from '../api/routes/freezes.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { ApiProblemError, ApiUnreachableError } from './errors.js';
 import { parseServerSentEvents } from './sse.js';
@@ -32,6 +33,8 @@ export type PolicyEvaluation = z.infer<typeof evaluateResponseSchema>;
 export type RiskMatrix = z.infer<typeof riskMatrixSchema>;
 export type EvidenceBundle = z.infer<typeof evidenceSchema>;
 export type Health = z.infer<typeof healthSchema>;
+export type Freeze = z.infer<typeof freezeViewSchema>;
+export type CreatedFreeze = z.infer<typeof createdFreezeSchema>;
 export type { ActionRequestInput, PlanStatus };
 
 export type Inventory = z.infer<typeof inventorySchema>;
@@ -90,7 +93,7 @@ export function createApiClient(opts: ApiClientOptions) {
 
   const urlOf = (path: string) => new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
 
-  async function send(method: 'GET' | 'POST', path: string, o: { body?: unknown; headers?: Record<string, string>; accept?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Answer> {
+  async function send(method: 'GET' | 'POST' | 'DELETE', path: string, o: { body?: unknown; headers?: Record<string, string>; accept?: string; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Answer> {
     const { body } = o;
     const headers = {
       authorization: `Bearer ${opts.token}`,
@@ -131,7 +134,7 @@ export function createApiClient(opts: ApiClientOptions) {
     return res;
   }
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     return parse<T>(await send(method, path, { body, headers }));
   }
 
@@ -175,6 +178,12 @@ export function createApiClient(opts: ApiClientOptions) {
     riskMatrix: () => call<RiskMatrix>('GET', '/v1/policy/matrix'),
     evidence: (planId: string) => call<EvidenceBundle>('GET', `/v1/actions/${seg(planId)}/evidence`),
     health: () => call<Health>('GET', '/healthz'),
+    /** The kill switch (admin scope): from the answer on, no apply starts in the environment. */
+    freeze: (environment: string, reason: string) => call<CreatedFreeze>('POST', '/v1/freezes', { environment, reason }),
+    freezes: (q: { environment?: string; includeLifted?: boolean } = {}) =>
+      call<{ freezes: Freeze[] }>('GET', `/v1/freezes?${new URLSearchParams({ ...(q.environment ? { environment: q.environment } : {}), ...(q.includeLifted ? { includeLifted: 'true' } : {}) })}`),
+    /** Lifts a freeze (admin scope); held runs go on. */
+    lift: (id: string) => call<Freeze>('DELETE', `/v1/freezes/${seg(id)}`),
 
     /**
      * Long poll: the plan as soon as its status differs from `status` (default: its status now), or

@@ -13,6 +13,7 @@ import {
   type DispatchIntent,
   type DispatchJournal,
 } from './journal.js';
+import { activeFreezeOf, applyLift, isActive, type Freeze } from '../domain/freeze.js';
 
 /** `<audit log>.dispatch.jsonl`: the file journal lives beside the file audit store, with its one writer. */
 export const dispatchJournalPathFor = (auditFile: string) => `${auditFile}.dispatch.jsonl`;
@@ -25,11 +26,15 @@ export const dispatchJournalPathFor = (auditFile: string) => `${auditFile}.dispa
  */
 export async function openFileDispatchJournal(path?: string): Promise<DispatchJournal> {
   const entries = new Map<string, DispatchEntry>();
+  const freezes = new Map<string, Freeze>();
   let file: FileHandle | undefined;
   if (path) {
     await mkdir(dirname(path), { recursive: true });
     const { entries: read, validBytes } = await readEntries(path);
-    for (const entry of read) entries.set(entry.planId, entry);
+    for (const line of read) {
+      if ('freeze' in line) freezes.set(line.freeze.id, line.freeze);
+      else entries.set(line.planId, line);
+    }
     file = await open(path, 'a');
     // A line cut short by a crash was never acknowledged (fsync comes after the write): drop it, so
     // the next entry starts on a line of its own.
@@ -48,14 +53,21 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
   const aged = (e: DispatchEntry): DispatchEntry => ({ ...e, ageMs: Date.now() - e.intentAt });
   const holderOf = (guest: string) => [...entries.values()].find((e) => e.guest === guest && inFlight(e));
   const claimedBy = (upid: string) => [...entries.values()].find((e) => e.upid === upid)?.planId;
+  const persist = async (line: unknown): Promise<void> => {
+    if (!file) return;
+    await file.appendFile(`${JSON.stringify(line)}\n`);
+    await file.sync();
+  };
   const save = async (entry: DispatchEntry): Promise<DispatchEntry> => {
-    if (file) {
-      const { ageMs: _age, ...stored } = entry;
-      await file.appendFile(`${JSON.stringify(stored)}\n`);
-      await file.sync();
-    }
+    const { ageMs: _age, ...stored } = entry;
+    await persist(stored);
     entries.set(entry.planId, entry);
     return aged(entry);
+  };
+  const saveFreeze = async (freeze: Freeze): Promise<Freeze> => {
+    await persist({ freeze });
+    freezes.set(freeze.id, freeze);
+    return freeze;
   };
 
   return {
@@ -70,6 +82,8 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
         const holder = holderOf(guestKey(intent.environment, intent.vmid));
         const decided = decideBegin(intent, own && aged(own), holder && aged(holder));
         if (decided.kind !== 'write') return decided;
+        const freeze = activeFreezeOf(freezes.values(), intent.environment);
+        if (freeze) return { kind: 'frozen', freeze };
         return { kind: 'begun', entry: await save(intentEntry(intent, Date.now())) };
       }),
     claim: (planId, upid, attempt) => serial(() => save(applyClaim(entries.get(planId), upid, attempt, claimedBy(upid), planId))),
@@ -111,6 +125,18 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
     claimedOn: async (guest) =>
       new Map([...entries.values()].filter((e) => e.guest === guest && e.upid !== undefined).map((e) => [e.upid!, e.planId])),
     unknownOn: async (guest) => [...entries.values()].filter((e) => e.guest === guest && e.state === 'unknown').map(aged),
+    freeze: (input) => serial(() => saveFreeze({ ...input, at: new Date().toISOString() })),
+    lift: (id, by) =>
+      serial(async () => {
+        const f = freezes.get(id);
+        if (!f || !isActive(f)) return f;
+        return saveFreeze(applyLift(f, by, new Date().toISOString()));
+      }),
+    freezes: async ({ environment, includeLifted } = {}) =>
+      [...freezes.values()]
+        .filter((f) => (includeLifted || isActive(f)) && (environment === undefined || f.environment === environment))
+        .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)),
+    sending: async (environment) => [...entries.values()].filter((e) => e.environment === environment && e.state === 'intent').map(aged),
     close: async () => {
       await queue;
       await file?.close();
@@ -119,7 +145,9 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
   };
 }
 
-async function readEntries(path: string): Promise<{ entries: DispatchEntry[]; validBytes: number }> {
+type Line = DispatchEntry | { freeze: Freeze };
+
+async function readEntries(path: string): Promise<{ entries: Line[]; validBytes: number }> {
   let raw: Buffer;
   try {
     raw = await readFile(path);
@@ -133,6 +161,9 @@ async function readEntries(path: string): Promise<{ entries: DispatchEntry[]; va
     .toString('utf8')
     .split('\n')
     .filter((line) => line.trim())
-    .map((line) => ({ ...(JSON.parse(line) as Omit<DispatchEntry, 'ageMs'>), ageMs: 0 }));
+    .map((line): Line => {
+      const parsed = JSON.parse(line) as Omit<DispatchEntry, 'ageMs'> | { freeze: Freeze };
+      return 'freeze' in parsed ? parsed : { ...parsed, ageMs: 0 };
+    });
   return { entries, validBytes };
 }

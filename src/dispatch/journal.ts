@@ -25,6 +25,8 @@
  * of workers, beside the PostgreSQL audit store). Both apply the rules below, written once.
  */
 
+import type { Freeze, FreezeInput } from '../domain/freeze.js';
+
 export type DispatchState =
   /** The request may have been sent; its answer is not known yet. Holds the guest. */
   | 'intent'
@@ -85,13 +87,19 @@ export type BeginResult =
   | { kind: 'open'; entry: DispatchEntry }
   /** A later attempt of this plan has taken over: this attempt must not send anything. */
   | { kind: 'superseded'; entry: DispatchEntry }
+  /** The environment is frozen (freeze.ts): nothing was written, nothing may be sent. */
+  | { kind: 'frozen'; freeze: Freeze }
   /** This plan has dispatched (or completed, or its outcome is unknown) already: nothing is sent again. */
   | { kind: 'settled'; entry: DispatchEntry };
 
 export interface DispatchJournal {
   readonly description: string;
   get(planId: string): Promise<DispatchEntry | undefined>;
-  /** Atomically: take the guest for this plan's dispatch, or say why not (see BeginResult). */
+  /**
+   * Atomically: take the guest for this plan's dispatch, or say why not (see BeginResult). A new
+   * intent is refused while the environment is frozen; an entry of this plan that already stands
+   * (dispatched, done, open) is followed whatever the freeze: it was sent before.
+   */
   begin(intent: DispatchIntent): Promise<BeginResult>;
   /**
    * The UPID this plan's dispatch started: the entry becomes `dispatched`. Refused (DispatchClaimConflict)
@@ -125,6 +133,14 @@ export interface DispatchJournal {
   claimedOn(guest: string): Promise<Map<string, string>>;
   /** Entries on this guest whose outcome is `unknown`: a later task could be theirs (settle.ts). */
   unknownOn(guest: string): Promise<DispatchEntry[]>;
+  /** Freezes `environment` (freeze.ts); serialized with every `begin` in it. */
+  freeze(input: FreezeInput): Promise<Freeze>;
+  /** Lifts a freeze; undefined when there is no such freeze; a lifted one is returned as it was lifted. */
+  lift(id: string, by: string): Promise<Freeze | undefined>;
+  /** Freezes, newest first: active ones only unless `includeLifted`. */
+  freezes(opts?: { environment?: string; includeLifted?: boolean }): Promise<Freeze[]>;
+  /** Open intents in an environment: requests that may be on their way to Proxmox right now. */
+  sending(environment: string): Promise<DispatchEntry[]>;
   close(): Promise<void>;
 }
 

@@ -12,8 +12,10 @@ import {
   type DispatchEntry,
   type DispatchJournal,
 } from './journal.js';
+import { isActive, type Freeze, type FreezeInput } from '../domain/freeze.js';
 
 export const DISPATCH_TABLE = 'proxmox_agent_dispatch';
+export const FREEZE_TABLE = 'proxmox_agent_freezes';
 
 /** Every DispatchState (journal.ts). */
 const STATES = `'intent', 'dispatched', 'done', 'not_dispatched', 'noop', 'unknown'`;
@@ -50,6 +52,16 @@ CREATE TABLE IF NOT EXISTS ${DISPATCH_TABLE} (
 CREATE UNIQUE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_one_in_flight ON ${DISPATCH_TABLE} (guest) WHERE ${IN_FLIGHT};
 CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_claims ON ${DISPATCH_TABLE} (guest) WHERE upid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ${DISPATCH_TABLE}_unknown ON ${DISPATCH_TABLE} (guest) WHERE state = 'unknown';
+CREATE TABLE IF NOT EXISTS ${FREEZE_TABLE} (
+  id          text PRIMARY KEY,
+  environment text NOT NULL,
+  reason      text NOT NULL,
+  frozen_by   text NOT NULL,
+  frozen_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  lifted_by   text,
+  lifted_at   timestamptz
+);
+CREATE INDEX IF NOT EXISTS ${FREEZE_TABLE}_active ON ${FREEZE_TABLE} (environment) WHERE lifted_at IS NULL;
 -- A table created before the 'unknown' state: its state CHECK (named by PostgreSQL's default, as
 -- above) is replaced once.
 DO $$
@@ -103,6 +115,36 @@ const toEntry = (r: Row): DispatchEntry => ({
   ...(r.note ? { note: r.note } : {}),
 });
 
+const FREEZE_COLUMNS = `id, environment, reason, frozen_by, to_char(frozen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at,
+  lifted_by, to_char(lifted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS lifted_at`;
+
+interface FreezeRow {
+  id: string;
+  environment: string;
+  reason: string;
+  frozen_by: string;
+  at: string;
+  lifted_by: string | null;
+  lifted_at: string | null;
+}
+
+const toFreeze = (r: FreezeRow): Freeze => ({
+  id: r.id,
+  environment: r.environment,
+  reason: r.reason,
+  by: r.frozen_by,
+  at: r.at,
+  ...(r.lifted_at ? { liftedBy: r.lifted_by ?? '', liftedAt: r.lifted_at } : {}),
+});
+
+/**
+ * An environment's freeze lock: every `begin` holds it shared while it reads the freezes and writes
+ * its intent, a new freeze holds it exclusively, so each dispatch is ordered before or after each
+ * freeze (freeze.ts).
+ */
+const lockFreezes = (c: pg.PoolClient, environment: string, mode: 'shared' | 'exclusive') =>
+  c.query(`SELECT ${mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(hashtext($1))`, [`freeze:${environment}`]);
+
 /**
  * The journal for several workers, in the audit database. Ages are measured on the database's clock,
  * so workers whose clocks differ still agree on when an intent is old enough to settle.
@@ -155,6 +197,9 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
         const holder = await one(c, `guest = $1 AND ${IN_FLIGHT}`, [guest]);
         const decided = decideBegin(intent, own, holder);
         if (decided.kind !== 'write') return decided;
+        await lockFreezes(c, intent.environment, 'shared');
+        const frozen = (await c.query<FreezeRow>(`SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE environment = $1 AND lifted_at IS NULL ORDER BY frozen_at LIMIT 1`, [intent.environment])).rows[0];
+        if (frozen) return { kind: 'frozen', freeze: toFreeze(frozen) };
         return { kind: 'begun', entry: await save(c, intentEntry(intent, 0), true) };
       }),
     claim: (planId, upid, attempt) =>
@@ -197,6 +242,37 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
     },
     async unknownOn(guest) {
       return (await pool.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE guest = $1 AND state = 'unknown' ORDER BY intent_at`, [guest])).rows.map(toEntry);
+    },
+    freeze: (input: FreezeInput) =>
+      transaction(pool, async (c) => {
+        await lockFreezes(c, input.environment, 'exclusive');
+        const rows = await c.query<FreezeRow>(
+          `INSERT INTO ${FREEZE_TABLE} (id, environment, reason, frozen_by) VALUES ($1, $2, $3, $4) RETURNING ${FREEZE_COLUMNS}`,
+          [input.id, input.environment, input.reason, input.by],
+        );
+        return toFreeze(rows.rows[0]!);
+      }),
+    lift: (id, by) =>
+      transaction(pool, async (c) => {
+        const row = (await c.query<FreezeRow>(`SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+        if (!row) return undefined;
+        const found = toFreeze(row);
+        if (!isActive(found)) return found;
+        const lifted = await c.query<FreezeRow>(
+          `UPDATE ${FREEZE_TABLE} SET lifted_by = $2, lifted_at = clock_timestamp() WHERE id = $1 RETURNING ${FREEZE_COLUMNS}`,
+          [id, by],
+        );
+        return toFreeze(lifted.rows[0]!);
+      }),
+    async freezes({ environment, includeLifted } = {}) {
+      const rows = await pool.query<FreezeRow>(
+        `SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE ($1::text IS NULL OR environment = $1) AND ($2 OR lifted_at IS NULL) ORDER BY frozen_at DESC, id`,
+        [environment ?? null, includeLifted ?? false],
+      );
+      return rows.rows.map(toFreeze);
+    },
+    async sending(environment) {
+      return (await pool.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE environment = $1 AND state = 'intent'`, [environment])).rows.map(toEntry);
     },
     close: () => pool.end(),
   };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DECISIONS, PLAN_STATUSES } from './lifecycle.js';
 import { RISKS } from './risk.js';
+import type { Freeze } from './freeze.js';
 
 /**
  * The shapes a plan is reported in: the workflow's state, the API's responses and the OpenAPI
@@ -116,6 +117,17 @@ export const actionResultSchema = z.object({
   finishedAt: z.string(),
 });
 
+/** A freeze of an environment (src/domain/freeze.ts): while active, no apply starts there. */
+export const freezeSchema = z.object({
+  id: z.string().describe('frz_ + 20 hex digits'),
+  environment: z.string(),
+  reason: z.string(),
+  by: z.string().describe('The admin who froze the environment'),
+  at: z.string().describe('ISO 8601'),
+  liftedBy: z.string().optional(),
+  liftedAt: z.string().optional().describe('ISO 8601; absent while the freeze holds'),
+});
+
 export const planViewSchema = z.object({
   planId: z.string(),
   requestHash: z.string().describe('sha256 over the RFC 8785 canonical JSON of the normalized request'),
@@ -145,6 +157,9 @@ export const planViewSchema = z.object({
   expiresAt: z.string(),
   updatedAt: z.string(),
   result: actionResultSchema.optional(),
+  frozen: freezeSchema
+    .optional()
+    .describe('The freeze (kill switch) of the environment, when the plan was made under it or its run is held by it: it runs once the freeze is lifted, unless it expires first'),
 });
 
 export type Channel = z.infer<typeof channelSchema>;
@@ -155,3 +170,7 @@ export type ApprovalRequirement = z.infer<typeof approvalRequirementSchema>;
 export type Preflight = z.infer<typeof preflightSchema>;
 export type ActionResult = z.infer<typeof actionResultSchema>;
 export type PlanView = z.infer<typeof planViewSchema>;
+
+// The view's freeze is the journal's (src/domain/freeze.ts): a drift between the two fails to compile.
+const _sameFreeze: [z.infer<typeof freezeSchema>, Freeze] extends [Freeze, z.infer<typeof freezeSchema>] ? true : never = true;
+void _sameFreeze;

@@ -6,7 +6,7 @@
  * client/worker packages. Registration against a server lives in `search-attributes-admin.ts`.
  *
  * Capacity note: the SQLite dev server allows 10 Keyword and 3 Int (3 each of Text/Double/Bool/Datetime/
- * KeywordList) custom attributes per namespace. We use 7 Keyword + 1 Int.
+ * KeywordList) custom attributes per namespace. We use 8 Keyword + 1 Int.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
@@ -36,6 +36,9 @@ export const ProxmoxRequester = defineSearchAttributeKey('ProxmoxRequester', Sea
 /** Plan identifier. */
 export const ProxmoxPlanId = defineSearchAttributeKey('ProxmoxPlanId', SearchAttributeType.KEYWORD);
 
+/** The freeze (kill switch) holding a run that would apply now: set while it waits, removed when it goes on. */
+export const ProxmoxFrozen = defineSearchAttributeKey('ProxmoxFrozen', SearchAttributeType.KEYWORD);
+
 /** All typed keys by name. */
 export const proxmoxSearchAttributes = {
   ProxmoxAction,
@@ -46,6 +49,7 @@ export const proxmoxSearchAttributes = {
   ProxmoxVmid,
   ProxmoxRequester,
   ProxmoxPlanId,
+  ProxmoxFrozen,
 } as const;
 
 /** What must be registered on the server: `{ name, type }` for every project attribute. */

@@ -16,19 +16,21 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import { ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
+import { ProxmoxFrozen, ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
 import type { AssessInput, AssessResult, ExecuteResult, FinalDecision, OutcomeFields } from '../activities/types.js';
 import type { StoppedDispatch } from '../activities/execute.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
+import { freezeReason, type Freeze } from '../domain/freeze.js';
 import { stricterRisk } from '../domain/risk.js';
 import { AuditTrail } from './audit-trail.js';
-import { cancelledResult, failedResult, failureType } from './outcomes.js';
+import { cancelledResult, failedResult, failureDetails, failureType } from './outcomes.js';
 import {
   applyUpdate,
   approvalSignal,
   environmentTaskQueue,
+  freezeLiftedSignal,
   planUpdate,
   REFUSALS,
   stateQuery,
@@ -96,6 +98,9 @@ const historyIsLong = (): boolean => {
 
 const nowIso = () => new Date().toISOString();
 
+/** How often a run held by a freeze asks whether it still holds (a lift also signals it at once). */
+const FREEZE_RECHECK = '1m';
+
 /**
  * One action request, from plan to outcome (docs/plan-apply-lifecycle.md):
  * assess (target + policy) → plan returned → wait for apply and approvals until expiry → re-check
@@ -115,6 +120,15 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   let stoppedTask: { upid: string; exitstatus?: string } | undefined;
   /** The outcome record's fields and reserved number, once the run went on to execute. */
   let outcomeFields: OutcomeFields | undefined;
+  /** Apply-time re-checks done: an apply call answers once the run has re-checked after it. */
+  let rechecks = 0;
+  /** A lift signalled while the run was held by a freeze. */
+  let liftSignalled = false;
+  /** Executes scheduled (a freeze that refused one at dispatch makes the run schedule another). */
+  let executes = 0;
+  /** The plan's expiry has passed (its one timer fired). */
+  let pastExpiry = false;
+  const expired = () => pastExpiry;
 
   setHandler(stateQuery, () => {
     if (!view) throw ApplicationFailure.nonRetryable('plan is still being evaluated', REFUSALS.notReady);
@@ -150,8 +164,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
       if (!quorumMet(v) || v.status === 'rejected') return { planId, status: v.status };
       // Approvals are in: wait until the run has re-checked the target and policy, so a stale
-      // plan is refused to the caller instead of failing silently later.
-      await condition(() => !quorumMet(v) || !['planned', 'approved', 'awaiting_approval'].includes(v.status));
+      // plan is refused to the caller instead of failing silently later (a freeze holding the run
+      // is answered too: the caller reads it in the plan).
+      const seen = rechecks;
+      await condition(() => !quorumMet(v) || !['planned', 'approved', 'awaiting_approval'].includes(v.status) || rechecks > seen);
       if (v.result?.errorType === REFUSALS.stale) throw ApplicationFailure.nonRetryable(v.result.message ?? 'stale plan', REFUSALS.stale);
       if (v.status === 'denied') throw ApplicationFailure.nonRetryable(`plan ${planId} is denied by the current policy`, REFUSALS.denied);
       return { planId, status: v.status };
@@ -164,6 +180,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       },
     },
   );
+
+  setHandler(freezeLiftedSignal, () => {
+    liftSignalled = true;
+  });
 
   setHandler(approvalSignal, (args) => {
     if (!view) return;
@@ -211,7 +231,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       status: policy.decision === 'denied' ? 'denied' : policy.decision === 'requires_approval' ? 'awaiting_approval' : 'planned',
       risk: policy.risk,
       decision: policy.decision,
-      reasons: policy.reasons,
+      reasons: more.frozen ? [...policy.reasons, freezeReason(more.frozen)] : policy.reasons,
       policyVersion: policy.policyVersion,
       approval: { required: 0, received: 0, requirements: [], approvers: [], refused: [] },
       preflight,
@@ -219,6 +239,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       createdAt,
       expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
       updatedAt: createdAt,
+      ...(more.frozen ? { frozen: more.frozen } : {}),
     };
     setRequirements(v, policy.requirements);
     notifies = more.notifies;
@@ -231,13 +252,13 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   async function awaitApplyThenExecute(v: PlanView): Promise<void> {
     // One expiry timer for the plan's life, never cancelled (a timer still pending when the run
     // ends costs no history event; cancelling it costs one).
-    let expired = Date.parse(v.expiresAt) <= Date.now();
-    if (!expired) void sleep(Date.parse(v.expiresAt) - Date.now()).then(() => void (expired = true), () => undefined);
+    pastExpiry = Date.parse(v.expiresAt) <= Date.now();
+    if (!pastExpiry) void sleep(Date.parse(v.expiresAt) - Date.now()).then(() => void (pastExpiry = true), () => undefined);
     for (;;) {
-      await condition(() => expired || readyToGoOn(v) || trail.hasPending);
+      await condition(() => expired() || readyToGoOn(v) || trail.hasPending);
       if (v.status === 'rejected') return finishAs('rejected', 'plan.rejected', { actor: v.approval.rejectedBy?.principal });
       // A plan not applied with its approvals in by its expiry never runs, whatever arrives with the expiry.
-      if (expired) return finishAs('expired', 'plan.expired');
+      if (expired()) return finishAs('expired', 'plan.expired');
       if (!readyToGoOn(v)) {
         // An approval (or an apply still short of approvals): on the chain and on the UI now.
         await flush();
@@ -249,6 +270,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 
       // Re-check at apply: the target must still be what was planned, and policy may have changed.
       const again = await assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, true);
+      rechecks++;
+      // No freeze holds the plan any more (lifted since it was made or held): said once, before anything else.
+      if (v.frozen && !again.frozen) {
+        trail.add('apply.resumed', { detail: { freezeId: v.frozen.id } });
+        v.frozen = undefined;
+      }
       // A rejection that arrived while the target was read wins: nothing has been sent. (A handler
       // changed the status while this loop awaited: read it through a call, not a narrowed field.)
       if (statusOf(v) === 'rejected') continue;
@@ -278,14 +305,67 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         notifyApprovers(v);
         continue;
       }
-      break;
+      // The kill switch: nothing starts in a frozen environment; the run waits for the lift.
+      if (again.frozen) {
+        await holdWhileFrozen(v, again.frozen);
+        continue;
+      }
+      // Execute exactly once on Proxmox.
+      const waitingAs = v.status;
+      v.status = 'applying';
+      showStatus();
+      const done = await execute(v);
+      if ('held' in done) {
+        // A freeze came between the re-check and the dispatch: nothing was sent.
+        v.status = waitingAs;
+        outcomeFields = undefined;
+        await holdWhileFrozen(v, done.held);
+        continue;
+      }
+      v.result = done;
+      v.status = v.result.outcome === 'applied' || v.result.outcome === 'noop' ? 'succeeded' : 'failed';
+      showStatus();
+      return;
     }
-    // Execute exactly once on Proxmox.
-    v.status = 'applying';
-    showStatus();
-    v.result = await execute(v);
-    v.status = v.result.outcome === 'applied' || v.result.outcome === 'noop' ? 'succeeded' : 'failed';
-    showStatus();
+  }
+
+  /**
+   * The run would apply, but its environment is frozen: it says so (view, audit, a search attribute
+   * operators filter on) and waits until no freeze holds it (signalled by the lift, checked every
+   * FREEZE_RECHECK), a rejection, or its expiry. The caller then re-checks everything as usual.
+   */
+  async function holdWhileFrozen(v: PlanView, freeze: Freeze): Promise<void> {
+    trail.add('apply.held', { detail: { freeze } });
+    v.frozen = freeze;
+    showStatus([{ key: ProxmoxFrozen, value: freeze.id }]);
+    await flush();
+    for (;;) {
+      liftSignalled = false;
+      await condition(() => expired() || statusOf(v) === 'rejected' || liftSignalled, FREEZE_RECHECK);
+      if (expired() || statusOf(v) === 'rejected') break;
+      const still = await activeFreeze();
+      if (!still) break;
+      if (still.id !== v.frozen?.id) {
+        trail.add('apply.held', { detail: { freeze: still } });
+        v.frozen = still;
+        showStatus([{ key: ProxmoxFrozen, value: still.id }]);
+        await flush();
+      }
+      if (historyIsLong() && allHandlersFinished()) await continueWaitingRun(v);
+    }
+    upsertSearchAttributes([{ key: ProxmoxFrozen, value: null }]);
+  }
+
+  /** The environment's active freeze now; asked again after a pause while the journal cannot answer. */
+  async function activeFreeze(): Promise<Freeze | undefined> {
+    for (;;) {
+      try {
+        return await local.activeFreeze({ environment: request.environment });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        await sleep(AUDIT_RETRY_PAUSE);
+      }
+    }
   }
 
   /**
@@ -293,7 +373,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    * and on success the run's outcome record; a failure's outcome record is written here, under the
    * same reserved number, so a run never has two outcomes.
    */
-  async function execute(v: PlanView): Promise<ActionResult> {
+  async function execute(v: PlanView): Promise<ActionResult | { held: Freeze }> {
     trail.add('apply.started', { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel });
     const outcome = (outcomeFields = { ...trail.fields(), seq: trail.reserve() });
     const proxmox = proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) });
@@ -305,6 +385,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
           node: v.target.node ?? v.preflight.state?.node ?? '',
           plannedDigest: v.preflight.fingerprint?.digest,
           audit: { before, outcome },
+          ...(executes > 0 ? { round: executes } : {}),
         }),
       );
       return { ...r, ...(r.note ? { message: r.note } : {}), finishedAt: nowIso() };
@@ -315,7 +396,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         if (cause instanceof CancelledFailure) stoppedTask = cause.details?.[0] as typeof stoppedTask;
         throw err;
       }
+      if (failureType(err) === REFUSALS.frozen) return { held: failureDetails(err) as Freeze };
       return settleOutcome(outcome, failedResult(err), !DEFINITE_FAILURES.has(failureType(err)));
+    } finally {
+      executes++;
     }
   }
 

@@ -83,6 +83,8 @@ export const REFUSALS = {
   notReady: 'PlanNotReady',
   /** A plan request replayed on a run whose plan is made: answered from the state query. */
   planExists: 'PlanExists',
+  /** An execute refused because its environment is frozen: the run holds until the freeze is lifted. */
+  frozen: 'EnvironmentFrozen',
 } as const;
 
 /** Update-with-Start target: returns the plan once policy and preflight are done. */
@@ -92,3 +94,5 @@ export const applyUpdate = defineUpdate<ApplyAccepted, [ApplyArgs]>('apply');
 /** A human decision, from the REST API, the CLI or a chat bot. */
 export const approvalSignal = defineSignal<[ApprovalArgs]>('approval');
 export const stateQuery = defineQuery<PlanView>('state');
+/** A freeze was lifted: a run it holds looks again now instead of at its next periodic check. */
+export const freezeLiftedSignal = defineSignal<[{ freezeId: string }]>('freezeLifted');

@@ -35,6 +35,12 @@ export function failureType(err: unknown): string {
   return cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : 'Unknown';
 }
 
+/** The first detail an activity's ApplicationFailure carries, if any. */
+export function failureDetails(err: unknown): unknown {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? cause.details?.[0] : undefined;
+}
+
 /** A failed execute as the run reports it (before the journal is asked whether anything was sent). */
 export function failedResult(err: unknown): ActionResult {
   const cause = err instanceof ActivityFailure ? err.cause : err;

@@ -27,9 +27,9 @@ describe('configuration', () => {
     expect(demo).toBe(true);
     expect(path).toBe(DEMO_CONFIG_PATH);
     expect(Object.keys(config.environments)).toEqual(['lab', 'prod']);
-    expect(config.tokens.map((t) => t.id)).toEqual(['demo-agent', 'demo-approver-1', 'demo-approver-2']);
+    expect(config.tokens.map((t) => t.id)).toEqual(['demo-agent', 'demo-approver-1', 'demo-approver-2', 'demo-admin']);
     // The README documents these tokens; their hashes must match.
-    expect(config.tokens.map((t) => t.secretSha256)).toEqual(['demo-agent-token', 'demo-approver-1-token', 'demo-approver-2-token'].map(sha));
+    expect(config.tokens.map((t) => t.secretSha256)).toEqual(['demo-agent-token', 'demo-approver-1-token', 'demo-approver-2-token', 'demo-admin-token'].map(sha));
     expect(config.tokens[0]!.scopes).toEqual(['plan', 'apply', 'read']);
     expect(config.tokens[1]!.scopes).toEqual(['approve', 'read']);
   });

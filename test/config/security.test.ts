@@ -67,7 +67,7 @@ describe('token channels (issue 12, item 9.2)', () => {
   it('are kept by the demo config: the approvers may use the CLI, the agent only the API', () => {
     const { config } = loadConfig({});
     const channels = Object.fromEntries(config.tokens.map((t) => [t.id, t.channels ?? ['api']]));
-    expect(channels).toEqual({ 'demo-agent': ['api'], 'demo-approver-1': ['api', 'cli'], 'demo-approver-2': ['api', 'cli'] });
+    expect(channels).toEqual({ 'demo-agent': ['api'], 'demo-approver-1': ['api', 'cli'], 'demo-approver-2': ['api', 'cli'], 'demo-admin': ['api'] });
   });
 });
 

@@ -123,6 +123,57 @@ export function journalContract(open: () => Promise<DispatchJournal>): void {
     await j.close();
   });
 
+  const freezeId = () => `frz_${Array.from({ length: 20 }, () => Math.floor(Math.random() * 16).toString(16)).join('')}`;
+
+  it('a freeze refuses every new intent in its environment until lifted; what stands is still followed', async () => {
+    const j = await open();
+    const env = `frozen-${plan()}`;
+    const [a, b, c] = [plan(), plan(), plan()];
+    await j.begin(intent(a, { environment: env, vmid: 200 }));
+    await j.claim(a, UPID(20), 1);
+    const f = await j.freeze({ id: freezeId(), environment: env, reason: 'incident 123', by: 'human:carol' });
+    expect(f).toMatchObject({ environment: env, reason: 'incident 123', by: 'human:carol', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    expect(f.liftedAt).toBeUndefined();
+    // A new intent, on another guest of the environment: refused, and nothing written.
+    expect(await j.begin(intent(b, { environment: env, vmid: 201 }))).toMatchObject({ kind: 'frozen', freeze: { id: f.id } });
+    expect(await j.get(b)).toBeUndefined();
+    // The plan that dispatched before the freeze is still told to follow its task.
+    expect(await j.begin(intent(a, { environment: env, vmid: 200, attempt: 2 }))).toMatchObject({ kind: 'settled', entry: { upid: UPID(20) } });
+    // Another environment is not frozen.
+    expect(await j.begin(intent(c, { vmid: 202 }))).toMatchObject({ kind: 'begun' });
+    expect((await j.freezes({ environment: env })).map((x) => x.id)).toEqual([f.id]);
+    const lifted = await j.lift(f.id, 'human:dave');
+    expect(lifted).toMatchObject({ id: f.id, liftedBy: 'human:dave', liftedAt: expect.any(String) });
+    // Lifting again changes nothing; an unknown id is undefined.
+    expect(await j.lift(f.id, 'human:erin')).toMatchObject({ liftedBy: 'human:dave', liftedAt: lifted!.liftedAt });
+    expect(await j.lift(freezeId(), 'human:erin')).toBeUndefined();
+    expect(await j.freezes({ environment: env })).toEqual([]);
+    expect((await j.freezes({ environment: env, includeLifted: true })).map((x) => x.id)).toEqual([f.id]);
+    expect(await j.begin(intent(b, { environment: env, vmid: 201 }))).toMatchObject({ kind: 'begun' });
+    await j.close();
+  });
+
+  it('20 intents racing a freeze: each is ordered before it (still sending when it answers) or refused', async () => {
+    const j = await open();
+    const env = `race-${plan()}`;
+    const plans = Array.from({ length: 20 }, () => plan());
+    let snapshot: string[] | undefined;
+    const freezing = (async () => {
+      await new Promise((r) => setTimeout(r, Math.random() * 5));
+      await j.freeze({ id: freezeId(), environment: env, reason: 'race', by: 'human:carol' });
+      snapshot = (await j.sending(env)).map((e) => e.planId);
+    })();
+    const results = await Promise.all(plans.map((p, i) => j.begin(intent(p, { environment: env, vmid: 300 + i }))));
+    await freezing;
+    const begun = plans.filter((_, i) => results[i]!.kind === 'begun');
+    expect(results.every((r) => r.kind === 'begun' || r.kind === 'frozen')).toBe(true);
+    // Every intent written was written before the freeze: the freeze saw it in flight.
+    for (const p of begun) expect(snapshot).toContain(p);
+    // And nothing begins after it.
+    expect(await j.begin(intent(plan(), { environment: env, vmid: 399 }))).toMatchObject({ kind: 'frozen' });
+    await j.close();
+  });
+
   it("measures an intent's age on its own clock", async () => {
     const j = await open();
     const a = plan();

@@ -30,6 +30,20 @@ describe('file dispatch journal', () => {
     expect((await third.unknownOn('lab/102')).map((e) => e.planId)).toEqual(['p3']);
     await third.close();
   });
+
+  it('keeps freezes and their lifts across a restart', async () => {
+    const path = join(dir, 'freezes.jsonl');
+    const j = await openFileDispatchJournal(path);
+    const kept = await j.freeze({ id: 'frz_00000000000000000001', environment: 'prod', reason: 'incident 123', by: 'human:carol' });
+    await j.freeze({ id: 'frz_00000000000000000002', environment: 'lab', reason: 'drill', by: 'human:carol' });
+    await j.lift('frz_00000000000000000002', 'human:carol');
+    await j.close();
+    const again = await openFileDispatchJournal(path);
+    expect(await again.freezes()).toEqual([kept]);
+    expect(await again.begin({ planId: 'p9', environment: 'prod', vmid: 101, node: 'pve-prod', action: 'vm.start', params: {}, attempt: 1 })).toMatchObject({ kind: 'frozen', freeze: kept });
+    expect(await again.begin({ planId: 'p10', environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.start', params: {}, attempt: 1 })).toMatchObject({ kind: 'begun' });
+    await again.close();
+  });
 });
 
 describe('taskOfIntent: which listed task an intent started', () => {

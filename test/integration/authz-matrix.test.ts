@@ -124,6 +124,23 @@ const deniedPlan = (env: Env) => {
   return denied.get(env)!;
 };
 
+/** A freeze of `env`, made by the all-environments admin (lifting it is what the DELETE case does). */
+const ADMIN_ALL = () => TOKENS_BY_KEY.get('admin@*')!.secret;
+async function freezeIn(env: Env): Promise<string> {
+  const res = await t.call('POST', '/v1/freezes', { token: ADMIN_ALL(), body: { environment: env, reason: 'authz matrix fixture' } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id as string;
+}
+const freezes = new Map<Env, Promise<string>>();
+const sharedFreeze = (env: Env) => {
+  if (!freezes.has(env)) freezes.set(env, freezeIn(env));
+  return freezes.get(env)!;
+};
+async function liftAllFreezes(): Promise<void> {
+  const { freezes: active } = (await t.call('GET', '/v1/freezes', { token: TOKENS_BY_KEY.get('read@*')!.secret })).body as { freezes: { id: string }[] };
+  for (const f of active) expect((await t.call('DELETE', `/v1/freezes/${f.id}`, { token: ADMIN_ALL() })).status).toBe(200);
+}
+
 interface Built {
   method: string;
   path: string;
@@ -189,6 +206,10 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
     body: { action: 'vm.start', environment: env, target: target(env), params: {}, reason: 'matrix' },
   }),
   'GET /v1/policy/matrix': async () => ({ method: 'GET', path: '/v1/policy/matrix' }),
+  // Freezes are lifted again right after the matrix (below), so they hold no later case.
+  'POST /v1/freezes': async (env) => ({ method: 'POST', path: '/v1/freezes', body: { environment: env, reason: 'authz matrix' } }),
+  'GET /v1/freezes': async () => ({ method: 'GET', path: '/v1/freezes' }),
+  'DELETE /v1/freezes/{id}': async (env, fresh) => ({ method: 'DELETE', path: `/v1/freezes/${fresh ? await freezeIn(env) : await sharedFreeze(env)}` }),
   'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
   'GET /mcp': async (_env, _fresh, secret) => ({
     method: 'GET',
@@ -205,6 +226,7 @@ const SUCCESS: Record<string, number> = {
   'POST /v1/actions/plan': 201,
   'POST /v1/actions/apply': 202,
   'POST /v1/actions/{planId}/approvals': 202,
+  'POST /v1/freezes': 201,
 };
 
 type Caller = { key: string; token?: MatrixToken };
@@ -261,7 +283,7 @@ describe('authorization matrix', () => {
           if (want !== undefined && res.status !== want)
             mismatches.push(`${route} [${env}] as ${caller.key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body?.detail ?? '')}`);
           if (access.auth === 'bearer' && access.environment === 'list' && res.status === 200 && caller.token && !caller.token.grant.includes('*')) {
-            const foreign = ((res.body.items ?? res.body.environments) as { environment: string }[]).filter((i) => !caller.token!.grant.includes(i.environment));
+            const foreign = ((res.body.items ?? res.body.environments ?? res.body.freezes) as { environment: string }[]).filter((i) => !caller.token!.grant.includes(i.environment));
             if (foreign.length) mismatches.push(`${route} as ${caller.key}: lists plans of ${[...new Set(foreign.map((f) => f.environment))].join(', ')}`);
           }
         }
@@ -276,6 +298,7 @@ describe('authorization matrix', () => {
         }
       }
     }
+    await liftAllFreezes();
     console.log(`[authz-matrix] ${calls} calls over ${registeredRoutes().length} routes × ${CALLERS.length} callers × ${ENVS.length} environments`);
     expect(mismatches).toEqual([]);
   }, 300_000);
