@@ -45,6 +45,8 @@ export interface AssessResult {
   policy: PolicyResult;
   /** Whether approval requests go anywhere (a chat or webhook target is configured). */
   notifies: boolean;
+  /** The plan was charged against its principal's budgets: its run releases them when it ends. */
+  budgeted?: boolean;
 }
 
 /**

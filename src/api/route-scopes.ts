@@ -50,6 +50,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },
   'POST /v1/policy/evaluate': { auth: 'bearer', scopes: ['read'], environment: 'body' },
   'GET /v1/policy/matrix': { auth: 'bearer', scopes: ['read'], environment: 'list' },
+  'GET /v1/budgets': { auth: 'bearer', scopes: ['read'], environment: 'none' },
   'POST /v1/channels/slack/interactions': { auth: 'signature' },
   'POST /v1/channels/webhook/approvals': { auth: 'signature' },
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,
