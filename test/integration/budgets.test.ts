@@ -1,0 +1,111 @@
+/**
+ * Budgets per principal (issue 15 §2), end to end: two instances of the service (API and worker
+ * each), sharing the PostgreSQL backend and one task queue as replicas do. Twenty plans of one
+ * principal race through both HTTP APIs against a budget of three: exactly three are admitted, the
+ * rest refused with a `budget.destructive` reason naming the budget and when it frees; GET
+ * /v1/budgets and /metrics on both instances tell the same. Then a concurrency budget is full, a
+ * plan ends, and its slot frees for the next plan.
+ *
+ * Against the real dev server, workers and Proxmox simulators (nothing mocked).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
+import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { until } from './support/until.js';
+import type { Config } from '../../src/config/schema.js';
+
+const PRINCIPAL = 'agent:pi-demo';
+const RACERS = 20;
+const LIMIT = 3;
+
+let pg: TempPostgres;
+let a: TestService;
+let b: TestService;
+
+const shared = (taskQueue?: string) => (c: Config) => {
+  c.audit = { file: c.audit.file, postgres: { url: { env: 'PA_BUDGETS_PG_URL' } } };
+  c.server.rateLimit = false; // twenty plans at once from one token: the request rate limit is not under test
+  c.budgets = { [PRINCIPAL]: { perHour: { destructive: LIMIT } } };
+  if (taskQueue) c.temporal.taskQueue = taskQueue;
+};
+
+const plan = (t: TestService, body: object) => t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body });
+const snapshotDelete = (snapname: string) => ({ action: 'vm.snapshot.delete', environment: 'lab', target: { vmid: 100 }, params: { snapname }, reason: `budget race ${snapname}` });
+const budgets = async (t: TestService, token: string = TOKENS.agent) => (await t.call('GET', '/v1/budgets', { token })).body;
+const metric = async (t: TestService, name: string, budget: string): Promise<number> => {
+  const text = (await t.call('GET', '/metrics')).body as string;
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`principal="${PRINCIPAL}"`) && l.includes(`budget="${budget}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+
+describePostgres('budgets per principal, across two service instances', () => {
+  beforeAll(async () => {
+    pg = await startTempPostgres();
+    process.env.PA_BUDGETS_PG_URL = await pg.createDatabase();
+    a = await startTestService(shared());
+    b = await startTestService(shared(a.config.temporal.taskQueue));
+    for (const t of [a, b]) await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+  }, 180_000);
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await pg?.stop();
+  });
+
+  it(`admits exactly ${LIMIT} of ${RACERS} racing destructive plans, and refuses the rest naming the budget and when it frees`, { timeout: 120_000 }, async () => {
+    const startedAt = Date.now();
+    const answers = await Promise.all(Array.from({ length: RACERS }, (_, i) => plan(i % 2 ? a : b, snapshotDelete(`gone${i}`))));
+    for (const r of answers) expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const admitted = answers.filter((r) => r.body.decision !== 'denied');
+    const refused = answers.filter((r) => r.body.decision === 'denied');
+    expect(admitted.map((r) => r.body.status)).toEqual(Array(LIMIT).fill('planned'));
+    expect(refused).toHaveLength(RACERS - LIMIT);
+
+    // Every refusal names the same budget, full, and the one instant it frees: the oldest admission + 1 h.
+    const freesAt = new Set<string>();
+    for (const r of refused) {
+      const reasons = (r.body.reasons as { rule: string; budget?: { freesAt: string } }[]).filter((x) => x.rule.startsWith('budget.'));
+      expect(reasons, JSON.stringify(r.body.reasons)).toEqual([
+        expect.objectContaining({ rule: 'budget.destructive', budget: { principal: PRINCIPAL, name: 'destructive', limit: LIMIT, used: LIMIT, freesAt: expect.any(String) } }),
+      ]);
+      freesAt.add(reasons[0]!.budget!.freesAt);
+    }
+    expect(freesAt.size).toBe(1);
+    const frees = Date.parse([...freesAt][0]!);
+    expect(frees).toBeGreaterThan(startedAt + 3_600_000 - 60_000);
+    expect(frees).toBeLessThanOrEqual(Date.now() + 3_600_000);
+
+    // Both replicas read the same ledger: the agent sees its own usage, the metrics say the same.
+    for (const t of [a, b]) {
+      expect((await budgets(t)).budgets).toEqual([{ principal: PRINCIPAL, budget: 'destructive', limit: LIMIT, used: LIMIT, freesAt: [...freesAt][0] }]);
+      expect(await metric(t, 'proxmox_agent_budget_used', 'destructive')).toBe(LIMIT);
+    }
+    // Refusals are counted by the worker that decided each plan, whichever instance it ran in.
+    const counted = (await metric(a, 'proxmox_agent_budget_refusals_total', 'destructive')) + (await metric(b, 'proxmox_agent_budget_refusals_total', 'destructive'));
+    expect(counted).toBe(RACERS - LIMIT);
+    // An approver (another principal, no budgets) sees none of the agent's.
+    expect((await budgets(a, TOKENS.approver1)).budgets).toEqual([]);
+  });
+
+  it('frees a concurrency slot when a plan ends, for the next plan', { timeout: 120_000 }, async () => {
+    // The three plans admitted above are still open; with room for four, one more fits.
+    for (const t of [a, b]) t.config.budgets = { [PRINCIPAL]: { concurrent: 4 } };
+    const fourth = await plan(a, snapshotDelete('slot4'));
+    expect(fourth.body.status, JSON.stringify(fourth.body)).toBe('planned');
+    const fifth = await plan(b, snapshotDelete('slot5'));
+    expect(fifth.body.decision).toBe('denied');
+    const reason = (fifth.body.reasons as { rule: string; budget?: { heldBy?: string[]; used: number; freesAt: string } }[]).find((r) => r.rule === 'budget.concurrent');
+    expect(reason?.budget).toMatchObject({ used: 4, freesAt: expect.any(String) });
+    expect(reason!.budget!.heldBy).toContain(fourth.body.planId);
+    expect(reason!.budget!.heldBy).toHaveLength(4);
+
+    // The fourth plan runs to its end; its run then releases the slot.
+    const applied = await a.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: fourth.body.planId, requestHash: fourth.body.requestHash } });
+    expect(applied.status, JSON.stringify(applied.body)).toBe(202);
+    await a.waitForStatus(fourth.body.planId, ['succeeded']);
+    await until('the slot is released', async () => ((await budgets(b)).budgets[0]?.used === 3 ? true : undefined));
+
+    const again = await plan(b, snapshotDelete('slot5b'));
+    expect(again.body.status, JSON.stringify(again.body)).toBe('planned');
+  });
+});
