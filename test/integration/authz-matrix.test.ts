@@ -189,6 +189,7 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
     body: { action: 'vm.start', environment: env, target: target(env), params: {}, reason: 'matrix' },
   }),
   'GET /v1/policy/matrix': async () => ({ method: 'GET', path: '/v1/policy/matrix' }),
+  'GET /v1/budgets': async () => ({ method: 'GET', path: '/v1/budgets' }),
   'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
   'GET /mcp': async (_env, _fresh, secret) => ({
     method: 'GET',
