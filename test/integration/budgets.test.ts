@@ -4,10 +4,12 @@
  * principal race through both HTTP APIs against a budget of three: exactly three are admitted, the
  * rest refused with a `budget.destructive` reason naming the budget and when it frees; GET
  * /v1/budgets and /metrics on both instances tell the same. Then a concurrency budget is full, a
- * plan ends, and its slot frees for the next plan.
+ * plan ends, and its slot frees for the next plan. Last, the embedded default (one instance, the file
+ * ledger): a guests budget, and a rejected plan refunded because nothing reached Proxmox.
  *
  * Against the real dev server, workers and Proxmox simulators (nothing mocked).
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
@@ -107,5 +109,52 @@ describePostgres('budgets per principal, across two service instances', () => {
 
     const again = await plan(b, snapshotDelete('slot5b'));
     expect(again.body.status, JSON.stringify(again.body)).toBe('planned');
+  });
+});
+
+describe('budgets per principal, on the embedded file ledger', () => {
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService((c) => {
+      c.budgets = { [PRINCIPAL]: { perHour: { guests: 2 } } };
+    });
+    await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+  }, 120_000);
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('counts distinct guests, and gives back the charge of a plan rejected before anything was sent', { timeout: 120_000 }, async () => {
+    // A prod delete waits for two approvers: charged (guest prod/201) while it waits.
+    const waiting = await plan(t, { action: 'vm.delete', environment: 'prod', target: { vmid: 201 }, params: { purge: true }, reason: 'budget refund' });
+    expect(waiting.body.status, JSON.stringify(waiting.body)).toBe('awaiting_approval');
+    const before = Date.now();
+    expect((await plan(t, snapshotDelete('g1'))).body.status).toBe('planned'); // lab/100
+    const after = Date.now();
+    expect((await plan(t, snapshotDelete('g2'))).body.status).toBe('planned'); // lab/100 again: no new guest
+
+    const third = await plan(t, { ...snapshotDelete('g3'), target: { vmid: 101 } });
+    expect(third.body.decision).toBe('denied');
+    const reason = (third.body.reasons as { rule: string; budget?: { used: number; limit: number; freesAt: string } }[]).find((r) => r.rule === 'budget.guests');
+    expect(reason?.budget).toMatchObject({ used: 2, limit: 2 });
+    // prod/201 was touched first, so it leaves the hour first.
+    expect(Date.parse(reason!.budget!.freesAt)).toBeLessThanOrEqual(before + 3_600_000);
+    expect(Date.parse(reason!.budget!.freesAt)).toBeGreaterThan(before - 60_000 + 3_600_000);
+    expect(Date.parse(reason!.budget!.freesAt)).toBeLessThan(after + 3_600_000);
+
+    // A human rejects the prod delete: the run ends without sending anything, so its guest is given back.
+    const rejected = await t.call('POST', `/v1/actions/${waiting.body.planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'reject', comment: 'not now' } });
+    expect(rejected.status, JSON.stringify(rejected.body)).toBe(202);
+    await t.waitForStatus(waiting.body.planId, ['rejected']);
+    await until('the rejected plan is refunded', async () => ((await budgets(t)).budgets[0]?.used === 1 ? true : undefined));
+    expect((await plan(t, { ...snapshotDelete('g4'), target: { vmid: 101 } })).body.status).toBe('planned');
+    // The ledger is the file beside the audit log: it holds the admitted lab plans; the refunded,
+    // released charge counts for nothing any more and is gone.
+    const g4 = (await t.call('GET', '/v1/budgets', { token: TOKENS.agent })).body;
+    expect(g4.budgets).toEqual([{ principal: PRINCIPAL, budget: 'guests', limit: 2, used: 2, freesAt: expect.any(String) }]);
+    const onFile = (JSON.parse(readFileSync(`${t.config.audit.file}.budgets.json`, 'utf8')) as { charges: { planId: string }[] }).charges.map((c) => c.planId);
+    expect(onFile).toHaveLength(3);
+    expect(onFile).not.toContain(waiting.body.planId);
+    expect(await metric(t, 'proxmox_agent_budget_refusals_total', 'guests')).toBe(1);
   });
 });
