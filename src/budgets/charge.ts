@@ -6,6 +6,12 @@ import { budgetReason } from './reasons.js';
 import type { BudgetsConfig } from './schema.js';
 import type { BudgetStore } from './store.js';
 
+/**
+ * A plan's run ends a little after its expiry (the expiry is recorded, then the charge released): a
+ * concurrency slot's `freesAt` is the expiry plus this, so it is a time by which the slot is free.
+ */
+const RELEASE_SLACK_MS = 60_000;
+
 export interface BudgetDeps {
   store: BudgetStore;
   /** Read at every charge, like the policy, so a config reload applies to the next plan. */
@@ -31,7 +37,7 @@ export async function chargeBudget(
     principal: plan.principal,
     destructive: findAction(request.action)?.destructive ?? true,
     guest: guestKey(request.environment, request.target.vmid),
-    expiresAt: Date.now() + policy.planTtlSeconds * 1000,
+    expiresAt: Date.now() + policy.planTtlSeconds * 1000 + RELEASE_SLACK_MS,
   });
   if (verdict.admitted) return { policy, budgeted: true };
   for (const r of verdict.refusals) deps.onRefusal?.(r);

@@ -26,7 +26,7 @@ export interface Charge {
   destructive: boolean;
   /** `<environment>/<vmid>`. */
   guest: string;
-  /** The plan's expiry: a plan not yet applying ends by then. */
+  /** The plan's expiry, with a minute for its run to record it and release: a plan not applying by then has ended. */
   expiresAt: number;
   lapseAt: number;
   releasedAt?: number;
