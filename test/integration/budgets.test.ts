@@ -9,12 +9,15 @@
  *
  * Against the real dev server, workers and Proxmox simulators (nothing mocked).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 import { until } from './support/until.js';
 import type { Config } from '../../src/config/schema.js';
+import { runCli } from '../../src/cli/main.js';
 
 const PRINCIPAL = 'agent:pi-demo';
 const RACERS = 20;
@@ -156,5 +159,26 @@ describe('budgets per principal, on the embedded file ledger', () => {
     expect(onFile).toHaveLength(3);
     expect(onFile).not.toContain(waiting.body.planId);
     expect(await metric(t, 'proxmox_agent_budget_refusals_total', 'guests')).toBe(1);
+
+    // The CLI shows the same usage, through the API, with the agent's token.
+    const shown = await budgetsCli(t, ['budgets']);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toMatch(new RegExp(`^${PRINCIPAL}\\s+guests/hour\\s+2/2\\s+${g4.budgets[0].freesAt}`, 'm'));
   });
 });
+
+/** `proxmox-agent <args>` in this process against `t`, with the agent's token from a file; what it printed. */
+async function budgetsCli(t: TestService, args: string[]): Promise<{ code: number; out: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-budgets-cli-'));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, TOKENS.agent, { mode: 0o600 });
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  try {
+    return { code: await runCli(['node', 'proxmox-agent', ...args, '--url', t.url, '--token-file', tokenFile]), out: out.join('\n') };
+  } finally {
+    console.log = log;
+    process.exitCode = 0;
+  }
+}
