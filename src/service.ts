@@ -19,6 +19,8 @@ import { openAuditStore } from './audit/open.js';
 import { openFileDispatchJournal } from './dispatch/file-journal.js';
 import { openDispatchJournal } from './dispatch/open.js';
 import { createFreezeService, freezeHealth, registerFreezeGauge } from './freezes/service.js';
+import { openBudgetStore } from './budgets/open.js';
+import { createBudgetView, observeBudgets, type BudgetView } from './budgets/view.js';
 import type { AuditStore } from './audit/store.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './logging.js';
@@ -92,7 +94,13 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     for (const fn of stops.reverse()) await fn().catch((err) => log.warn({ err }, 'error while stopping'));
   };
   const metrics = createMetrics(opts.metrics?.registry);
-  const render = () => renderMetrics(metrics.registry, opts.metrics?.sdkMetricsUrl);
+  let budgetView: BudgetView | undefined;
+  const render = async () => {
+    // Budget usage lives in the shared ledger: read it at each scrape, not tracked per process.
+    if (budgetView && Object.keys(config.budgets).length > 0)
+      await observeBudgets(budgetView, { used: metrics.budgetUsed, limit: metrics.budgetLimit }).catch((err: Error) => log.warn({ err: err.message }, 'cannot read the budget ledger for /metrics'));
+    return renderMetrics(metrics.registry, opts.metrics?.sdkMetricsUrl);
+  };
   const tracing = opts.tracing === false ? undefined : (opts.tracing ?? tracingFromEnv(opts.env ?? process.env, 'proxmox-agent'));
   try {
     if (tracing) stops.push(() => tracing.shutdown());
@@ -114,6 +122,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const sharesJournal = opts.worker !== false || config.audit.postgres !== undefined;
     const journal = sharesJournal ? await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) }) : await openFileDispatchJournal();
     stops.push(() => journal.close());
+    // Workers charge plans against it, the API shows it: one ledger beside the audit store (src/budgets).
+    const budgets = await openBudgetStore(config.audit, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
+    stops.push(() => budgets.close());
+    budgetView = createBudgetView(budgets, () => config.budgets);
 
     const waiting = (what: string) => (err: Error, waitMs: number) => log.warn({ err: err.message, address: opts.temporal.address }, `Temporal is not reachable yet (${what}); trying again in ${waitMs} ms`);
     if (config.temporal.namespace !== namespace) log.info({ namespace, configNamespace: config.temporal.namespace }, 'TEMPORAL_NAMESPACE overrides the config\'s temporal.namespace');
@@ -139,6 +151,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         links: () => ({ apiBaseUrl: config.notifications.apiBaseUrl ?? url, ...(temporalUi ? { temporalUi } : {}) }),
       },
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
+      budgets: {
+        store: budgets,
+        limits: () => config.budgets,
+        onRefusal: (r) => metrics.budgetRefusals.inc({ principal: r.principal, budget: r.budget }),
+      },
     });
 
     let workers: Worker[] = [];
@@ -233,6 +250,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
           inventory: { proxmox: (env) => environments.environments.get(env)?.client },
           riskMatrix: () => riskMatrix(config),
+          budgets: budgetView,
           mcp: mcpHttpOptions(config.server),
           ...(freezes ? { freezes } : {}),
           ...(shared.rateLimit ? { rateLimit: shared.rateLimit } : {}),

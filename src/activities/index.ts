@@ -9,6 +9,7 @@ import type { AuditStore } from '../audit/store.js';
 import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
 import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
+import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
 import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, type NotifyDeps } from './notify.js';
@@ -57,6 +58,8 @@ export interface ActivityDeps {
   assessReadMs?: number;
   /** Where approval requests are posted (none: notifyApprovers does nothing). */
   notify?: NotifyDeps;
+  /** Per-principal budgets (src/budgets); absent, no plan is charged. */
+  budgets?: BudgetDeps;
 }
 
 /** Activities are built over injected clients, so tests and the worker wire them the same way. */
@@ -158,9 +161,12 @@ export function createActivities(deps: ActivityDeps) {
       const eventId = assessmentEventId(record.planId, record.seq);
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
         const read = await preflight({ request });
-        const policy = await evaluatePolicy({ request, preflight: read });
+        const evaluated = await evaluatePolicy({ request, preflight: read });
+        // Only a plan policy admits is charged, once, at plan time (docs/policy.md, "Budgets").
+        const { policy, budgeted } =
+          record.stage === 'plan' && deps.budgets && record.actor ? await chargeBudget(deps.budgets, { planId: record.planId, principal: record.actor, request, policy: evaluated }) : { policy: evaluated, budgeted: false };
         const frozen = await activeFreeze({ environment: request.environment });
-        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(frozen ? { frozen } : {}) };
+        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;
@@ -208,6 +214,11 @@ export function createActivities(deps: ActivityDeps) {
     /** After an operator's cancel: settle and stop what the plan's request started (stopPlanDispatch). */
     async stopDispatch(input: { planId: string }): Promise<StoppedDispatch> {
       return stopPlanDispatch(executeDeps(), input);
+    },
+
+    /** The run of a charged plan ended: its concurrency slot frees, and with nothing sent its hourly charges too. */
+    async releaseBudget(input: { planId: string; sent: boolean }): Promise<void> {
+      await deps.budgets?.store.release(input.planId, { sent: input.sent });
     },
 
     /** Several records in one local activity (and one group commit), in this order. */

@@ -48,6 +48,8 @@ export interface AssessResult {
   notifies: boolean;
   /** The environment's active freeze: the plan is made and may be approved, but nothing is applied while it holds. */
   frozen?: Freeze;
+  /** The plan was charged against its principal's budgets: its run releases them when it ends. */
+  budgeted?: boolean;
 }
 
 /**

@@ -13,6 +13,7 @@ import { registerOperationsRoutes, requestMetrics } from './operations.js';
 import { ApiError, type ProblemCode } from './problems.js';
 import { registerActionRoutes } from './routes/actions.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
+import { registerBudgetRoutes } from './routes/budgets.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
@@ -73,6 +74,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerChannelRoutes(app, deps);
   registerPolicyRoutes(app, deps);
   registerFreezeRoutes(app, deps);
+  registerBudgetRoutes(app, deps);
   registerInventoryRoutes(app, deps);
   registerEvidenceRoutes(app, deps);
   registerEventRoutes(app, deps);

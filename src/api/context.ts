@@ -13,6 +13,7 @@ import type { RiskMatrix } from '../policy/matrix.js';
 import type { McpHttpOptions } from '../mcp/http.js';
 import type { TemporalWatch } from '../temporal/watch.js';
 import type { FreezeService } from '../freezes/service.js';
+import type { BudgetView } from '../budgets/view.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -32,6 +33,8 @@ export interface ApiDeps {
   evaluate: (request: NormalizedRequest, at: Date) => Promise<{ preflight: Preflight; decision: PolicyDecision }>;
   /** The running policy's risk matrix (GET /v1/policy/matrix); absent, that route answers 404. */
   riskMatrix?: () => RiskMatrix;
+  /** Per-principal budget usage (GET /v1/budgets); absent, that route answers 404. */
+  budgets?: BudgetView;
   /** MCP over Streamable HTTP at /mcp (src/mcp/http.ts); absent, /mcp is not served. */
   mcp?: McpHttpOptions;
   /** The audit log, run inputs and Proxmox task logs (GET /v1/actions/{planId}/evidence); absent, 404. */

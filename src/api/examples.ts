@@ -262,6 +262,15 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
     planTtlSeconds: 3600,
     rules: [{ id: 'prod-delete-step-up', description: 'Deleting in production needs at least one approval given through the API or CLI, not chat', match: { environments: ['prod'], actions: ['*.delete'] } }],
   },
+  'GET /v1/budgets 200': {
+    at: '2026-03-02T09:20:00.000Z',
+    windowSeconds: 3600,
+    budgets: [
+      { principal: 'agent:pi-demo', budget: 'destructive', limit: 3, used: 3, freesAt: '2026-03-02T09:47:12.000Z' },
+      { principal: 'agent:pi-demo', budget: 'guests', limit: 10, used: 4 },
+      { principal: 'agent:pi-demo', budget: 'concurrent', limit: 2, used: 1, heldBy: [PLAN_ID] },
+    ],
+  },
   'POST /v1/channels/webhook/approvals request': {
     planId: PLAN_ID,
     requestHash: HASH,

@@ -55,6 +55,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/freezes': { auth: 'bearer', scopes: ['read'], environment: 'list' },
   // `plan` here: the freeze's environment; a freeze of another environment is reported as not found.
   'DELETE /v1/freezes/{id}': { auth: 'bearer', scopes: ['admin'], environment: 'plan' },
+  'GET /v1/budgets': { auth: 'bearer', scopes: ['read'], environment: 'none' },
   'POST /v1/channels/slack/interactions': { auth: 'signature' },
   'POST /v1/channels/webhook/approvals': { auth: 'signature' },
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,

@@ -7,6 +7,7 @@ import { register as registerActions } from './commands/actions.js';
 import { register as registerApprovals } from './commands/approvals.js';
 import { register as registerAudit } from './commands/audit.js';
 import { register as registerFreezes } from './commands/freezes.js';
+import { register as registerBudgets } from './commands/budgets.js';
 import { register as registerMcp } from './commands/mcp.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerTokens } from './commands/tokens.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerActions(program);
   registerApprovals(program);
   registerPolicy(program);
+  registerBudgets(program);
   registerAudit(program);
   registerTokens(program);
   registerFreezes(program);

@@ -50,7 +50,11 @@ export function approvalsTable(items: readonly ApprovalSummary[]): string {
     i.expiresAt,
     i.reason.length > 40 ? `${i.reason.slice(0, 39)}…` : i.reason,
   ]);
-  const header = ['PLAN', 'ACTION', 'TARGET', 'RISK', 'APPROVALS', 'REQUESTER', 'EXPIRES', 'REASON'];
+  return textTable(['PLAN', 'ACTION', 'TARGET', 'RISK', 'APPROVALS', 'REQUESTER', 'EXPIRES', 'REASON'], rows);
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
+export function textTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const fmt = (r: string[]) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
   return [fmt(header), ...rows.map(fmt)].join('\n');

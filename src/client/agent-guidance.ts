@@ -112,8 +112,20 @@ export function nextStep(p: Plan, after: After): NextStep {
         tellUser: `${subject} failed${p.result?.message ? `: ${p.result.message}` : ''}.`,
         done: true,
       };
-    case 'denied':
+    case 'denied': {
+      // Over a budget the same request may be fine later: say when, so the agent waits instead of looping.
+      const budgets = p.reasons.flatMap((r) => (r.budget ? [r.budget] : []));
+      if (budgets.length > 0) {
+        const frees = budgets.map((b) => b.freesAt).sort().at(-1)!;
+        const names = budgets.map((b) => `${b.name} (${b.used} of ${b.limit})`).join(', ');
+        return {
+          instruction: `refused: ${budgets[0]!.principal} has used up its budget: ${names}. Do not retry before ${frees}; tell the user, who may end open plans or wait.`,
+          tellUser: `${subject} was refused: the budget ${names} is used up until ${frees}.`,
+          done: true,
+        };
+      }
       return { instruction: 'denied by policy: do not retry the same request. Tell the user the reasons and hints above.', tellUser: `${subject} was denied by policy: ${p.reasons.map((r) => r.hint ?? r.message).join('; ')}.`, done: true };
+    }
     case 'rejected': {
       const by = `${p.approval.rejectedBy?.principal ?? 'an approver'}${p.approval.rejectedBy?.comment ? ` ("${p.approval.rejectedBy.comment}")` : ''}`;
       return { instruction: `rejected by ${by}: do not retry; tell the user.`, tellUser: `${subject} was rejected by ${by}.`, done: true };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { policySchema, type PolicyConfig } from '../policy/schema.js';
 import { environmentName } from '../domain/request.js';
+import { budgetsSchema } from '../budgets/schema.js';
 import { actionPatternsSchema, auditConfigSchema, serverConfigSchema, tokenChannelsSchema } from './security.js';
 
 export const SCOPES = ['plan', 'apply', 'approve', 'read', 'admin'] as const;
@@ -151,6 +152,8 @@ export const configSchema = z
     audit: auditConfigSchema,
     channels: channelsSchema.default({ webhooks: [] }),
     notifications: notificationsSchema.default({ webhooks: [] }),
+    /** Per-principal budgets and blast radius (docs/policy.md, "Budgets"). */
+    budgets: budgetsSchema,
   })
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));
@@ -167,6 +170,11 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['tokens', i, 'environments', j], message: `unknown environment '${env}'` });
       });
     });
+    // A budget for a principal no token acts as would limit nothing: most likely a typo.
+    const principals = new Set(config.tokens.map((t) => t.principal));
+    for (const principal of Object.keys(config.budgets)) {
+      if (!principals.has(principal)) ctx.addIssue({ code: 'custom', path: ['budgets', principal], message: `no token acts as '${principal}'` });
+    }
   })
   .superRefine((config, ctx) => {
     const envs = new Set(Object.keys(config.environments));

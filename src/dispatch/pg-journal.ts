@@ -278,7 +278,8 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
   };
 }
 
-async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/** One transaction on a pooled client, committed synchronously; rolled back when `fn` throws. */
+export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');

@@ -28,6 +28,17 @@ export const reasonSchema = z.object({
     )
     .optional()
     .describe('For a rule with `nodes`: each node of the action that the rule matched, and why it counts'),
+  budget: z
+    .object({
+      principal: z.string(),
+      name: z.enum(['destructive', 'guests', 'concurrent']).describe('destructive and guests: per sliding hour; concurrent: plans not yet ended'),
+      limit: z.number().int(),
+      used: z.number().int().describe('What counts against the budget now'),
+      freesAt: z.string().describe('When the budget has room again (ISO 8601); for concurrent, at the latest unless its plans are applying by then'),
+      heldBy: z.array(z.string()).optional().describe('For concurrent: the plans holding its slots'),
+    })
+    .optional()
+    .describe('For a `budget.<name>` refusal: which budget of which principal is used up, and when it frees (docs/policy.md, "Budgets")'),
 });
 
 /** One condition of the approval gate; the gate is open when every requirement is met. */

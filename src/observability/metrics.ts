@@ -24,6 +24,11 @@ export interface Metrics {
   readonly tokenExpiry: Gauge<'token'>;
   /** Event streams (GET /v1/actions/{planId}/events) open now, per API token (capped per token). */
   readonly eventStreams: Gauge<'token'>;
+  /** What counts now against each configured budget of each principal (docs/policy.md, "Budgets"). */
+  readonly budgetUsed: Gauge<'principal' | 'budget'>;
+  readonly budgetLimit: Gauge<'principal' | 'budget'>;
+  /** Plans refused because they would overrun a budget, per budget overrun. */
+  readonly budgetRefusals: Counter<'principal' | 'budget'>;
 }
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -84,6 +89,24 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       name: 'proxmox_agent_api_event_streams',
       help: 'Event streams (GET /v1/actions/{planId}/events) open now, per API token id; each token may hold server.maxEventStreamsPerToken',
       labelNames: ['token'],
+      registers,
+    }),
+    budgetUsed: new Gauge({
+      name: 'proxmox_agent_budget_used',
+      help: 'What counts now against a principal\'s budget (destructive, guests: sliding hour; concurrent: plans not yet ended), read from the shared ledger at scrape',
+      labelNames: ['principal', 'budget'],
+      registers,
+    }),
+    budgetLimit: new Gauge({
+      name: 'proxmox_agent_budget_limit',
+      help: 'The configured limit of a principal\'s budget',
+      labelNames: ['principal', 'budget'],
+      registers,
+    }),
+    budgetRefusals: new Counter({
+      name: 'proxmox_agent_budget_refusals_total',
+      help: 'Plans denied because they would overrun a budget, per budget overrun (counted by the worker that decided the plan)',
+      labelNames: ['principal', 'budget'],
       registers,
     }),
   };

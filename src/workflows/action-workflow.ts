@@ -115,6 +115,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   let shownStatus: PlanStatus | undefined = input.resume?.view.status;
   /** Whether approval requests go anywhere (a chat or webhook target is configured). */
   let notifies = input.resume?.notifies ?? false;
+  /** Whether the plan was charged against its principal's budgets (released when the run ends). */
+  let budgeted = input.resume?.budgeted ?? false;
   const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
   /** The task an operator's cancel stopped, as the execute activity last saw it. */
   let stoppedTask: { upid: string; exitstatus?: string } | undefined;
@@ -211,6 +213,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     if (trail.hasPending) await flush();
     for (const n of notifications) n.scope.cancel();
     await Promise.all(notifications.map((n) => n.done));
+    // The run ends: its budget slot frees (and the hourly charges, if nothing reached Proxmox).
+    if (budgeted) await releaseBudget(outcomeFields !== undefined);
   });
   return view!;
 
@@ -243,6 +247,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     };
     setRequirements(v, policy.requirements);
     notifies = more.notifies;
+    budgeted = more.budgeted ?? false;
     view = v;
     showStatus(v.target.node ? [{ key: ProxmoxNode, value: v.target.node }] : []);
     if (v.status === 'awaiting_approval') notifyApprovers(v);
@@ -487,6 +492,17 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     }
   }
 
+  /** Releases the plan's budget charge; retried after a pause while the ledger fails (a held slot must not leak). */
+  async function releaseBudget(sent: boolean): Promise<void> {
+    for (;;) {
+      try {
+        return await local.releaseBudget({ planId, sent });
+      } catch {
+        await sleep(AUDIT_RETRY_PAUSE);
+      }
+    }
+  }
+
   /** Writes the pending records; retried after a pause while the audit store fails. */
   async function flush(): Promise<void> {
     for (;;) {
@@ -507,7 +523,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    */
   async function continueWaitingRun(v: PlanView): Promise<never> {
     for (const n of notifications) n.scope.cancel();
-    return continueAsNew<typeof actionWorkflow>({ ...input, resume: { view: v, trail: trail.carry(), notifies } });
+    return continueAsNew<typeof actionWorkflow>({ ...input, resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}) } });
   }
 
   /** Upserts the status (and risk) operators filter on, when it changed since the last upsert. */

@@ -39,6 +39,8 @@ export interface ActionWorkflowInput {
     view: PlanView;
     trail: { seq: number; pending: AuditEventInput[] };
     notifies: boolean;
+    /** The plan holds a budget charge its run releases at the end. */
+    budgeted?: boolean;
   };
 }
 

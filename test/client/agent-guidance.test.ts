@@ -46,6 +46,12 @@ describe('nextStep', () => {
       done: true,
     });
     expect(nextStep(plan({ status: 'denied', reasons: [] }), 'plan').tool).toBeUndefined();
+    const budget = { principal: 'agent:pi-demo', name: 'destructive' as const, limit: 3, used: 3, freesAt: '2026-12-06T13:00:00.000Z' };
+    expect(nextStep(plan({ status: 'denied', reasons: [{ rule: 'budget.destructive', message: 'used up', budget }] }), 'plan')).toMatchObject({
+      instruction: expect.stringContaining('Do not retry before 2026-12-06T13:00:00.000Z'),
+      tellUser: 'vm.delete on prod vmid 201 was refused: the budget destructive (3 of 3) is used up until 2026-12-06T13:00:00.000Z.',
+      done: true,
+    });
     expect(nextStep(plan({ status: 'denied', reasons: [{ rule: 'policy.do-not-touch', message: 'hands off', hint: 'remove the tag' }] }), 'plan')).toMatchObject({
       instruction: expect.stringMatching(/^denied by policy: do not retry/),
       tellUser: 'vm.delete on prod vmid 201 was denied by policy: remove the tag.',

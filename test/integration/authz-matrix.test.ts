@@ -210,6 +210,7 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
   'POST /v1/freezes': async (env) => ({ method: 'POST', path: '/v1/freezes', body: { environment: env, reason: 'authz matrix' } }),
   'GET /v1/freezes': async () => ({ method: 'GET', path: '/v1/freezes' }),
   'DELETE /v1/freezes/{id}': async (env, fresh) => ({ method: 'DELETE', path: `/v1/freezes/${fresh ? await freezeIn(env) : await sharedFreeze(env)}` }),
+  'GET /v1/budgets': async () => ({ method: 'GET', path: '/v1/budgets' }),
   'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
   'GET /mcp': async (_env, _fresh, secret) => ({
     method: 'GET',
