@@ -277,15 +277,21 @@ class Execution {
     });
     // The task has stopped: the guest is free for the next plan.
     await this.journal.end(this.input.planId);
-    if (this.action.settled) await this.waitUntilSettled();
-    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
+    const after = this.action.settled ? await this.waitUntilSettled() : undefined;
+    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}), ...this.digestAfter(after) };
   }
 
   /** The synchronous call was answered (now or by an earlier attempt): a re-read confirms it. */
   private async confirmDone(note?: string): Promise<ExecuteResult> {
-    const confirmed = !this.action.settled || (await this.waitUntilSettled());
+    const after = this.action.settled ? await this.waitUntilSettled() : undefined;
+    const confirmed = !this.action.settled || after !== undefined;
     const said = confirmed ? note : 'Proxmox answered OK, but a re-read does not show the change yet';
-    return { outcome: 'applied', ...(said ? { note: said } : {}) };
+    return { outcome: 'applied', ...(said ? { note: said } : {}), ...this.digestAfter(after) };
+  }
+
+  /** The config digest the change left, for digest-guarded actions: their undo is guarded by it. */
+  private digestAfter(settled: GuestState | undefined): { digestAfter?: string } {
+    return this.action.digestGuard && settled?.digest !== undefined ? { digestAfter: settled.digest } : {};
   }
 
   /**
@@ -373,16 +379,16 @@ class Execution {
   /**
    * HA-managed guests: the task ends when ha-manager accepted the request, not when the guest changed.
    * Without HA the task (or the synchronous answer) is authoritative, so a few re-reads suffice.
-   * Returns whether the guest was seen settled.
+   * Returns the guest as seen settled, or undefined when it was not.
    */
-  private async waitUntilSettled(): Promise<boolean> {
+  private async waitUntilSettled(): Promise<GuestState | undefined> {
     for (let i = 0; i < 600; i++) {
       const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
-      if (this.action.settled!(state, this.params)) return true;
-      if (!state.haManaged && i > 2) return false;
+      if (this.action.settled!(state, this.params)) return state;
+      if (!state.haManaged && i > 2) return undefined;
       await this.sleep(this.intervalMs);
     }
-    return false;
+    return undefined;
   }
 
   /**
