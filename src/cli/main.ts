@@ -9,6 +9,7 @@ import { register as registerAudit } from './commands/audit.js';
 import { register as registerMcp } from './commands/mcp.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerTokens } from './commands/tokens.js';
+import { register as registerUndo } from './commands/undo.js';
 
 export function buildProgram(): Command {
   const program = new Command('proxmox-agent')
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Command groups register here, one line each.
   registerActions(program);
+  registerUndo(program);
   registerApprovals(program);
   registerPolicy(program);
   registerAudit(program);
