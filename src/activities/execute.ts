@@ -332,8 +332,10 @@ class Execution {
     });
     // The task has stopped: the guest is free for the next plan.
     await this.journal.end(this.input.planId);
+    let after: GuestState | undefined;
     if (this.action.settled) {
       const seen = await this.waitUntilSettled();
+      if (seen.settled) after = seen.state;
       if (!seen.settled && seen.state.haManaged) {
         // The task only handed the request to ha-manager, which has not carried it out: not done. It
         // may still do it later (or never), so the outcome is unknown, with what was seen; the
@@ -349,14 +351,21 @@ class Execution {
       }
       if (!seen.settled) note = note ? `${note}; a re-read does not show the change yet` : 'the task ended OK, but a re-read does not show the change yet';
     }
-    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}) };
+    return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}), ...this.digestAfter(after) };
   }
 
   /** The synchronous call was answered (now or by an earlier attempt): a re-read confirms it. */
   private async confirmDone(note?: string): Promise<ExecuteResult> {
-    const confirmed = !this.action.settled || (await this.waitUntilSettled()).settled;
+    const seen = this.action.settled ? await this.waitUntilSettled() : undefined;
+    const after = seen?.settled ? seen.state : undefined;
+    const confirmed = !this.action.settled || after !== undefined;
     const said = confirmed ? note : 'Proxmox answered OK, but a re-read does not show the change yet';
-    return { outcome: 'applied', ...(said ? { note: said } : {}) };
+    return { outcome: 'applied', ...(said ? { note: said } : {}), ...this.digestAfter(after) };
+  }
+
+  /** The config digest the change left, for digest-guarded actions: their undo is guarded by it. */
+  private digestAfter(settled: GuestState | undefined): { digestAfter?: string } {
+    return this.action.digestGuard && settled?.digest !== undefined ? { digestAfter: settled.digest } : {};
   }
 
   /**

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { findAction } from '../domain/actions/catalog.js';
 import type { EnvironmentTier } from '../domain/actions/define.js';
 import { fingerprint } from '../domain/guest-state.js';
+import { holdToOriginal } from '../domain/undo.js';
 import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
 import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
@@ -156,21 +157,26 @@ export function createActivities(deps: ActivityDeps) {
      * plan time the plan's own record. Fails only when the audit store does (nothing may go on
      * without its records).
      */
-    async assess({ request, before = [], record }: AssessInput): Promise<AssessResult> {
+    async assess({ request, before = [], record, undoes }: AssessInput): Promise<AssessResult> {
       await appendAll(before);
       const eventId = assessmentEventId(record.planId, record.seq);
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
-        const read = await preflight({ request });
-        const evaluated = await evaluatePolicy({ request, preflight: read });
+        // An undo is held to the config its original left (src/domain/undo.ts).
+        const held = undoes ? holdToOriginal(await preflight({ request }), undoes) : { preflight: await preflight({ request }) };
+        const judged = await evaluatePolicy({ request, preflight: held.preflight });
+        const evaluated: PolicyResult = held.stale
+          ? { ...judged, decision: 'denied', approvalsRequired: 0, requirements: [], reasons: [...judged.reasons, held.stale] }
+          : judged;
         // Only a plan policy admits is charged, once, at plan time (docs/policy.md, "Budgets").
         const { policy, budgeted } =
           record.stage === 'plan' && deps.budgets && record.actor ? await chargeBudget(deps.budgets, { planId: record.planId, principal: record.actor, request, policy: evaluated }) : { policy: evaluated, budgeted: false };
         const frozen = await activeFreeze({ environment: request.environment });
-        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
+        const result: AssessResult = { preflight: held.preflight, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;
-        return { value: result, record: { ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result } } };
+        const link = undoes ? { undoes: undoes.planId } : {};
+        return { value: result, record: { ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result, ...link } } };
       });
     },
 

@@ -1,6 +1,7 @@
 import type { GuestState, StateFingerprint } from '../domain/guest-state.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { Freeze } from '../domain/freeze.js';
+import type { UndoLink } from '../domain/undo.js';
 import type { PolicyDecision } from '../policy/engine.js';
 import type { ActionResult, Approval, Preflight } from '../workflows/messages.js';
 
@@ -33,6 +34,8 @@ export interface AssessInput {
   /** Records decided earlier (an apply, approvals), written first, in this order. */
   before?: AuditEventInput[];
   record: AssessmentRecord;
+  /** An undo plan (plan stage): the plan it takes back, and the config digest it is held to. */
+  undoes?: UndoLink;
 }
 
 export type AssessmentRecord = Pick<AuditEventInput, 'planId' | 'requestHash' | 'actor' | 'channel'> & {
@@ -84,6 +87,8 @@ export interface ExecuteResult {
   exitstatus?: string;
   note?: string;
   logTail?: string[];
+  /** The config digest once the change settled (digest-guarded actions): what an undo is guarded by. */
+  digestAfter?: string;
 }
 
 /** Details carried by the execute activity's heartbeats (for operators; the dispatch journal is what a retry follows). */

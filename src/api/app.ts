@@ -22,6 +22,7 @@ import { registerEvidenceRoutes } from './routes/evidence.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 import { registerFreezeRoutes } from './routes/freezes.js';
+import { registerUndoRoutes } from './routes/undo.js';
 import { registerMcpRoutes } from '../mcp/http.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -69,6 +70,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerHealthRoutes(app, deps);
   registerOperationsRoutes(app, deps);
   registerActionRoutes(app, deps);
+  registerUndoRoutes(app, deps);
   registerCatalogRoutes(app);
   registerApprovalRoutes(app, deps);
   registerChannelRoutes(app, deps);

@@ -58,6 +58,7 @@ const planView: PlanView = {
   createdAt: '2026-03-01T12:00:00.000Z',
   expiresAt: '2026-03-01T13:00:00.000Z',
   updatedAt: '2026-03-01T12:03:00.000Z',
+  undo: { inverse: null, reason: 'a deleted VM and its disks are gone; restore a backup instead' },
 };
 
 const links = { self: `/v1/actions/${PLAN_ID}`, temporalUi: `http://localhost:8233/namespaces/default/workflows/${PLAN_ID}` };
@@ -190,6 +191,8 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
   'POST /v1/actions/apply 202': applyExample,
   'POST /v1/actions/{planId}/approvals request': { decision: 'approve', comment: 'CHG-42 reviewed', requestHash: HASH },
   'POST /v1/actions/{planId}/approvals 202': approvalExample,
+  'POST /v1/actions/{planId}/undo request': { reason: 'The load test is over (CHG-43)' },
+  'POST /v1/actions/{planId}/undo 201': undoExample(),
   'GET /v1/actions/{planId} 200': succeeded,
   'GET /v1/actions/{planId}/events 200': `retry: 2000\n\n${event(1, 'awaiting_approval')}${event(2, 'applying')}: keep-alive\n\n${event(3, 'succeeded')}`,
   'GET /v1/actions/{planId}/evidence 200': evidenceExample,
@@ -285,3 +288,25 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
   'GET /v1/freezes 200': { freezes: [freezeExample] },
   'DELETE /v1/freezes/{id} 200': { ...freezeExample, liftedBy: 'human:carol', liftedAt: '2026-03-01T14:05:00.000Z' },
 };
+
+/** An undo plan: a config update set back, held to the digest the original's change left. */
+function undoExample(): z.infer<typeof planResponseSchema> {
+  const undoId = 'plan_7TQ2M9X4B1C8D5E6F0G3H2J1K4';
+  const { appliedBy: _notApplied, ...planned } = planExample;
+  return {
+    ...planned,
+    planId: undoId,
+    action: 'vm.config.update',
+    target: { node: 'pve-prod', vmid: 200 },
+    params: { cores: 4 },
+    reason: 'The load test is over (CHG-43)',
+    status: 'awaiting_approval',
+    risk: 'high',
+    reasons: [{ rule: 'catalog.base_risk', message: 'vm.config.update is high risk in prod environments' }],
+    approval: { required: 1, received: 0, requirements: [{ id: 'risk.high', count: 1, received: 0 }], approvers: [], refused: [] },
+    applyRequested: false,
+    undoes: PLAN_ID,
+    undo: { inverse: { action: 'vm.config.update', target: { vmid: 200 }, params: { cores: 8 } }, reason: 'sets cores back to the values the plan read' },
+    links: { self: `/v1/actions/${undoId}` },
+  };
+}

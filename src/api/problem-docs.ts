@@ -76,6 +76,16 @@ export const PROBLEM_ADVICE: Readonly<Record<ProblemCode, { when: string; todo: 
     todo: 'Retry in a moment.',
     example: 'plan plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G is still being evaluated',
   },
+  'plan-not-undoable': {
+    when: 'An undo of a plan that did not succeed, changed nothing (a no-op), or whose action has no inverse (`undo.inverse` is null on the plan, with the reason).',
+    todo: 'Read `detail` and the plan\'s `undo.reason`. Nothing was planned; plan the change you need yourself if it still makes sense.',
+    example: 'plan plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G cannot be undone: disks cannot shrink: a grown disk stays grown',
+  },
+  'plan-already-undone': {
+    when: 'The plan has its one undo already (`undoneBy` on the plan), requested by another caller or with another reason.',
+    todo: 'Read the undo plan named in `detail` (and `undoneBy`); follow it instead of asking again.',
+    example: 'plan plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G is already undone by plan plan_7TQ2M9X4B1C8D5E6F0G3H2J1K4',
+  },
   'approval-not-counted': {
     when: 'The approval would not count: a duplicate from the same identity, a plan that needs no approval, an approver without a required role or channel, or a plan that takes no more decisions.',
     todo: 'Read `detail`; another identity (or the required role or channel) has to approve.',

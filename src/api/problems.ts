@@ -20,6 +20,8 @@ export const PROBLEMS = {
   'plan-finished': { status: 409, title: 'The plan is already finished' },
   'plan-stale': { status: 409, title: 'The target changed since the plan was made' },
   'plan-not-ready': { status: 409, title: 'The plan is still being evaluated' },
+  'plan-not-undoable': { status: 409, title: 'The plan cannot be undone' },
+  'plan-already-undone': { status: 409, title: 'The plan already has an undo' },
   'approval-not-counted': { status: 409, title: 'The approval would not count' },
   'request-replayed': { status: 409, title: 'This signed request was already received' },
   'plan-expired': { status: 410, title: 'The plan has expired' },

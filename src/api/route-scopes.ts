@@ -45,6 +45,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/inventory/{environment}/tasks/{upid}/log': { auth: 'bearer', scopes: ['read'], environment: 'body' },
   'GET /v1/actions/{planId}': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'POST /v1/actions/{planId}/approvals': { auth: 'bearer', scopes: ['approve'], environment: 'plan' },
+  'POST /v1/actions/{planId}/undo': { auth: 'bearer', scopes: ['plan'], environment: 'plan' },
   'GET /v1/actions/{planId}/evidence': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'GET /v1/actions/{planId}/events': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },

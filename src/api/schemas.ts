@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../domain/plan-view.js';
-import { actionRequestVariants } from '../domain/request.js';
+import { actionRequestSchema, actionRequestVariants } from '../domain/request.js';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
 import { PLAN_STATUSES } from '../domain/lifecycle.js';
 import { WAIT_PATTERN } from './plan-watch.js';
@@ -65,6 +65,10 @@ export const waitQuery = z.object({
     .optional()
     .openapi({ description: 'With wait: the status you know; the answer comes when the plan is in any other. Default: its status when the call arrives.' }),
 });
+
+export const undoRequestSchema = z
+  .strictObject({ reason: actionRequestSchema.shape.reason.describe('Why the change is taken back; the undo plan\'s reason') })
+  .openapi('UndoRequest');
 
 export const applyRequestSchema = z
   .strictObject({

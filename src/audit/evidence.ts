@@ -37,6 +37,8 @@ export interface EvidenceBundle {
     taskLogError?: string;
   };
   outcome: { status: PlanView['status']; result?: PlanView['result'] };
+  /** The plan's inverse, and its undo links both ways (docs/approvals.md, "Undo"). */
+  undo?: NonNullable<PlanView['undo']> & Pick<PlanView, 'undoes' | 'undoneBy'>;
   audit: {
     records: AuditRecord[];
     /** The chain's head, read before the records: every record of the run up to it is in `records`. */
@@ -98,6 +100,7 @@ export async function buildEvidenceBundle(src: EvidenceSources): Promise<Evidenc
     approval: view.approval,
     proxmox,
     outcome: { status: view.status, ...(view.result ? { result: view.result } : {}) },
+    ...(view.undo ? { undo: { ...view.undo, ...(view.undoes ? { undoes: view.undoes } : {}), ...(view.undoneBy ? { undoneBy: view.undoneBy } : {}) } } : {}),
     audit: {
       records: src.records,
       head: src.head,

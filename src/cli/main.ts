@@ -11,6 +11,7 @@ import { register as registerBudgets } from './commands/budgets.js';
 import { register as registerMcp } from './commands/mcp.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerTokens } from './commands/tokens.js';
+import { register as registerUndo } from './commands/undo.js';
 
 export function buildProgram(): Command {
   const program = new Command('proxmox-agent')
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Command groups register here, one line each.
   registerActions(program);
+  registerUndo(program);
   registerApprovals(program);
   registerPolicy(program);
   registerBudgets(program);

@@ -33,6 +33,9 @@ export function planText(p: Plan): string {
     row('Expires', p.expiresAt),
     row('Request', p.requestHash),
     ...(p.result ? [row('Result', `${p.result.outcome}${p.result.upid ? ` ${p.result.upid}` : ''}${p.result.message ? `: ${p.result.message}` : ''}`)] : []),
+    ...(p.undoes ? [row('Undoes', p.undoes)] : []),
+    ...(p.undo ? [row('Undo', p.undo.inverse ? `${p.undo.inverse.action} ${JSON.stringify(p.undo.inverse.params)}: ${p.undo.reason}` : `none: ${p.undo.reason}`)] : []),
+    ...(p.undoneBy ? [row('Undone by', p.undoneBy)] : []),
     ...(p.links.temporalUi ? [row('Temporal', p.links.temporalUi)] : []),
   ];
   return lines.join('\n');

@@ -160,6 +160,9 @@ export function createApiClient(opts: ApiClientOptions) {
       call<Plan>('POST', '/v1/actions/plan', req, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {}),
     apply: (planId: string, requestHash: string) => call<ApplyAccepted>('POST', '/v1/actions/apply', { planId, requestHash }),
     get: (planId: string) => call<Plan>('GET', `/v1/actions/${seg(planId)}`),
+    /** Plans the inverse of a plan that succeeded (its one undo); apply it like any plan. */
+    undo: (planId: string, reason: string, o: { idempotencyKey?: string } = {}) =>
+      call<Plan>('POST', `/v1/actions/${seg(planId)}/undo`, { reason }, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {}),
     approve: (planId: string, input: ApprovalInput) =>
       call<ApprovalAccepted>('POST', `/v1/actions/${seg(planId)}/approvals`, input, { 'x-proxmox-agent-channel': opts.channel ?? 'api' }),
     /** One page, oldest first; pass the answer's `nextCursor` as `cursor` for the next. */

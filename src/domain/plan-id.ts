@@ -18,6 +18,15 @@ export function idempotentPlanId(principal: string, idempotencyKey: string): str
   return `plan_${base32(digest)}`;
 }
 
+/**
+ * The one undo a plan may have: its id follows from the original's, so a retried or concurrent undo
+ * request lands on the same run, and the original's view finds its undo without an index.
+ */
+export function undoPlanId(planId: string): string {
+  const digest = createHash('sha256').update(JSON.stringify(['proxmox-agent/undo/v1', planId])).digest();
+  return `plan_${base32(digest)}`;
+}
+
 export function isPlanId(value: string): boolean {
   return PLAN_ID_PATTERN.test(value);
 }

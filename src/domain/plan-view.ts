@@ -125,6 +125,7 @@ export const actionResultSchema = z.object({
   message: z.string().optional(),
   errorType: z.string().optional().describe('Machine-readable failure type (Proxmox error class or PlanStale)'),
   logTail: z.array(z.string()).optional(),
+  digestAfter: z.string().optional().describe('Config digest the change left (config update, disk resize): an undo runs only against this config'),
   finishedAt: z.string(),
 });
 
@@ -171,6 +172,18 @@ export const planViewSchema = z.object({
   frozen: freezeSchema
     .optional()
     .describe('The freeze (kill switch) of the environment, when the plan was made under it or its run is held by it: it runs once the freeze is lifted, unless it expires first'),
+  undoes: z.string().optional().describe('This plan is the undo of that plan (POST /v1/actions/{planId}/undo)'),
+  undoneBy: z.string().optional().describe('The undo plan of this plan, once one was requested'),
+  undo: z
+    .object({
+      inverse: z
+        .object({ action: z.string(), target: z.object({ vmid: z.number().int() }), params: z.record(z.string(), z.unknown()) })
+        .nullable()
+        .describe('The request that takes this plan back; null when the action cannot be undone'),
+      reason: z.string().describe('What the inverse does, or why there is none'),
+    })
+    .optional()
+    .describe("The plan's inverse, from its params and the state its preflight read"),
 });
 
 export type Channel = z.infer<typeof channelSchema>;

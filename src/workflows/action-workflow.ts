@@ -221,7 +221,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   /** Reads the target, evaluates policy and records the plan, in one local activity. */
   async function plan(): Promise<PlanView> {
     const seq = trail.reserve();
-    const { preflight, policy, ...more } = await assess({ request, record: { planId, requestHash, actor: requester.principal, channel: requester.channel, seq, stage: 'plan' } });
+    const record = { planId, requestHash, actor: requester.principal, channel: requester.channel, seq, stage: 'plan' } as const;
+    const { preflight, policy, ...more } = await assess({ request, record, ...(input.undoes ? { undoes: input.undoes } : {}) });
     const createdAt = nowIso();
     const v: PlanView = {
       planId,
@@ -244,6 +245,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
       updatedAt: createdAt,
       ...(more.frozen ? { frozen: more.frozen } : {}),
+      ...(input.undoes ? { undoes: input.undoes.planId } : {}),
     };
     setRequirements(v, policy.requirements);
     notifies = more.notifies;

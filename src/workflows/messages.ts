@@ -34,6 +34,8 @@ export interface ActionWorkflowInput {
   request: NormalizedRequest;
   requestHash: string;
   requester: Actor;
+  /** An undo plan: the plan it takes back (and the config digest it is held to); see src/domain/undo.ts. */
+  undoes?: { planId: string; digest?: string };
   /** A run continued as new while it waited: the plan as it stood, and its audit records' state. */
   resume?: {
     view: PlanView;

@@ -85,7 +85,8 @@ describe('synchronous config writes and the plan\'s digest', () => {
   it('applies a PUT config with no task and confirms it by a re-read', async () => {
     const i = input('lab', 'vm.config.update', 101, { cores: 6, tags: ['db', 'lab', 'pg'] }, { plannedDigest: sims.lab.model.guest(101)!.digest });
     const r = await attempt(i);
-    expect(r).toEqual({ outcome: 'applied' });
+    // With the digest the change left: an undo of this plan is held to it.
+    expect(r).toEqual({ outcome: 'applied', digestAfter: sims.lab.model.guest(101)!.digest });
     expect(sims.lab.model.guest(101)!.config).toMatchObject({ cores: '6', tags: 'db;lab;pg' });
     expect(sims.lab.mutations.countFor(101, 'config')).toBe(1);
     expect(await journal.get(i.planId)).toMatchObject({ state: 'done' });
@@ -95,8 +96,9 @@ describe('synchronous config writes and the plan\'s digest', () => {
     sims.lab.faults.dropAfterDispatch({ method: 'PUT', path: '/nodes/*/lxc/*/config', times: 1 });
     const i = input('lab', 'ct.config.update', 300, { memory: 1024, hostname: 'cache-2' }, { plannedDigest: sims.lab.model.guest(300)!.digest });
     // Recorded as a no-op before the journal: the plan's own change, seen by its retry, looked "already done".
-    expect(await attempt(i)).toEqual({ outcome: 'applied', note: 'the answer was lost; the change is in place' });
-    expect(await attempt(i, { attempt: 2 })).toEqual({ outcome: 'applied' });
+    const digestAfter = () => sims.lab.model.guest(300)!.digest;
+    expect(await attempt(i)).toEqual({ outcome: 'applied', note: 'the answer was lost; the change is in place', digestAfter: digestAfter() });
+    expect(await attempt(i, { attempt: 2 })).toEqual({ outcome: 'applied', digestAfter: digestAfter() });
     expect(sims.lab.mutations.countFor(300, 'config')).toBe(1);
   });
 

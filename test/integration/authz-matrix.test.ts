@@ -99,6 +99,15 @@ const awaitingApproval = (env: Env) =>
     ? plan(env, { action: 'vm.delete', target: { vmid: 101 }, params: {} })
     : plan(env, { action: 'vm.stop', target: { vmid: 200 }, params: {} });
 
+/** A plan that succeeded (a snapshot taken), so it can be undone: one per call expected to undo it. */
+async function succeededPlan(env: Env) {
+  const p = await plan(env);
+  const applied = await t.call('POST', '/v1/actions/apply', { token: TOKENS.ops, body: { planId: p.planId, requestHash: p.requestHash } });
+  expect(applied.status, JSON.stringify(applied.body)).toBe(202);
+  await t.waitForStatus(p.planId, ['succeeded']);
+  return p;
+}
+
 const shared = new Map<Env, Promise<{ planId: string; requestHash: string }>>();
 const sharedPlan = (env: Env) => {
   if (!shared.has(env)) shared.set(env, plan(env));
@@ -199,6 +208,10 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
     const p = fresh ? await awaitingApproval(env) : await sharedPlan(env);
     return { method: 'POST', path: `/v1/actions/${p.planId}/approvals`, body: { decision: 'approve' } };
   },
+  'POST /v1/actions/{planId}/undo': async (env, fresh) => {
+    const p = fresh ? await succeededPlan(env) : await sharedPlan(env);
+    return { method: 'POST', path: `/v1/actions/${p.planId}/undo`, body: { reason: 'matrix' } };
+  },
   'GET /v1/approvals': async () => ({ method: 'GET', path: '/v1/approvals' }),
   'POST /v1/policy/evaluate': async (env) => ({
     method: 'POST',
@@ -228,6 +241,7 @@ const SUCCESS: Record<string, number> = {
   'POST /v1/actions/apply': 202,
   'POST /v1/actions/{planId}/approvals': 202,
   'POST /v1/freezes': 201,
+  'POST /v1/actions/{planId}/undo': 201,
 };
 
 type Caller = { key: string; token?: MatrixToken };

@@ -86,6 +86,21 @@ describe('proxmox-agent plan | apply | status', () => {
     const s = await cli('status', planId);
     expect(s.code).toBe(EXIT.succeeded);
     expect(s.out).toContain('Result');
+    expect(s.out).toMatch(/Undo\s+vm\.snapshot\.delete \{"snapname":"cli-snap"\}/);
+
+    // `undo`: the inverse as a new plan, applied and followed like any plan.
+    expect((await cli('undo', planId)).code).toBe(EXIT.usage);
+    const u = await cli('undo', planId, '-r', 'cli test done', '--apply', '--follow');
+    expect(u.code, u.err).toBe(EXIT.succeeded);
+    const undoId = /Undo of plan_[0-9A-Z]{26}: (plan_[0-9A-Z]{26})/.exec(u.err)?.[1];
+    expect(undoId).toBeDefined();
+    expect(u.out).toMatch(new RegExp(`${undoId} succeeded: UPID:pve-lab:`));
+    expect(t.sim('lab').model.guest(100)?.snapshots.includes('cli-snap')).toBe(false);
+    expect((await cli('status', undoId!)).out).toMatch(new RegExp(`Undoes\\s+${planId}`));
+    expect((await cli('status', planId)).out).toMatch(new RegExp(`Undone by\\s+${undoId}`));
+    const again = await cli('undo', planId, '-r', 'once more');
+    expect(again.code).toBe(EXIT.api);
+    expect(again.err).toContain('/problems/plan-already-undone');
   });
 
   it('plans from a YAML file; a prod delete waits for approval (exit 10), then follows to success once approved', async () => {

@@ -7,6 +7,7 @@ import { requireAction, requireChannel, requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { parseWait, waitForChange } from '../plan-watch.js';
 import { ApiError, problemResponses } from '../problems.js';
+import { withUndoLinks } from '../undo-links.js';
 import { readVisiblePlan } from '../visibility.js';
 import {
   applyRequestSchema,
@@ -84,16 +85,21 @@ const getRoute = createRoute({
   },
 });
 
-export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
-  const withLinks = (view: PlanView) => ({
-    ...view,
+/** A plan as the API answers it: its undo links (undo-links.ts) and where to find it. */
+export async function planResponse(deps: ApiDeps, view: PlanView) {
+  return {
+    ...(await withUndoLinks(deps.plans, view)),
     links: {
       self: `/v1/actions/${view.planId}`,
       ...(deps.temporalUi
         ? { temporalUi: `${deps.temporalUi.baseUrl}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${view.planId}` }
         : {}),
     },
-  });
+  };
+}
+
+export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
+  const withLinks = (view: PlanView) => planResponse(deps, view);
 
   app.openapi(planRoute, async (c) => {
     const caller = c.get('caller');
@@ -116,7 +122,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
       requester: { principal: caller.principal, tokenId: caller.tokenId, channel: 'api' },
     });
     c.header('Location', `/v1/actions/${planId}`);
-    return c.json(withLinks(view), 201);
+    return c.json(await withLinks(view), 201);
   });
 
   app.openapi(applyRoute, async (c) => {
@@ -170,7 +176,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     const view = wait
       ? await waitForChange(() => readVisible(planId, caller), { timeoutMs: parseWait(wait), ...(status ? { from: status } : {}), signal: c.req.raw.signal })
       : await readVisible(planId, caller);
-    return c.json(withLinks(view), 200);
+    return c.json(await withLinks(view), 200);
   });
 
   /** A plan in an environment the caller may not see does not exist, as far as the caller knows. */

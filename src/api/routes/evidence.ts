@@ -7,6 +7,7 @@ import { requireScope } from '../auth.js';
 import type { ApiDeps, AppEnv } from '../context.js';
 import { ApiError, problemResponses } from '../problems.js';
 import { planIdParams } from '../schemas.js';
+import { withUndoLinks } from '../undo-links.js';
 import { readVisiblePlan } from '../visibility.js';
 
 const head = z.object({ seq: z.number().int(), hash: z.string() });
@@ -64,6 +65,11 @@ export const evidenceSchema = z
       taskLogError: z.string().optional(),
     }),
     outcome: z.object({ status: planViewSchema.shape.status, result: planViewSchema.shape.result }),
+    undo: planViewSchema.shape.undo
+      .unwrap()
+      .extend({ undoes: planViewSchema.shape.undoes, undoneBy: planViewSchema.shape.undoneBy })
+      .optional()
+      .describe("The plan's inverse (null: none, and why), the plan it undoes, and the plan that undid it"),
     audit: z.object({
       records: z.array(auditRecordSchema),
       head,
@@ -102,7 +108,7 @@ export function registerEvidenceRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps):
     const caller = c.get('caller');
     requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
-    const view = await readVisiblePlan(deps.plans, planId, caller);
+    const view = await withUndoLinks(deps.plans, await readVisiblePlan(deps.plans, planId, caller));
     const evidence = deps.evidence;
     if (!evidence) throw new ApiError('not-found', 'this API process has no access to the audit log');
     // Head first, then records (so every record of the run up to the head is included), then the newest

@@ -65,7 +65,7 @@ export function exitCodeFor(status: PlanStatus, opts: { plan?: boolean } = {}): 
   }
 }
 
-interface PlanOptions {
+export interface PlanOptions {
   file?: string;
   action?: string;
   environment?: string;
@@ -117,6 +117,11 @@ async function planCommand(cmd: Command, opts: PlanOptions): Promise<void> {
   const api = client(cmd, 'api');
   const req = buildRequest(opts);
   const plan = await api.plan(req, opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {});
+  await showPlanThenMaybeApply(api, plan, opts);
+}
+
+/** A plan just made (planned or undone): shown, then applied and followed when asked. */
+export async function showPlanThenMaybeApply(api: ApiClient, plan: Plan, opts: { apply?: boolean; follow?: boolean; json?: boolean }): Promise<void> {
   if (opts.json && !opts.apply) console.log(JSON.stringify(plan, null, 2));
   else {
     console.log(planText(plan));

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { GuestKind } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
+import { alreadyDone, blocked, defineAction, flag, noInverse, proceed } from './define.js';
 import { KINDS, lockedMessage, missing, storageId } from './guest-kind.js';
 
 /** The marker the archive's notes carry: unique per plan, stable across the run's retries. */
@@ -63,5 +63,6 @@ export function backupAction(kind: GuestKind) {
         ...(p.protected ? { protected: flag(true) } : {}),
       };
     },
+    inverse: () => noInverse('a backup changes no guest; removing its archive is not an action proxmox-agent runs'),
   });
 }

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { GuestKind, GuestState } from '../guest-state.js';
-import { blocked, configId, defineAction, flag, proceed, type ParamSpec } from './define.js';
+import { blocked, configId, defineAction, flag, inverseBy, proceed, type ParamSpec } from './define.js';
 import { at, guestId, guestRoute, KINDS, lockedMessage, missing, nodeName, storageId } from './guest-kind.js';
 import { diskKeys } from './disks.js';
 
@@ -85,6 +85,8 @@ export function cloneAction<P extends z.ZodType<CloneOutput>>(kind: GuestKind, s
       ...spec.toProxmox(p),
     }),
     settled: (state, p) => state.peer?.exists === true && state.peer.kind === kind && !state.peer.lock,
+    // The clone is a new guest: taking it back deletes that guest (a destructive plan, gated as one).
+    inverse: (p) => inverseBy(`${k.prefix}.delete`, p.newid, {}, `deletes the clone ${k.label} ${p.newid}`),
   });
 }
 

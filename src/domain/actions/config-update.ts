@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { GuestKind } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
+import { alreadyDone, blocked, defineAction, flag, inverseBy, noInverse, proceed } from './define.js';
 import { at, guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 
 /** One settable key: the agent's schema, its wire form, and when the current value already matches. */
@@ -14,27 +14,43 @@ export interface ConfigKey {
   schema: z.ZodType;
   wire(value: unknown): string | number;
   same(current: string | undefined, value: unknown): boolean;
+  /** The stored value as this key's param, to set it back (undo); undefined when it cannot be said (unset, no default). */
+  previous(current: string | undefined): unknown;
 }
 
-function configKey<T>(schema: z.ZodType<T>, wire: (v: T) => string | number, same: (current: string | undefined, v: T) => boolean): ConfigKey {
-  return { schema, wire: (v) => wire(v as T), same: (current, v) => same(current, v as T) };
+function configKey<T>(
+  schema: z.ZodType<T>,
+  wire: (v: T) => string | number,
+  same: (current: string | undefined, v: T) => boolean,
+  previous: (current: string | undefined) => T | undefined,
+): ConfigKey {
+  return { schema, wire: (v) => wire(v as T), same: (current, v) => same(current, v as T), previous };
 }
 
 /** An integer key; `fallback` is Proxmox's default when the config does not set it. */
 export const integerKey = (schema: z.ZodType<number>, fallback?: number) =>
-  configKey(schema, (v) => v, (current, v) => Number(current ?? fallback ?? Number.NaN) === v);
+  configKey(
+    schema,
+    (v) => v,
+    (current, v) => Number(current ?? fallback ?? Number.NaN) === v,
+    (current) => (current === undefined ? fallback : Number(current)),
+  );
 
 export const booleanKey = (description: string) =>
-  configKey(z.boolean().describe(description), (v) => flag(v), (current, v) => (current ?? '0') === String(flag(v)));
+  configKey(z.boolean().describe(description), (v) => flag(v), (current, v) => (current ?? '0') === String(flag(v)), (current) => current === '1');
 
-// Proxmox strips trailing whitespace from descriptions when it parses the config.
-export const textKey = (schema: z.ZodType<string>) => configKey(schema, (v) => v, (current, v) => (current ?? '').trimEnd() === v.trimEnd());
+// Proxmox strips trailing whitespace from descriptions when it parses the config. `unset`: the
+// value that means "not set", when there is one (an empty description; a name has none).
+export const textKey = (schema: z.ZodType<string>, unset?: string) =>
+  configKey(schema, (v) => v, (current, v) => (current ?? '').trimEnd() === v.trimEnd(), (current) => current ?? unset);
 
 /** QEMU `memory` is a property string `[current=]<MiB>`; the plain number is what everyone sends. */
+const qemuMemoryMiB = (current: string | undefined) => Number(/(?:^|current=)(\d+)/.exec(current ?? '512')?.[1]);
 export const qemuMemoryKey = configKey(
   z.number().int().min(16).max(Number.MAX_SAFE_INTEGER).describe('Memory in MiB'),
   (v) => String(v),
-  (current, v) => Number(/(?:^|current=)(\d+)/.exec(current ?? '512')?.[1]) === v,
+  (current, v) => qemuMemoryMiB(current) === v,
+  qemuMemoryMiB,
 );
 
 const tag = z.string().regex(/^[a-zA-Z0-9_][a-zA-Z0-9_\-+.]*$/, 'a Proxmox tag: letters, digits, "_", "-", "+", "."');
@@ -44,13 +60,18 @@ export const tagsKey = configKey(
   z.array(tag).max(64).describe('The complete tag list (replaces the current tags)'),
   (v) => v.join(';'),
   (current, v) => {
-    const now = new Set((current ?? '').split(/[;, ]+/).filter(Boolean));
+    const now = new Set(tagList(current));
     const wanted = new Set(v);
     return now.size === wanted.size && [...wanted].every((t) => now.has(t));
   },
+  tagList,
 );
 
-export const descriptionKey = textKey(z.string().max(8192).describe('Description (notes) shown in the GUI'));
+function tagList(current: string | undefined): string[] {
+  return (current ?? '').split(/[;, ]+/).filter(Boolean);
+}
+
+export const descriptionKey = textKey(z.string().max(8192).describe('Description (notes) shown in the GUI'), '');
 
 export function configUpdateAction(kind: GuestKind, keys: Record<string, ConfigKey>) {
   const k = KINDS[kind];
@@ -93,5 +114,13 @@ export function configUpdateAction(kind: GuestKind, keys: Record<string, ConfigK
       ...(ctx.plannedDigest === undefined ? {} : { digest: ctx.plannedDigest }),
     }),
     settled: (state, p) => differing(state.config ?? {}, p).length === 0,
+    // The values the plan read, set back; the undo is guarded by the digest the change left (undo.ts).
+    inverse(p, state) {
+      const names = requested(p);
+      const before = Object.fromEntries(names.map((name) => [name, keys[name]!.previous(state.config?.[name])]));
+      const unknown = names.filter((name) => before[name] === undefined);
+      if (unknown.length > 0) return noInverse(`${unknown.join(', ')} had no value before the change, and ${k.prefix}.config.update cannot unset a key`);
+      return inverseBy(`${k.prefix}.config.update`, state.vmid, before, `sets ${names.join(', ')} back to the values the plan read`);
+    },
   });
 }

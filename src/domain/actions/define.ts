@@ -43,7 +43,29 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType> {
   proxmoxParams(params: z.output<P>, state: GuestState, ctx: ActionContext): WireParams;
   /** True once the guest really is in the state the action aims for (HA tasks end before that). */
   settled?(state: GuestState, params: z.output<P>): boolean;
+  /**
+   * What takes this action back (docs/approvals.md, "Undo"), from the plan's params and the state its
+   * preflight read: the inverse request, or `inverse: null` and why none exists. Every action says
+   * so, so an irreversible one is explicit, not forgotten.
+   */
+  inverse(params: z.output<P>, state: GuestState): Inverse;
 }
+
+/** An action request that takes a plan back; the target node is resolved when the undo is planned. */
+export interface InverseRequest {
+  action: string;
+  target: { vmid: number };
+  params: Record<string, unknown>;
+}
+
+/** `reason`: what the inverse does, or why there is none (machine-readable: `inverse` is null). */
+export type Inverse = { inverse: InverseRequest; reason: string } | { inverse: null; reason: string };
+
+export const inverseBy = (action: string, vmid: number, params: Record<string, unknown>, reason: string): Inverse => ({
+  inverse: { action, target: { vmid }, params },
+  reason,
+});
+export const noInverse = (reason: string): Inverse => ({ inverse: null, reason });
 
 export interface ActionNeeds<Params> {
   /** The config: digest, protection, and the keys actions compare (cores, disks...). */

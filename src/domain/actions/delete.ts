@@ -1,7 +1,7 @@
 /** Delete (destroy) for QEMU and LXC: a guest that no longer exists is done. */
 import { z } from 'zod';
 import type { GuestKind } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, flag, proceed } from './define.js';
+import { alreadyDone, blocked, defineAction, flag, noInverse, proceed } from './define.js';
 import { at, guestRoute, KINDS, lockedMessage } from './guest-kind.js';
 
 export function deleteAction(kind: GuestKind) {
@@ -39,5 +39,6 @@ export function deleteAction(kind: GuestKind) {
       'destroy-unreferenced-disks': flag(p.destroyUnreferencedDisks),
     }),
     settled: (state) => !state.exists,
+    inverse: () => noInverse(`a deleted ${k.noun} and its disks are gone; restore a backup instead`),
   });
 }

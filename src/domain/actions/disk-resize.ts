@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { GuestKind } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, proceed } from './define.js';
+import { alreadyDone, blocked, defineAction, noInverse, proceed } from './define.js';
 import { at, guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 import { formatSize, parseDisk, parseSize, RESIZABLE_DISKS } from './disks.js';
 
@@ -56,5 +56,6 @@ export function diskResizeAction(kind: GuestKind) {
       ...(ctx.plannedDigest === undefined ? {} : { digest: ctx.plannedDigest }),
     }),
     settled: (state, p) => (sizeOf(state.config?.[p.disk]) ?? 0) >= parseSize(p.size)!,
+    inverse: () => noInverse('disks cannot shrink: a grown disk stays grown'),
   });
 }

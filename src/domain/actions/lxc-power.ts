@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { blocked, defineAction, flag, proceed } from './define.js';
+import { blocked, defineAction, flag, inverseBy, proceed } from './define.js';
 import { at, guestRoute, lockedMessage, missing, notRunning, timeoutParam, waitSeconds } from './guest-kind.js';
 import { rebootAction, shutdownAction, startAction, stopAction } from './power.js';
 
@@ -49,6 +49,7 @@ export const ctSuspend = defineAction({
   assess: freezeAssess,
   pathParams: at,
   proxmoxParams: () => ({}),
+  inverse: (_p, state) => inverseBy('ct.resume', state.vmid, {}, `thaws CT ${state.vmid}`),
 });
 
 export const ctResume = defineAction({
@@ -67,4 +68,5 @@ export const ctResume = defineAction({
   assess: freezeAssess,
   pathParams: at,
   proxmoxParams: () => ({}),
+  inverse: (_p, state) => inverseBy('ct.suspend', state.vmid, {}, `freezes CT ${state.vmid} again`),
 });

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import type { GuestKind, GuestState } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, proceed, type Assessment, type ParamSpec } from './define.js';
+import { alreadyDone, blocked, defineAction, inverseBy, proceed, type Assessment, type ParamSpec } from './define.js';
 import { at, guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 
 export function migrateAction<P extends z.ZodType<{ target: string }>>(
@@ -35,5 +35,7 @@ export function migrateAction<P extends z.ZodType<{ target: string }>>(
     pathParams: at,
     proxmoxParams: (p) => ({ target: p.target, ...spec.toProxmox(p) }),
     settled: (state, p) => state.exists && state.node === p.target,
+    // Back to the node the plan found it on, the same way (online, local disks) it left.
+    inverse: (p, state) => inverseBy(`${k.prefix}.migrate`, state.vmid, { ...p, target: state.node }, `moves ${k.label} ${state.vmid} back to node '${state.node}'`),
   });
 }

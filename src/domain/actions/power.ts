@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 import type { GuestKind, GuestState } from '../guest-state.js';
-import { alreadyDone, blocked, defineAction, proceed, type Assessment, type ParamSpec } from './define.js';
+import { alreadyDone, blocked, defineAction, inverseBy, noInverse, proceed, type Assessment, type ParamSpec } from './define.js';
 import { at, guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 
 /** Locks make start/stop fail inside the task (`VM is locked (backup)`); refuse at plan time instead. */
@@ -43,6 +43,8 @@ export function startAction<P extends z.ZodType>(kind: GuestKind, spec: ParamSpe
     pathParams: at,
     proxmoxParams: (p) => spec.toProxmox(p),
     settled: (state) => state.status === 'running',
+    // A hard stop, as the start found it: stopped, not shut down with the guest's consent.
+    inverse: (_p, state) => inverseBy(`${k.prefix}.stop`, state.vmid, {}, `stops ${k.label} ${state.vmid} again`),
   });
 }
 
@@ -69,6 +71,7 @@ export function stopAction<P extends z.ZodType>(kind: GuestKind, spec: ParamSpec
     pathParams: at,
     proxmoxParams: (p) => spec.toProxmox(p),
     settled: (state) => state.status === 'stopped',
+    inverse: (_p, state) => inverseBy(`${k.prefix}.start`, state.vmid, {}, `starts ${k.label} ${state.vmid} again`),
   });
 }
 
@@ -99,6 +102,7 @@ export function shutdownAction<P extends z.ZodType<{ forceStop: boolean }>>(kind
     pathParams: at,
     proxmoxParams: (p) => spec.toProxmox(p),
     settled: (state) => state.status === 'stopped',
+    inverse: (_p, state) => inverseBy(`${k.prefix}.start`, state.vmid, {}, `starts ${k.label} ${state.vmid} again`),
   });
 }
 
@@ -126,5 +130,6 @@ export function rebootAction<P extends z.ZodType>(kind: GuestKind, spec: ParamSp
     },
     pathParams: at,
     proxmoxParams: (p) => spec.toProxmox(p),
+    inverse: () => noInverse(`a reboot leaves the ${k.noun} running as before: there is nothing to take back`),
   });
 }

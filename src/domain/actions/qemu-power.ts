@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { alreadyDone, blocked, defineAction, flag, proceed, type WireParams } from './define.js';
+import { alreadyDone, blocked, defineAction, flag, inverseBy, noInverse, proceed, type WireParams } from './define.js';
 import { at, guestRoute, lockedMessage, missing, notRunning, timeoutParam, waitSeconds } from './guest-kind.js';
 import { rebootAction, shutdownAction, startAction, stopAction } from './power.js';
 
@@ -55,6 +55,7 @@ export const vmSuspend = defineAction({
   pathParams: at,
   proxmoxParams: (p): WireParams => (p.todisk ? { todisk: flag(true) } : {}),
   settled: (state, p) => (p.todisk ? hibernated(state) : state.qmpstatus === 'paused'),
+  inverse: (_p, state) => inverseBy('vm.resume', state.vmid, {}, `resumes VM ${state.vmid}`),
 });
 
 export const vmResume = defineAction({
@@ -82,6 +83,11 @@ export const vmResume = defineAction({
   pathParams: at,
   proxmoxParams: () => ({}),
   settled: (state) => state.status === 'running' && state.qmpstatus !== 'paused',
+  // Whether it was paused in RAM or hibernated is not in the plan's state; pausing is the lesser guess.
+  inverse: (_p, state) =>
+    hibernated(state)
+      ? inverseBy('vm.suspend', state.vmid, { todisk: true }, `hibernates VM ${state.vmid} again`)
+      : inverseBy('vm.suspend', state.vmid, {}, `pauses VM ${state.vmid} again`),
 });
 
 /** Not idempotent by state: a retry relies on task adoption, and a second reset is what a retry risks. */
@@ -107,4 +113,5 @@ export const vmReset = defineAction({
   },
   pathParams: at,
   proxmoxParams: () => ({}),
+  inverse: () => noInverse('a reset cannot be taken back: what the guest had not written is lost'),
 });

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { GuestKind, GuestState } from '../guest-state.js';
-import { alreadyDone, blocked, configId, defineAction, flag, proceed, type Assessment, type ParamSpec, type WireParams } from './define.js';
+import { alreadyDone, blocked, configId, defineAction, flag, inverseBy, noInverse, proceed, type Assessment, type ParamSpec, type WireParams } from './define.js';
 import { guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 
 export const snapshotName = configId
@@ -49,6 +49,7 @@ export function snapshotCreateAction<P extends z.ZodType<{ snapname: string; des
       ...spec.toProxmox(p),
     }),
     settled: (state, p) => state.snapshots.includes(p.snapname),
+    inverse: (p, state) => inverseBy(`${k.prefix}.snapshot.delete`, state.vmid, { snapname: p.snapname }, `deletes snapshot '${p.snapname}' again`),
   });
 }
 
@@ -79,6 +80,7 @@ export function snapshotRollbackAction(kind: GuestKind) {
     },
     pathParams: snapshotAt,
     proxmoxParams: (p): WireParams => (p.start ? { start: flag(true) } : {}),
+    inverse: () => noInverse('what the rollback replaced is gone; ask policy for `safeguard: snapshot` to keep it'),
   });
 }
 
@@ -106,5 +108,6 @@ export function snapshotDeleteAction(kind: GuestKind) {
     pathParams: snapshotAt,
     proxmoxParams: () => ({}),
     settled: (state, p) => !state.snapshots.includes(p.snapname),
+    inverse: (p) => noInverse(`the disk state snapshot '${p.snapname}' held is gone`),
   });
 }
