@@ -89,8 +89,8 @@ describe('resolving channel secrets', () => {
     const env = { PA_SLACK: 'slack-secret', PA_BOT_A: 'a-secret' };
     const settings = resolveChannelSettings(channels([{ id: 'a', env: 'PA_BOT_A' }]), { env });
     expect(settings.slack?.signingSecret).toBe('slack-secret');
-    expect(settings.webhooks[0]).toMatchObject({ id: 'a', secret: 'a-secret' });
-    expect(settings.webhooks[0]!.approvers.get('a')).toEqual({ principal: 'human:a', roles: [], environments: ['*'] });
+    expect(settings.webhooks![0]).toMatchObject({ id: 'a', secret: 'a-secret' });
+    expect(settings.webhooks![0]!.approvers.get('a')).toEqual({ principal: 'human:a', roles: [], environments: ['*'] });
     expect(() => resolveChannelSettings(channels([{ id: 'a', env: 'PA_MISSING' }]), { env })).toThrow(/channels\.webhooks\.0\.secret: environment variable PA_MISSING is not set/);
   });
 
