@@ -10,7 +10,7 @@ import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outco
 import type { DispatchJournal } from '../dispatch/journal.js';
 import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
-import { createNotifyActivities, type NotifyDeps } from './notify.js';
+import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
 import type {
   AssessInput,
@@ -148,7 +148,7 @@ export function createActivities(deps: ActivityDeps) {
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
         const read = await preflight({ request });
         const policy = await evaluatePolicy({ request, preflight: read });
-        const result: AssessResult = { preflight: read, policy, notifies: (deps.notify?.targets.length ?? 0) > 0 };
+        const result: AssessResult = { preflight: read, policy, notifies: notifiesAnyone(deps.notify) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;

@@ -10,7 +10,9 @@ import type { ChatChannel, ConfigParts } from './channel.js';
 import { ChannelPayloadError } from './channel.js';
 import { outcomeFooter } from './outcome.js';
 import { verifySlackSignature } from './signing.js';
-import { approvalRequestMessage, checkResponseUrl, DEFAULT_SLACK_RESPONSE_ORIGINS, ephemeral, escapeMrkdwn, outcomeMessage, parseInteraction, SlackPayloadError } from './slack.js';
+import type { PlanView } from '../domain/plan-view.js';
+import type { PlanLinks } from './plan-summary.js';
+import { approvalRequestMessage, checkResponseUrl, DEFAULT_SLACK_RESPONSE_ORIGINS, ephemeral, escapeMrkdwn, outcomeMessage, parseInteraction, SlackPayloadError, type SlackMessage } from './slack.js';
 
 export const DEFAULT_SLACK_API_URL = 'https://slack.com/api';
 
@@ -124,6 +126,11 @@ export const slackChannel: ChatChannel<SlackConfig, SlackSettings, string, { res
   notification: {
     format: 'slack',
     request: (view, links) => approvalRequestMessage(view, links),
-    outcome: (view, links) => approvalRequestMessage(view, links, escapeMrkdwn(outcomeFooter(view))),
+    outcome: (view, links) => slackOutcomeMessage(view, links),
   },
 };
+
+/** The approval request as it now stands, with its outcome in the footer and no buttons once decided. */
+export function slackOutcomeMessage(view: PlanView, links: PlanLinks): SlackMessage {
+  return approvalRequestMessage(view, links, escapeMrkdwn(outcomeFooter(view)));
+}

@@ -39,6 +39,10 @@ export interface ActionWorkflowInput {
     view: PlanView;
     trail: { seq: number; pending: AuditEventInput[] };
     notifies: boolean;
+    /** The Slack message the approval request was posted as (chat.update target), once known. */
+    slackMessage?: { channel: string; ts: string };
+    /** The outcomes the requester was already told (tellRequester's keys). */
+    told?: string[];
   };
 }
 
