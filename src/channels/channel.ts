@@ -88,8 +88,11 @@ export interface ChatChannel<Config = any, Settings = any, Signer = any, Context
 
   replies: {
     decided(view: PlanView, who: string, received: Received<Context>, links: PlanLinks): Reply;
-    /** The channel tells its user why nothing was recorded; undefined: answer with the problem itself. */
-    refused(message: string, received: Received<Context>): Reply | undefined;
+    /**
+     * The channel tells its user why nothing was recorded (`unmapped`: the sender is no configured
+     * approver); undefined: answer with the problem itself.
+     */
+    refused(message: string, received: Received<Context>, unmapped?: boolean): Reply | undefined;
   };
 
   openapi: {

@@ -110,7 +110,10 @@ export const slackChannel: ChatChannel<SlackConfig, SlackSettings, string, { res
   // Slack needs a 200 within 3 seconds; the message itself is updated through response_url.
   replies: {
     decided: (view, who, received, links) => ({ status: 200, followUp: { url: received.context.responseUrl, message: outcomeMessage(view, who, received.decision.decision, links) } }),
-    refused: (message, received) => ({ status: 200, followUp: { url: received.context.responseUrl, message: ephemeral(`Not recorded: ${escapeMrkdwn(message)}`) } }),
+    refused: (message, received, unmapped) => ({
+      status: 200,
+      followUp: { url: received.context.responseUrl, message: ephemeral(unmapped ? message : `Not recorded: ${escapeMrkdwn(message)}`) },
+    }),
   },
 
   openapi: {

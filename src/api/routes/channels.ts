@@ -97,7 +97,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
 
       const { identity, tokenId, unknown } = channel.approver(settings, signed.value, received);
       if (!identity) {
-        const told = channel.replies.refused(unknown, received);
+        const told = channel.replies.refused(unknown, received, true);
         if (told) return answer(c, told);
         throw new ApiError('forbidden', unknown, { planId: received.decision.planId });
       }
