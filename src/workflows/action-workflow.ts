@@ -7,7 +7,6 @@ import {
   allHandlersFinished,
   isCancellation,
   condition,
-  patched,
   continueAsNew,
   proxyActivities,
   proxyLocalActivities,
@@ -481,8 +480,6 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     if (!notifies || !isOutcome(v.status) || v.approval.requirements.length === 0) return;
     const key = v.status === 'approved' ? `approved@${v.approval.received}` : v.status;
     if (told.has(key)) return;
-    // Runs started before this code replay without it: their histories have no such activity.
-    if (!patched('requester-told')) return;
     const round = v.status === 'approved' ? [...told].filter((k) => k.startsWith('approved@')).length + 1 : 1;
     told.add(key);
     const plan = JSON.parse(JSON.stringify(v)) as PlanView;
