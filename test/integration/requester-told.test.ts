@@ -207,6 +207,33 @@ describe('the requester told, whichever channel decided', () => {
     expect(footerOf(updates[0])).toContain('Expired at');
   });
 
+  it('two plans on one VM decided at once, through REST and Teams: each message and each notice tells its own outcome', async () => {
+    const [a, b] = await Promise.all([plannedAndAsked(101, 'told-rest'), plannedAndAsked(101, 'told-teams-reject')]);
+    expect(a.ts).not.toBe(b.ts);
+    expect((await apply(a.planId, a.requestHash)).status).toBe(202);
+    const body = JSON.stringify({
+      type: 'message',
+      id: `told-${b.planId}`,
+      timestamp: new Date().toISOString(),
+      from: { id: '29:carol', name: 'Carol', aadObjectId: CAROL },
+      text: `<at>proxmox-agent</at> reject ${b.planId} ${b.requestHash} wrong VM`,
+    });
+    const [rest, teams] = await Promise.all([
+      t.call('POST', `/v1/actions/${a.planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'approve', comment: 'ok from the API' } }),
+      t.call('POST', '/v1/channels/teams/messages', { body, headers: { 'content-type': 'application/json', authorization: teamsSignature(TEAMS_TOKEN, body) } }),
+    ]);
+    expect([rest.status, teams.status]).toEqual([202, 200]);
+
+    const [doneA, doneB] = await Promise.all([finished(a.planId), finished(b.planId)]);
+    expect([doneA.status, doneB.status]).toEqual(['succeeded', 'rejected']);
+    expect(jsonEvents(a.planId).map((e) => e.event)).toEqual(['approval.requested', 'plan.approved', 'plan.succeeded']);
+    expect(jsonEvents(b.planId).map((e) => e.event)).toEqual(['approval.requested', 'plan.rejected']);
+    expect(slackUpdates(a.ts).map(footerOf)).toEqual([expect.stringContaining('Approved by human:alice via api'), expect.stringContaining('Succeeded')]);
+    expect(slackUpdates(b.ts).map(footerOf)).toEqual([expect.stringContaining('Rejected by human:carol via chat: \\"wrong VM\\"')]);
+    expect(t.sim('lab').model.snapshots(101)).toContain('told-rest');
+    expect(t.sim('lab').model.snapshots(101)).not.toContain('told-teams-reject');
+  });
+
   it('approved from Slack, then failed on Proxmox: told both, the message rewritten by the bot as well as through response_url', async () => {
     t.sim('lab').faults.failTasks('snapshot storage on fire', { path: '/nodes/*/qemu/100/snapshot' });
     const { planId, requestHash, ts } = await plannedAndAsked(100, 'told-fail');
