@@ -1,3 +1,4 @@
+import { CHAT_CHANNELS } from '../channels/registry.js';
 import { SCOPES, type Scope } from '../config/schema.js';
 
 /**
@@ -50,8 +51,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/approvals': { auth: 'bearer', scopes: ['approve', 'read'], environment: 'list' },
   'POST /v1/policy/evaluate': { auth: 'bearer', scopes: ['read'], environment: 'body' },
   'GET /v1/policy/matrix': { auth: 'bearer', scopes: ['read'], environment: 'list' },
-  'POST /v1/channels/slack/interactions': { auth: 'signature' },
-  'POST /v1/channels/webhook/approvals': { auth: 'signature' },
+  // Every chat channel of the registry (src/channels/registry.ts): Slack, the signed webhook, Teams.
+  ...Object.fromEntries(CHAT_CHANNELS.map((c) => [`POST ${c.path}`, { auth: 'signature' } as const])),
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,
   // held to that route's scope, environment and action patterns.
   'POST /mcp': { auth: 'bearer', scopes: SCOPES, environment: 'none' },

@@ -79,6 +79,8 @@ export interface ChatChannel<Config = any, Settings = any, Signer = any, Context
 
   /** Headers without which a request is unauthenticated (401) before anything else is said. */
   readonly signatureHeaders: readonly string[];
+  /** The shape a signature header must have, where it is shared with other schemes (Teams' Authorization). */
+  readonly signatureShape?: Readonly<Record<string, RegExp>>;
   /** The signature over the raw body (and the protocol's timestamp window), and who signed. */
   verify(settings: Settings, req: ChannelRequest): SignatureCheck<Signer>;
   /** The decision in the signed body; throws ChannelPayloadError. */

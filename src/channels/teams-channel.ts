@@ -78,6 +78,8 @@ export const teamsChannel: ChatChannel<TeamsConfig, TeamsSettings, { tenantId?: 
     },
 
   signatureHeaders: ['authorization'],
+  // A bearer token is not this scheme: refused as unauthenticated like no header, not as "not configured".
+  signatureShape: { authorization: /^HMAC / },
   verify(settings, req) {
     const signed = verifyTeamsSignature(settings.securityToken, req.header('authorization'), req.body);
     if (!signed.ok) return signed;

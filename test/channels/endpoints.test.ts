@@ -365,6 +365,12 @@ describe('a channel that is not configured', () => {
       const signed = await bare.request(path, { method: 'POST', headers: { [headers[0]]: 'v0=00', [headers[1]]: nowS() }, body: '{}' });
       expect(signed.status).toBe(404);
     }
+    // Teams signs in Authorization: a bearer token there is no signature, and learns nothing either.
+    const teams = '/v1/channels/teams/messages';
+    expect((await bare.request(teams, { method: 'POST', body: '{}' })).status).toBe(401);
+    const bearer = await bare.request(teams, { method: 'POST', headers: { authorization: 'Bearer approver' }, body: '{}' });
+    expect([bearer.status, (await json(bearer)).detail]).toEqual([401, 'the signature or timestamp header is malformed']);
+    expect((await bare.request(teams, { method: 'POST', headers: { authorization: teamsSignature(TEAMS_TOKEN, '{}') }, body: '{}' })).status).toBe(404);
   });
 });
 

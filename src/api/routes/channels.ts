@@ -80,6 +80,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
       // A request without its credentials is unauthenticated (401) before anything else is said about
       // the channel, including whether it is configured.
       if (channel.signatureHeaders.some((n) => !c.req.header(n))) throw signatureProblem('missing');
+      if (Object.entries(channel.signatureShape ?? {}).some(([n, shape]) => !shape.test(c.req.header(n)!))) throw signatureProblem('malformed');
       const settings = (channels?.settings as Record<string, unknown> | undefined)?.[channel.key];
       if (settings === undefined || (Array.isArray(settings) && settings.length === 0)) throw new ApiError('not-found', `the ${channel.key} channel is not configured`);
       const raw = await c.req.text();
