@@ -485,7 +485,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     const plan = JSON.parse(JSON.stringify(v)) as PlanView;
     telling = telling.then(async () => {
       // The Slack message is known once its approval request was posted: wait for that, not forever.
-      await condition(() => requestsInFlight === 0, '1m');
+      if (requestsInFlight > 0) await condition(() => requestsInFlight === 0, '1m');
       await teller.notifyOutcome({ plan, ...(round > 1 ? { round } : {}), ...(slackMessage ? { slackMessage } : {}) }).catch(() => undefined);
     });
   }
