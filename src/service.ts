@@ -148,6 +148,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       journal,
       notify: {
         targets: resolveNotificationTargets(config.notifications, { configPath: opts.configPath, ...(opts.env ? { env: opts.env } : {}) }),
+        ...(channelSettings.slack?.post ? { slack: channelSettings.slack.post } : {}),
         links: () => ({ apiBaseUrl: config.notifications.apiBaseUrl ?? url, ...(temporalUi ? { temporalUi } : {}) }),
       },
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),

@@ -13,7 +13,7 @@ import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
 import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
 import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
-import { createNotifyActivities, type NotifyDeps } from './notify.js';
+import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
 import type {
   AssessInput,
@@ -171,7 +171,7 @@ export function createActivities(deps: ActivityDeps) {
         const { policy, budgeted } =
           record.stage === 'plan' && deps.budgets && record.actor ? await chargeBudget(deps.budgets, { planId: record.planId, principal: record.actor, request, policy: evaluated }) : { policy: evaluated, budgeted: false };
         const frozen = await activeFreeze({ environment: request.environment });
-        const result: AssessResult = { preflight: held.preflight, policy, notifies: (deps.notify?.targets.length ?? 0) > 0, ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
+        const result: AssessResult = { preflight: held.preflight, policy, notifies: notifiesAnyone(deps.notify), ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;

@@ -1,3 +1,4 @@
+import { CHAT_CHANNELS } from '../channels/registry.js';
 import { SCOPES, type Scope } from '../config/schema.js';
 
 /**
@@ -57,8 +58,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   // `plan` here: the freeze's environment; a freeze of another environment is reported as not found.
   'DELETE /v1/freezes/{id}': { auth: 'bearer', scopes: ['admin'], environment: 'plan' },
   'GET /v1/budgets': { auth: 'bearer', scopes: ['read'], environment: 'none' },
-  'POST /v1/channels/slack/interactions': { auth: 'signature' },
-  'POST /v1/channels/webhook/approvals': { auth: 'signature' },
+  // Every chat channel of the registry (src/channels/registry.ts): Slack, the signed webhook, Teams.
+  ...Object.fromEntries(CHAT_CHANNELS.map((c) => [`POST ${c.path}`, { auth: 'signature' } as const])),
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,
   // held to that route's scope, environment and action patterns.
   'POST /mcp': { auth: 'bearer', scopes: SCOPES, environment: 'none' },

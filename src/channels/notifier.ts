@@ -1,15 +1,17 @@
 /**
- * Approval-request notifications: one POST per configured webhook, Block Kit with buttons for Slack
- * or a JSON document for anything else, signed when the target has a secret. The durable part
- * (retries, remembering what was delivered) is the notifyApprovers activity's job.
+ * Notifications: one POST per configured webhook, rendered in the target's format (each channel's own,
+ * registry.ts: Block Kit for Slack, the JSON document, an Adaptive Card for Teams), signed when the
+ * target has a secret. Two kinds: the approval request, and its outcome (the requester told). The
+ * durable part (retries, remembering what was delivered) is the notify activities' job.
  */
 import type { Dispatcher } from 'undici';
 import type { PlanView } from '../domain/plan-view.js';
 import { OutboundError, postJson } from './outbound.js';
+import { outcomeDeliveryId, outcomeEvent, type OutcomeStatus } from './outcome.js';
 import { describeApprovals, describePreflight, describeRequest, type PlanLinks } from './plan-summary.js';
+import { notificationFormat } from './registry.js';
 import type { NotificationTarget } from './settings.js';
 import { signedHeaders } from './signing.js';
-import { approvalRequestMessage } from './slack.js';
 
 export const APPROVAL_REQUESTED = 'approval.requested';
 
@@ -38,7 +40,28 @@ export function jsonNotification(view: PlanView, links: PlanLinks) {
 }
 
 export function notificationBody(view: PlanView, format: NotificationTarget['format'], links: PlanLinks): string {
-  return JSON.stringify(format === 'slack' ? approvalRequestMessage(view, links) : jsonNotification(view, links));
+  return JSON.stringify(notificationFormat(format).request(view, links));
+}
+
+/** One notification, whatever it announces: its event, its body per format, and its stable delivery id per target. */
+export interface Notice {
+  event: string;
+  body(format: string): string;
+  deliveryId(index: number): string;
+}
+
+export function requestNotice(view: PlanView, links: PlanLinks, round = 1): Notice {
+  return { event: APPROVAL_REQUESTED, body: (format) => notificationBody(view, format, links), deliveryId: (i) => deliveryId(view.planId, round, i) };
+}
+
+/** The plan's outcome (view.status is one of OUTCOME_STATUSES), for the requester. */
+export function outcomeNotice(view: PlanView, links: PlanLinks, round = 1): Notice {
+  const status = view.status as OutcomeStatus;
+  return {
+    event: outcomeEvent(status),
+    body: (format) => JSON.stringify(notificationFormat(format).outcome(view, links)),
+    deliveryId: (i) => outcomeDeliveryId(view.planId, status, i, round),
+  };
 }
 
 /** `{planId}/approval.requested/{index}`; a later request of the same plan adds its round: `approval.requested.2`. */
@@ -73,20 +96,25 @@ export class NotificationError extends Error {
  * Posts the approval request to every target not yet delivered, each independently (one failing
  * target does not stop the others), and throws a NotificationError naming the failed ones by label.
  */
-export async function deliverNotifications(targets: readonly NotificationTarget[], view: PlanView, links: PlanLinks, opts: DeliveryOptions = {}): Promise<number> {
+export function deliverNotifications(targets: readonly NotificationTarget[], view: PlanView, links: PlanLinks, opts: DeliveryOptions = {}): Promise<number> {
+  return deliver(targets, requestNotice(view, links, opts.round), opts);
+}
+
+/** Posts `notice` to every target not yet delivered, as deliverNotifications does. */
+export async function deliver(targets: readonly NotificationTarget[], notice: Notice, opts: DeliveryOptions = {}): Promise<number> {
   const now = opts.now ?? Date.now;
   const failures: OutboundError[] = [];
   let delivered = 0;
   for (const [index, target] of targets.entries()) {
     if (opts.skip?.has(index)) continue;
-    const body = notificationBody(view, target.format, links);
+    const body = notice.body(target.format);
     try {
       await postJson(target.url, body, {
         label: target.label,
         headers: {
-          'x-pa-event': APPROVAL_REQUESTED,
+          'x-pa-event': notice.event,
           // Lets a receiver drop a duplicate if a retry re-sends after an unrecorded success.
-          'x-pa-delivery': deliveryId(view.planId, opts.round ?? 1, index),
+          'x-pa-delivery': notice.deliveryId(index),
           ...(target.secret ? signedHeaders(target.secret, body, now()) : {}),
         },
         ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),

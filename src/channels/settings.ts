@@ -4,32 +4,25 @@
  */
 import { ConfigError, resolveSecret } from '../config/load.js';
 import type { ApproverIdentity, ChannelsConfig, NotificationsConfig } from '../config/schema.js';
+import type { ResolveSecret } from './channel.js';
+import { CHAT_CHANNELS, type ChannelSettingsShape } from './registry.js';
 
 export type { ApproverIdentity };
 
-export interface SlackSettings {
-  signingSecret: string;
-  users: ReadonlyMap<string, ApproverIdentity>;
-  responseUrlOrigins: readonly string[];
-}
+export type { SlackSettings } from './slack-channel.js';
+export type { WebhookBot } from './webhook-channel.js';
+export type { TeamsSettings } from './teams-channel.js';
 
-export interface WebhookBot {
-  id: string;
-  secret: string;
-  approvers: ReadonlyMap<string, ApproverIdentity>;
-}
-
-export interface ChannelSettings {
-  slack?: SlackSettings;
-  webhooks: readonly WebhookBot[];
-}
+/** Each configured channel's settings (channels.<key>), secrets read. */
+export type ChannelSettings = ChannelSettingsShape;
 
 export interface NotificationTarget {
   /** Used in logs and errors instead of the URL. */
   label: string;
   url: string;
   secret?: string;
-  format: 'slack' | 'json';
+  /** A channel's notification format (registry.ts): slack, json, teams. */
+  format: string;
 }
 
 interface ResolveOptions {
@@ -38,31 +31,18 @@ interface ResolveOptions {
 }
 
 export function resolveChannelSettings(config: ChannelsConfig, opts: ResolveOptions = {}): ChannelSettings {
-  const secret = (ref: Parameters<typeof resolveSecret>[0], field: string) => resolveSecret(ref, field, opts.env, opts.configPath);
-  const webhooks = config.webhooks.map((bot, i) => ({
-    id: bot.id,
-    secret: secret(bot.secret, `channels.webhooks.${i}.secret`),
-    approvers: new Map(Object.entries(bot.approvers)),
-  }));
-  // The signature identifies the bot, so two bots must never share a secret.
-  const seen = new Map<string, string>();
-  for (const bot of webhooks) {
-    const other = seen.get(bot.secret);
-    if (other) throw new ConfigError(`channels.webhooks: '${bot.id}' and '${other}' share one secret; give each bot its own`);
-    seen.set(bot.secret, bot.id);
+  const secret: ResolveSecret = (ref, field) => resolveSecret(ref, field, opts.env, opts.configPath);
+  const settings: Record<string, unknown> = {};
+  for (const channel of CHAT_CHANNELS) {
+    try {
+      const resolved = channel.resolve((config as Record<string, unknown>)[channel.key] as never, secret);
+      if (resolved !== undefined) settings[channel.key] = resolved;
+    } catch (err) {
+      // A channel's own refusal of its settings (e.g. two bots sharing a secret) stops the boot like any config error.
+      throw err instanceof ConfigError ? err : new ConfigError((err as Error).message);
+    }
   }
-  return {
-    ...(config.slack
-      ? {
-          slack: {
-            signingSecret: secret(config.slack.signingSecret, 'channels.slack.signingSecret'),
-            users: new Map(Object.entries(config.slack.users)),
-            responseUrlOrigins: config.slack.responseUrlOrigins,
-          },
-        }
-      : {}),
-    webhooks,
-  };
+  return settings as ChannelSettings;
 }
 
 export function resolveNotificationTargets(config: NotificationsConfig, opts: ResolveOptions = {}): NotificationTarget[] {

@@ -99,3 +99,22 @@ export function verifyWebhookSignature<K>(candidates: readonly { key: K; secret:
   const ts = checkTimestamp(req.timestamp, req.nowMs);
   return ts.ok ? { ok: true, value: { key: found as K, timestamp: ts.value } } : ts;
 }
+
+/**
+ * Microsoft Teams outgoing webhook: `Authorization: HMAC <base64 HMAC-SHA256(base64-decoded security
+ * token, raw body bytes)>` (learn.microsoft.com, "Create Outgoing Webhooks"; the OfficeDev
+ * Microsoft-Teams-Samples outgoing-webhook sample). The scheme carries no timestamp header: the
+ * activity's own `timestamp` and `id`, inside the signed body, serve for the replay window and the nonce.
+ */
+export function verifyTeamsSignature(securityToken: string, authorization: string | undefined, body: string): SignatureCheck {
+  if (!authorization) return { ok: false, reason: 'missing' };
+  const m = /^HMAC ([A-Za-z0-9+/]{43}=)$/.exec(authorization);
+  if (!m) return { ok: false, reason: 'malformed' };
+  const expected = createHmac('sha256', Buffer.from(securityToken, 'base64')).update(body, 'utf8').digest();
+  const presented = Buffer.from(m[1]!, 'base64');
+  return expected.length === presented.length && timingSafeEqual(expected, presented) ? { ok: true, value: true } : { ok: false, reason: 'mismatch' };
+}
+
+export function teamsSignature(securityToken: string, body: string): string {
+  return `HMAC ${createHmac('sha256', Buffer.from(securityToken, 'base64')).update(body, 'utf8').digest('base64')}`;
+}

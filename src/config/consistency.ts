@@ -1,3 +1,4 @@
+import { CHAT_CHANNELS } from '../channels/registry.js';
 import { ACTION_NAMES } from '../domain/actions/catalog.js';
 import { globMatch } from '../policy/engine.js';
 import type { Config } from './schema.js';
@@ -40,6 +41,6 @@ export function checkPolicyAgainstConfig(config: Config): ConsistencyProblem[] {
 
 /** Roles held by identities that may approve: tokens with the approve scope, and chat identities. */
 export function approverRoles(config: Config): Set<string> {
-  const chat = [...Object.values(config.channels.slack?.users ?? {}), ...config.channels.webhooks.flatMap((b) => Object.values(b.approvers))];
+  const chat = CHAT_CHANNELS.flatMap((c) => c.identities(config.channels[c.key] as never).map((i) => i.identity));
   return new Set([...config.tokens.filter((t) => t.scopes.includes('approve')).flatMap((t) => t.roles), ...chat.flatMap((i) => i.roles)]);
 }

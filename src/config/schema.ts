@@ -3,6 +3,7 @@ import { policySchema, type PolicyConfig } from '../policy/schema.js';
 import { environmentName } from '../domain/request.js';
 import { budgetsSchema } from '../budgets/schema.js';
 import { actionPatternsSchema, auditConfigSchema, serverConfigSchema, tokenChannelsSchema } from './security.js';
+import { CHAT_CHANNELS, NOTIFICATION_FORMATS, type ChannelsConfigShape } from '../channels/registry.js';
 
 export const SCOPES = ['plan', 'apply', 'approve', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -96,29 +97,13 @@ const approverIdentitySchema = z.strictObject({
   environments: z.array(z.union([z.literal('*'), environmentName])).min(1).default(['*']),
 });
 
-/** Approvals from chat (docs/approvals.md): Slack interactivity and signed webhooks from other bots. */
-export const channelsSchema = z.strictObject({
-  slack: z
-    .strictObject({
-      signingSecret: secretRef,
-      users: z.record(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id like U012ABCDEF'), approverIdentitySchema),
-      responseUrlOrigins: z
-        .array(z.url({ protocol: /^https?$/ }))
-        .min(1)
-        .default(['https://hooks.slack.com'])
-        .describe('Origins the interaction response_url may point at; anything else is refused (no SSRF relay)'),
-    })
-    .optional(),
-  webhooks: z
-    .array(
-      z.strictObject({
-        id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
-        secret: secretRef,
-        approvers: z.record(z.string().regex(/^[\w.@:+-]{1,128}$/, 'an approver id the bot sends'), approverIdentitySchema),
-      }),
-    )
-    .default([]),
-});
+/**
+ * Approvals from chat (docs/approvals.md): one key per channel of the registry (src/channels/registry.ts),
+ * each with the schema its channel declares.
+ */
+export const channelsSchema = z.strictObject(
+  Object.fromEntries(CHAT_CHANNELS.map((c) => [c.key, c.configSchema({ secretRef, approverIdentity: approverIdentitySchema })])),
+) as unknown as z.ZodType<ChannelsConfigShape, unknown>;
 
 /** Where approval requests are posted (the notifyApprovers activity). */
 export const notificationsSchema = z.strictObject({
@@ -128,7 +113,7 @@ export const notificationsSchema = z.strictObject({
         name: z.string().min(1).optional().describe('Names the target in logs and errors (never the URL: it may be a secret)'),
         url: z.url({ protocol: /^https?$/ }),
         secret: secretRef.optional().describe('Signs each POST with X-PA-Timestamp and X-PA-Signature'),
-        format: z.enum(['slack', 'json']),
+        format: z.enum(NOTIFICATION_FORMATS).describe('How the request and its outcome are rendered: a channel\'s format (src/channels/registry.ts)'),
       }),
     )
     .default([]),
@@ -182,13 +167,8 @@ export const configSchema = z
       identity.environments.forEach((env, j) => {
         if (env !== '*' && !envs.has(env)) ctx.addIssue({ code: 'custom', path: [...path, 'environments', j], message: `unknown environment '${env}'` });
       });
-    for (const [id, identity] of Object.entries(config.channels.slack?.users ?? {})) checkEnvs(identity, ['channels', 'slack', 'users', id]);
-    const botIds = new Set<string>();
-    config.channels.webhooks.forEach((bot, i) => {
-      if (botIds.has(bot.id)) ctx.addIssue({ code: 'custom', path: ['channels', 'webhooks', i, 'id'], message: `duplicate webhook id '${bot.id}'` });
-      botIds.add(bot.id);
-      for (const [id, identity] of Object.entries(bot.approvers)) checkEnvs(identity, ['channels', 'webhooks', i, 'approvers', id]);
-    });
+    for (const channel of CHAT_CHANNELS)
+      for (const { path, identity } of channel.identities(config.channels[channel.key] as never)) checkEnvs(identity, path);
   });
 
 /** The config as written: the policy may still be a reference to its file. */
@@ -200,6 +180,6 @@ export type WorkerConfig = z.output<typeof workerConfigSchema>;
 export type ApiTokenConfig = z.output<typeof apiTokenSchema>;
 export type ProxmoxEndpointConfig = z.output<typeof proxmoxEndpoint>;
 export type SecretRef = z.output<typeof secretRef>;
-export type ChannelsConfig = z.output<typeof channelsSchema>;
+export type ChannelsConfig = ChannelsConfigShape;
 export type NotificationsConfig = z.output<typeof notificationsSchema>;
 export type ApproverIdentity = z.output<typeof approverIdentitySchema>;

@@ -24,6 +24,7 @@ import type { StoppedDispatch } from '../activities/execute.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { freezeReason, type Freeze } from '../domain/freeze.js';
 import { stricterRisk } from '../domain/risk.js';
+import { isOutcome } from '../channels/outcome.js';
 import { AuditTrail } from './audit-trail.js';
 import { cancelledResult, failedResult, failureDetails, failureType } from './outcomes.js';
 import {
@@ -83,6 +84,13 @@ const notifier = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: ['NotificationRejected'] },
 });
 
+// The requester told (notifyOutcome): each outcome once, in order, awaited before the run ends.
+const teller = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '5m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['NotificationRejected'] },
+});
+
 /** Failure types that say for certain what happened on Proxmox: nothing was started, or the task failed. */
 const DEFINITE_FAILURES = new Set(['ActionBlocked', REFUSALS.stale, 'ProxmoxTaskFailedError', 'UnknownEnvironment']);
 
@@ -118,6 +126,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   /** Whether the plan was charged against its principal's budgets (released when the run ends). */
   let budgeted = input.resume?.budgeted ?? false;
   const notifications: { scope: CancellationScope; done: Promise<unknown> }[] = [];
+  /** Approval requests still being posted: an outcome waits for them (briefly) to learn the Slack message. */
+  let requestsInFlight = 0;
+  let slackMessage = input.resume?.slackMessage;
+  const told = new Set<string>(input.resume?.told ?? []);
+  /** The outcome notifications, one after another, so a later outcome never lands before an earlier one. */
+  let telling: Promise<unknown> = Promise.resolve();
   /** The task an operator's cancel stopped, as the execute activity last saw it. */
   let stoppedTask: { upid: string; exitstatus?: string } | undefined;
   /** The outcome record's fields and reserved number, once the run went on to execute. */
@@ -211,6 +225,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     await condition(allHandlersFinished);
     // Records of messages that came in at the very end (a late approval, refused).
     if (trail.hasPending) await flush();
+    if (view) tellRequester(view);
+    await telling;
     for (const n of notifications) n.scope.cancel();
     await Promise.all(notifications.map((n) => n.done));
     // The run ends: its budget slot frees (and the hourly charges, if nothing reached Proxmox).
@@ -263,6 +279,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     if (!pastExpiry) void sleep(Date.parse(v.expiresAt) - Date.now()).then(() => void (pastExpiry = true), () => undefined);
     for (;;) {
       await condition(() => expired() || readyToGoOn(v) || trail.hasPending);
+      if (v.status === 'approved') tellRequester(v);
       if (v.status === 'rejected') return finishAs('rejected', 'plan.rejected', { actor: v.approval.rejectedBy?.principal });
       // A plan not applied with its approvals in by its expiry never runs, whatever arrives with the expiry.
       if (expired()) return finishAs('expired', 'plan.expired');
@@ -524,8 +541,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    * run: the API addresses runs by workflow id.
    */
   async function continueWaitingRun(v: PlanView): Promise<never> {
+    await telling;
     for (const n of notifications) n.scope.cancel();
-    return continueAsNew<typeof actionWorkflow>({ ...input, resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}) } });
+    return continueAsNew<typeof actionWorkflow>({
+      ...input,
+      resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}) },
+    });
   }
 
   /** Upserts the status (and risk) operators filter on, when it changed since the last upsert. */
@@ -542,7 +563,33 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     if (!notifies) return;
     const scope = new CancellationScope();
     const round = notifications.length + 1;
-    notifications.push({ scope, done: scope.run(() => notifier.notifyApprovers({ plan: v, ...(round > 1 ? { round } : {}) })).catch(() => undefined) });
+    requestsInFlight++;
+    const done = scope
+      .run(() => notifier.notifyApprovers({ plan: v, ...(round > 1 ? { round } : {}) }))
+      .then((r) => void (r.slackMessage && (slackMessage = r.slackMessage)))
+      .catch(() => undefined)
+      .finally(() => void requestsInFlight--);
+    notifications.push({ scope, done });
+  }
+
+  /**
+   * The requester told: the outcome of a plan that asked for approvals (approved, rejected, expired,
+   * succeeded, failed) goes to the notification targets and rewrites the Slack message, once per
+   * outcome (`told` survives continue-as-new). The plan is copied as it stands now: the notice says
+   * this outcome even if the run has moved on by the time it is sent.
+   */
+  function tellRequester(v: PlanView): void {
+    if (!notifies || !isOutcome(v.status) || v.approval.requirements.length === 0) return;
+    const key = v.status === 'approved' ? `approved@${v.approval.received}` : v.status;
+    if (told.has(key)) return;
+    const round = v.status === 'approved' ? [...told].filter((k) => k.startsWith('approved@')).length + 1 : 1;
+    told.add(key);
+    const plan = JSON.parse(JSON.stringify(v)) as PlanView;
+    telling = telling.then(async () => {
+      // The Slack message is known once its approval request was posted: wait for that, not forever.
+      if (requestsInFlight > 0) await condition(() => requestsInFlight === 0, '1m');
+      await teller.notifyOutcome({ plan, ...(round > 1 ? { round } : {}), ...(slackMessage ? { slackMessage } : {}) }).catch(() => undefined);
+    });
   }
 }
 

@@ -43,6 +43,10 @@ export interface ActionWorkflowInput {
     notifies: boolean;
     /** The plan holds a budget charge its run releases at the end. */
     budgeted?: boolean;
+    /** The Slack message the approval request was posted as (chat.update target), once known. */
+    slackMessage?: { channel: string; ts: string };
+    /** The outcomes the requester was already told (tellRequester's keys). */
+    told?: string[];
   };
 }
 

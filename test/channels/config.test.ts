@@ -66,6 +66,31 @@ describe('channels and notifications config', () => {
     expect(() => parseConfig(bad)).toThrow(/channels\.webhooks\.1\.approvers\.x\.environments\.0: unknown environment 'nope'/);
   });
 
+  it('takes Teams users by Entra object id and a Slack bot to post with, checking their environments too', () => {
+    const config = parseConfig({
+      ...base(),
+      channels: {
+        slack: { signingSecret: { env: 'S' }, users: {}, post: { botToken: { env: 'BOT' }, channel: 'C012ABCDEF' } },
+        teams: { securityToken: { env: 'T' }, users: { '0c0a0f0e-1111-4222-8333-444455556666': { principal: 'human:carol', roles: ['dba'] } } },
+      },
+      notifications: { webhooks: [{ url: 'https://example.com/hook', format: 'teams' }] },
+    });
+    expect(config.channels.slack?.post).toEqual({ botToken: { env: 'BOT' }, channel: 'C012ABCDEF', apiUrl: 'https://slack.com/api' });
+    expect(config.channels.teams?.users['0c0a0f0e-1111-4222-8333-444455556666']).toEqual({ principal: 'human:carol', roles: ['dba'], environments: ['*'] });
+    const teams = (users: object) => ({ ...base(), channels: { teams: { securityToken: { env: 'T' }, users } } });
+    expect(() => parseConfig(teams({ carol: { principal: 'human:carol' } }))).toThrow(/channels\.teams\.users\.carol: Invalid key/);
+    expect(() => parseConfig(teams({ '0c0a0f0e-1111-4222-8333-444455556666': { principal: 'human:c', environments: ['nope'] } }))).toThrow(
+      /channels\.teams\.users\.0c0a0f0e-1111-4222-8333-444455556666\.environments\.0: unknown environment 'nope'/,
+    );
+    // A Teams user with the role counts for a rule that asks for it.
+    expect(() =>
+      parseConfig({
+        ...teams({ '0c0a0f0e-1111-4222-8333-444455556666': { principal: 'human:d', roles: ['dba'] } }),
+        policy: { rules: [{ id: 'dba', match: { environments: ['prod'] }, approvals: { count: 1, roles: ['dba'] } }] },
+      }),
+    ).not.toThrow();
+  });
+
   it('counts chat identities as holders of the roles a rule asks for', () => {
     const raw = {
       ...base(),
@@ -89,8 +114,8 @@ describe('resolving channel secrets', () => {
     const env = { PA_SLACK: 'slack-secret', PA_BOT_A: 'a-secret' };
     const settings = resolveChannelSettings(channels([{ id: 'a', env: 'PA_BOT_A' }]), { env });
     expect(settings.slack?.signingSecret).toBe('slack-secret');
-    expect(settings.webhooks[0]).toMatchObject({ id: 'a', secret: 'a-secret' });
-    expect(settings.webhooks[0]!.approvers.get('a')).toEqual({ principal: 'human:a', roles: [], environments: ['*'] });
+    expect(settings.webhooks![0]).toMatchObject({ id: 'a', secret: 'a-secret' });
+    expect(settings.webhooks![0]!.approvers.get('a')).toEqual({ principal: 'human:a', roles: [], environments: ['*'] });
     expect(() => resolveChannelSettings(channels([{ id: 'a', env: 'PA_MISSING' }]), { env })).toThrow(/channels\.webhooks\.0\.secret: environment variable PA_MISSING is not set/);
   });
 

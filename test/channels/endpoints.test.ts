@@ -10,7 +10,7 @@ import type { PlanGateway } from '../../src/api/plan-gateway.js';
 import { ApiError } from '../../src/api/problems.js';
 import { createNonceCache } from '../../src/channels/nonce-cache.js';
 import type { ChannelSettings } from '../../src/channels/settings.js';
-import { slackSignature, webhookSignature } from '../../src/channels/signing.js';
+import { slackSignature, teamsSignature, webhookSignature } from '../../src/channels/signing.js';
 import { encodeButtonValue } from '../../src/channels/slack.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 import type { ApprovalArgs } from '../../src/workflows/messages.js';
@@ -21,6 +21,9 @@ const nowS = (offset = 0) => String(Math.floor(NOW / 1000) + offset);
 const SLACK_SECRET = 'slack-signing-secret';
 const BOT_SECRET = 'opsbot-secret';
 const RESPONSE_URL = 'https://hooks.slack.com/actions/T1/42/abc';
+const TEAMS_TOKEN = Buffer.from('teams-security-token').toString('base64');
+const TEAMS_CAROL = '0c0a0f0e-1111-4222-8333-444455556666';
+const TEAMS_AGENT = '0a9e0000-1111-4222-8333-444455556666';
 
 let plan: PlanView;
 let signals: (Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string })[];
@@ -39,6 +42,13 @@ const settings: ChannelSettings = {
     responseUrlOrigins: ['https://hooks.slack.com'],
   },
   webhooks: [{ id: 'opsbot', secret: BOT_SECRET, approvers: new Map([['bob@example.com', { principal: 'human:bob', roles: [], environments: ['*'] }]]) }],
+  teams: {
+    securityToken: TEAMS_TOKEN,
+    users: new Map([
+      [TEAMS_CAROL, { principal: 'human:carol', roles: [], environments: ['*'] }],
+      [TEAMS_AGENT, { principal: 'agent:pi-demo', roles: [], environments: ['*'] }],
+    ]),
+  },
 };
 
 beforeEach(() => {
@@ -290,6 +300,54 @@ describe('a replay cache that cannot answer (the shared one, database unreachabl
   });
 });
 
+describe('POST /v1/channels/teams/messages', () => {
+  const path = '/v1/channels/teams/messages';
+  let seq = 0;
+  function teamsRequest(opts: { from?: string; text?: string; id?: string; token?: string; at?: number } = {}) {
+    const body = JSON.stringify({
+      type: 'message',
+      id: opts.id ?? `act-${++seq}`,
+      timestamp: new Date(opts.at ?? NOW - 1000).toISOString(),
+      from: { id: '29:x', name: 'Carol', aadObjectId: opts.from ?? TEAMS_CAROL },
+      text: opts.text ?? `<at>proxmox-agent</at> approve ${plan.planId} ${plan.requestHash} looks right`,
+    });
+    return { method: 'POST', headers: { 'content-type': 'application/json', authorization: teamsSignature(opts.token ?? TEAMS_TOKEN, body) }, body };
+  }
+
+  it('records a mapped user as a chat decision, with the comment, and answers in the thread', async () => {
+    const res = await app.request(path, teamsRequest());
+    expect(res.status).toBe(200);
+    expect(signals).toEqual([
+      { principal: 'human:carol', tokenId: `teams:${TEAMS_CAROL}`, roles: [], channel: 'chat', decision: 'approve', requestHash: plan.requestHash, comment: 'looks right' },
+    ]);
+    const reply = await json(res);
+    expect(reply.type).toBe('message');
+    expect(reply.text).toMatch(/^human:carol approved plan_/);
+  });
+
+  it('refuses forged, stale and replayed requests before anything is recorded', async () => {
+    expect((await app.request(path, teamsRequest({ token: Buffer.from('guess').toString('base64') }))).status).toBe(401);
+    const stale = await app.request(path, teamsRequest({ at: NOW - 301_000 }));
+    expect(stale.status).toBe(401);
+    expect((await json(stale)).detail).toMatch(/seconds old/);
+    const once = teamsRequest({ id: 'act-replayed' });
+    expect((await app.request(path, once)).status).toBe(200);
+    const again = await app.request(path, once);
+    expect(again.status).toBe(409);
+    expect((await json(again)).type).toBe('/problems/request-replayed');
+    expect((await app.request(path, teamsRequest({ text: 'approve please' }))).status).toBe(400);
+    expect(signals).toHaveLength(1);
+  });
+
+  it('tells an unmapped user and the requester, in the thread, that nothing was recorded', async () => {
+    const stranger = await json(await app.request(path, teamsRequest({ from: '99999999-1111-4222-8333-444455556666' })));
+    expect(stranger.text).toMatch(/^Not recorded: your Teams user 99999999-.* is not mapped/);
+    const self = await json(await app.request(path, teamsRequest({ from: TEAMS_AGENT })));
+    expect(self.text).toMatch(/^Not recorded: agent:pi-demo requested plan .* cannot approve/);
+    expect(signals).toEqual([]);
+  });
+});
+
 describe('a channel that is not configured', () => {
   // Found by schemathesis (missing_required_header): a request without its signature headers got 404
   // "not configured"; it is unauthenticated first, and learns nothing about the configuration.
@@ -307,6 +365,12 @@ describe('a channel that is not configured', () => {
       const signed = await bare.request(path, { method: 'POST', headers: { [headers[0]]: 'v0=00', [headers[1]]: nowS() }, body: '{}' });
       expect(signed.status).toBe(404);
     }
+    // Teams signs in Authorization: a bearer token there is no signature, and learns nothing either.
+    const teams = '/v1/channels/teams/messages';
+    expect((await bare.request(teams, { method: 'POST', body: '{}' })).status).toBe(401);
+    const bearer = await bare.request(teams, { method: 'POST', headers: { authorization: 'Bearer approver' }, body: '{}' });
+    expect([bearer.status, (await json(bearer)).detail]).toEqual([401, 'the signature or timestamp header is malformed']);
+    expect((await bare.request(teams, { method: 'POST', headers: { authorization: teamsSignature(TEAMS_TOKEN, '{}') }, body: '{}' })).status).toBe(404);
   });
 });
 

@@ -234,6 +234,7 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
   'DELETE /mcp': async (_env, _fresh, secret) => ({ method: 'DELETE', path: '/mcp', headers: { 'mcp-session-id': await mcpSession(secret), 'mcp-protocol-version': '2025-11-25' } }),
   'POST /v1/channels/slack/interactions': async () => ({ method: 'POST', path: '/v1/channels/slack/interactions', body: { payload: '{}' } }),
   'POST /v1/channels/webhook/approvals': async () => ({ method: 'POST', path: '/v1/channels/webhook/approvals', body: {} }),
+  'POST /v1/channels/teams/messages': async () => ({ method: 'POST', path: '/v1/channels/teams/messages', body: { type: 'message' } }),
 };
 
 const SUCCESS: Record<string, number> = {
