@@ -1,0 +1,71 @@
+/**
+ * Probe 15 / freeze: an operator's cancel of a run whose Proxmox task started BEFORE the freeze.
+ *
+ * Scenario: a low-risk vm.start on lab VM 101 is applied; its qmstart task is made slow (20 s), so
+ * it is still running when an admin freezes lab. The freeze answers (201). Then the run is cancelled
+ * the way operators do it (Temporal Web UI / CLI: workflow cancel). The promises say: from the
+ * freeze's answer on, no mutating request of this service reaches the frozen environment "through
+ * any path", and running tasks started before the freeze are left alone (not stopped).
+ *
+ * Oracle: the lab simulator's request log (mutating requests executed after the freeze answered)
+ * and the task itself (still running / ended OK vs stopped by a DELETE).
+ *
+ * What the oracle saw when this was written: the cancel path (execute.ts follow() →
+ * stopCancelledTask) sends DELETE /nodes/pve-lab/tasks/<upid> into the frozen environment after the
+ * freeze answered, and the pre-freeze task is stopped (exitstatus "received interrupt" or similar),
+ * the guest left stopped. The kill switch does not gate this path (it only gates journal.begin).
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/schema.js';
+import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { until } from './support/until.js';
+
+const ADMIN = 'probe15-admin-token';
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const withAdmin = (config: Config) => {
+  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
+};
+const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
+
+let t: TestService;
+beforeAll(async () => {
+  t = await startTestService(withAdmin);
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('freeze vs an operator cancel of a run whose task started before the freeze', () => {
+  it('sends nothing mutating after the freeze answered, and leaves the running task alone', async () => {
+    const sim = t.sim('lab');
+    expect(sim.model.guest(101)?.status).toBe('stopped');
+    const slow = sim.faults.slowTasks(20_000, { path: '/nodes/*/qemu/101/status/start' });
+    try {
+      const p = await t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body: { action: 'vm.start', environment: 'lab', target: { vmid: 101 }, params: {}, reason: 'probe15 cancel under freeze' } });
+      expect(p.status).toBe(201);
+      expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } })).status).toBe(202);
+      const task = await until('the start task runs', () => sim.model.tasks().find((x) => x.type === 'qmstart' && x.id === '101' && x.status === 'running'), 20_000, 50);
+
+      const f = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'probe15 incident' } });
+      const answeredAt = Date.now();
+      expect(f.status).toBe(201);
+
+      // The operator cancels the run (Temporal Web UI / CLI) while lab is frozen.
+      await t.service.client.workflow.getHandle(p.body.planId).cancel();
+      const final = await t.waitForStatus(p.body.planId, ['failed', 'succeeded'], 40_000);
+
+      const late = sim.requests.all().filter((r) => MUTATING.has(r.method) && r.executed && !r.path.startsWith('/access/') && r.time > answeredAt);
+      const taskNow = sim.model.task(task.upid);
+      // Evidence first, so a failure shows everything the oracle saw.
+      const evidence = JSON.stringify({ late: late.map((r) => ({ method: r.method, path: r.path, time: r.time, answeredAt })), task: { status: taskNow?.status, exitstatus: taskNow?.exitstatus }, final: { status: final.status, result: final.result } });
+      expect(late, evidence).toEqual([]);
+      // Left alone: it ends on its own, OK, and the guest is running.
+      await until('the task ends on its own', () => sim.model.task(task.upid)?.status === 'stopped', 30_000, 200);
+      expect(sim.model.task(task.upid)?.exitstatus, evidence).toBe('OK');
+      expect(sim.model.guest(101)?.status, evidence).toBe('running');
+    } finally {
+      sim.faults.remove(slow);
+    }
+  }, 120_000);
+});
