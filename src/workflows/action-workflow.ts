@@ -141,7 +141,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   /** A lift signalled while the run was held by a freeze. */
   let liftSignalled = false;
   /** Executes scheduled (a freeze that refused one at dispatch makes the run schedule another). */
-  let executes = 0;
+  let executes = input.resume?.executes ?? 0;
   /** The plan's expiry has passed (its one timer fired). */
   let pastExpiry = false;
   const expired = () => pastExpiry;
@@ -545,7 +545,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (const n of notifications) n.scope.cancel();
     return continueAsNew<typeof actionWorkflow>({
       ...input,
-      resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}) },
+      resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}) },
     });
   }
 

@@ -47,6 +47,8 @@ export interface ActionWorkflowInput {
     slackMessage?: { channel: string; ts: string };
     /** The outcomes the requester was already told (tellRequester's keys). */
     told?: string[];
+    /** Executes scheduled so far (a freeze refused them at dispatch): the next one's round. */
+    executes?: number;
   };
 }
 
