@@ -140,11 +140,6 @@ async function freezeIn(env: Env): Promise<string> {
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.id as string;
 }
-const freezes = new Map<Env, Promise<string>>();
-const sharedFreeze = (env: Env) => {
-  if (!freezes.has(env)) freezes.set(env, freezeIn(env));
-  return freezes.get(env)!;
-};
 async function liftAllFreezes(): Promise<void> {
   const { freezes: active } = (await t.call('GET', '/v1/freezes', { token: TOKENS_BY_KEY.get('read@*')!.secret })).body as { freezes: { id: string }[] };
   for (const f of active) expect((await t.call('DELETE', `/v1/freezes/${f.id}`, { token: ADMIN_ALL() })).status).toBe(200);
@@ -222,7 +217,9 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
   // Freezes are lifted again right after the matrix (below), so they hold no later case.
   'POST /v1/freezes': async (env) => ({ method: 'POST', path: '/v1/freezes', body: { environment: env, reason: 'authz matrix' } }),
   'GET /v1/freezes': async () => ({ method: 'GET', path: '/v1/freezes' }),
-  'DELETE /v1/freezes/{id}': async (env, fresh) => ({ method: 'DELETE', path: `/v1/freezes/${fresh ? await freezeIn(env) : await sharedFreeze(env)}` }),
+  // A refused lift never reaches the freeze (403 before, 404 for another environment): a freeze that
+  // does not exist answers the same, and no freeze is left standing in the way of later cases.
+  'DELETE /v1/freezes/{id}': async (env, fresh) => ({ method: 'DELETE', path: `/v1/freezes/${fresh ? await freezeIn(env) : 'frz_00000000000000000000'}` }),
   'GET /v1/budgets': async () => ({ method: 'GET', path: '/v1/budgets' }),
   'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
   'GET /mcp': async (_env, _fresh, secret) => ({
