@@ -23,12 +23,12 @@ afterAll(async () => {
 const plan = (body: object) => t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body });
 
 /** Applies the plan (approved by an approver when it asks for approvals) and waits for its end. */
-async function applyAndWait(p: { planId: string; requestHash: string; status: string }) {
+async function applyAndWait(p: { planId: string; requestHash: string; status: string }, timeoutMs?: number) {
   expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.planId, requestHash: p.requestHash } })).status).toBe(202);
   if (p.status === 'awaiting_approval') {
     expect((await t.call('POST', `/v1/actions/${p.planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'approve' } })).status).toBe(202);
   }
-  return t.waitForStatus(p.planId, ['succeeded', 'failed']);
+  return t.waitForStatus(p.planId, ['succeeded', 'failed'], timeoutMs);
 }
 
 describe('safeguard: snapshot', () => {
@@ -86,5 +86,43 @@ describe('safeguard: snapshot', () => {
     // A denied plan is never applied: nothing reached Proxmox.
     expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } })).status).toBeGreaterThanOrEqual(400);
     expect(sim.mutations.all().length).toBe(before);
+  });
+
+  it('takes still exactly one snapshot when the answer to its POST is lost (connection dropped after dispatch), and the action runs once', async () => {
+    const sim = t.sim('prod');
+    sim.faults.add({ kind: 'drop-after-dispatch', method: 'POST', path: '/nodes/*/lxc/400/snapshot', times: 1 });
+    const p = await plan({ action: 'ct.config.update', environment: 'prod', target: { vmid: 400 }, params: { cores: 3 }, reason: 'more cores' });
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    const name = safeguardSnapshotName(p.body.planId);
+    // The lost answer is settled from the node's task list once the request is old enough (about 20 s).
+    const done = await applyAndWait(p.body, 90_000);
+    expect(done.status, JSON.stringify(done.result)).toBe('succeeded');
+    expect(sim.faults.hits()['drop-after-dispatch']).toBe(1);
+    const mine = sim.mutations.all().filter((m) => m.vmid === 400);
+    const snaps = mine.filter((m) => m.op === 'snapshot');
+    expect(snaps.map((m) => m.key)).toEqual([name]);
+    const configs = mine.filter((m) => m.op === 'config');
+    expect(configs).toHaveLength(1);
+    expect(snaps[0]!.seq).toBeLessThan(configs[0]!.seq);
+    expect(done.result.safeguard).toEqual({ snapshot: name, upid: snaps[0]!.upid });
+    expect(sim.model.findGuest(400)!.config.cores).toBe('3');
+  }, 120_000);
+
+  it('fails the plan without running the action when the snapshot fails', async () => {
+    const sim = t.sim('prod');
+    sim.faults.add({ kind: 'task-error', method: 'POST', path: '/nodes/*/qemu/200/snapshot', message: 'snapshot failed: out of space', times: 1 });
+    const configsBefore = sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'config').length;
+    const cores = sim.model.findGuest(200)!.config.cores;
+    const p = await plan({ action: 'vm.config.update', environment: 'prod', target: { vmid: 200 }, params: { cores: 8 }, reason: 'even more cores' });
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    const done = await applyAndWait(p.body);
+    expect(done.status).toBe('failed');
+    expect(done.result).toMatchObject({ outcome: 'failed', errorType: 'SafeguardFailed', safeguard: { snapshot: safeguardSnapshotName(p.body.planId) } });
+    expect(done.result.message).toContain('the action was not run');
+    expect(sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'config')).toHaveLength(configsBefore);
+    expect(sim.model.findGuest(200)!.config.cores).toBe(cores);
+    const events = (await t.service.audit.forPlan(p.body.planId)).map((r) => r.event);
+    expect(events).toContain('safeguard.failed');
+    expect(events).not.toContain('apply.started');
   });
 });
