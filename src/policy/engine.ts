@@ -137,7 +137,8 @@ function decideSafeguard(input: PolicyInput, rules: string[]): { reason: PolicyR
   if (!SAFEGUARDED_ACTIONS.has(action)) {
     return { reason: { rule: 'safeguard.not_applicable', message: `${by} ask${rules.length > 1 ? '' : 's'} for a snapshot first, which applies only to config update, disk resize and snapshot rollback: ${action} runs without one` } };
   }
-  const support = input.state?.exists ? input.state.snapshotSupport : undefined;
+  const template = input.state?.exists && input.state.template;
+  const support = template ? { capable: false, reason: "the guest is a template, and Proxmox takes no snapshot of a template" } : input.state?.exists ? input.state.snapshotSupport : undefined;
   if (support && !support.capable) {
     return {
       denies: true,

@@ -310,7 +310,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       const fresh = again.preflight;
       // A target that could not be read has no fingerprint: that is not a change, and is said as such.
       const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;
-      const changed = unreadable === undefined ? staleFields(v.preflight.fingerprint, fresh.fingerprint) : [];
+      // After the safeguard snapshot (a freeze then held the action), the config is the one the snapshot left.
+      const snapshotDigest = v.safeguard?.taken?.digestAfter;
+      const planned = snapshotDigest && v.preflight.fingerprint ? { ...v.preflight.fingerprint, digest: snapshotDigest } : v.preflight.fingerprint;
+      const changed = unreadable === undefined ? staleFields(planned, fresh.fingerprint) : [];
       if (changed.length > 0 || unreadable !== undefined) {
         const message = unreadable === undefined ? `target changed since the plan (${changed.join(', ')}); plan again` : `could not re-read the target: ${unreadable}`;
         v.result = { outcome: 'failed', errorType: REFUSALS.stale, message, finishedAt: nowIso() };

@@ -4,14 +4,17 @@
  * snapshot named after the plan, before the action, by seq), the plan view, the evidence bundle and
  * the audit chain.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { safeguardSnapshotName } from '../../src/domain/safeguard.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
+const ADMIN = 'test-safeguard-admin-token';
 let t: TestService;
 beforeAll(async () => {
   t = await startTestService((config) => {
+    config.tokens.push({ id: 'test-admin', principal: 'human:carol', secretSha256: createHash('sha256').update(ADMIN).digest('hex'), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
     config.policy.rules.push({ id: 'prod-snapshot-first', match: { environments: ['prod'], actions: ['*.config.update', '*.disk.resize', '*.snapshot.rollback'] }, safeguard: 'snapshot' });
   });
   for (let i = 0; i < 100 && (await t.call('GET', '/healthz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 200));
@@ -125,4 +128,38 @@ describe('safeguard: snapshot', () => {
     expect(events).toContain('safeguard.failed');
     expect(events).not.toContain('apply.started');
   });
+
+  it('holds the action, not a second snapshot, when a freeze lands after the snapshot was sent; runs it on the lift', async () => {
+    const sim = t.sim('prod');
+    // The snapshot task runs long enough for a freeze to land after its dispatch and before the action's.
+    sim.faults.add({ kind: 'slow-task', method: 'POST', path: '/nodes/*/qemu/200/snapshot', durationMs: 2_000, times: 1 });
+    const p = await plan({ action: 'vm.config.update', environment: 'prod', target: { vmid: 200 }, params: { cores: 5 }, reason: 'five cores' });
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    const name = safeguardSnapshotName(p.body.planId);
+    expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } })).status).toBe(202);
+    if (p.body.status === 'awaiting_approval') expect((await t.call('POST', `/v1/actions/${p.body.planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'approve' } })).status).toBe(202);
+    const snapshotRunning = () => sim.model.tasks().some((x) => x.type === 'qmsnapshot' && x.id === '200' && x.status === 'running');
+    for (let i = 0; i < 200 && !snapshotRunning(); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(snapshotRunning()).toBe(true);
+    const f = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'prod', reason: 'incident during the snapshot' } });
+    expect(f.status, JSON.stringify(f.body)).toBe(201);
+    try {
+      // Held: the view names the freeze once the action's dispatch met it.
+      let held: any;
+      for (let i = 0; i < 200; i++) {
+        held = (await t.call('GET', `/v1/actions/${p.body.planId}`, { token: TOKENS.agent })).body;
+        if (held.frozen?.id === f.body.id && held.safeguard?.taken) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(held.frozen?.id).toBe(f.body.id);
+      expect(held.safeguard.taken.upid).toBeTruthy();
+      expect(sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'config' && m.time >= Date.parse(p.body.createdAt))).toHaveLength(0);
+    } finally {
+      expect((await t.call('DELETE', `/v1/freezes/${f.body.id}`, { token: ADMIN })).status).toBe(200);
+    }
+    const done = await t.waitForStatus(p.body.planId, ['succeeded', 'failed'], 90_000);
+    expect(done.status, JSON.stringify(done.result)).toBe('succeeded');
+    expect(sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'snapshot' && m.key === name)).toHaveLength(1);
+    expect(sim.model.findGuest(200)!.config.cores).toBe('5');
+  }, 120_000);
 });

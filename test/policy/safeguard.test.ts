@@ -52,6 +52,12 @@ describe('policy option safeguard: snapshot', () => {
     expect(reason?.hint).toContain('lvmthin');
   });
 
+  it('denies the plan for a template, which Proxmox never snapshots', () => {
+    const d = evaluatePolicy(policy, input({ request: req('vm.config.update', { cores: 2 }), state: state({ template: true, snapshotSupport: { capable: true } }) }));
+    expect(d.decision).toBe('denied');
+    expect(d.reasons.find((r) => r.rule === 'safeguard.unavailable')?.message).toContain('template');
+  });
+
   it('without a matching rule, nothing changes', () => {
     const d = evaluatePolicy(policy, input({ request: normalizeRequest({ action: 'vm.config.update', environment: 'lab', target: { vmid: 100 }, params: { cores: 2 }, reason: 't' }), tier: 'nonprod' }));
     expect(d.safeguard).toBeUndefined();
