@@ -15,6 +15,7 @@ import type { ActionResult, Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
+import { readSnapshotSupport } from './snapshot-support.js';
 import type {
   AssessInput,
   AssessResult,
@@ -103,15 +104,28 @@ export function createActivities(deps: ActivityDeps) {
     }
   };
 
-  const evaluatePolicy = async ({ request, preflight, at }: PolicyInput): Promise<PolicyResult> => {
+  const evaluatePolicy = async ({ request, preflight, at, planId }: PolicyInput): Promise<PolicyResult> => {
     const policy = deps.policy();
-    const decision = evaluate(policy, {
-      request,
-      tier: env(request.environment).tier,
-      ...(preflight.state ? { state: preflight.state } : {}),
-      assessment: preflight.assessment,
-      at: at ? new Date(at) : new Date(),
-    });
+    const judge = () =>
+      evaluate(policy, {
+        request,
+        tier: env(request.environment).tier,
+        ...(preflight.state ? { state: preflight.state } : {}),
+        assessment: preflight.assessment,
+        at: at ? new Date(at) : new Date(),
+        ...(planId ? { planId } : {}),
+      });
+    let decision = judge();
+    // A safeguard asked for: whether the guest's storage can take the snapshot is read now (only
+    // for such plans), and decides again (the plan is denied if it cannot).
+    const state = preflight.state;
+    if (decision.safeguard && state?.exists && !state.snapshotSupport) {
+      state.snapshotSupport = await readSnapshotSupport(env(request.environment).client, state, { signal: AbortSignal.timeout(readMs) }).catch((err: unknown) => ({
+        capable: false,
+        reason: `the storages could not be read (${err instanceof Error ? err.message : String(err)})`,
+      }));
+      decision = judge();
+    }
     return { ...decision, planTtlSeconds: policy.planTtlSeconds };
   };
 
@@ -163,7 +177,7 @@ export function createActivities(deps: ActivityDeps) {
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
         // An undo is held to the config its original left (src/domain/undo.ts).
         const held = undoes ? holdToOriginal(await preflight({ request }), undoes) : { preflight: await preflight({ request }) };
-        const judged = await evaluatePolicy({ request, preflight: held.preflight });
+        const judged = await evaluatePolicy({ request, preflight: held.preflight, planId: record.planId });
         const evaluated: PolicyResult = held.stale
           ? { ...judged, decision: 'denied', approvalsRequired: 0, requirements: [], reasons: [...judged.reasons, held.stale] }
           : judged;

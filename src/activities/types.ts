@@ -14,6 +14,8 @@ export interface PolicyInput {
   preflight: Preflight;
   /** Evaluate as of this instant (ISO 8601); default: now. */
   at?: string;
+  /** The plan being decided: a safeguard snapshot is named after it. */
+  planId?: string;
 }
 
 export interface PolicyResult extends PolicyDecision {
@@ -79,6 +81,12 @@ export interface ExecuteInput {
   audit?: ExecuteAudit;
   /** The how-manieth execute of the run (0 first; a freeze that refused one makes the run schedule another). */
   round?: number;
+  /**
+   * This execute takes the safeguard snapshot of a digest-guarded action: it runs only against the
+   * planned config (plannedDigest), and reports the digest the snapshot left (`digestAfter`), which
+   * the action is then held to (a snapshot rewrites the config file, so its digest changes).
+   */
+  holdsDigest?: boolean;
 }
 
 export interface ExecuteResult {

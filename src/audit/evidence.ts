@@ -39,6 +39,8 @@ export interface EvidenceBundle {
   outcome: { status: PlanView['status']; result?: PlanView['result'] };
   /** The plan's inverse, and its undo links both ways (docs/approvals.md, "Undo"). */
   undo?: NonNullable<PlanView['undo']> & Pick<PlanView, 'undoes' | 'undoneBy'>;
+  /** The snapshot policy asked for before the action (docs/policy.md, "Safeguards"), and its task once taken. */
+  safeguard?: PlanView['safeguard'];
   audit: {
     records: AuditRecord[];
     /** The chain's head, read before the records: every record of the run up to it is in `records`. */
@@ -101,6 +103,7 @@ export async function buildEvidenceBundle(src: EvidenceSources): Promise<Evidenc
     proxmox,
     outcome: { status: view.status, ...(view.result ? { result: view.result } : {}) },
     ...(view.undo ? { undo: { ...view.undo, ...(view.undoes ? { undoes: view.undoes } : {}), ...(view.undoneBy ? { undoneBy: view.undoneBy } : {}) } } : {}),
+    ...(view.safeguard ? { safeguard: view.safeguard } : {}),
     audit: {
       records: src.records,
       head: src.head,

@@ -31,6 +31,8 @@ export interface GuestState {
   peer?: PeerGuest;
   /** The backup target storage and this guest's backups in it (backup actions only). */
   backupStorage?: BackupStorage;
+  /** Whether the guest's disks can be snapshotted: read only when policy asks for `safeguard: snapshot`. */
+  snapshotSupport?: { capable: boolean; reason?: string };
 }
 
 export interface PeerGuest {

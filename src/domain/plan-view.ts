@@ -87,6 +87,10 @@ export const guestStateSchema = z.object({
     })
     .optional()
     .describe('The other guest the action depends on: the clone target id'),
+  snapshotSupport: z
+    .object({ capable: z.boolean(), reason: z.string().optional() })
+    .optional()
+    .describe("Whether every disk's storage takes snapshots: read when policy asks for `safeguard: snapshot`"),
   backupStorage: z
     .object({
       storage: z.string(),
@@ -126,6 +130,10 @@ export const actionResultSchema = z.object({
   errorType: z.string().optional().describe('Machine-readable failure type (Proxmox error class or PlanStale)'),
   logTail: z.array(z.string()).optional(),
   digestAfter: z.string().optional().describe('Config digest the change left (config update, disk resize): an undo runs only against this config'),
+  safeguard: z
+    .object({ snapshot: z.string(), upid: z.string().optional() })
+    .optional()
+    .describe('The snapshot taken before the action (policy `safeguard: snapshot`), and its task; on a SafeguardFailed result, the one that could not be taken'),
   finishedAt: z.string(),
 });
 
@@ -172,6 +180,17 @@ export const planViewSchema = z.object({
   frozen: freezeSchema
     .optional()
     .describe('The freeze (kill switch) of the environment, when the plan was made under it or its run is held by it: it runs once the freeze is lifted, unless it expires first'),
+  safeguard: z
+    .object({
+      kind: z.literal('snapshot'),
+      name: z.string().describe('The snapshot name on Proxmox, derived from the plan id'),
+      taken: z
+        .object({ upid: z.string().optional(), digestAfter: z.string().optional() })
+        .optional()
+        .describe('Once the snapshot is taken: its task, and the config digest it left (what the action is held to)'),
+    })
+    .optional()
+    .describe('Policy asked for a snapshot of the guest, under this name, before the action runs (docs/policy.md, "Safeguards")'),
   undoes: z.string().optional().describe('This plan is the undo of that plan (POST /v1/actions/{planId}/undo)'),
   undoneBy: z.string().optional().describe('The undo plan of this plan, once one was requested'),
   undo: z

@@ -8,6 +8,8 @@ import type { ApprovalRequirement, Reason } from '../domain/plan-view.js';
 import { canonicalJson, sha256Hex } from '../domain/hashing.js';
 import type { PolicyConfig, PolicyRule, RuleRequirement } from './schema.js';
 import { windowsMatch } from './windows.js';
+import { globMatch } from './glob.js';
+import { safeguardSnapshotName, SAFEGUARDED_ACTIONS } from '../domain/safeguard.js';
 
 export type PolicyReason = Reason;
 
@@ -22,6 +24,11 @@ export interface PolicyDecision {
   /** SHA-256 of the canonical policy: which policy made this decision. */
   policyVersion: string;
   evaluatedAt: string;
+  /**
+   * A rule asked for a snapshot before the action (docs/policy.md, "Safeguards"); its name follows
+   * from the plan id, absent when the evaluation had none (the pre-dispatch check).
+   */
+  safeguard?: { kind: 'snapshot'; name?: string };
 }
 
 export interface PolicyInput {
@@ -33,6 +40,8 @@ export interface PolicyInput {
   assessment?: { kind: 'proceed' | 'already_done' | 'blocked' | 'unavailable'; reason?: string };
   /** The moment the decision is made: time-window rules are evaluated at it. */
   at: Date;
+  /** The plan being decided: a safeguard snapshot is named after it. */
+  planId?: string;
 }
 
 /**
@@ -61,9 +70,11 @@ export function evaluatePolicy(policy: PolicyConfig, input: PolicyInput): Policy
   const ruleRequirements: ApprovalRequirement[] = [];
   let denied = false;
   const touched = nodesTouched(input.request, input.state);
+  const safeguardRules: string[] = [];
   for (const rule of policy.rules) {
     const matched = ruleMatches(rule, input, touched);
     if (!matched) continue;
+    if (rule.safeguard) safeguardRules.push(rule.id);
     if (rule.risk) risk = stricterRisk(risk, rule.risk);
     const asked = requirementsOf(rule);
     ruleRequirements.push(...asked);
@@ -75,6 +86,11 @@ export function evaluatePolicy(policy: PolicyConfig, input: PolicyInput): Policy
       ...(rule.hint ? { hint: rule.hint } : rule.decision === 'deny' ? { hint: denyHint(rule) } : {}),
       ...(matched.nodes ? { nodes: matched.nodes } : {}),
     });
+  }
+  const safeguard = safeguardRules.length > 0 ? decideSafeguard(input, safeguardRules) : undefined;
+  if (safeguard) {
+    reasons.push(safeguard.reason);
+    if (safeguard.denies) denied = true;
   }
   if (input.assessment?.kind === 'blocked') {
     denied = true;
@@ -95,17 +111,49 @@ export function evaluatePolicy(policy: PolicyConfig, input: PolicyInput): Policy
     reasons.push({ rule: 'preflight.noop', message: `nothing to do: ${input.assessment.reason}; apply records a no-op` });
   }
   if (denied) return { risk, decision: 'denied', approvalsRequired: 0, requirements: [], reasons, policyVersion, evaluatedAt };
+  const asked = safeguard?.asked ? { safeguard: safeguard.asked } : {};
 
   const byRisk = policy.approvalsByRisk[risk];
   const requirements = [...(byRisk > 0 ? [{ id: `risk.${risk}`, count: byRisk }] : []), ...ruleRequirements];
-  if (requirements.length === 0) return { risk, decision: 'allowed', approvalsRequired: 0, requirements, reasons, policyVersion, evaluatedAt };
+  if (requirements.length === 0) return { risk, decision: 'allowed', approvalsRequired: 0, requirements, reasons, policyVersion, evaluatedAt, ...asked };
   const approvalsRequired = Math.max(...requirements.map((r) => r.count));
   reasons.push({
     rule: 'approval.required',
     message: `${risk} risk: needs ${requirements.map(describeRequirement).join(', and ')}`,
     hint: 'apply now if you like: the run executes as soon as the approvals arrive, until the plan expires; do not re-plan or retry',
   });
-  return { risk, decision: 'requires_approval', approvalsRequired, requirements, reasons, policyVersion, evaluatedAt };
+  return { risk, decision: 'requires_approval', approvalsRequired, requirements, reasons, policyVersion, evaluatedAt, ...asked };
+}
+
+/**
+ * What the matching `safeguard: snapshot` rules mean for this request: a snapshot before the action;
+ * nothing for an action a snapshot cannot take back (said, not silently dropped); a denial when the
+ * preflight found a disk whose storage cannot be snapshotted (a safeguard that cannot be taken must
+ * not turn into an action run without it).
+ */
+function decideSafeguard(input: PolicyInput, rules: string[]): { reason: PolicyReason; denies?: true; asked?: NonNullable<PolicyDecision['safeguard']> } {
+  const by = `rule${rules.length > 1 ? 's' : ''} ${rules.join(', ')}`;
+  const action = input.request.action;
+  if (!SAFEGUARDED_ACTIONS.has(action)) {
+    return { reason: { rule: 'safeguard.not_applicable', message: `${by} ask${rules.length > 1 ? '' : 's'} for a snapshot first, which applies only to config update, disk resize and snapshot rollback: ${action} runs without one` } };
+  }
+  const template = input.state?.exists && input.state.template;
+  const support = template ? { capable: false, reason: "the guest is a template, and Proxmox takes no snapshot of a template" } : input.state?.exists ? input.state.snapshotSupport : undefined;
+  if (support && !support.capable) {
+    return {
+      denies: true,
+      reason: {
+        rule: 'safeguard.unavailable',
+        message: `${by} ask${rules.length > 1 ? '' : 's'} for a snapshot before ${action}, and the guest cannot be snapshotted: ${support.reason ?? 'its storage does not support snapshots'}`,
+        hint: 'move the disk to storage that takes snapshots (lvmthin, zfspool, rbd, btrfs, or a qcow2 image on dir/nfs/cifs), or ask a policy owner; then plan again',
+      },
+    };
+  }
+  const name = input.planId ? safeguardSnapshotName(input.planId) : undefined;
+  return {
+    asked: { kind: 'snapshot', ...(name ? { name } : {}) },
+    reason: { rule: 'safeguard.snapshot', message: `${by}: a snapshot${name ? ` '${name}'` : ''} of the guest is taken before ${action}, and the action runs only if it succeeds` },
+  };
 }
 
 export function policyVersionOf(policy: PolicyConfig): string {
@@ -215,10 +263,4 @@ function inRange(range: number | string, id: number): boolean {
   return id >= lo && id <= hi;
 }
 
-/** `*` matches any run of characters; everything else is literal. */
-export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`);
-  return re.test(value);
-}
-
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+export { globMatch };

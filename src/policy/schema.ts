@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { RISKS } from '../domain/risk.js';
+import { SAFEGUARDED_ACTIONS } from '../domain/safeguard.js';
+import { globMatch } from './glob.js';
 
 const risk = z.enum(RISKS);
 const channel = z.enum(['api', 'cli', 'chat']);
@@ -76,8 +78,19 @@ export const policyRuleSchema = z
     approvals: z.union([requirementSchema, z.array(requirementSchema).min(1)]).optional(),
     message: z.string().optional().describe('Shown in the decision reasons'),
     hint: z.string().optional().describe('What would change the decision, for the agent'),
+    safeguard: z
+      .literal('snapshot')
+      .optional()
+      .describe('Take a snapshot of the guest, named after the plan, before a config update, disk resize or rollback; the plan is denied if the guest cannot be snapshotted'),
   })
-  .refine((r) => r.risk || r.decision || r.approvals, 'a rule must set risk, decision or approvals')
+  .refine((r) => r.risk || r.decision || r.approvals || r.safeguard, 'a rule must set risk, decision, approvals or safeguard')
+  .refine((r) => !(r.decision === 'deny' && r.safeguard), 'a deny rule cannot also ask for a safeguard (nothing runs)')
+  // A rule that names only actions a snapshot cannot take back is a mistake in the file; a glob that
+  // also matches others (`*`, `vm.*`) is fine: those plans say the safeguard does not apply.
+  .refine(
+    (r) => !r.safeguard || !r.match.actions || r.match.actions.some((p) => [...SAFEGUARDED_ACTIONS].some((a) => globMatch(p, a))),
+    { message: `safeguard: snapshot applies only to ${[...SAFEGUARDED_ACTIONS].join(', ')}; this rule's actions match none of them`, path: ['safeguard'] },
+  )
   .refine((r) => !(r.decision === 'deny' && r.approvals), 'a deny rule cannot also ask for approvals (ambiguous)')
   .refine((r) => !(r.decision === 'allow' && r.approvals), 'an allow rule cannot ask for approvals (use require_approval)');
 

@@ -56,10 +56,34 @@ export interface BackupVolume {
   protected?: boolean;
 }
 
+/** Storage plugin types the simulator models (PVE::Storage::*Plugin). */
+export type StorageType = 'dir' | 'nfs' | 'cifs' | 'lvm' | 'lvmthin' | 'zfspool' | 'rbd' | 'btrfs';
+
 export interface StorageInfo {
   storage: string;
-  plugintype: 'dir' | 'lvmthin';
+  plugintype: StorageType;
   content: string[];
+}
+
+/**
+ * Whether a volume can be snapshotted (the storage plugins' volume_has_feature('snapshot')):
+ * lvmthin, zfspool, rbd and btrfs always; file storages only for qcow2 images; lvm (thick) never.
+ */
+export function volumeSnapshots(storage: StorageInfo | undefined, volid: string): boolean {
+  if (!storage) return false;
+  switch (storage.plugintype) {
+    case 'lvmthin':
+    case 'zfspool':
+    case 'rbd':
+    case 'btrfs':
+      return true;
+    case 'dir':
+    case 'nfs':
+    case 'cifs':
+      return volid.endsWith('.qcow2');
+    default:
+      return false;
+  }
 }
 
 /** What tests read: a detached copy of one guest. */
@@ -181,7 +205,12 @@ function seedConfig(seed: SimGuestSeed, now: number): Record<string, string> {
   return conf;
 }
 
-function storageInfo(name: string): StorageInfo {
+function storageInfo(seed: string | { storage: string; type: StorageType }): StorageInfo {
+  if (typeof seed !== 'string') {
+    const files = ['dir', 'nfs', 'cifs', 'btrfs'].includes(seed.type);
+    return { storage: seed.storage, plugintype: seed.type, content: files ? ['backup', 'images', 'iso', 'rootdir', 'snippets', 'vztmpl'] : ['images', 'rootdir'] };
+  }
+  const name = seed;
   // Block storages hold disk images only; directory storages also take backups (like `local`).
   return /lvm|zfs|ceph|rbd/i.test(name)
     ? { storage: name, plugintype: 'lvmthin', content: ['images', 'rootdir'] }

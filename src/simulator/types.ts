@@ -1,3 +1,4 @@
+import type { StorageType } from './model.js';
 /** Public seed and option types of the simulator (re-exported from index.ts). */
 
 export interface SimGuestSeed {
@@ -35,8 +36,11 @@ export interface SimClusterSeed {
   name: string;
   nodes: string[];
   guests: SimGuestSeed[];
-  /** default ['local', 'local-lvm'] */
-  storages?: string[];
+  /**
+   * default ['local', 'local-lvm']. A name alone: its type follows from it (lvm/zfs/ceph/rbd in the
+   * name: lvmthin, else dir); `{storage, type}` gives the type (e.g. thick `lvm`, which cannot snapshot).
+   */
+  storages?: (string | { storage: string; type: StorageType })[];
   apiTokens: SimApiTokenSeed[];
 }
 

@@ -24,6 +24,7 @@ import type { StoppedDispatch } from '../activities/execute.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { freezeReason, type Freeze } from '../domain/freeze.js';
 import { stricterRisk } from '../domain/risk.js';
+import { safeguardJournalId, safeguardRequest } from '../domain/safeguard.js';
 import { isOutcome } from '../channels/outcome.js';
 import { AuditTrail } from './audit-trail.js';
 import { cancelledResult, failedResult, failureDetails, failureType } from './outcomes.js';
@@ -142,6 +143,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   let liftSignalled = false;
   /** Executes scheduled (a freeze that refused one at dispatch makes the run schedule another). */
   let executes = input.resume?.executes ?? 0;
+  /** Safeguard snapshot executes scheduled (counted apart: they have their own journal entry). */
+  let safeguardExecutes = input.resume?.safeguardExecutes ?? 0;
   /** The plan's expiry has passed (its one timer fired). */
   let pastExpiry = false;
   const expired = () => pastExpiry;
@@ -262,6 +265,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       updatedAt: createdAt,
       ...(more.frozen ? { frozen: more.frozen } : {}),
       ...(input.undoes ? { undoes: input.undoes.planId } : {}),
+      ...(policy.safeguard?.name ? { safeguard: { kind: policy.safeguard.kind, name: policy.safeguard.name } } : {}),
     };
     setRequirements(v, policy.requirements);
     notifies = more.notifies;
@@ -306,7 +310,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       const fresh = again.preflight;
       // A target that could not be read has no fingerprint: that is not a change, and is said as such.
       const unreadable = fresh.assessment.kind === 'unavailable' ? fresh.assessment.reason : undefined;
-      const changed = unreadable === undefined ? staleFields(v.preflight.fingerprint, fresh.fingerprint) : [];
+      // After the safeguard snapshot (a freeze then held the action), the config is the one the snapshot left.
+      const snapshotDigest = v.safeguard?.taken?.digestAfter;
+      const planned = snapshotDigest && v.preflight.fingerprint ? { ...v.preflight.fingerprint, digest: snapshotDigest } : v.preflight.fingerprint;
+      const changed = unreadable === undefined ? staleFields(planned, fresh.fingerprint) : [];
       if (changed.length > 0 || unreadable !== undefined) {
         const message = unreadable === undefined ? `target changed since the plan (${changed.join(', ')}); plan again` : `could not re-read the target: ${unreadable}`;
         v.result = { outcome: 'failed', errorType: REFUSALS.stale, message, finishedAt: nowIso() };
@@ -318,8 +325,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         v.decision = 'denied';
         return finishAs('denied', 'apply.denied');
       }
-      // The stricter decision wins: more approvals may now be needed before anything runs.
+      // The stricter decision wins: more approvals may now be needed before anything runs, and a
+      // safeguard asked for since the plan is taken too.
       v.risk = stricterRisk(v.risk, policy.risk);
+      if (!v.safeguard && policy.safeguard?.name) v.safeguard = { kind: policy.safeguard.kind, name: policy.safeguard.name };
       setRequirements(v, mergeRequirements(v.approval.requirements, policy.requirements));
       if (!quorumMet(v)) {
         v.decision = 'requires_approval';
@@ -334,10 +343,22 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         await holdWhileFrozen(v, again.frozen);
         continue;
       }
-      // Execute exactly once on Proxmox.
+      // Execute exactly once on Proxmox: the safeguard snapshot first, when policy asked for one.
       const waitingAs = v.status;
       v.status = 'applying';
       showStatus();
+      if (v.safeguard && !v.safeguard.taken) {
+        const taken = await takeSafeguard(v, v.safeguard.name);
+        if ('held' in taken) {
+          v.status = waitingAs;
+          await holdWhileFrozen(v, taken.held);
+          continue;
+        }
+        if ('failed' in taken) {
+          v.result = taken.failed;
+          return finishAs('failed', 'safeguard.failed', { detail: { snapshot: v.safeguard.name, errorType: taken.failed.errorType } });
+        }
+      }
       const done = await execute(v);
       if ('held' in done) {
         // A freeze came between the re-check and the dispatch: nothing was sent.
@@ -346,10 +367,55 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         await holdWhileFrozen(v, done.held);
         continue;
       }
-      v.result = done;
+      const taken = v.safeguard?.taken;
+      v.result = taken ? { ...done, safeguard: { snapshot: v.safeguard!.name, ...(taken.upid ? { upid: taken.upid } : {}) } } : done;
       v.status = v.result.outcome === 'applied' || v.result.outcome === 'noop' ? 'succeeded' : 'failed';
       showStatus();
       return;
+    }
+  }
+
+  /**
+   * The safeguard snapshot (policy `safeguard: snapshot`), right before the action: a Proxmox
+   * mutation like the action, so it goes through the dispatch journal under its own key
+   * (safeguardJournalId): a retried activity, a lost answer or a crashed worker follows the snapshot
+   * the first attempt started, and never takes a second. Its records (started, taken) are on the
+   * chain; a snapshot that failed, or whose outcome cannot be known, fails the plan: the action
+   * never runs without it. A freeze met at its dispatch holds the run as for the action.
+   */
+  async function takeSafeguard(v: PlanView, name: string): Promise<{ taken: true } | { held: Freeze } | { failed: ActionResult }> {
+    trail.add('safeguard.started', { actor: v.appliedBy?.principal, channel: v.appliedBy?.channel, detail: { snapshot: name } });
+    await flush();
+    const proxmox = proxyActivities<Activities>({ ...EXECUTE_OPTIONS, taskQueue: environmentTaskQueue(workflowInfo().taskQueue, request.environment) });
+    const digest = v.preflight.fingerprint?.digest;
+    try {
+      const r = await proxmox.executeAction({
+        planId: safeguardJournalId(planId),
+        request: safeguardRequest(request, planId, name),
+        node: v.target.node ?? v.preflight.state?.node ?? '',
+        // Held to the planned config: a snapshot of a config changed since the plan is not the one to keep.
+        ...(digest !== undefined ? { plannedDigest: digest, holdsDigest: true } : {}),
+        ...(safeguardExecutes > 0 ? { round: safeguardExecutes } : {}),
+      });
+      v.safeguard = { kind: 'snapshot', name, taken: { ...(r.upid ? { upid: r.upid } : {}), ...(r.digestAfter ? { digestAfter: r.digestAfter } : {}) } };
+      trail.add('safeguard.taken', { ...(r.upid ? { upid: r.upid } : {}), outcome: 'succeeded', detail: { snapshot: name, outcome: r.outcome, ...(r.note ? { note: r.note } : {}) } });
+      return { taken: true };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      if (failureType(err) === REFUSALS.frozen) return { held: failureDetails(err) as Freeze };
+      const cause = failedResult(err);
+      return {
+        failed: {
+          outcome: 'failed',
+          errorType: 'SafeguardFailed',
+          message: `the safeguard snapshot '${name}' was not taken (${cause.errorType ?? 'error'}: ${cause.message ?? 'unknown'}); the action was not run`,
+          // The snapshot's task, if it started one: not the action's (`upid` is the action's task).
+          safeguard: { snapshot: name, ...(cause.upid ? { upid: cause.upid } : {}) },
+          finishedAt: nowIso(),
+        },
+      };
+    } finally {
+      safeguardExecutes++;
     }
   }
 
@@ -407,7 +473,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
           planId,
           request,
           node: v.target.node ?? v.preflight.state?.node ?? '',
-          plannedDigest: v.preflight.fingerprint?.digest,
+          // After a safeguard snapshot, the config the snapshot left (it rewrote the config file).
+          plannedDigest: v.safeguard?.taken?.digestAfter ?? v.preflight.fingerprint?.digest,
           audit: { before, outcome },
           ...(executes > 0 ? { round: executes } : {}),
         }),
@@ -545,7 +612,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (const n of notifications) n.scope.cancel();
     return continueAsNew<typeof actionWorkflow>({
       ...input,
-      resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}) },
+      resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}), ...(safeguardExecutes ? { safeguardExecutes } : {}) },
     });
   }
 

@@ -49,6 +49,8 @@ export interface ActionWorkflowInput {
     told?: string[];
     /** Executes scheduled so far (a freeze refused them at dispatch): the next one's round. */
     executes?: number;
+    /** The same for the safeguard snapshot's executes. */
+    safeguardExecutes?: number;
   };
 }
 

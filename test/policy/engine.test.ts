@@ -147,7 +147,7 @@ describe('policy schema (fail closed on ambiguity)', () => {
   };
   it('refuses duplicate ids, rules that do nothing, deny-with-approvals, bad windows, bad zones', () => {
     expect(issues({ rules: [{ id: 'a', match: {}, risk: 'high' }, { id: 'a', match: {}, risk: 'high' }] })).toContain("duplicate rule id 'a'");
-    expect(issues({ rules: [{ id: 'a', match: {} }] })).toContain('a rule must set risk, decision or approvals');
+    expect(issues({ rules: [{ id: 'a', match: {} }] })).toContain('a rule must set risk, decision, approvals or safeguard');
     expect(issues({ rules: [{ id: 'a', match: {}, decision: 'deny', approvals: 1 }] })[0]).toMatch(/ambiguous/);
     expect(issues({ rules: [{ id: 'a', match: { when: { windows: [{}] } }, risk: 'high' }] })[0]).toMatch(/empty window/);
     expect(issues({ rules: [{ id: 'a', match: { when: { windows: [{ from: '2027-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }] } }, risk: 'high' }] })[0]).toMatch(/before/);

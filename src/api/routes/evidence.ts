@@ -70,6 +70,7 @@ export const evidenceSchema = z
       .extend({ undoes: planViewSchema.shape.undoes, undoneBy: planViewSchema.shape.undoneBy })
       .optional()
       .describe("The plan's inverse (null: none, and why), the plan it undoes, and the plan that undid it"),
+    safeguard: planViewSchema.shape.safeguard.describe('The snapshot policy asked for before the action (`safeguard: snapshot`): its name, and its task once taken'),
     audit: z.object({
       records: z.array(auditRecordSchema),
       head,

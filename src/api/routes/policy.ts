@@ -22,6 +22,10 @@ export const evaluateResponseSchema = z
     reasons: z.array(reasonSchema),
     policyVersion: z.string(),
     evaluatedAt: z.string(),
+    safeguard: z
+      .object({ kind: z.literal('snapshot'), name: z.string().optional() })
+      .optional()
+      .describe('A rule asks for a snapshot before the action (docs/policy.md, "Safeguards"); named once a plan is made'),
     preflight: preflightSchema,
   })
   .openapi('PolicyEvaluation');

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import { type GuestState, type GuestType, diskKeys, parseDisk } from '../model.js';
+import { type GuestState, type GuestType, type SimulatorModel, diskKeys, parseDisk, volumeSnapshots } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkLockInTask, loadGuest } from './guest-common.js';
 
@@ -19,6 +19,15 @@ function snapshotLog(g: GuestState, snapname: string): string[] {
     if (media === 'cdrom') return [];
     const vol = volid.split(':')[1] ?? volid;
     return [`snapshotting 'drive-${k}' (${volid})`, `  Logical volume "snap_${vol}_${snapname}" created.`];
+  });
+}
+
+function snapshotFeature(model: SimulatorModel, g: GuestState): boolean {
+  return diskKeys(g).every((k) => {
+    const { volid, media } = parseDisk(g.config[k] ?? '');
+    const colon = volid.indexOf(':');
+    if (media === 'cdrom' || colon <= 0) return true;
+    return volumeSnapshots(model.storage(volid.slice(0, colon)), volid);
   });
 }
 
@@ -58,6 +67,8 @@ const create = (type: GuestType): Handler => (ctx) => {
       checkLockInTask(g);
       if (g.snapshots.some((s) => s.name === snapname)) throw new TaskError(`snapshot name '${snapname}' already used`);
       if (g.config.template === '1') throw new TaskError(`you can't take a snapshot if it's a template`);
+      // snapshot_prepare: has_feature('snapshot') over every volume (CD-ROMs and bind mounts aside).
+      if (!snapshotFeature(ctx.sim.model, g)) throw new TaskError('snapshot feature is not available');
       // snapshot_prepare writes the section right away with snapstate "prepare".
       g.snapshots.push({
         name: snapname,
