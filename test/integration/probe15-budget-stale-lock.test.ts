@@ -13,6 +13,18 @@
  * per principal (each round is its own principal, so rounds do not interfere).
  *
  * Oracle: the verdicts the processes got (admitted or not) and the ledger file.
+ *
+ * Seen (two runs): 26/40 and 29/40 rounds admitted 2-4 plans of one principal against concurrent: 1;
+ * the ledger holds only 40 charges (the others were lost updates, never released or counted).
+ *
+ * Scope: this drives `openFileBudgetStore` in four OS processes directly (as
+ * test/budgets/file-store.test.ts does), the setting docs/policy.md promises ("any processes sharing
+ * the file cannot overshoot"; "a lock left by a process ... that is gone is taken over"). Through the
+ * service, only worker processes charge, and the file AUDIT store admits one worker process at a time
+ * — but its own lock (src/audit/file-store.ts acquireLock) has the same read-then-unlink takeover, so
+ * two workers started together after a crash could both get in; that end-to-end path is NOT shown here.
+ *
+ * Reproduce: npx vitest run --project integration test/integration/probe15-budget-stale-lock.test.ts
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
