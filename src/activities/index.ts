@@ -182,10 +182,12 @@ export function createActivities(deps: ActivityDeps) {
           ? { ...judged, decision: 'denied', approvalsRequired: 0, requirements: [], reasons: [...judged.reasons, held.stale] }
           : judged;
         // Only a plan policy admits is charged, once, at plan time (docs/policy.md, "Budgets").
-        const { policy, budgeted } =
-          record.stage === 'plan' && deps.budgets && record.actor ? await chargeBudget(deps.budgets, { planId: record.planId, principal: record.actor, request, policy: evaluated }) : { policy: evaluated, budgeted: false };
+        const { policy, budgeted, expiresBy } =
+          record.stage === 'plan' && deps.budgets && record.actor
+            ? await chargeBudget(deps.budgets, { planId: record.planId, principal: record.actor, request, policy: evaluated })
+            : { policy: evaluated, budgeted: false, expiresBy: undefined };
         const frozen = await activeFreeze({ environment: request.environment });
-        const result: AssessResult = { preflight: held.preflight, policy, notifies: notifiesAnyone(deps.notify), ...(budgeted ? { budgeted } : {}), ...(frozen ? { frozen } : {}) };
+        const result: AssessResult = { preflight: held.preflight, policy, notifies: notifiesAnyone(deps.notify), ...(budgeted ? { budgeted } : {}), ...(expiresBy ? { expiresBy } : {}), ...(frozen ? { frozen } : {}) };
         const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
         const { seq: _seq, stage: _stage, ...fields } = record;
         const { risk, decision, policyVersion, reasons } = policy;

@@ -55,6 +55,8 @@ export interface AssessResult {
   frozen?: Freeze;
   /** The plan was charged against its principal's budgets: its run releases them when it ends. */
   budgeted?: boolean;
+  /** A budget charge's expiry (ISO 8601): the plan expires no later, so the `freesAt` others were told holds. */
+  expiresBy?: string;
 }
 
 /**

@@ -28,7 +28,7 @@ export interface BudgetDeps {
 export async function chargeBudget(
   deps: BudgetDeps,
   plan: { planId: string; principal: string; request: NormalizedRequest; policy: PolicyResult },
-): Promise<{ policy: PolicyResult; budgeted: boolean }> {
+): Promise<{ policy: PolicyResult; budgeted: boolean; expiresBy?: string }> {
   const limits = deps.limits()[plan.principal];
   const { policy, request } = plan;
   if (!limits || policy.decision === 'denied') return { policy, budgeted: false };
@@ -39,7 +39,9 @@ export async function chargeBudget(
     guest: guestKey(request.environment, request.target.vmid),
     expiresAt: Date.now() + policy.planTtlSeconds * 1000 + RELEASE_SLACK_MS,
   });
-  if (verdict.admitted) return { policy, budgeted: true };
+  // The plan must expire no later than its charge says (a retried or late assessment finds the
+  // charge made the first time): that is what makes the `freesAt` told to others true.
+  if (verdict.admitted) return { policy, budgeted: true, expiresBy: new Date(verdict.charge.expiresAt - RELEASE_SLACK_MS).toISOString() };
   for (const r of verdict.refusals) deps.onRefusal?.(r);
   return { policy: { ...policy, decision: 'denied', reasons: [...policy.reasons, ...verdict.refusals.map(budgetReason)] }, budgeted: false };
 }

@@ -17,6 +17,8 @@ import { freezeLiftedSignal } from '../workflows/messages.js';
 /** How long a freeze's answer waits for requests sent before it to be answered by Proxmox (default). */
 export const SENDING_WAIT_MS = 20_000;
 const SENDING_POLL_MS = 50;
+/** After a lift, the held runs are listed and signalled again after these pauses. */
+const LIFT_SIGNAL_AGAIN_MS = [1_000, 3_000, 6_000];
 
 export interface CreatedFreeze extends Freeze {
   /** Plans whose request was on its way to Proxmox when the freeze was written and still unanswered when it answered. */
@@ -94,6 +96,14 @@ export function createFreezeService(deps: FreezeServiceDeps): FreezeService {
         deps.log?.warn({ freezeId: f.id, environment: f.environment, by }, 'freeze lifted');
         await record(f, 'freeze.lifted', by);
         await signalHeld(f);
+        // Visibility lags a run's search attributes by a moment: a run held just before the lift
+        // may not be listed yet. Look again a few times (a held run also checks each minute).
+        void (async () => {
+          for (const ms of LIFT_SIGNAL_AGAIN_MS) {
+            await new Promise((r) => setTimeout(r, ms));
+            await signalHeld(f);
+          }
+        })();
       }
       return { freeze: f, lifted };
     },

@@ -107,7 +107,12 @@ const historyIsLong = (): boolean => {
 
 const nowIso = () => new Date().toISOString();
 
-/** How often a run held by a freeze asks whether it still holds (a lift also signals it at once). */
+/**
+ * How often a run held by a freeze asks whether it still holds: soon after it is first held (a lift
+ * that came meanwhile may not have found it in visibility), then each minute. A lift also signals
+ * the runs it held, at once and a few times more.
+ */
+const FREEZE_FIRST_RECHECK = '10s';
 const FREEZE_RECHECK = '1m';
 
 /**
@@ -228,12 +233,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     await condition(allHandlersFinished);
     // Records of messages that came in at the very end (a late approval, refused).
     if (trail.hasPending) await flush();
+    // The run has ended: its budget slot frees now, not after the notices below (which may retry
+    // for minutes); the hourly charges too if nothing reached Proxmox (no execute of the action or
+    // of its safeguard was ever scheduled: counted conservatively, a refund never frees too much).
+    if (budgeted) await releaseBudget(outcomeFields !== undefined || executes > 0 || safeguardExecutes > 0);
     if (view) tellRequester(view);
     await telling;
     for (const n of notifications) n.scope.cancel();
     await Promise.all(notifications.map((n) => n.done));
-    // The run ends: its budget slot frees (and the hourly charges, if nothing reached Proxmox).
-    if (budgeted) await releaseBudget(outcomeFields !== undefined);
   });
   return view!;
 
@@ -261,7 +268,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       preflight,
       applyRequested: false,
       createdAt,
-      expiresAt: new Date(Date.now() + policy.planTtlSeconds * 1000).toISOString(),
+      expiresAt: new Date(Math.min(Date.now() + policy.planTtlSeconds * 1000, more.expiresBy ? Date.parse(more.expiresBy) : Infinity)).toISOString(),
       updatedAt: createdAt,
       ...(more.frozen ? { frozen: more.frozen } : {}),
       ...(input.undoes ? { undoes: input.undoes.planId } : {}),
@@ -429,9 +436,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     v.frozen = freeze;
     showStatus([{ key: ProxmoxFrozen, value: freeze.id }]);
     await flush();
-    for (;;) {
+    for (let checks = 0; ; checks++) {
       liftSignalled = false;
-      await condition(() => expired() || statusOf(v) === 'rejected' || liftSignalled, FREEZE_RECHECK);
+      await condition(() => expired() || statusOf(v) === 'rejected' || liftSignalled, checks === 0 ? FREEZE_FIRST_RECHECK : FREEZE_RECHECK);
       if (expired() || statusOf(v) === 'rejected') break;
       const still = await activeFreeze();
       if (!still) break;
