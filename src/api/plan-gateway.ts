@@ -1,6 +1,7 @@
 import {
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
+  QueryNotRegisteredError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -418,6 +419,8 @@ function mapError(err: unknown, planId: string): unknown {
     if (code) return new ApiError(code, err.cause.message, { planId });
   }
   if (err instanceof WorkflowNotFoundError) return new ApiError('plan-not-found', `no plan ${planId}`, { planId });
+  // The run exists, but its first workflow task has not run yet (no handler registered): it is being evaluated.
+  if (err instanceof QueryNotRegisteredError) return new ApiError('plan-not-ready', `plan ${planId} is still being evaluated; read it again shortly`, { planId });
   if (err instanceof ApplicationFailure && err.type && REFUSAL_PROBLEMS[err.type]) {
     return new ApiError(REFUSAL_PROBLEMS[err.type]!, err.message, { planId });
   }

@@ -4,7 +4,7 @@
  * FAILED_PRECONDITION "Workflow Task in failed state", and the API answered 500; the run was fine
  * and recovered on the next worker, so the answer must be a retryable 503.
  */
-import type { Client } from '@temporalio/client';
+import { QueryNotRegisteredError, type Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { createPlanGateway } from '../../src/api/plan-gateway.js';
 import { ApiError } from '../../src/api/problems.js';
@@ -64,6 +64,16 @@ describe('plan gateway: a run whose workflow task is being retried', () => {
     const other = Object.assign(new Error('Namespace is not active'), { code: 9 });
     const err = await gatewayThrowing(other).plan(input).catch((e: unknown) => e);
     expect(err).toBe(other);
+  });
+});
+
+describe('plan gateway: a read of a run whose first workflow task has not run yet', () => {
+  it('answers 409 plan-not-ready, not 500 (an adversary saw QueryNotRegisteredError pass through)', async () => {
+    const gateway = gatewayThrowing(new QueryNotRegisteredError('No registered queries (seen: [])', 3));
+    const err = await gateway.state(input.planId).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('plan-not-ready');
+    expect((err as ApiError).status).toBe(409);
   });
 });
 
