@@ -193,7 +193,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       stops.push(() => nativeConnection.close());
       // Workflow interceptors live in the bundle: with tracing on, the workflows are bundled here.
       const bundle = tracing ? undefined : opts.workflowBundle;
-      workers = await createWorkers({
+      // Worker.create describes the namespace: a Temporal that went down after the connection was
+      // made (a restart) is waited for here too, instead of the process exiting.
+      workers = await connectPatiently(() => createWorkers({
         connection: nativeConnection,
         namespace,
         taskQueue,
@@ -203,7 +205,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         activityInterceptors: [activityObservability({ metrics, log }), ...(tracing ? [tracingActivityInterceptors(tracing)] : [])],
         ...(bundle ? { workflowBundle: bundle } : {}),
         ...(tracing ? { workflowInterceptorModules: [OTEL_WORKFLOW_INTERCEPTORS], sinks: tracingSinks(tracing) } : {}),
-      });
+      }), { onRetry: waiting('worker start') });
       const running = workers.map((worker) => {
         const run = worker.run();
         run.catch((err) => log.error({ err, taskQueue: worker.options.taskQueue }, 'worker stopped with an error'));
