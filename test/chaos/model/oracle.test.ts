@@ -154,6 +154,22 @@ describe('model-chaos oracle', () => {
     expect(w.rules()).toEqual(['mutation-for-refused-plan', 'rejection-ignored']);
   });
 
+  it('lets a recorded rejection end as the stale refusal already on the chain, but not once anything was sent', () => {
+    const w = clean();
+    const stale = w.plan(spec('st', { intent: 'reject-race' }), { status: 'failed', result: { outcome: 'failed', errorType: 'PlanStale' } }, {
+      decisions: [{ who: 'alice', decision: 'reject', at: 5000, status: 202, answered: 'failed', recorded: true }],
+    });
+    w.audit(stale, { event: 'approval.rejected', actor: 'human:alice' }, 'apply.refused_stale');
+    expect(w.rules()).toEqual([]);
+    const ran = w.plan(spec('ran', { intent: 'reject-race' }), { status: 'failed', result: { outcome: 'failed', errorType: 'ProxmoxTaskFailedError', upid: U(16) } }, {
+      decisions: [{ who: 'alice', decision: 'reject', at: 5000, status: 202, answered: 'failed', recorded: true }],
+    });
+    w.request('/nodes/pve-lab/qemu/100/snapshot', { snapname: 'ran' }, { upid: U(16), op: 'snapshot', key: 'ran' });
+    w.audit(ran, { event: 'approval.rejected', actor: 'human:alice' }, { event: 'action.failed', upid: U(16) });
+    expect(w.rules()).toContain('rejection-ignored');
+    expect(w.rules()).toContain('mutation-for-refused-plan');
+  });
+
   it('catches wrong terminal states and plans that never end', () => {
     const w = clean();
     const d = w.plan(spec('d', { intent: 'deny' }), { status: 'failed', result: { outcome: 'failed', errorType: 'PlanStale' } });

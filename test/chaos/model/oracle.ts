@@ -28,7 +28,8 @@ export const RULES = {
   'upid-of-other-plan': "no plan reports a UPID whose task another plan's request started (or another action's)",
   'unattributed-mutation': 'every mutation in the simulators is attributable to exactly one plan',
   'mutation-for-refused-plan': 'no mutation for a plan that was rejected, denied or expired',
-  'rejection-ignored': 'a rejection the API accepted ends the plan as rejected',
+  'rejection-ignored':
+    'a rejection the API accepted ends the plan as rejected, or as the refusal the run had already put on the chain (stale, denied, expired: nothing sent)',
   'task-stopped-without-cancel': 'a Proxmox task is stopped only when an operator cancelled its run',
   'failed-but-mutated': 'a failed plan caused no mutation, unless it says outcome_unknown',
   'unknown-without-upid': 'an outcome_unknown plan whose task ran reports that UPID',
@@ -268,7 +269,12 @@ export function judge(obs: Observations): Judgement {
     if (status && TERMINAL.has(status) && allowed && !allowed.includes(status)) {
       add('wrong-terminal-state', run, `was meant to end ${allowed.join(' or ')} (${run.spec.intent}), ended ${status}`, evidence());
     }
-    if (acceptedRejection && status && status !== 'rejected') {
+    // The one other end a recorded rejection may have: a worker lost right after its re-check had put
+    // a refusal (stale, denied) on the chain; the retried task sees the rejection first, but the chain's
+    // first final decision stands (docs/plan-apply-lifecycle.md). Nothing was sent either way.
+    const refusedBeforeSending =
+      mine.length === 0 && (status === 'denied' || status === 'expired' || (status === 'failed' && v?.result?.errorType === 'PlanStale'));
+    if (acceptedRejection && status && status !== 'rejected' && !refusedBeforeSending) {
       add('rejection-ignored', run, `the API accepted ${acceptedRejection.who}'s rejection at +${(acceptedRejection.at / 1000).toFixed(1)}s (answered ${acceptedRejection.answered ?? '202'}), yet the plan ended ${status}${mine.length ? ' and Proxmox was changed' : ''}`, evidence());
     }
     const refused =
