@@ -129,9 +129,11 @@ export async function openFileDispatchJournal(path?: string): Promise<DispatchJo
     lift: (id, by) =>
       serial(async () => {
         const f = freezes.get(id);
-        if (!f || !isActive(f)) return f;
-        return saveFreeze(applyLift(f, by, new Date().toISOString()));
+        if (!f) return undefined;
+        if (!isActive(f)) return { freeze: f, lifted: false };
+        return { freeze: await saveFreeze(applyLift(f, by, new Date().toISOString())), lifted: true };
       }),
+    freezeById: async (id) => freezes.get(id),
     freezes: async ({ environment, includeLifted } = {}) =>
       [...freezes.values()]
         .filter((f) => (includeLifted || isActive(f)) && (environment === undefined || f.environment === environment))

@@ -135,8 +135,13 @@ export interface DispatchJournal {
   unknownOn(guest: string): Promise<DispatchEntry[]>;
   /** Freezes `environment` (freeze.ts); serialized with every `begin` in it. */
   freeze(input: FreezeInput): Promise<Freeze>;
-  /** Lifts a freeze; undefined when there is no such freeze; a lifted one is returned as it was lifted. */
-  lift(id: string, by: string): Promise<Freeze | undefined>;
+  /**
+   * Lifts a freeze; undefined when there is no such freeze. `lifted` says whether this call lifted it
+   * (of several racing lifts exactly one does); a freeze lifted before is returned as it was lifted.
+   */
+  lift(id: string, by: string): Promise<{ freeze: Freeze; lifted: boolean } | undefined>;
+  /** One freeze, active or lifted. */
+  freezeById(id: string): Promise<Freeze | undefined>;
   /** Freezes, newest first: active ones only unless `includeLifted`. */
   freezes(opts?: { environment?: string; includeLifted?: boolean }): Promise<Freeze[]>;
   /** Open intents in an environment: requests that may be on their way to Proxmox right now. */

@@ -257,13 +257,17 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
         const row = (await c.query<FreezeRow>(`SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
         if (!row) return undefined;
         const found = toFreeze(row);
-        if (!isActive(found)) return found;
+        if (!isActive(found)) return { freeze: found, lifted: false };
         const lifted = await c.query<FreezeRow>(
           `UPDATE ${FREEZE_TABLE} SET lifted_by = $2, lifted_at = clock_timestamp() WHERE id = $1 RETURNING ${FREEZE_COLUMNS}`,
           [id, by],
         );
-        return toFreeze(lifted.rows[0]!);
+        return { freeze: toFreeze(lifted.rows[0]!), lifted: true };
       }),
+    async freezeById(id) {
+      const row = (await pool.query<FreezeRow>(`SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE id = $1`, [id])).rows[0];
+      return row && toFreeze(row);
+    },
     async freezes({ environment, includeLifted } = {}) {
       const rows = await pool.query<FreezeRow>(
         `SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE ($1::text IS NULL OR environment = $1) AND ($2 OR lifted_at IS NULL) ORDER BY frozen_at DESC, id`,

@@ -30,10 +30,12 @@ export interface FreezeService {
   /** Undefined: no such freeze. `lifted` false: it was lifted before (returned as it was). */
   lift(id: string, by: string): Promise<{ freeze: Freeze; lifted: boolean } | undefined>;
   list(opts?: { environment?: string; includeLifted?: boolean }): Promise<Freeze[]>;
+  /** One freeze, active or lifted. */
+  get(id: string): Promise<Freeze | undefined>;
 }
 
 export interface FreezeServiceDeps {
-  journal: Pick<DispatchJournal, 'freeze' | 'lift' | 'freezes' | 'sending'>;
+  journal: Pick<DispatchJournal, 'freeze' | 'lift' | 'freezes' | 'freezeById' | 'sending'>;
   audit: Pick<AuditStore, 'append'>;
   /** Lists the runs a freeze holds and signals them (best effort: a held run also checks every minute). */
   client?: Client;
@@ -88,10 +90,10 @@ export function createFreezeService(deps: FreezeServiceDeps): FreezeService {
       return { ...f, stillSending: await waitForSending(environment) };
     },
     async lift(id, by) {
-      const before = (await deps.journal.freezes({ includeLifted: true })).find((f) => f.id === id);
-      if (!before) return undefined;
-      const f = (await deps.journal.lift(id, by))!;
-      const lifted = before.liftedAt === undefined;
+      const done = await deps.journal.lift(id, by);
+      if (!done) return undefined;
+      const { freeze: f, lifted } = done;
+      // Only the lift that lifted it records and signals: a racing second lift is answered as it was lifted.
       if (lifted) {
         deps.log?.warn({ freezeId: f.id, environment: f.environment, by }, 'freeze lifted');
         await record(f, 'freeze.lifted', by);
@@ -108,6 +110,7 @@ export function createFreezeService(deps: FreezeServiceDeps): FreezeService {
       return { freeze: f, lifted };
     },
     list: (opts) => deps.journal.freezes(opts),
+    get: (id) => deps.journal.freezeById(id),
   };
 }
 

@@ -106,7 +106,7 @@ export function registerFreezeRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
     requireScope(caller, 'admin');
     const { id } = c.req.valid('param');
     const svc = service();
-    const found = (await svc.list({ includeLifted: true })).find((f) => f.id === id);
+    const found = await svc.get(id);
     // A freeze of an environment the token may not see does not exist for it.
     if (!found || !mayActIn(caller, found.environment)) throw new ApiError('not-found', `no freeze ${id}`);
     const lifted = await svc.lift(id, caller.principal);
