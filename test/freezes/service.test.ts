@@ -16,7 +16,7 @@ describe('freeze service', () => {
     dirs.push(dir);
     const journal = await openFileDispatchJournal(join(dir, 'journal.jsonl'));
     const appended: { event: string; actor: string }[] = [];
-    const svc = createFreezeService({ journal, audit: { append: async (e) => (appended.push({ event: e.event, actor: e.actor }), undefined as never) }, sendingWaitMs: 0 });
+    const svc = createFreezeService({ journal, audit: { append: async (e) => (appended.push({ event: e.event, actor: e.actor ?? "" }), undefined as never) }, sendingWaitMs: 0 });
     const f = await svc.freeze({ environment: 'prod', reason: 'incident 7', by: 'human:carol' });
     const answers = await Promise.all(['human:dave', 'human:erin', 'human:frank'].map((by) => svc.lift(f.id, by)));
     expect(answers.filter((a) => a?.lifted)).toHaveLength(1);
