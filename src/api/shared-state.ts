@@ -11,7 +11,7 @@
  * - otherwise (the file store: one writer process): in the API process's memory.
  */
 import pg from 'pg';
-import { redactUrl } from '../audit/pg-store.js';
+import { openPool } from '../pg/pool.js';
 import { createNonceCache, type NonceCache } from '../channels/nonce-cache.js';
 import { createPostgresNonceCache, NONCE_SCHEMA } from '../channels/pg-nonce-cache.js';
 import { resolveSecret } from '../config/load.js';
@@ -70,36 +70,16 @@ export async function openPostgresApiState(
   opts: SharedApiStateOptions & { rateLimit?: { requestsPerSecond: number; burst: number }; poolSize?: number } = {},
 ): Promise<SharedApiState> {
   const timeoutMs = opts.timeoutMs ?? 2_000;
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.poolSize ?? 8,
-    application_name: 'proxmox-agent-api',
-    // Every authenticated request waits on this pool: an unreachable database must fail fast, not hang.
-    connectionTimeoutMillis: timeoutMs,
-    query_timeout: timeoutMs,
-    statement_timeout: timeoutMs,
+  // Every authenticated request waits on this pool: an unreachable database must fail fast, not hang.
+  const { pool, description } = await openPool(url, {
+    name: 'proxmox-agent-api',
+    what: 'the API state database',
+    schema: [NONCE_SCHEMA, RATE_SCHEMA],
+    schemaLockKey: SCHEMA_LOCK_KEY,
+    poolSize: opts.poolSize ?? 8,
+    log: opts.log,
+    timeoutMs,
   });
-  // An idle client's connection dropping must not crash the process; the next query reconnects.
-  pool.on('error', (err) => opts.log?.warn({ err: { name: err.name, message: err.message } }, 'API state database connection lost'));
-  const description = `postgres ${redactUrl(url)}`;
-  try {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY.toString()]);
-      await client.query(NONCE_SCHEMA);
-      await client.query(RATE_SCHEMA);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-  } catch (err) {
-    await pool.end().catch(() => undefined);
-    throw new Error(`cannot open the API state database (${description}): ${(err as Error).message}`);
-  }
   return {
     description,
     nonces: createPostgresNonceCache(pool, { ...opts.nonces, ...(opts.log ? { log: opts.log } : {}) }),

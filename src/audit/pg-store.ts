@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { AuditReceipt } from '../activities/types.js';
 import type { Logger } from '../logging.js';
+import { openPool, transaction } from '../pg/pool.js';
 import { sealBatch, type AuditHead, type AuditRecord } from './record.js';
 import type { SignedCheckpoint } from './signing.js';
 import { createAuditStore, errorSummary, newest, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
@@ -74,27 +75,16 @@ export async function openPostgresAuditStore(url: string, opts: { signing?: Sign
 }
 
 export async function openPostgresBackend(url: string, opts: { log?: Logger; poolSize?: number } = {}): Promise<AuditBackend> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, application_name: 'proxmox-agent-audit' });
-  // An idle client's connection dropping must not crash the process; the next query reconnects.
-  pool.on('error', (err) => opts.log?.warn({ err: errorSummary(err) }, 'audit database connection lost'));
-  const description = `postgres ${redactUrl(url)}`;
-  try {
-    await transaction(pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY.toString()]);
-      await c.query(SCHEMA);
-    });
-  } catch (err) {
-    await pool.end().catch(() => undefined);
-    throw new Error(`cannot open the audit database (${description}): ${(err as Error).message}`);
-  }
+  const { pool, description } = await openPool(url, { name: 'proxmox-agent-audit', what: 'the audit database', schema: SCHEMA, schemaLockKey: SCHEMA_LOCK_KEY, poolSize: opts.poolSize ?? 4, log: opts.log });
 
   const parse = (rows: { record: string }[]) => rows.map((r) => JSON.parse(r.record) as AuditRecord);
 
   return {
     description,
     appendBatch: (events) =>
-      transaction(pool, async (c) => {
-        await c.query('SET LOCAL synchronous_commit = on');
+      transaction(
+        pool,
+        async (c) => {
         const headRow = await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${PG_TABLES.head} WHERE id = 1 FOR UPDATE`);
         const head: AuditHead = { seq: Number(headRow.rows[0]!.seq), hash: headRow.rows[0]!.hash };
         const ids = [...new Set(events.map((e) => e.eventId))];
@@ -119,7 +109,9 @@ export async function openPostgresBackend(url: string, opts: { log?: Logger; poo
           await c.query(`UPDATE ${PG_TABLES.head} SET seq = $1, hash = $2 WHERE id = 1`, [sealed.head.seq, sealed.head.hash]);
         }
         return { receipts: sealed.receipts, head: sealed.head, written: sealed.records.length };
-      }),
+        },
+        { durable: true },
+      ),
     async forPlan(planId) {
       return parse((await pool.query<{ record: string }>(`SELECT record FROM ${PG_TABLES.records} WHERE plan_id = $1 ORDER BY seq`, [planId])).rows);
     },
@@ -166,29 +158,5 @@ export async function readPostgresAudit(url: string): Promise<{ records: AuditRe
   }
 }
 
-async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
-/** postgres://user:secret@host/db → postgres://user:***@host/db, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) if (/pass|secret|key/i.test(key)) u.searchParams.set(key, '***');
-    return u.toString();
-  } catch {
-    return '(unparseable connection string)';
-  }
-}
+// Kept here too: the CLI and tests import it from the audit store.
+export { redactUrl } from '../pg/pool.js';

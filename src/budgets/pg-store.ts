@@ -1,6 +1,5 @@
 import pg from 'pg';
-import { redactUrl } from '../audit/pg-store.js';
-import { transaction } from '../dispatch/pg-journal.js';
+import { openPool, transaction } from '../pg/pool.js';
 import type { Logger } from '../logging.js';
 import { decideCharge, releaseCharge, WINDOW_MS, type Charge } from './ledger.js';
 import type { BudgetStore } from './store.js';
@@ -39,18 +38,9 @@ const NOW_MS = `SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS
  * wait for each other.
  */
 export async function openPostgresBudgetStore(url: string, opts: { log?: Logger; poolSize?: number } = {}): Promise<BudgetStore> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 2, application_name: 'proxmox-agent-budgets' });
-  pool.on('error', (err) => opts.log?.warn({ err: { name: err.name, message: err.message } }, 'budget ledger connection lost'));
-  const description = `postgres ${redactUrl(url)}`;
-  try {
-    await transaction(pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY.toString()]);
-      await c.query(SCHEMA);
-    });
-  } catch (err) {
-    await pool.end().catch(() => undefined);
-    throw new Error(`cannot open the budget ledger (${description}): ${(err as Error).message}`);
-  }
+  const { pool, description } = await openPool(url, { name: 'proxmox-agent-budgets', what: 'the budget ledger', schema: SCHEMA, schemaLockKey: SCHEMA_LOCK_KEY, poolSize: opts.poolSize ?? 2, log: opts.log });
+  // A charge is on disk before the plan it admits goes on.
+  const durable = <T>(fn: (c: pg.PoolClient) => Promise<T>) => transaction(pool, fn, { durable: true });
   const nowOf = async (c: pg.PoolClient | pg.Pool) => Number((await c.query<{ now: number }>(NOW_MS)).rows[0]!.now);
   const counting = async (c: pg.PoolClient | pg.Pool, now: number, principal?: string): Promise<Charge[]> =>
     (
@@ -63,7 +53,7 @@ export async function openPostgresBudgetStore(url: string, opts: { log?: Logger;
   return {
     description,
     charge: (limits, request) =>
-      transaction(pool, async (c) => {
+      durable(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`budget:${request.principal}`]);
         const now = await nowOf(c);
         const own = (await c.query<{ charge: Charge }>(`SELECT charge FROM ${BUDGET_TABLE} WHERE plan_id = $1`, [request.planId])).rows[0]?.charge;
@@ -80,7 +70,7 @@ export async function openPostgresBudgetStore(url: string, opts: { log?: Logger;
         return verdict;
       }),
     release: (planId, ended) =>
-      transaction(pool, async (c) => {
+      durable(async (c) => {
         const row = (await c.query<{ charge: Charge }>(`SELECT charge FROM ${BUDGET_TABLE} WHERE plan_id = $1 FOR UPDATE`, [planId])).rows[0];
         if (!row || row.charge.releasedAt !== undefined) return;
         const released = releaseCharge(row.charge, ended, await nowOf(c));

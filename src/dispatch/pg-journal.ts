@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../logging.js';
-import { redactUrl } from '../audit/pg-store.js';
+import { openPool, transaction } from '../pg/pool.js';
 import {
   applyClaim,
   decideBegin,
@@ -150,18 +150,9 @@ const lockFreezes = (c: pg.PoolClient, environment: string, mode: 'shared' | 'ex
  * so workers whose clocks differ still agree on when an intent is old enough to settle.
  */
 export async function openPostgresDispatchJournal(url: string, opts: { log?: Logger; poolSize?: number } = {}): Promise<DispatchJournal> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 2, application_name: 'proxmox-agent-dispatch' });
-  pool.on('error', (err) => opts.log?.warn({ err: { name: err.name, message: err.message } }, 'dispatch journal connection lost'));
-  const description = `postgres ${redactUrl(url)}`;
-  try {
-    await transaction(pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY.toString()]);
-      await c.query(SCHEMA);
-    });
-  } catch (err) {
-    await pool.end().catch(() => undefined);
-    throw new Error(`cannot open the dispatch journal (${description}): ${(err as Error).message}`);
-  }
+  const { pool, description } = await openPool(url, { name: 'proxmox-agent-dispatch', what: 'the dispatch journal', schema: SCHEMA, schemaLockKey: SCHEMA_LOCK_KEY, poolSize: opts.poolSize ?? 2, log: opts.log });
+  // Every journal transaction is on disk before it answers: a dispatch it records survives a crash.
+  const durable = <T>(fn: (c: pg.PoolClient) => Promise<T>) => transaction(pool, fn, { durable: true });
 
   const one = async (c: pg.PoolClient | pg.Pool, where: string, args: unknown[], lock = ''): Promise<DispatchEntry | undefined> => {
     const rows = (await c.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE ${where} ${lock}`, args)).rows;
@@ -180,7 +171,7 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
   };
   /** A change to one plan's entry, under its guest's lock. */
   const onPlan = <T>(planId: string, fn: (c: pg.PoolClient, own: DispatchEntry | undefined) => Promise<T>): Promise<T> =>
-    transaction(pool, async (c) => {
+    durable(async (c) => {
       const guest = (await one(c, 'plan_id = $1', [planId]))?.guest;
       if (guest) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guest]);
       return fn(c, await one(c, 'plan_id = $1', [planId], 'FOR UPDATE'));
@@ -190,7 +181,7 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
     description,
     get: (planId) => one(pool, 'plan_id = $1', [planId]),
     begin: (intent) =>
-      transaction(pool, async (c): Promise<BeginResult> => {
+      durable(async (c): Promise<BeginResult> => {
         const guest = guestKey(intent.environment, intent.vmid);
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guest]);
         const own = await one(c, 'plan_id = $1', [intent.planId], 'FOR UPDATE');
@@ -214,7 +205,7 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
         return save(c, { ...own, state: 'done', attempt: Math.max(own.attempt, attempt) });
       }),
     noop: (intent, note) =>
-      transaction(pool, async (c) => {
+      durable(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [guestKey(intent.environment, intent.vmid)]);
         const own = await one(c, 'plan_id = $1', [intent.planId], 'FOR UPDATE');
         if (decideNoop(own) === 'keep') return own!;
@@ -244,7 +235,7 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
       return (await pool.query<Row>(`SELECT ${COLUMNS} FROM ${DISPATCH_TABLE} WHERE guest = $1 AND state = 'unknown' ORDER BY intent_at`, [guest])).rows.map(toEntry);
     },
     freeze: (input: FreezeInput) =>
-      transaction(pool, async (c) => {
+      durable(async (c) => {
         await lockFreezes(c, input.environment, 'exclusive');
         const rows = await c.query<FreezeRow>(
           `INSERT INTO ${FREEZE_TABLE} (id, environment, reason, frozen_by) VALUES ($1, $2, $3, $4) RETURNING ${FREEZE_COLUMNS}`,
@@ -253,7 +244,7 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
         return toFreeze(rows.rows[0]!);
       }),
     lift: (id, by) =>
-      transaction(pool, async (c) => {
+      durable(async (c) => {
         const row = (await c.query<FreezeRow>(`SELECT ${FREEZE_COLUMNS} FROM ${FREEZE_TABLE} WHERE id = $1 FOR UPDATE`, [id])).rows[0];
         if (!row) return undefined;
         const found = toFreeze(row);
@@ -282,19 +273,3 @@ export async function openPostgresDispatchJournal(url: string, opts: { log?: Log
   };
 }
 
-/** One transaction on a pooled client, committed synchronously; rolled back when `fn` throws. */
-export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SET LOCAL synchronous_commit = on');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
