@@ -4,34 +4,23 @@
  * after the freeze answered), its mutation log (each plan's change made once, after the lift), the
  * plans' views and the audit chain.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { runCli } from '../../src/cli/main.js';
-import type { Config } from '../../src/config/schema.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'test-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'test-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
 
-const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
-/** Mutating requests the simulator executed (its handler ran), with the time each was routed. */
-const executedMutations = (t: TestService, env: 'lab' | 'prod') =>
-  t.sim(env).requests.all().filter((r) => MUTATING.has(r.method) && r.executed && !r.path.startsWith('/access/'));
 
 let t: TestService;
 let auditFile: string;
 beforeAll(async () => {
   auditFile = join(mkdtempSync(join(tmpdir(), 'pa-freeze-')), 'audit.jsonl');
   t = await startTestService((config) => {
-    withAdmin(config);
     config.audit.file = auditFile;
   });
 });
@@ -42,8 +31,8 @@ afterAll(async () => {
 const plan = (body: object, token: string = TOKENS.agent) => t.call('POST', '/v1/actions/plan', { token, body });
 const apply = (p: { planId: string; requestHash: string }, token: string = TOKENS.agent) =>
   t.call('POST', '/v1/actions/apply', { token, body: { planId: p.planId, requestHash: p.requestHash } });
-const freeze = (environment: string, reason: string, token = ADMIN) => t.call('POST', '/v1/freezes', { token, body: { environment, reason } });
-const lift = (id: string, token = ADMIN) => t.call('DELETE', `/v1/freezes/${id}`, { token });
+const freeze = (environment: string, reason: string, token: string = TOKENS.admin) => t.call('POST', '/v1/freezes', { token, body: { environment, reason } });
+const lift = (id: string, token: string = TOKENS.admin) => t.call('DELETE', `/v1/freezes/${id}`, { token });
 const view = async (planId: string) => (await t.call('GET', `/v1/actions/${planId}`, { token: TOKENS.agent })).body;
 
 describe('who may freeze, and what bad input gets', () => {
@@ -56,7 +45,7 @@ describe('who may freeze, and what bad input gets', () => {
     const bad = await freeze('lab', '');
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toMatch(/application\/problem\+json/);
-    expect((await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'x'.repeat(10), extra: 1 } })).status).toBe(400);
+    expect((await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason: 'x'.repeat(10), extra: 1 } })).status).toBe(400);
     expect((await freeze('nowhere', 'no such environment')).status).toBe(422);
     expect((await lift('frz_nothex')).status).toBe(400);
     expect((await lift('frz_00000000000000000000')).status).toBe(404);
@@ -129,11 +118,11 @@ describe('20 applies racing a freeze on shared guests', () => {
     expect(held.length, `${held.length} held, ${ranBefore.length} ran before the freeze`).toBeGreaterThan(0);
 
     // The oracle: nothing mutating reached the lab simulator after the freeze answered.
-    const late = executedMutations(t, 'lab').filter((r) => r.time > answeredAt);
+    const late = executedMutations(t.sim('lab')).filter((r) => r.time > answeredAt);
     expect(late, JSON.stringify(late)).toEqual([]);
     // Give any run that would wrongly go on a chance to, then look again.
     await new Promise((r) => setTimeout(r, 1500));
-    expect(executedMutations(t, 'lab').filter((r) => r.time > answeredAt)).toEqual([]);
+    expect(executedMutations(t.sim('lab')).filter((r) => r.time > answeredAt)).toEqual([]);
 
     // Held runs say why, with a machine-readable reason, and show in the Web UI's filter.
     for (const v of held) expect(v.frozen).toMatchObject({ id: f.body.id, environment: 'lab', reason: 'incident 123', by: 'human:carol' });
@@ -206,7 +195,7 @@ describe('plans under a freeze', () => {
       const events = (await t.service.audit.forPlan(p.body.planId)).map((r) => r.event);
       return events.includes('apply.held');
     });
-    const before = executedMutations(t, 'prod').length;
+    const before = executedMutations(t.sim('prod')).length;
     expect((await view(p.body.planId)).status).toBe('approved');
     expect(t.sim('prod').model.guest(200)?.status).toBe('running');
 
@@ -214,7 +203,7 @@ describe('plans under a freeze', () => {
     const done = await t.waitForStatus(p.body.planId, ['succeeded', 'failed']);
     expect(done.status).toBe('succeeded');
     expect(t.sim('prod').model.guest(200)?.status).toBe('stopped');
-    expect(executedMutations(t, 'prod').length).toBe(before + 1);
+    expect(executedMutations(t.sim('prod')).length).toBe(before + 1);
   }, 120_000);
 
   it('a run held past its expiry expires, and nothing is sent', async () => {
@@ -223,11 +212,11 @@ describe('plans under a freeze', () => {
       const f = await freeze('lab', 'expiry under a freeze');
       const p = await plan({ action: 'vm.snapshot.create', environment: 'lab', target: { vmid: 101 }, params: { snapname: 'expires' }, reason: 'expires while frozen' });
       expect(p.body.frozen?.id).toBe(f.body.id);
-      const before = executedMutations(t, 'lab').length;
+      const before = executedMutations(t.sim('lab')).length;
       expect((await apply(p.body)).status).toBe(202);
       const done = await t.waitForStatus(p.body.planId, ['expired', 'succeeded', 'failed'], 30_000);
       expect(done.status).toBe('expired');
-      expect(executedMutations(t, 'lab').length).toBe(before);
+      expect(executedMutations(t.sim('lab')).length).toBe(before);
       expect((await lift(f.body.id)).status).toBe(200);
     } finally {
       t.config.policy.planTtlSeconds = 3600;
@@ -240,16 +229,15 @@ describe('a freeze survives a restart', () => {
     const f = await freeze('lab', 'survives restarts');
     await t.stop();
     t = await startTestService((config) => {
-      withAdmin(config);
-      config.audit.file = auditFile;
+        config.audit.file = auditFile;
     });
     expect((await t.call('GET', '/v1/freezes', { token: TOKENS.agent })).body.freezes.map((x: { id: string }) => x.id)).toEqual([f.body.id]);
     const p = await plan({ action: 'vm.snapshot.create', environment: 'lab', target: { vmid: 100 }, params: { snapname: 'after-restart' }, reason: 'after a restart' });
     expect(p.body.frozen?.id).toBe(f.body.id);
-    const before = executedMutations(t, 'lab').length;
+    const before = executedMutations(t.sim('lab')).length;
     expect((await apply(p.body)).status).toBe(202);
     await until('the run holds', async () => (await t.service.audit.forPlan(p.body.planId)).some((r) => r.event === 'apply.held'));
-    expect(executedMutations(t, 'lab').length).toBe(before);
+    expect(executedMutations(t.sim('lab')).length).toBe(before);
     expect((await lift(f.body.id)).status).toBe(200);
     expect((await t.waitForStatus(p.body.planId, ['succeeded', 'failed'])).status).toBe('succeeded');
     expect(t.sim('lab').mutations.all().filter((m) => m.key === 'after-restart')).toHaveLength(1);
@@ -279,7 +267,7 @@ describe('the CLI', () => {
         process.exitCode = 0;
       }
     };
-    const admin = file('admin', ADMIN);
+    const admin = file('admin', TOKENS.admin);
     const agent = file('agent', TOKENS.agent);
 
     const refused = await run(agent, 'freeze', '--environment', 'prod', '--reason', 'not an admin');

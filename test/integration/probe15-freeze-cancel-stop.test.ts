@@ -21,22 +21,15 @@
  * request is the DELETE of the cancelled run's own task, sent once, and the guest is left as the
  * stopped task left it; nothing else is sent, and the run reports what happened.
  */
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'probe15-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
-const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
 
 let t: TestService;
 beforeAll(async () => {
-  t = await startTestService(withAdmin);
+  t = await startTestService();
 });
 afterAll(async () => {
   await t?.stop();
@@ -53,7 +46,7 @@ describe('freeze vs an operator cancel of a run whose task started before the fr
       expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } })).status).toBe(202);
       const task = await until('the start task runs', () => sim.model.tasks().find((x) => x.type === 'qmstart' && x.id === '101' && x.status === 'running'), 20_000, 50);
 
-      const f = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'probe15 incident' } });
+      const f = await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason: 'probe15 incident' } });
       const answeredAt = Date.now();
       expect(f.status).toBe(201);
 
@@ -61,7 +54,7 @@ describe('freeze vs an operator cancel of a run whose task started before the fr
       await t.service.client.workflow.getHandle(p.body.planId).cancel();
       const final = await t.waitForStatus(p.body.planId, ['failed', 'succeeded'], 40_000);
 
-      const late = sim.requests.all().filter((r) => MUTATING.has(r.method) && r.executed && !r.path.startsWith('/access/') && r.time > answeredAt);
+      const late = executedMutations(sim, { after: answeredAt });
       const taskNow = sim.model.task(task.upid);
       // Evidence first, so a failure shows everything the oracle saw.
       const evidence = JSON.stringify({ late: late.map((r) => ({ method: r.method, path: r.path, time: r.time, answeredAt })), task: { status: taskNow?.status, exitstatus: taskNow?.exitstatus }, final: { status: final.status, result: final.result } });

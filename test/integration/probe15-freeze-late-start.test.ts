@@ -25,21 +25,15 @@
  * each at most once. The strict form above fails by construction; this form fails if the freeze
  * hides such a request, or if anything else, or anything twice, starts after the answer.
  */
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'probe15-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
 
 let t: TestService;
 beforeAll(async () => {
-  t = await startTestService(withAdmin);
+  t = await startTestService();
 });
 afterAll(async () => {
   await t?.stop();
@@ -54,7 +48,7 @@ describe('a request held by pveproxy across the freeze', () => {
     expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.body.planId, requestHash: p.body.requestHash } })).status).toBe(202);
     await until('the POST is held by pveproxy', () => sim.requests.all().some((r) => r.method === 'POST' && r.path.endsWith('/qemu/100/snapshot') && !r.executed), 20_000, 20);
 
-    const f = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'probe15 late start' } });
+    const f = await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason: 'probe15 late start' } });
     const answeredAt = Date.now();
     expect(f.status).toBe(201);
     sim.faults.remove(fault);
@@ -68,9 +62,9 @@ describe('a request held by pveproxy across the freeze', () => {
     // The one request that started after the answer was named in it, and it started once.
     expect(f.body.stillSending, evidence).toEqual([p.body.planId]);
     expect(made, evidence).toHaveLength(1);
-    const lateRequests = sim.requests.all().filter((r) => ['POST', 'PUT', 'DELETE'].includes(r.method) && r.executed && !r.path.startsWith('/access/') && r.time > answeredAt);
+    const lateRequests = executedMutations(sim, { after: answeredAt });
     expect(lateRequests, evidence).toEqual([]);
     expect(late.every((m) => m.key === 'p15late'), evidence).toBe(true);
-    await t.call('DELETE', `/v1/freezes/${f.body.id}`, { token: ADMIN });
+    await t.call('DELETE', `/v1/freezes/${f.body.id}`, { token: TOKENS.admin });
   }, 120_000);
 });

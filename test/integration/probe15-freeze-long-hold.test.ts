@@ -24,23 +24,16 @@
  * round × 1000) is not carried across continue-as-new, so the new run's attempts (1, 2, ...) are
  * all older than the journal's 1001, and the run can never go on (after 25 attempts it fails).
  */
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
 import { freezeLiftedSignal } from '../../src/workflows/messages.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'probe15-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
-const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
 
 let t: TestService;
 beforeAll(async () => {
-  t = await startTestService(withAdmin);
+  t = await startTestService();
 });
 afterAll(async () => {
   await t?.stop();
@@ -53,12 +46,12 @@ const plan = async (body: object) => {
 };
 const apply = (p: { planId: string; requestHash: string }) => t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.planId, requestHash: p.requestHash } });
 const freeze = async (reason: string) => {
-  const r = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason } });
+  const r = await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason } });
   const at = Date.now();
   expect(r.status).toBe(201);
   return { ...(r.body as { id: string }), answeredAt: at };
 };
-const lift = (id: string) => t.call('DELETE', `/v1/freezes/${id}`, { token: ADMIN });
+const lift = (id: string) => t.call('DELETE', `/v1/freezes/${id}`, { token: TOKENS.admin });
 const heldCount = async (planId: string) => (await t.service.audit.forPlan(planId)).filter((r) => r.event === 'apply.held').length;
 
 describe('a run held twice, continued as new while held, then lifted', () => {
@@ -98,7 +91,7 @@ describe('a run held twice, continued as new while held, then lifted', () => {
       if (i % 10 === 9 && (await handle.describe()).runId !== firstRun) break;
     }
     await until('continued as new', async () => (await handle.describe()).runId !== firstRun, 60_000, 500);
-    expect(sim.requests.all().filter((r) => MUTATING.has(r.method) && r.executed && r.time > f2.answeredAt)).toEqual([]);
+    expect(executedMutations(sim, { after: f2.answeredAt })).toEqual([]);
 
     // 5. lift F2: Y goes on, once.
     expect((await lift(f2.id)).status).toBe(200);

@@ -9,21 +9,14 @@
  * apply.held, the freeze is lifted. Oracle: the plan views — every run should finish (go on) within
  * 15 s of the lift — and the mutation log (each snapshot at most once, nothing before the lift).
  */
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'probe15-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
 
 let t: TestService;
 beforeAll(async () => {
-  t = await startTestService(withAdmin);
+  t = await startTestService();
 });
 afterAll(async () => {
   await t?.stop();
@@ -32,7 +25,7 @@ afterAll(async () => {
 describe('a lift right as runs become held', () => {
   it('every held run goes on promptly after the lift, once', async () => {
     const sim = t.sim('lab');
-    const f = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'probe15 quick lift' } });
+    const f = await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason: 'probe15 quick lift' } });
     expect(f.status).toBe(201);
     const frozenAt = Date.now();
     const targets = [
@@ -53,7 +46,7 @@ describe('a lift right as runs become held', () => {
       for (const p of plans) if ((await t.service.audit.forPlan(p.planId)).some((r) => r.event === 'apply.held')) return true;
       return false;
     }, 30_000, 20);
-    const l = await t.call('DELETE', `/v1/freezes/${f.body.id}`, { token: ADMIN });
+    const l = await t.call('DELETE', `/v1/freezes/${f.body.id}`, { token: TOKENS.admin });
     const liftedAt = Date.now();
     expect(l.status).toBe(200);
     for (const a of await Promise.all(applies)) expect(a.status).toBe(202);

@@ -14,28 +14,21 @@
  *  5. approving after the freeze holds the run; rejecting a held run stops it for good (even after the lift).
  *  6. a freeze of prod while lab is busy: lab goes on, prod gets nothing.
  */
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
-const ADMIN = 'probe15-admin-token';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const withAdmin = (config: Config) => {
-  config.tokens.push({ id: 'probe15-admin', principal: 'human:carol', secretSha256: sha(ADMIN), scopes: ['admin', 'read'], environments: ['*'], roles: [] });
-};
-const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
 
 let t: TestService;
 beforeAll(async () => {
-  t = await startTestService(withAdmin);
+  t = await startTestService();
 });
 afterAll(async () => {
   await t?.stop();
 });
 
-const executed = (env: 'lab' | 'prod') => t.sim(env).requests.all().filter((r) => MUTATING.has(r.method) && r.executed && !r.path.startsWith('/access/'));
+const executed = (env: 'lab' | 'prod') => executedMutations(t.sim(env));
 const lateAfter = (env: 'lab' | 'prod', at: number) => executed(env).filter((r) => r.time > at).map((r) => ({ method: r.method, path: r.path, params: r.params, time: r.time, at }));
 const plan = async (body: object) => {
   const r = await t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body });
@@ -44,12 +37,12 @@ const plan = async (body: object) => {
 };
 const apply = (p: { planId: string; requestHash: string }) => t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: p.planId, requestHash: p.requestHash } });
 const freeze = async (environment: string, reason: string) => {
-  const r = await t.call('POST', '/v1/freezes', { token: ADMIN, body: { environment, reason } });
+  const r = await t.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment, reason } });
   const at = Date.now();
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return { ...(r.body as { id: string; stillSending: string[] }), answeredAt: at };
 };
-const lift = (id: string) => t.call('DELETE', `/v1/freezes/${id}`, { token: ADMIN });
+const lift = (id: string) => t.call('DELETE', `/v1/freezes/${id}`, { token: TOKENS.admin });
 const view = async (planId: string) => (await t.call('GET', `/v1/actions/${planId}`, { token: TOKENS.agent })).body;
 const held = (planId: string, freezeId?: string) =>
   until(`${planId} held`, async () => (await t.service.audit.forPlan(planId)).some((r) => r.event === 'apply.held' && (!freezeId || (r.detail as any)?.freeze?.id === freezeId)), 30_000, 100);

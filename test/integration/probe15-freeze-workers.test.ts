@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimGuestSeed } from '../../src/simulator/index.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { startSplitService, type SplitService, type WorkerProcess } from './support/split-service.js';
+import { TOKENS } from './support/service.js';
+import { executedMutations } from './support/mutations.js';
 import { until } from './support/until.js';
 
 const AGENT = 'demo-agent-token';
-const ADMIN = 'demo-admin-token';
-const MUTATING = new Set(['POST', 'PUT', 'DELETE']);
 const guests: SimGuestSeed[] = [100, 101, 102].map((vmid) => ({ vmid, type: 'qemu', node: 'pve-f1', name: `vm-${vmid}`, status: 'running' }));
 
 let pg: TempPostgres;
@@ -42,7 +42,7 @@ describePostgres('freeze with several worker processes', () => {
   });
 
   it('nothing starts after the freeze answered, across a SIGKILL of every worker and a restart; each run at most once after the lift', async () => {
-    const executedAfter = (at: number) => s.sim.requests.all().filter((r) => MUTATING.has(r.method) && r.executed && !r.path.startsWith('/access/') && r.time > at);
+    const executedAfter = (at: number) => executedMutations(s.sim, { after: at });
     const plans = await Promise.all(
       Array.from({ length: 12 }, async (_, i) => {
         const vmid = guests[i % 3]!.vmid;
@@ -54,7 +54,7 @@ describePostgres('freeze with several worker processes', () => {
     const applies = plans.map((p) => s.call('POST', '/v1/actions/apply', { token: AGENT, body: { planId: p.planId, requestHash: p.requestHash } }));
     // The freeze lands once the first snapshot reached Proxmox: the others are on their way.
     await until('a first snapshot dispatched', () => s.sim.requests.all().some((r) => r.method === 'POST' && r.path.endsWith('/snapshot')), 60_000, 5);
-    const f = await s.call('POST', '/v1/freezes', { token: ADMIN, body: { environment: 'lab', reason: 'probe15 workers' } });
+    const f = await s.call('POST', '/v1/freezes', { token: TOKENS.admin, body: { environment: 'lab', reason: 'probe15 workers' } });
     const answeredAt = Date.now();
     expect(f.status, JSON.stringify(f.body)).toBe(201);
     for (const a of await Promise.all(applies)) expect(a.status).toBe(202);
@@ -80,7 +80,7 @@ describePostgres('freeze with several worker processes', () => {
     expect(executedAfter(answeredAt)).toEqual([]);
     for (const id of heldIds) expect((await view(id)).frozen?.id).toBe(f.body.id);
 
-    expect((await s.call('DELETE', `/v1/freezes/${f.body.id}`, { token: ADMIN })).status).toBe(200);
+    expect((await s.call('DELETE', `/v1/freezes/${f.body.id}`, { token: TOKENS.admin })).status).toBe(200);
     const done = await until(
       'every run finished after the lift',
       async () => {

@@ -23,6 +23,8 @@ export const TOKENS = {
   /** Not in the demo: a token that may plan AND approve, to prove it still cannot approve its own plan. */
   ops: 'test-ops-token',
   labOnly: 'test-lab-reader-token',
+  /** The demo's admin (human:carol): freezes and lifts, nothing else. */
+  admin: 'demo-admin-token',
 } as const;
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
