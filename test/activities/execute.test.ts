@@ -247,6 +247,23 @@ describe('a guest that moves, and creations', () => {
     expect(sims.prod.model.backupVolumes()).toEqual([]);
   });
 
+  it('a storage that stops taking backups after the read fails inside the vzdump task: reported in Proxmox\'s words, with the task', async () => {
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const narrowing: ExecuteDeps = {
+      ...deps,
+      policyCheck: (request, state) => {
+        sims.lab.model.storage('local')!.content = ['iso', 'vztmpl'];
+        return policyCheck(request, state);
+      },
+    };
+    const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, narrowing, i));
+    expect(err.type).toBe('ProxmoxTaskFailedError');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain("could not get storage information for 'local': can't use storage 'local' for backups - wrong content type");
+    expect(err.details).toEqual([expect.objectContaining({ upid: expect.stringContaining(':vzdump:300:') })]);
+    expect(sims.lab.model.backupVolumes()).toEqual([]);
+  });
+
   it('a backup this plan made is followed by its retry; another plan\'s backup is a new backup', async () => {
     const i = input('lab', 'ct.backup', 300, { storage: 'local', notes: 'before the upgrade' });
     const r = await attempt(i);
