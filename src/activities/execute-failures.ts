@@ -3,7 +3,7 @@
  * what may have reached Proxmox, what is an unknown outcome, what is retried.
  */
 import { ApplicationFailure, CancelledFailure, type Context } from '@temporalio/activity';
-import { isRetryableProxmoxError, ProxmoxError, ProxmoxStaleConfigError, ProxmoxTaskFailedError } from '../proxmox/index.js';
+import { isRetryableProxmoxError, isStaleConfigError, ProxmoxError, ProxmoxTaskFailedError } from '../proxmox/index.js';
 import { REFUSALS } from '../workflows/messages.js';
 
 /** The failure type of an outcome that cannot be known: reported as such, never as success or a clean failure. */
@@ -29,7 +29,8 @@ export function outcomeUnknown(message: string, cause?: unknown): ApplicationFai
 /**
  * Transient Proxmox errors are rethrown as retryable failures (the retry policy handles them);
  * permanent ones become non-retryable, carrying Proxmox's own words and the task's details. A digest
- * Proxmox refused is the same staleness the run checks before dispatch, and is reported the same way.
+ * Proxmox refused is the same staleness the run checks before dispatch, and is reported the same way,
+ * whether refused at once or by the task (qemu-server 8.0.2+ checks resize's digest in its worker).
  * A cancellation that is not an operator's (worker shutdown, timeout, reset) becomes a retryable
  * failure, so that the next attempt follows the task instead of the run recording a cancel.
  */
@@ -39,11 +40,13 @@ export function toActivityFailure(err: unknown, ctx: Context): unknown {
     return ApplicationFailure.retryable('the attempt was interrupted (worker shutdown, timeout or reset); the next attempt follows the plan\'s task', 'AttemptInterrupted');
   }
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ProxmoxStaleConfigError) {
+  if (err instanceof ProxmoxError && isStaleConfigError(err)) {
+    const task = err instanceof ProxmoxTaskFailedError ? { upid: err.upid, exitstatus: err.exitstatus } : undefined;
     return ApplicationFailure.create({
       type: REFUSALS.stale,
-      message: `the guest config changed since the plan; plan again (Proxmox: ${err.proxmoxMessage.trim() || err.message})`,
+      message: `the guest config changed since the plan; plan again (Proxmox${task ? ', in its task' : ''}: ${err.proxmoxMessage.trim() || err.message})`,
       nonRetryable: true,
+      ...(task ? { details: [task] } : {}),
     });
   }
   if (err instanceof ProxmoxError) {

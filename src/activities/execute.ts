@@ -306,6 +306,12 @@ class Execution {
       return this.confirmDone();
     }
     const upid = typeof data === 'string' && parseUpid(data) ? data : undefined;
+    const nothing = upid ? undefined : this.action.startedNothing?.(data, state);
+    if (nothing !== undefined) {
+      // Proxmox answered before forking anything: certainly nothing started, and the guest is free.
+      await this.journal.release(entry.planId, this.attempt);
+      throw ApplicationFailure.nonRetryable(nothing, 'ActionBlocked');
+    }
     if (!upid) {
       const settled = await this.settleOwn(entry);
       if (settled?.state === 'dispatched') return this.follow(settled.upid!, 'Proxmox answered without a task id; followed the task the request had started');

@@ -21,6 +21,7 @@ import {
   ProxmoxProtectedError,
   ProxmoxProtocolError,
   ProxmoxStaleConfigError,
+  ProxmoxTaskFailedError,
   ProxmoxTimeoutError,
   ProxmoxTlsError,
   ProxmoxTransientError,
@@ -144,11 +145,24 @@ export function mapHttpError(f: HttpFailure): ProxmoxError {
   return new ProxmoxPermanentError(message, init);
 }
 
+/** Proxmox's words for a `digest` that is no longer the config's (qemu-server; pve-common assert_if_modified). */
+const STALE_CONFIG_TEXT = /checksum mismatch|detected modified configuration/i;
+
+/**
+ * The config changed under a digest-guarded write: refused at once (`ProxmoxStaleConfigError`), or
+ * inside the task, where qemu-server 8.0.2+ checks resize's digest (a task ending `checksum mismatch
+ * (file change by other user?)`). Either way nothing was changed: re-read the config and plan again.
+ */
+export function isStaleConfigError(err: unknown): boolean {
+  if (err instanceof ProxmoxStaleConfigError) return true;
+  return err instanceof ProxmoxTaskFailedError && STALE_CONFIG_TEXT.test(err.exitstatus);
+}
+
 // A 500 is whatever the API handler died with; the text is all there is to go on.
 function mapHandlerError(said: string, message: string, init: ProxmoxErrorInit): ProxmoxError {
   const locked = /\bis locked \(([^)]+)\)/.exec(said);
   if (locked) return new ProxmoxLockedError(message, { ...init, lock: locked[1] ?? '' });
-  if (/checksum mismatch|detected modified configuration/i.test(said)) return new ProxmoxStaleConfigError(message, init);
+  if (STALE_CONFIG_TEXT.test(said)) return new ProxmoxStaleConfigError(message, init);
   // lock_config gave up after 10 s (`can't lock file '...' - got timeout`), or fork_worker could
   // not start the worker: nothing was done, another try may get through.
   if (/got timeout|got no worker upid/i.test(said)) {

@@ -2,7 +2,7 @@
 
 export { createProxmoxClient, type ProxmoxCallObservation, type ProxmoxClient, type ProxmoxEndpointOptions } from './client.js';
 export * from './errors.js';
-export { mapHttpError, mapTransportError, type HttpFailure } from './error-map.js';
+export { isStaleConfigError, mapHttpError, mapTransportError, type HttpFailure } from './error-map.js';
 export { formatUpid, isUpid, parseUpid, type Upid, type UpidParts } from './upid.js';
 export {
   fillPath,

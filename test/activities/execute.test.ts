@@ -125,6 +125,36 @@ describe('synchronous config writes and the plan\'s digest', () => {
     expect(await journal.get(i.planId)).toMatchObject({ state: 'not_dispatched' });
   });
 
+  it('a resize whose task ends `checksum mismatch` (qemu-server checks the digest in its worker) is stale, as a refusal at once is', async () => {
+    const i = input('lab', 'vm.disk.resize', 101, { disk: 'scsi0', size: '80G' }, { plannedDigest: sims.lab.model.guest(101)!.digest });
+    // Another write lands after our read and before the worker loads the config.
+    const racing: ExecuteDeps = {
+      ...deps,
+      policyCheck: (request, state) => {
+        sims.lab.model.findGuest(101)!.config.cores = '7';
+        return policyCheck(request, state);
+      },
+    };
+    const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, racing, i));
+    expect(err.type).toBe('PlanStale');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain('checksum mismatch (file change by other user?)');
+    expect(err.details).toEqual([{ upid: expect.stringContaining(':resize:101:'), exitstatus: 'checksum mismatch (file change by other user?)' }]);
+    expect(sims.lab.mutations.countFor(101, 'resize')).toBe(0);
+    // The task was this plan's and has ended: the guest is free for the next plan.
+    expect(await journal.holder('lab/101')).toBeUndefined();
+  });
+
+  it('tags are compared as Proxmox stores them (lower-cased, sorted): a capitalised tag applied once is in place, and not sent again', async () => {
+    const i = input('lab', 'vm.config.update', 101, { tags: ['Web', 'db', 'web'] }, { plannedDigest: sims.lab.model.guest(101)!.digest });
+    // Without a note: the re-read shows the change.
+    expect(await attempt(i)).toEqual({ outcome: 'applied', digestAfter: sims.lab.model.guest(101)!.digest });
+    expect(sims.lab.model.guest(101)!.config.tags).toBe('db;web');
+    const again = input('lab', 'vm.config.update', 101, { tags: ['db', 'Web'] }, { plannedDigest: sims.lab.model.guest(101)!.digest });
+    expect((await attempt(again)).outcome).toBe('noop');
+    expect(sims.lab.requests.all().filter((r) => r.method === 'PUT')).toHaveLength(1);
+  });
+
   it('a rollback retried with no heartbeat to resume follows its own task: one rollback, and the run says applied', async () => {
     const i = input('lab', 'vm.snapshot.rollback', 101, { snapname: 'before-upgrade' }, { plannedDigest: sims.lab.model.guest(101)!.digest });
     const first = await attempt(i);
@@ -197,6 +227,41 @@ describe('a guest that moves, and creations', () => {
     expect(outcomes.filter((o) => o === 'applied')).toHaveLength(1);
     expect(outcomes).not.toContain('noop');
     expect(sims.lab.mutations.all().filter((m) => m.op === 'clone')).toHaveLength(1);
+  });
+
+  it('a backup whose guest left the node before the request: vzdump answers "OK" and starts nothing; a definite failure, the guest free', async () => {
+    const i = input('prod', 'vm.backup', 200, { storage: 'local' });
+    const moving: ExecuteDeps = {
+      ...deps,
+      policyCheck: (request, state) => {
+        sims.prod.model.findGuest(200)!.node = 'pve-prod-2';
+        return policyCheck(request, state);
+      },
+    };
+    const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, moving, i));
+    expect(err.type).toBe('ActionBlocked');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain("VM 200 is no longer on that node");
+    expect(err.message).toContain('nothing was backed up');
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'not_dispatched' });
+    expect(sims.prod.model.backupVolumes()).toEqual([]);
+  });
+
+  it('a storage that stops taking backups after the read fails inside the vzdump task: reported in Proxmox\'s words, with the task', async () => {
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const narrowing: ExecuteDeps = {
+      ...deps,
+      policyCheck: (request, state) => {
+        sims.lab.model.storage('local')!.content = ['iso', 'vztmpl'];
+        return policyCheck(request, state);
+      },
+    };
+    const err = await failure(new MockActivityEnvironment({ attempt: 1 }).run(executeAction, narrowing, i));
+    expect(err.type).toBe('ProxmoxTaskFailedError');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain("could not get storage information for 'local': can't use storage 'local' for backups - wrong content type");
+    expect(err.details).toEqual([expect.objectContaining({ upid: expect.stringContaining(':vzdump:300:') })]);
+    expect(sims.lab.model.backupVolumes()).toEqual([]);
   });
 
   it('a backup this plan made is followed by its retry; another plan\'s backup is a new backup', async () => {

@@ -118,6 +118,16 @@ describe('assess: idempotency and refusals in Proxmox words', () => {
     expect(findAction('vm.snapshot.create')!.params.safeParse({ snapname: 'pending' }).success).toBe(false);
   });
 
+  it('snapshot names: each kind refuses what its Proxmox handler reserves, and only that', () => {
+    const accepts = (action: string, snapname: string) => findAction(action)!.params.safeParse({ snapname }).success;
+    // qemu-server: `current`, and `pending` in any case.
+    expect(['current', 'pending', 'Pending'].map((n) => accepts('vm.snapshot.create', n))).toEqual([false, false, false]);
+    expect(accepts('vm.snapshot.create', 'vzdump')).toBe(true);
+    // pve-container: `current` and `vzdump`, exactly; `pending` is an ordinary name there.
+    expect(['current', 'vzdump'].map((n) => accepts('ct.snapshot.create', n))).toEqual([false, false]);
+    expect(['pending', 'Pending', 'VZDump'].map((n) => accepts('ct.snapshot.create', n))).toEqual([true, true, true]);
+  });
+
   it('clone: a free newid proceeds; any guest at newid refuses, even one with the planned name (not this plan\'s clone)', () => {
     const free = state({ peer: { vmid: 150, exists: false } });
     expect(assess('vm.clone', free, { newid: 150, name: 'copy' }).kind).toBe('proceed');

@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createProxmoxClient,
+  isStaleConfigError,
   ProxmoxAuthError,
   ProxmoxError,
   ProxmoxParameterError,
@@ -167,6 +168,25 @@ describe('client against the simulator', () => {
     expect(stale).toBeInstanceOf(ProxmoxStaleConfigError);
     const { digest } = await client.guestConfig('pve1', 'qemu', 101);
     await expect(cfg(101, { cores: 4, digest, delete: 'description' })).resolves.toBeNull();
+  });
+
+  it('QEMU resize checks its digest in the task: the wait fails, and isStaleConfigError reads it as stale', async () => {
+    const upid = (await client.request('PUT', '/nodes/{node}/qemu/{vmid}/resize', { node: 'pve1', vmid: 101 }, { disk: 'scsi0', size: '+1G', digest: '0'.repeat(40) })) as string;
+    expect(parseUpid(upid)?.type).toBe('resize');
+    const err = await failure(client.waitForTask('pve1', upid, { intervalMs: 10 }));
+    expect(err).toBeInstanceOf(ProxmoxTaskFailedError);
+    expect((err as ProxmoxTaskFailedError).exitstatus).toBe('checksum mismatch (file change by other user?)');
+    expect(isStaleConfigError(err)).toBe(true);
+    // Any other task failure is not staleness.
+    expect(isStaleConfigError(await failure(client.waitForTask('pve1', await start(100), { intervalMs: 10 })))).toBe(false);
+  });
+
+  it('vzdump: a storage without backup content fails in the task; a guest on another node is answered "OK", no task', async () => {
+    const upid = (await client.request('POST', '/nodes/{node}/vzdump', { node: 'pve1' }, { vmid: '101', storage: 'local-lvm' })) as string;
+    const err = await failure(client.waitForTask('pve1', upid, { intervalMs: 10 }));
+    expect(err).toBeInstanceOf(ProxmoxTaskFailedError);
+    expect(err.message).toContain("can't use storage 'local-lvm' for backups - wrong content type");
+    await expect(client.request('POST', '/nodes/{node}/vzdump', { node: 'pve1' }, { vmid: '200', storage: 'local' })).resolves.toBe('OK');
   });
 
   it('stopTask cancels a running task', async () => {

@@ -52,6 +52,18 @@ describe('config', () => {
     expect(both.body.errors).toEqual({ delete: "you can't use '-cores' and -delete cores' at the same time" });
   });
 
+  it('stores tags as PVE does: lower-cased, sorted, de-duplicated; the same set again changes nothing', async () => {
+    sim = await startLab();
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { tags: 'Zeta,alpha,zeta' } });
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data.tags).toBe('alpha;zeta');
+    await put(sim, '/nodes/pve-lab/lxc/300/config', { form: { tags: 'web;Cache web' } });
+    expect(sim.model.guest(300)?.config.tags).toBe('cache;web');
+    const digest = sim.model.guest(100)!.digest;
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { tags: 'ZETA;Alpha' } });
+    expect(sim.model.guest(100)!.digest).toBe(digest);
+    expect(sim.mutations.all().map((m) => m.vmid)).toEqual([100, 300]);
+  });
+
   it('POST config (qemu) answers a qmconfig UPID', async () => {
     sim = await startLab();
     const t = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/100/config', { form: { memory: 4096 } });
@@ -118,6 +130,21 @@ describe('snapshots', () => {
     expect(list[1]).toMatchObject({ name: 'second', description: 'd2', parent: 'before-upgrade', vmstate: 0 });
     expect(list[2]).toMatchObject({ name: 'current', description: 'You are here!', parent: 'second', running: 0 });
     expect(list[2].digest).toMatch(/^[0-9a-f]{40}$/);
+  });
+
+  it('reserved snapshot names differ by type: QEMU current and pending (any case), LXC current and vzdump', async () => {
+    sim = await startLab();
+    const refused = async (type: 'qemu' | 'lxc', vmid: number, snapname: string) => {
+      const r = await post(sim!, `/nodes/pve-lab/${type}/${vmid}/snapshot`, { form: { snapname } });
+      return r.status === 500 ? r.statusText : undefined;
+    };
+    expect(await refused('qemu', 101, 'Pending')).toBe("unable to use snapshot name 'pending' (reserved name)");
+    expect(await refused('qemu', 101, 'vzdump')).toBeUndefined();
+    expect(await refused('lxc', 300, 'vzdump')).toBe("unable to use snapshot name 'vzdump' (reserved name)");
+    expect(await refused('lxc', 300, 'current')).toBe("unable to use snapshot name 'current' (reserved name)");
+    // pve-container does not reserve `pending`, and its `vzdump` check is case-sensitive.
+    expect(await refused('lxc', 300, 'pending')).toBeUndefined();
+    expect(await refused('lxc', 300, 'VZDump')).toBeUndefined();
   });
 
   it('name collisions, missing snapshots and reserved names fail like the real server', async () => {

@@ -172,17 +172,36 @@ describe('resize', () => {
     expect(sim.model.guest(100)?.config.scsi0).toBe('local-lvm:vm-100-disk-0,iothread=1,size=40G');
     await runTask(sim, 'PUT', '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi0', size: '64G' } });
     expect(sim.model.guest(100)?.config.scsi0).toContain('size=64G');
-    const shrink = await put(sim, '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi0', size: '10G' } });
-    expect(shrink.status).toBe(500);
-    expect(shrink.statusText).toBe('shrinking disks is not supported');
+    // qemu-server checks inside its worker: the refusal is the task's exit status.
+    const shrink = await runTask(sim, 'PUT', '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi0', size: '10G' } });
+    expect(shrink).toMatchObject({ type: 'resize', exitstatus: 'shrinking disks is not supported' });
+    // pve-container checks before forking: a synchronous 500.
     const ct = await put(sim, '/nodes/pve-lab/lxc/300/resize', { form: { disk: 'rootfs', size: '4G' } });
     expect(ct.statusText).toBe('unable to shrink disk size');
-    const missing = await put(sim, '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi5', size: '+1G' } });
-    expect(missing.statusText).toBe("disk 'scsi5' does not exist");
+    const missing = await runTask(sim, 'PUT', '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi5', size: '+1G' } });
+    expect(missing.exitstatus).toBe("disk 'scsi5' does not exist");
     expect(sim.mutations.all().map((m) => m.detail)).toEqual([
       { disk: 'scsi0', from: 32 * 1024 ** 3, to: 40 * 1024 ** 3 },
       { disk: 'scsi0', from: 40 * 1024 ** 3, to: 64 * 1024 ** 3 },
     ]);
+  });
+
+  it('QEMU: a stale digest, a lock or a missing VM end the task (as qemu-server 8.0.2+), LXC refuses a stale digest at once', async () => {
+    sim = await startLab();
+    const stale = await put(sim, '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi0', size: '+1G', digest: 'f'.repeat(40) } });
+    expect(stale.status).toBe(200);
+    const t = await waitTask(sim, stale.body.data as string);
+    expect(t).toMatchObject({ type: 'resize', id: '100', exitstatus: 'checksum mismatch (file change by other user?)' });
+    expect((await taskLog(sim, t.upid)).at(-1)).toBe('TASK ERROR: checksum mismatch (file change by other user?)');
+    sim.model.findGuest(100)!.lock = 'backup';
+    expect((await runTask(sim, 'PUT', '/nodes/pve-lab/qemu/100/resize', { form: { disk: 'scsi0', size: '+1G' } })).exitstatus).toBe('VM is locked (backup)');
+    expect((await runTask(sim, 'PUT', '/nodes/pve-lab/qemu/999/resize', { form: { disk: 'scsi0', size: '+1G' } })).exitstatus).toBe(
+      "Configuration file 'nodes/pve-lab/qemu-server/999.conf' does not exist",
+    );
+    const ct = await put(sim, '/nodes/pve-lab/lxc/300/resize', { form: { disk: 'rootfs', size: '+1G', digest: 'f'.repeat(40) } });
+    expect(ct.status).toBe(500);
+    expect(ct.statusText).toBe('detected modified configuration - file changed by other user? Try again.');
+    expect(sim.mutations.all()).toEqual([]);
   });
 });
 
@@ -216,11 +235,25 @@ describe('vzdump', () => {
     expect(sim.mutations.all().filter((m) => m.op === 'backup').map((m) => m.vmid)).toEqual([100]);
   });
 
-  it('refuses a storage without backup content and missing guest selection', async () => {
+  it('a storage that cannot take backups fails inside the task; a missing guest selection is a 400', async () => {
     sim = await startLab();
-    expect((await post(sim, '/nodes/pve-lab/vzdump', { form: { vmid: '100', storage: 'local-lvm' } })).statusText).toBe(
-      "can't use storage 'local-lvm' for backups - wrong content type",
-    );
+    const noBackup = await runTask(sim, 'POST', '/nodes/pve-lab/vzdump', { form: { vmid: '100', storage: 'local-lvm' } });
+    expect(noBackup).toMatchObject({ type: 'vzdump', id: '100', exitstatus: "could not get storage information for 'local-lvm': can't use storage 'local-lvm' for backups - wrong content type" });
+    const unknown = await runTask(sim, 'POST', '/nodes/pve-lab/vzdump', { form: { vmid: '100', storage: 'nfs9' } });
+    expect(unknown.exitstatus).toBe("could not get storage information for 'nfs9': storage 'nfs9' does not exist");
+    expect(sim.model.guest(100)!.lock).toBeUndefined();
     expect((await post(sim, '/nodes/pve-lab/vzdump', { form: { mode: 'stop' } })).body.errors).toEqual({ vmid: 'property is missing' });
+    expect(sim.mutations.all()).toEqual([]);
+  });
+
+  it('guests that are all on another node: the plain string OK, no task; a guest that exists nowhere fails in the job', async () => {
+    sim = await startProd();
+    const call = (vmid: string) =>
+      fetch(`${sim!.url}/api2/json/nodes/pve-prod-2/vzdump`, { method: 'POST', headers: { Authorization: PROD_AUTH, 'Content-Type': 'application/x-www-form-urlencoded' }, body: `vmid=${vmid}&storage=local-lvm` });
+    // 200 is on pve-prod: vzdump on pve-prod-2 exits silently, before it ever looks at the storage.
+    expect(await (await call('200')).json()).toEqual({ data: 'OK' });
+    expect(sim.model.taskManager!.list().filter((t) => t.type === 'vzdump')).toEqual([]);
+    const gone = await (await call('999')).json() as { data: string };
+    expect(gone.data).toMatch(/:vzdump:999:/);
   });
 });

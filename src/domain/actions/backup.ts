@@ -63,6 +63,13 @@ export function backupAction(kind: GuestKind) {
         ...(p.protected ? { protected: flag(true) } : {}),
       };
     },
+    // pve-manager's vzdump exits before forking ("silent exit if specified VMs run on other nodes")
+    // when the guest is not on the node asked: the guest moved after it was read. Nothing was backed
+    // up; the run fails rather than follow the guest, whose move someone else made (plan again).
+    startedNothing: (answer, state) =>
+      answer === 'OK'
+        ? `vzdump on node '${state.node}' answered "OK" without starting a task: ${k.label} ${state.vmid} is no longer on that node, and vzdump skips guests on other nodes; nothing was backed up`
+        : undefined,
     inverse: () => noInverse('a backup changes no guest; removing its archive is not an action proxmox-agent runs'),
   });
 }

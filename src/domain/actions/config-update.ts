@@ -55,17 +55,26 @@ export const qemuMemoryKey = configKey(
 
 const tag = z.string().regex(/^[a-zA-Z0-9_][a-zA-Z0-9_\-+.]*$/, 'a Proxmox tag: letters, digits, "_", "-", "+", "."');
 
-/** Proxmox stores tags as `a;b` (older versions also `,` or spaces); order does not matter. */
+/**
+ * Proxmox stores tags as `a;b` (older versions also `,` or spaces), lower-cased, sorted and without
+ * duplicates (guest-common get_unique_tags, datacenter.cfg's default `tag-style`): `Zeta,alpha,zeta`
+ * is stored `alpha;zeta`. So the tags are already in place when the sets match ignoring case and
+ * order; a case-sensitive comparison would never see `Web` applied and send it again on every run.
+ * (A cluster whose `tag-style` is `case-sensitive` keeps the case; there a change of case alone is
+ * taken as already in place.)
+ */
 export const tagsKey = configKey(
-  z.array(tag).max(64).describe('The complete tag list (replaces the current tags)'),
+  z.array(tag).max(64).describe('The complete tag list (replaces the current tags); Proxmox stores tags lower-cased and sorted'),
   (v) => v.join(';'),
   (current, v) => {
-    const now = new Set(tagList(current));
-    const wanted = new Set(v);
+    const now = new Set(tagList(current).map(normalTag));
+    const wanted = new Set(v.map(normalTag));
     return now.size === wanted.size && [...wanted].every((t) => now.has(t));
   },
   tagList,
 );
+
+const normalTag = (t: string) => t.toLowerCase();
 
 function tagList(current: string | undefined): string[] {
   return (current ?? '').split(/[;, ]+/).filter(Boolean);

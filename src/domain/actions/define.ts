@@ -41,6 +41,12 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType> {
   pathParams(state: GuestState, params: z.output<P>): Record<string, string | number>;
   /** Body (POST/PUT) or query (DELETE) for the Proxmox call, in Proxmox's own parameter names. */
   proxmoxParams(params: z.output<P>, state: GuestState, ctx: ActionContext): WireParams;
+  /**
+   * An answer that is neither a task id nor `null` and says Proxmox started nothing (vzdump answers
+   * the plain string `OK` when none of the guests it was given is on its node): why, for the failure the run
+   * reports. Undefined for any other answer.
+   */
+  startedNothing?(answer: unknown, state: GuestState): string | undefined;
   /** True once the guest really is in the state the action aims for (HA tasks end before that). */
   settled?(state: GuestState, params: z.output<P>): boolean;
   /**

@@ -4,7 +4,7 @@ import { snapshotCreateAction, snapshotCreateParams, snapshotDeleteAction, snaps
 
 export const vmSnapshotCreate = snapshotCreateAction('qemu', {
   params: z.strictObject({
-    ...snapshotCreateParams,
+    ...snapshotCreateParams('qemu'),
     vmstate: z.boolean().default(false).describe('Include the RAM state (running VMs only)'),
   }),
   toProxmox: (p): WireParams => (p.vmstate ? { vmstate: flag(true) } : {}),

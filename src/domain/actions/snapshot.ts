@@ -7,18 +7,29 @@ import type { GuestKind, GuestState } from '../guest-state.js';
 import { alreadyDone, blocked, configId, defineAction, flag, inverseBy, noInverse, proceed, type Assessment, type ParamSpec, type WireParams } from './define.js';
 import { guestRoute, KINDS, lockedMessage, missing } from './guest-kind.js';
 
-export const snapshotName = configId
-  .refine((name) => name.toLowerCase() !== 'pending', '"pending" is reserved by Proxmox')
-  .describe('Snapshot name (pve-configid)');
+/**
+ * A name the snapshot create of `kind` accepts. Both refuse `current` (configId: the live state).
+ * qemu-server also reserves `pending` in any case (the pending-changes section); pve-container does
+ * not, but reserves `vzdump`, exactly, for the snapshot a snapshot-mode backup takes of a container.
+ */
+export function snapshotNameFor(kind: GuestKind) {
+  const named = kind === 'qemu'
+    ? configId.refine((name) => name.toLowerCase() !== 'pending', '"pending" is reserved by Proxmox for VMs')
+    : configId.refine((name) => name !== 'vzdump', '"vzdump" is reserved by Proxmox for containers (the backup snapshot)');
+  return named.describe('Snapshot name (pve-configid)');
+}
+
+/** A name both kinds accept: what a name made up for either kind (a safeguard's) must be. */
+export const snapshotName = snapshotNameFor('qemu').refine((name) => snapshotNameFor('lxc').safeParse(name).success, '"vzdump" is reserved by Proxmox for containers');
 
 const snapshotAt = (state: GuestState, p: { snapname: string }) => ({ node: state.node, vmid: state.vmid, snapname: p.snapname });
 const locked = (state: GuestState): Assessment | undefined => (state.lock ? blocked(lockedMessage(state)) : undefined);
 
 /** Params every snapshot create takes; QEMU adds `vmstate`. */
-export const snapshotCreateParams = {
-  snapname: snapshotName,
+export const snapshotCreateParams = (kind: GuestKind) => ({
+  snapname: snapshotNameFor(kind),
   description: z.string().max(8192).optional().describe('Free-text note stored with the snapshot'),
-};
+});
 
 export function snapshotCreateAction<P extends z.ZodType<{ snapname: string; description?: string | undefined }>>(kind: GuestKind, spec: ParamSpec<P>) {
   const k = KINDS[kind];

@@ -64,6 +64,16 @@ export function checkDigest(ctx: RequestContext, g: GuestState, message: string)
   if (digest !== undefined && digest !== ctx.sim.model.digest(g)) die(message);
 }
 
+/**
+ * Tags as PVE stores them (guest-common `get_unique_tags`, default `tag-style`): lower-cased, sorted
+ * and de-duplicated, so `Zeta,alpha,zeta` becomes `alpha;zeta`. (A datacenter.cfg `tag-style` with
+ * `case-sensitive` or `ordering=config` changes this; the simulator models the default.)
+ */
+export function uniqueTags(text: string): string {
+  const sorted = splitList(text).sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0));
+  return [...new Set(sorted.map((t) => t.toLowerCase()))].join(';');
+}
+
 function nextUnused(g: GuestState): string {
   let i = 0;
   while (g.config[`unused${i}`] !== undefined) i++;
@@ -117,7 +127,7 @@ function applyConfig(ctx: RequestContext, g: GuestState): { changed: string[] } 
       if (g.lock !== v) { g.lock = v; changed.add(k); }
       continue;
     }
-    if (k === 'tags') v = [...new Set(splitList(v))].join(';');
+    if (k === 'tags') v = uniqueTags(v);
     // `storage:SIZE` allocates a new volume of SIZE GiB, as on a real node.
     const alloc = isDiskKey(k) ? /^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)(,.*)?$/i.exec(v) : null;
     if (alloc) {

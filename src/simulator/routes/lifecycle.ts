@@ -1,10 +1,10 @@
 /**
  * Clone, migrate, resize and destroy. Synchronous early checks (existing newid, running guest without
- * --online, protection, HA without purge, shrinking) answer 500/400 like the real handlers; the rest
- * happens in the worker.
+ * --online, protection, HA without purge, an LXC shrink) answer 500/400 like the real handlers; the
+ * rest happens in the worker (all of QEMU resize).
  */
 import { type Handler, type RequestContext, bool, int, recordMutation, startTask, str } from '../context.js';
-import { die, paramError, TaskError } from '../errors.js';
+import { ApiError, die, paramError, TaskError } from '../errors.js';
 import {
   type GuestState, type GuestType, diskKeys, formatSize, guestLabel, guestName, isDiskKey, parseDisk, withDiskSize,
 } from '../model.js';
@@ -186,30 +186,64 @@ const migrate = (type: GuestType): Handler => (ctx) => {
 
 // ---- resize ---------------------------------------------------------------------------------------
 
-const resize = (type: GuestType): Handler => (ctx) => {
-  const g = loadGuest(ctx, type);
-  maybeLockContention(ctx, g);
-  checkDigest(ctx, g, 'detected modified configuration - file changed by other user? Try again.');
+/** The requested size in bytes, absolute or (`+`) added to `current`. */
+function requestedSize(sizestr: string, current: number): number {
+  const m = /^(\+)?(\d+(\.\d+)?)([KMGT])?$/.exec(sizestr);
+  if (!m) die('internal error');
+  const mult = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[4] as 'K'] ?? 1;
+  const requested = Math.floor(Number(m[2]) * mult);
+  return m[1] ? current + requested : requested;
+}
+
+/** A check a worker makes: its `die` ends the task with that text instead of answering 500. */
+function inWorker<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 500) throw new TaskError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * The checks resize makes on the loaded config: digest, guest lock, disk, size. LXC runs them before
+ * forking (500) and again in its worker; qemu-server (since 8.0.2, "fix #2315") only in its worker, so
+ * there a stale digest is a task ending `checksum mismatch (file change by other user?)`.
+ */
+function resizeChecks(ctx: RequestContext, g: GuestState): { disk: string; newsize: number } {
+  checkDigest(ctx, g, g.type === 'qemu' ? 'checksum mismatch (file change by other user?)' : 'detected modified configuration - file changed by other user? Try again.');
   checkLockSync(g);
   const disk = str(ctx, 'disk')!;
   const value = g.config[disk];
   if (value === undefined) die(`disk '${disk}' does not exist`);
   const drive = parseDisk(value);
   if (drive.media === 'cdrom') die(`you can't resize a cdrom`);
-  const m = /^(\+)?(\d+(\.\d+)?)([KMGT])?$/.exec(str(ctx, 'size')!);
-  if (!m) die('internal error');
-  const mult = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[4] as 'K'] ?? 1;
-  const requested = Math.floor(Number(m[2]) * mult);
-  const newsize = m[1] ? drive.size + requested : requested;
-  if (newsize < drive.size) die(type === 'qemu' ? 'shrinking disks is not supported' : 'unable to shrink disk size');
-  if (newsize === drive.size && type === 'lxc') die('disk is already at specified size');
+  const newsize = requestedSize(str(ctx, 'size')!, drive.size);
+  if (newsize < drive.size) die(g.type === 'qemu' ? 'shrinking disks is not supported' : 'unable to shrink disk size');
+  if (newsize === drive.size && g.type === 'lxc') die('disk is already at specified size');
+  return { disk, newsize };
+}
+
+const resize = (type: GuestType): Handler => (ctx) => {
+  const vmid = int(ctx, 'vmid')!;
+  // LXC: `$load_and_check->(); # early checks before forking+locking`. QEMU loads nothing before forking.
+  let g = type === 'lxc' ? loadGuest(ctx, type) : undefined;
+  let checked = g && resizeChecks(ctx, g);
   return startTask(ctx, {
-    node: g.node,
+    node: str(ctx, 'node')!,
     type: 'resize',
-    id: String(g.vmid),
-    vmid: g.vmid,
+    id: String(vmid),
+    vmid,
+    // The worker takes lock_config, loads the config and checks (LXC: again; nothing can have changed).
+    begin: () => inWorker(() => {
+      g ??= loadGuest(ctx, type);
+      maybeLockContention(ctx, g);
+      checked = resizeChecks(ctx, g);
+    }),
     complete: (t) => {
-      const current = g.config[disk];
+      const guest = g!;
+      const { disk, newsize } = checked!;
+      const current = guest.config[disk];
       if (current === undefined) throw new TaskError(`disk '${disk}' does not exist`);
       const before = parseDisk(current).size;
       if (newsize === before) return; // qemu: already that size, nothing to do
@@ -217,8 +251,8 @@ const resize = (type: GuestType): Handler => (ctx) => {
       const vol = parseDisk(current).volid.split(':')[1] ?? disk;
       t.log(`  Size of logical volume pve/${vol} changed from ${formatSize(before)} to ${formatSize(newsize)}.`);
       t.log(`  Logical volume pve/${vol} successfully resized.`);
-      g.config[disk] = withDiskSize(current, newsize);
-      recordMutation(ctx, g, 'resize', { upid: t.upid, key: disk, detail: { disk, from: before, to: newsize } });
+      guest.config[disk] = withDiskSize(current, newsize);
+      recordMutation(ctx, guest, 'resize', { upid: t.upid, key: disk, detail: { disk, from: before, to: newsize } });
     },
   });
 };

@@ -1,7 +1,8 @@
 /**
  * Snapshot list/create/rollback/delete. As in guest-common's AbstractConfig, name collisions, missing
  * snapshots and guest locks are detected inside the worker, so they surface as task errors, while the
- * reserved names `current`/`pending` are refused synchronously by the API handler.
+ * reserved names (`current`, and `pending` for QEMU or `vzdump` for LXC) are refused synchronously by
+ * the API handler.
  */
 import { randomUUID } from 'node:crypto';
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
@@ -54,8 +55,11 @@ const list = (type: GuestType): Handler => (ctx) => {
 const create = (type: GuestType): Handler => (ctx) => {
   const g = loadGuest(ctx, type);
   const snapname = str(ctx, 'snapname')!;
+  // qemu-server reserves `current` and (any case) `pending`; pve-container `current` and `vzdump`
+  // (the snapshot vzdump takes of a container), both before the worker is forked.
   if (snapname === 'current') die(`unable to use snapshot name 'current' (reserved name)`);
-  if (snapname.toLowerCase() === 'pending') die(`unable to use snapshot name 'pending' (reserved name)`);
+  if (type === 'qemu' && snapname.toLowerCase() === 'pending') die(`unable to use snapshot name 'pending' (reserved name)`);
+  if (type === 'lxc' && snapname === 'vzdump') die(`unable to use snapshot name 'vzdump' (reserved name)`);
   const vmstate = type === 'qemu' && bool(ctx, 'vmstate') && g.status === 'running';
   return startTask(ctx, {
     node: g.node,

@@ -1,9 +1,11 @@
 /**
  * POST /nodes/{node}/vzdump: one `vzdump` task that backs up the listed local guests, holding the
  * `backup` lock on each while it runs and leaving a backup volume in the target storage's content.
+ * As in pve-manager, only parameter conflicts answer 400: a selection with no guest on this node
+ * answers `OK` (no task), and a storage that cannot take backups fails inside the task.
  */
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
-import { die, paramError, TaskError } from '../errors.js';
+import { paramError, TaskError } from '../errors.js';
 import { type GuestState, diskKeys, guestLabel, guestName, parseDisk, rootDiskSize } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { lockedMessage } from './guest-common.js';
@@ -24,9 +26,6 @@ const vzdump: Handler = (ctx) => {
   if (all && vmidParam) paramError({ all: "option conflicts with option 'vmid'" });
   if (!all && !vmidParam && !str(ctx, 'pool')) paramError({ vmid: 'property is missing' });
   const storage = str(ctx, 'storage') ?? 'local';
-  const store = model.storage(storage);
-  if (!store) die(`storage '${storage}' does not exist`);
-  if (!store.content.includes('backup')) die(`can't use storage '${storage}' for backups - wrong content type`);
   const mode = str(ctx, 'mode') ?? 'snapshot';
   const compress = str(ctx, 'compress') ?? '0';
   const pool = str(ctx, 'pool');
@@ -39,8 +38,31 @@ const vzdump: Handler = (ctx) => {
   const local = requested.map((id) => model.findGuest(id)).filter((g): g is GuestState => g?.node === node);
   const external = requested.filter((id) => !local.some((g) => g.vmid === id) && model.findGuest(id));
   const missing = requested.filter((id) => !model.findGuest(id));
-  // The UPID carries the vmid only when exactly one local guest is backed up (VZDump.pm).
-  const id = requested.length === 1 && local.length === 1 ? String(local[0]!.vmid) : '';
+  // "silent exit if specified VMs run on other nodes": no task, the plain string OK (API2/VZDump.pm).
+  // Guests that do not exist anywhere stay in the job, to fail visibly in it.
+  if (local.length === 0 && missing.length === 0 && !all) return 'OK';
+  // The UPID carries the vmid only when exactly one guest is left to back up here (VZDump.pm).
+  const jobIds = [...local.map((g) => g.vmid), ...missing];
+  const id = jobIds.length === 1 ? String(jobIds[0]) : '';
+  // PVE::VZDump->new, in the worker, reads the storage before the job starts: a wrong one ends the
+  // task with nothing logged but the error.
+  const store = model.storage(storage);
+  const storageError = !store
+    ? `storage '${storage}' does not exist`
+    : !store.content.includes('backup')
+      ? `can't use storage '${storage}' for backups - wrong content type`
+      : undefined;
+  if (storageError !== undefined) {
+    return startTask(ctx, {
+      node,
+      type: 'vzdump',
+      id,
+      begin: () => {
+        throw new TaskError(`could not get storage information for '${storage}': ${storageError}`);
+      },
+      complete: () => undefined,
+    });
+  }
 
   const cmdline = `vzdump ${vmidParam ? splitList(vmidParam).join(' ') : '--all 1'} --storage ${storage} --mode ${mode}${compress !== '0' ? ` --compress ${compress}` : ''} --node ${node}`;
   const blockedBy = new Map<number, string>();
