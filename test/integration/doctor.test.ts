@@ -15,6 +15,7 @@ import { PVE_PRIVILEGES } from '../../src/proxmox/privileges.js';
 import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 import { until } from './support/until.js';
+import { createOpenApiValidator } from '../api/support/openapi-validator.js';
 
 const WEAK = 'proxmox-agent@pve!agent';
 const ADMIN = 'root-ish@pve!admin';
@@ -93,6 +94,12 @@ describe.each([8, 9] as const)('connection doctor against PVE %i', (pve) => {
     expect(least).toMatchObject({ ok: false, severity: 'warning' });
     expect(least.detail).toContain(pve === 8 ? 'VM.Monitor' : 'VM.GuestAgent.Unrestricted');
     expect(res.body.blockers).toBe(lab.checks.filter((c: { ok: boolean; severity: string }) => !c.ok && c.severity === 'blocker').length);
+
+    // The answers conform to the OpenAPI document (200, and the 404 problem).
+    const v = createOpenApiValidator((await t.call('GET', '/v1/openapi.json')).body);
+    expect(v.checkResponse('GET', '/v1/doctor', 200, res.headers.get('content-type') ?? '', res.body)).toEqual([]);
+    const mars = await t.call('GET', '/v1/doctor?environment=mars', { token: TOKENS.agent });
+    expect(v.checkResponse('GET', '/v1/doctor', 404, mars.headers.get('content-type') ?? '', mars.body)).toEqual([]);
 
     const one = await t.call('GET', '/v1/doctor?environment=prod', { token: TOKENS.agent });
     expect(one.body.environments.map((e: { environment: string }) => e.environment)).toEqual(['prod']);
