@@ -57,9 +57,12 @@ export interface DoctorReport {
 const failed = (x: unknown): x is Failure => typeof x === 'object' && x !== null && 'error' in x;
 
 /** Privileges a token should not need for this project: held, they widen what a leaked secret can do. */
+const POWERFUL_IN_BOTH = ['Permissions.Modify', 'User.Modify', 'Realm.Allocate', 'Realm.AllocateUser', 'Group.Allocate', 'Sys.Modify', 'Sys.Console', 'Sys.PowerMgmt', 'VM.Console'];
 const POWERFUL: Record<PveMajor, readonly string[]> = {
-  8: ['Permissions.Modify', 'User.Modify', 'Realm.Allocate', 'Realm.AllocateUser', 'Group.Allocate', 'Sys.Modify', 'Sys.Console', 'Sys.PowerMgmt', 'VM.Console', 'VM.Monitor'],
-  9: ['Permissions.Modify', 'User.Modify', 'Realm.Allocate', 'Realm.AllocateUser', 'Group.Allocate', 'Sys.Modify', 'Sys.Console', 'Sys.PowerMgmt', 'VM.Console', 'VM.GuestAgent.Unrestricted', 'VM.GuestAgent.FileWrite'],
+  // QEMU monitor access: arbitrary commands to the VM process.
+  8: [...POWERFUL_IN_BOTH, 'VM.Monitor'],
+  // Guest agent command execution and file writes inside the guest.
+  9: [...POWERFUL_IN_BOTH, 'VM.GuestAgent.Unrestricted', 'VM.GuestAgent.FileWrite'],
 };
 
 export function majorOf(version: VersionInfo): number {
