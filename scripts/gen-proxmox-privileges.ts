@@ -129,8 +129,20 @@ function quoted(p: Permissions | undefined): string[] {
   return [...(p?.description ?? '').matchAll(/'([A-Z][A-Za-z]*\.[A-Za-z.]*[A-Za-z])'/g)].map((m) => m[1]!).filter((x) => !(x in NEVER_SENT));
 }
 
+/** Each catalog action's privileges, as the table below shows them (src/proxmox/privileges.ts keeps a copy). */
+export function actionPrivileges(perms = loadPermissions()): Record<string, string[]> {
+  return Object.fromEntries(
+    ACTIONS.map((a) => {
+      const p = perms.get(`${a.proxmox.method} ${a.proxmox.path}`);
+      const params = Object.keys((a.params as unknown as { shape?: Record<string, unknown> }).shape ?? {});
+      return [a.name, [...new Set([...needed(p?.check, params), ...quoted(p)])].sort()];
+    }),
+  );
+}
+
 export function renderPrivileges(apidataPath = APIDATA_PATH): string {
   const perms = loadPermissions(apidataPath);
+  const byAction = actionPrivileges(perms);
   const lines: string[] = [BEGIN, ''];
   lines.push('### Mutations: the one Proxmox call of each action', '');
   lines.push('| action | Proxmox call | privileges needed | what Proxmox states |', '|---|---|---|---|');
@@ -138,8 +150,7 @@ export function renderPrivileges(apidataPath = APIDATA_PATH): string {
   for (const a of ACTIONS) {
     const key = `${a.proxmox.method} ${a.proxmox.path}`;
     const p = perms.get(key);
-    const params = Object.keys((a.params as unknown as { shape?: Record<string, unknown> }).shape ?? {});
-    const privs = [...new Set([...needed(p?.check, params), ...quoted(p)])].sort();
+    const privs = byAction[a.name]!;
     for (const x of privs) role.add(x);
     lines.push(`| \`${a.name}\` | \`${key}\` | ${privs.map((x) => `\`${x}\``).join(', ') || '—'} | ${describePermissions(p)} |`);
   }

@@ -7,6 +7,7 @@ import { createAuthenticator } from './api/auth.js';
 import { reportTokenExpiry } from './api/token-expiry.js';
 import { closeGracefully } from './api/drain.js';
 import { createHealthCheck, createReadinessCheck } from './api/health.js';
+import { createDoctor, doctorReadinessDetails } from './doctor/probe.js';
 import { createPlanGateway } from './api/plan-gateway.js';
 import { createEvidenceDeps } from './api/evidence-deps.js';
 import { openSharedApiState } from './api/shared-state.js';
@@ -79,6 +80,9 @@ export interface RunningService {
   metrics: Metrics;
   stop(): Promise<void>;
 }
+
+/** How often the connection doctor re-checks every environment for /readyz's details. */
+const DOCTOR_INTERVAL_MS = 5 * 60_000;
 
 /**
  * The composition root: config → Proxmox clients (or demo simulators) → audit store → worker and
@@ -226,6 +230,22 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       if (freezes) registerFreezeGauge(metrics.registry, freezes, Object.keys(config.environments));
       const shared = await openSharedApiState(config, { configPath: opts.configPath, log, ...(opts.env ? { env: opts.env } : {}) });
       stops.push(() => shared.close());
+      // The connection doctor runs at start and every few minutes for /readyz's details; GET /v1/doctor asks afresh.
+      const doctor = createDoctor(config, (name) => environments.environments.get(name));
+      const checkup = () =>
+        doctor
+          .run()
+          .then((reports) => {
+            for (const r of reports) {
+              const blockers = r.checks.filter((c) => !c.ok && c.severity === 'blocker');
+              if (blockers.length > 0) log.warn({ environment: r.environment, blockers: blockers.map((b) => b.detail) }, 'connection doctor: blockers (GET /v1/doctor or proxmox-agent doctor for the fixes)');
+            }
+          })
+          .catch((err: Error) => log.warn({ err: err.message }, 'connection doctor failed'));
+      void checkup();
+      const checkups = setInterval(() => void checkup(), DOCTOR_INTERVAL_MS);
+      checkups.unref();
+      stops.push(async () => clearInterval(checkups));
       app = createApp(
         {
           plans: createPlanGateway({ client, taskQueue }),
@@ -237,7 +257,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
             const frozen = await freezeHealth(freezes);
             return { ok: report.ok && frozen.ok, checks: { ...report.checks, freezes: frozen } };
           },
-          operations: { ready: createReadinessCheck(watch, () => stopping), metrics, render },
+          operations: { ready: createReadinessCheck(watch, () => stopping, () => doctorReadinessDetails(doctor)), metrics, render },
+          doctor,
           temporal: watch,
           evaluate: async (request, at) => {
             // The same preflight and policy the workflow runs, called directly: nothing is started.

@@ -19,6 +19,7 @@ import { registerChannelRoutes } from './routes/channels.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerEvidenceRoutes } from './routes/evidence.js';
+import { registerDoctorRoutes } from './routes/doctor.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 import { registerFreezeRoutes } from './routes/freezes.js';
@@ -79,6 +80,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerBudgetRoutes(app, deps);
   registerInventoryRoutes(app, deps);
   registerEvidenceRoutes(app, deps);
+  registerDoctorRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerDocsRoutes(app);
   registerMcpRoutes(app, deps, log);

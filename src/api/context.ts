@@ -14,6 +14,7 @@ import type { McpHttpOptions } from '../mcp/http.js';
 import type { TemporalWatch } from '../temporal/watch.js';
 import type { FreezeService } from '../freezes/service.js';
 import type { BudgetView } from '../budgets/view.js';
+import type { Doctor } from '../doctor/probe.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -54,6 +55,8 @@ export interface ApiDeps {
   temporal?: Pick<TemporalWatch, 'status' | 'recheck' | 'registerCommand'>;
   /** The kill switch (GET/POST /v1/freezes, DELETE /v1/freezes/{id}); absent, those routes answer 503 freezes-unavailable. */
   freezes?: FreezeService;
+  /** The connection doctor (GET /v1/doctor, src/doctor); absent, that route answers 404. */
+  doctor?: Doctor;
   /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */
   operations?: OperationsDeps;
 }

@@ -274,6 +274,33 @@ export const EXAMPLES: Readonly<Record<string, unknown>> = {
       { principal: 'agent:pi-demo', budget: 'concurrent', limit: 2, used: 1, heldBy: [PLAN_ID] },
     ],
   },
+  'GET /v1/doctor 200': {
+    environments: [
+      {
+        environment: 'prod',
+        ok: false,
+        pve: { version: '9.1.2', release: '9.1', major: 9 },
+        privsep: 'unknown',
+        checks: [
+          { id: 'tls', ok: true, severity: 'info', detail: 'certificate SHA-256 3A:…:9F, pinned' },
+          { id: 'reach', ok: true, severity: 'info', detail: 'Proxmox answered as proxmox-agent@pve!agent' },
+          { id: 'version', ok: true, severity: 'info', detail: 'Proxmox VE 9.1.2 (privilege names of PVE 9)' },
+          {
+            id: 'privileges:/vms',
+            ok: false,
+            severity: 'blocker',
+            detail: 'proxmox-agent@pve!agent on /vms: VM.Snapshot missing (needed by vm.snapshot.create, vm.snapshot.delete)',
+            fix: [
+              "pveum role add ProxmoxAgent-vms --privs 'VM.Audit,VM.PowerMgmt,VM.Snapshot'",
+              "pveum acl modify /vms --users 'proxmox-agent@pve' --roles ProxmoxAgent-vms",
+              "pveum acl modify /vms --tokens 'proxmox-agent@pve!agent' --roles ProxmoxAgent-vms",
+            ],
+          },
+        ],
+      },
+    ],
+    blockers: 1,
+  },
   'POST /v1/channels/webhook/approvals request': {
     planId: PLAN_ID,
     requestHash: HASH,

@@ -115,10 +115,21 @@ export function createHealthCheck(client: Client, watch: Pick<TemporalWatch, 'st
  * is not shutting down. Unlike `/healthz` it does not ask for workers: an API may take traffic
  * while workers restart (plans then wait). It reads the watch's verdict and never waits on Temporal.
  */
-export function createReadinessCheck(watch: Pick<TemporalWatch, 'status'>, stopping: () => boolean): () => Promise<HealthReport> {
+export function createReadinessCheck(
+  watch: Pick<TemporalWatch, 'status'>,
+  stopping: () => boolean,
+  /**
+   * Checks shown beside the verdict but not part of it: the connection doctor's last result per
+   * environment (`doctor.<env>`, ok when it found no blocker). A missing Proxmox privilege or an
+   * unreachable cluster is no reason to take this process out of a load balancer: another replica
+   * has the same config and token, the other environments and every read still work, and plans
+   * there say what Proxmox refused. Alert on these details (or `proxmox-agent doctor`) instead.
+   */
+  details: () => HealthReport['checks'] = () => ({}),
+): () => Promise<HealthReport> {
   return async () => {
     if (stopping()) return { ok: false, checks: { process: { ok: false, detail: 'shutting down' } } };
     const checks: HealthReport['checks'] = { process: { ok: true, detail: 'config loaded' }, ...watch.status().checks };
-    return { ok: Object.values(checks).every((c) => c.ok), checks };
+    return { ok: Object.values(checks).every((c) => c.ok), checks: { ...checks, ...details() } };
   };
 }

@@ -58,6 +58,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   // `plan` here: the freeze's environment; a freeze of another environment is reported as not found.
   'DELETE /v1/freezes/{id}': { auth: 'bearer', scopes: ['admin'], environment: 'plan' },
   'GET /v1/budgets': { auth: 'bearer', scopes: ['read'], environment: 'none' },
+  // The connection doctor: the token's environments (with ?environment=, that one, else 403).
+  'GET /v1/doctor': { auth: 'bearer', scopes: ['read'], environment: 'list' },
   // Every chat channel of the registry (src/channels/registry.ts): Slack, the signed webhook, Teams.
   ...Object.fromEntries(CHAT_CHANNELS.map((c) => [`POST ${c.path}`, { auth: 'signature' } as const])),
   // MCP (src/mcp/http.ts): any valid token opens a session; each tool call is then a REST call above,

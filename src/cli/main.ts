@@ -7,6 +7,7 @@ import { register as registerActions } from './commands/actions.js';
 import { register as registerApprovals } from './commands/approvals.js';
 import { register as registerAudit } from './commands/audit.js';
 import { register as registerFreezes } from './commands/freezes.js';
+import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerBudgets } from './commands/budgets.js';
 import { register as registerMcp } from './commands/mcp.js';
 import { register as registerPolicy } from './commands/policy.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerTokens(program);
   registerFreezes(program);
+  registerDoctor(program);
   registerMcp(program);
   return program;
 }

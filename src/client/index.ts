@@ -13,6 +13,7 @@ import type { healthSchema } from '../api/routes/health.js';
 import type { guestDetailSchema, inventorySchema, snapshotsSchema, taskLogSchema, taskSchema } from '../api/routes/inventory.js';
 import type { evaluateRequestSchema, evaluateResponseSchema, riskMatrixSchema } from '../api/routes/policy.js';
 import type { budgetsReportSchema } from '../api/routes/budgets.js';
+import type { doctorReportSchema } from '../api/routes/doctor.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
 import type { createdFreezeSchema, freezeViewSchema } from '../api/routes/freezes.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
@@ -33,6 +34,7 @@ export type PolicyEvaluationInput = z.input<typeof evaluateRequestSchema>;
 export type PolicyEvaluation = z.infer<typeof evaluateResponseSchema>;
 export type RiskMatrix = z.infer<typeof riskMatrixSchema>;
 export type BudgetsReport = z.infer<typeof budgetsReportSchema>;
+export type DoctorReport = z.infer<typeof doctorReportSchema>;
 export type EvidenceBundle = z.infer<typeof evidenceSchema>;
 export type Health = z.infer<typeof healthSchema>;
 export type Freeze = z.infer<typeof freezeViewSchema>;
@@ -183,6 +185,8 @@ export function createApiClient(opts: ApiClientOptions) {
     riskMatrix: () => call<RiskMatrix>('GET', '/v1/policy/matrix'),
     /** The caller's budget usage (every principal's with the admin scope). */
     budgets: () => call<BudgetsReport>('GET', '/v1/budgets'),
+    /** The connection doctor: per environment, what keeps this service from doing what the policy allows there. */
+    doctor: (environment?: string) => call<DoctorReport>('GET', `/v1/doctor${environment === undefined ? '' : `?environment=${seg(environment)}`}`),
     evidence: (planId: string) => call<EvidenceBundle>('GET', `/v1/actions/${seg(planId)}/evidence`),
     health: () => call<Health>('GET', '/healthz'),
     /** The kill switch (admin scope): from the answer on, no apply starts in the environment. */

@@ -23,6 +23,7 @@ import type {
   TaskLogPage,
   TaskStatus,
   VersionInfo,
+  EffectivePermissions,
 } from './types.js';
 
 export interface ProxmoxEndpointOptions {
@@ -62,6 +63,8 @@ export interface ProxmoxClient {
     opts?: CallOptions,
   ): Promise<T>;
   version(opts?: CallOptions): Promise<VersionInfo>;
+  /** The effective permissions of this token (or of `userid`, which needs Sys.Audit on /access), on every path or one. */
+  permissions(query?: { path?: string; userid?: string }, opts?: CallOptions): Promise<EffectivePermissions>;
   nodes(opts?: CallOptions): Promise<NodeListEntry[]>;
   clusterResources(type?: ClusterResourceType, opts?: CallOptions): Promise<ClusterResource[]>;
   guestStatus(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<GuestStatus>;
@@ -268,6 +271,10 @@ class ProxmoxHttpClient implements ProxmoxClient {
 
   async version(opts?: CallOptions): Promise<VersionInfo> {
     return this.request<VersionInfo, '/version'>('GET', '/version', {}, undefined, opts);
+  }
+
+  async permissions(query: { path?: string; userid?: string } = {}, opts?: CallOptions): Promise<EffectivePermissions> {
+    return this.request<EffectivePermissions, '/access/permissions'>('GET', '/access/permissions', {}, { path: query.path, userid: query.userid }, opts);
   }
 
   async nodes(opts?: CallOptions): Promise<NodeListEntry[]> {

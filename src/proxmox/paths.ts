@@ -15,6 +15,7 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
  */
 export const PROXMOX_ROUTES = {
   '/version': ['GET'],
+  '/access/permissions': ['GET'],
   '/nodes': ['GET'],
   '/nodes/{node}/status': ['GET'],
   '/nodes/{node}/tasks': ['GET'],

@@ -12,6 +12,9 @@ export interface VersionInfo {
   console?: 'applet' | 'vv' | 'html5' | 'xtermjs';
 }
 
+/** GET /access/permissions: path → privilege → propagate (1) or only on that path (0). */
+export type EffectivePermissions = Record<string, Record<string, 0 | 1 | boolean>>;
+
 /** GET /nodes */
 export interface NodeListEntry {
   node: string;

@@ -7,6 +7,7 @@ import type { GuestState, SimulatorModel } from './model.js';
 import type { TaskManager, TaskSpec } from './tasks.js';
 import type { RouteKey } from './served-routes.js';
 import type { Params } from './validate.js';
+import type { TokenAcl } from './acl.js';
 
 export interface SimInternals {
   model: SimulatorModel;
@@ -14,6 +15,8 @@ export interface SimInternals {
   mutations: MutationLog;
   faults: FaultInjector;
   haDelayMs: number;
+  /** The emulated Proxmox VE major release (SimulatorOptions.pve). */
+  pve: 8 | 9;
 }
 
 export interface RequestContext {
@@ -29,6 +32,10 @@ export interface RequestContext {
   /** sequence number of this HTTP request (for exactly-once accounting) */
   dispatch: number;
   taskFaults: TaskFaults;
+  /** The calling token's ACLs (path-scoped privileges, privilege separation). */
+  acl: TokenAcl;
+  /** Every token of the cluster by id, with its ACLs (`GET /access/permissions?userid=`). */
+  acls: ReadonlyMap<string, TokenAcl>;
 }
 
 /** A handler result with extra envelope attributes (e.g. `total` of task lists/logs). */

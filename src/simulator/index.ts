@@ -2,7 +2,7 @@
 export { startSimulator } from './server.js';
 export type { ProxmoxSimulator } from './server.js';
 export { demoClusters, DEMO_TOKEN_ID } from './seed.js';
-export type { SimGuestSeed, SimClusterSeed, SimApiTokenSeed, SimulatorOptions } from './types.js';
+export type { SimGuestSeed, SimClusterSeed, SimApiTokenSeed, SimAclEntry, SimulatorOptions } from './types.js';
 export { FaultInjector } from './faults.js';
 export type { FaultSpec, FaultRule } from './faults.js';
 export { MutationLog } from './mutation-log.js';

@@ -1,21 +1,23 @@
 /**
- * Evaluates apidata `permissions.check` expressions against a token's optional privilege list.
- * Tokens without a list are "full" admin tokens and pass everything. Paths are not ACL-scoped: a
- * privilege in the list is granted on every path, which is all the simulator needs to produce the
- * real 403 shape `Permission check failed (/vms/100, VM.PowerMgmt)`.
+ * Evaluates apidata `permissions.check` expressions against a token's effective privileges on the
+ * checked path (acl.ts: path-scoped ACLs, privilege separation), producing the real 403 shape
+ * `Permission check failed (/vms/100, VM.PowerMgmt)`.
  */
 import type { Params } from './validate.js';
+
+/** Whether the token holds `privilege` on `path`. */
+export type HasPrivilege = (path: string, privilege: string) => boolean;
 
 type Check = unknown[];
 
 /** Returns undefined when allowed, else the `what` of the real message (`/vms/100, VM.PowerMgmt`). */
-export function evaluateCheck(check: unknown, privileges: string[] | undefined, params: Params): string | undefined {
-  if (privileges === undefined || !Array.isArray(check)) return undefined;
+export function evaluateCheck(check: unknown, has: HasPrivilege, params: Params): string | undefined {
+  if (!Array.isArray(check)) return undefined;
   const c = check as Check;
   const op = c[0];
   if (op === 'and') {
     for (const sub of c.slice(1)) {
-      const fail = evaluateCheck(sub, privileges, params);
+      const fail = evaluateCheck(sub, has, params);
       if (fail) return fail;
     }
     return undefined;
@@ -23,7 +25,7 @@ export function evaluateCheck(check: unknown, privileges: string[] | undefined, 
   if (op === 'or') {
     let first: string | undefined;
     for (const sub of c.slice(1)) {
-      const fail = evaluateCheck(sub, privileges, params);
+      const fail = evaluateCheck(sub, has, params);
       if (!fail) return undefined;
       first ??= fail;
     }
@@ -36,8 +38,8 @@ export function evaluateCheck(check: unknown, privileges: string[] | undefined, 
   const requireParam = opts.indexOf('require_param');
   if (requireParam >= 0 && params[String(opts[requireParam + 1])] === undefined) return `${path}, ${privs.join('|')}`;
   if (opts.includes('any')) {
-    return privs.some((p) => privileges.includes(p)) ? undefined : `${path}, ${privs.join('|')}`;
+    return privs.some((p) => has(path, p)) ? undefined : `${path}, ${privs.join('|')}`;
   }
-  const missing = privs.find((p) => !privileges.includes(p));
+  const missing = privs.find((p) => !has(path, p));
   return missing ? `${path}, ${missing}` : undefined;
 }

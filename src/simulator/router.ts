@@ -1,5 +1,6 @@
 /** Matches `/api2/json`-relative paths against SERVED_ROUTES templates and binds path parameters. */
 import type { Handler } from './context.js';
+import { accessRoutes } from './routes/access.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { configRoutes } from './routes/config.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -10,6 +11,7 @@ import { vzdumpRoutes } from './routes/vzdump.js';
 import { type RouteKey, SERVED_ROUTES, splitRouteKey } from './served-routes.js';
 
 const ALL_HANDLERS: Partial<Record<RouteKey, Handler>> = {
+  ...accessRoutes,
   ...clusterRoutes,
   ...powerRoutes,
   ...configRoutes,

@@ -8,6 +8,7 @@
  */
 export const SERVED_ROUTES = [
   'GET /version',
+  'GET /access/permissions',
   'GET /nodes',
   'GET /cluster/resources',
   'GET /cluster/nextid',

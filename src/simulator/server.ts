@@ -18,6 +18,7 @@ import { sendEmpty, sendError, sendJson, sendText } from './http-response.js';
 import { MutationLog } from './mutation-log.js';
 import { RequestLog, type RequestRecord } from './request-log.js';
 import { SimulatorModel } from './model.js';
+import { TokenAcl } from './acl.js';
 import { evaluateCheck } from './permissions.js';
 import { parseParams, readBody } from './request-params.js';
 import { matchRoute } from './router.js';
@@ -66,7 +67,7 @@ function buildInternals(seed: SimClusterSeed, opts: SimulatorOptions, faults: Fa
   const taskDurationMs = opts.taskDurationMs ?? 300;
   const tasks = new TaskManager({ durationMs: () => taskDurationMs, nextPid: () => model.nextPid(), bootTime: model.bootTime });
   model.taskManager = tasks;
-  return { model, tasks, mutations, faults, haDelayMs: opts.haDelayMs ?? taskDurationMs };
+  return { model, tasks, mutations, faults, haDelayMs: opts.haDelayMs ?? taskDurationMs, pve: opts.pve ?? 9 };
 }
 
 export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSimulator> {
@@ -79,6 +80,8 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
   /** The request record of each response still to be written (for the status of error answers). */
   const answering = new WeakMap<ServerResponse, RequestRecord>();
   let sim = buildInternals(seed, opts, faults, mutations);
+  // Built once: a seed naming a privilege the emulated release lacks fails here, at start.
+  const acls = new Map(seed.apiTokens.map((t) => [t.tokenId, new TokenAcl(t, opts.pve ?? 9)]));
   const authDelay = opts.authFailureDelayMs ?? 3000;
   const legacy = Boolean(opts.legacyErrors);
   let dispatchSeq = 0;
@@ -174,11 +177,12 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       params[k] = v as string;
     }
 
-    const denied = evaluateCheck(schema.permissionCheck, auth.token.privileges, params);
+    const acl = acls.get(auth.token.tokenId)!;
+    const denied = evaluateCheck(schema.permissionCheck, (path, priv) => acl.has(path, priv), params);
     if (denied) throw new ApiError(403, `Permission check failed (${denied})`);
-    if (route.key === 'POST /nodes/{node}/vzdump' && auth.token.privileges && !auth.token.privileges.includes('VM.Backup')) {
+    if (route.key === 'POST /nodes/{node}/vzdump') {
       const first = String(params.vmid ?? '').split(/[,;\s\0]+/)[0] || '*';
-      throw new ApiError(403, `Permission check failed (/vms/${first}, VM.Backup)`);
+      if (!acl.has(`/vms/${first}`, 'VM.Backup')) throw new ApiError(403, `Permission check failed (/vms/${first}, VM.Backup)`);
     }
 
     entry.params = { ...(params as Record<string, string>) };
@@ -196,6 +200,8 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       user: auth.token.tokenId,
       dispatch,
       taskFaults: faults.taskFaults(method, decodedPath),
+      acl,
+      acls,
     };
     // One injected fault per request: a request already answering an after-dispatch error is not also dropped
     // (nor is the drop rule consumed or counted), so the fault counts say what the client really saw.

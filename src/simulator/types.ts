@@ -30,6 +30,24 @@ export interface SimApiTokenSeed {
    * the token may do everything (a "full" token of an admin user).
    */
   privileges?: string[];
+  /**
+   * Privilege separation (Proxmox's default for new tokens is 1): the token's effective privileges
+   * are the intersection of its user's ACLs (`userAcl`) and its own (`acl`). Default false: the token
+   * has its user's privileges.
+   */
+  privsep?: boolean;
+  /** The token's own ACL entries (they count only with `privsep`). Default: `privileges` on `/`, else everything. */
+  acl?: SimAclEntry[];
+  /** The ACL entries of the token's user (directly or through groups). Default: `privileges` on `/`, else everything (an administrator). */
+  userAcl?: SimAclEntry[];
+}
+
+/** One ACL entry: privileges (a role's, spelled out) on a path such as `/`, `/vms`, `/vms/100`, `/storage/local`. */
+export interface SimAclEntry {
+  path: string;
+  privileges: string[];
+  /** Also below the path (default true, as `pveum acl modify --propagate`). */
+  propagate?: boolean;
 }
 
 export interface SimClusterSeed {
@@ -63,4 +81,11 @@ export interface SimulatorOptions {
   haDelayMs?: number;
   /** Seed of the fault-injection RNG (default 1) so probabilistic faults are reproducible. */
   faultSeed?: number;
+  /**
+   * Which Proxmox VE major release to emulate (default 9: the apidata.js the schemas come from is
+   * pve-docs 9.1). It changes `GET /version` and the privilege names (PVE 8 has `VM.Monitor`, PVE 9
+   * `VM.GuestAgent.*` and `VM.Replicate`): an administrator token holds that release's privileges,
+   * and a seed naming a privilege the release does not know is refused.
+   */
+  pve?: 8 | 9;
 }

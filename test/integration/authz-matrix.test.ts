@@ -221,6 +221,7 @@ const BUILDERS: Record<string, (env: Env, fresh: boolean, secret?: string) => Pr
   // does not exist answers the same, and no freeze is left standing in the way of later cases.
   'DELETE /v1/freezes/{id}': async (env, fresh) => ({ method: 'DELETE', path: `/v1/freezes/${fresh ? await freezeIn(env) : 'frz_00000000000000000000'}` }),
   'GET /v1/budgets': async () => ({ method: 'GET', path: '/v1/budgets' }),
+  'GET /v1/doctor': async () => ({ method: 'GET', path: '/v1/doctor' }),
   'POST /mcp': async () => ({ method: 'POST', path: '/mcp', headers: MCP_HEADERS, body: MCP_INITIALIZE }),
   'GET /mcp': async (_env, _fresh, secret) => ({
     method: 'GET',

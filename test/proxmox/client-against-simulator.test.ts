@@ -225,3 +225,30 @@ describe('client against a pre-5.2 (legacy error bodies) simulator', () => {
     expect(err.errors).toHaveProperty('snapname');
   });
 });
+
+describe.each([8, 9] as const)('client against a PVE %i simulator: version and effective permissions', (pve) => {
+  let sim: ProxmoxSimulator;
+  let client: ProxmoxClient;
+  let readonly: ProxmoxClient;
+  beforeAll(async () => {
+    sim = await startSimulator({ cluster: cluster(), taskDurationMs: 40, authFailureDelayMs: 0, pve });
+    client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET });
+    readonly = createProxmoxClient({ baseUrl: sim.url, tokenId: READONLY_ID, tokenSecret: SECRET });
+  });
+  afterAll(async () => {
+    await Promise.all([client.close(), readonly.close()]);
+    await sim.close();
+  });
+
+  it('reads the release and the token’s permissions under that release’s privilege names', async () => {
+    const v = await client.version();
+    expect(v.release.split('.')[0]).toBe(String(pve));
+    const perms = await client.permissions();
+    expect(perms['/vms']?.['VM.PowerMgmt']).toBe(1);
+    expect('VM.Monitor' in perms['/vms']!).toBe(pve === 8);
+    expect('VM.GuestAgent.Audit' in perms['/vms']!).toBe(pve === 9);
+    expect(await readonly.permissions({ path: '/vms/100' })).toEqual({ '/vms/100': { 'Sys.Audit': 1, 'VM.Audit': 1 } });
+    // Another principal's permissions need Sys.Audit on /access: the read-only token has it (on /).
+    expect((await readonly.permissions({ userid: TOKEN_ID, path: '/' }))['/']?.['Sys.Modify']).toBe(1);
+  });
+});

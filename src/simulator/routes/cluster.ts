@@ -37,7 +37,13 @@ function nodeEntry(ctx: RequestContext, node: string): Record<string, unknown> {
   };
 }
 
-const version: Handler = () => ({ version: '9.1.2', release: '9.1', repoid: '5b7ed8c5', console: 'xtermjs' });
+// What `pveversion`'s API twin answers on a current 8.x and 9.x node (SimulatorOptions.pve).
+const VERSIONS = {
+  8: { version: '8.4.1', release: '8.4', repoid: '2a5fa54a8503f96d', console: 'xtermjs' },
+  9: { version: '9.1.2', release: '9.1', repoid: '5b7ed8c5', console: 'xtermjs' },
+} as const;
+
+const version: Handler = (ctx) => ({ ...VERSIONS[ctx.sim.pve] });
 
 const nodes: Handler = (ctx) =>
   ctx.sim.model.nodes.map((node) => {
