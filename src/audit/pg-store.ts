@@ -85,30 +85,30 @@ export async function openPostgresBackend(url: string, opts: { log?: Logger; poo
       transaction(
         pool,
         async (c) => {
-        const headRow = await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${PG_TABLES.head} WHERE id = 1 FOR UPDATE`);
-        const head: AuditHead = { seq: Number(headRow.rows[0]!.seq), hash: headRow.rows[0]!.hash };
-        const ids = [...new Set(events.map((e) => e.eventId))];
-        const existing = await c.query<{ event_id: string; seq: string; hash: string }>(
-          `SELECT event_id, seq, hash FROM ${PG_TABLES.records} WHERE event_id = ANY($1::text[])`,
-          [ids],
-        );
-        const known = new Map<string, AuditReceipt>(existing.rows.map((r) => [r.event_id, { seq: Number(r.seq), hash: r.hash }]));
-        const sealed = sealBatch(head, events, (id) => known.get(id));
-        if (sealed.records.length > 0) {
-          await c.query(
-            `INSERT INTO ${PG_TABLES.records} (seq, event_id, plan_id, hash, record)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
-            [
-              sealed.records.map((r) => r.seq),
-              sealed.records.map((r) => r.eventId),
-              sealed.records.map((r) => r.planId),
-              sealed.records.map((r) => r.hash),
-              sealed.records.map((r) => JSON.stringify(r)),
-            ],
+          const headRow = await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${PG_TABLES.head} WHERE id = 1 FOR UPDATE`);
+          const head: AuditHead = { seq: Number(headRow.rows[0]!.seq), hash: headRow.rows[0]!.hash };
+          const ids = [...new Set(events.map((e) => e.eventId))];
+          const existing = await c.query<{ event_id: string; seq: string; hash: string }>(
+            `SELECT event_id, seq, hash FROM ${PG_TABLES.records} WHERE event_id = ANY($1::text[])`,
+            [ids],
           );
-          await c.query(`UPDATE ${PG_TABLES.head} SET seq = $1, hash = $2 WHERE id = 1`, [sealed.head.seq, sealed.head.hash]);
-        }
-        return { receipts: sealed.receipts, head: sealed.head, written: sealed.records.length };
+          const known = new Map<string, AuditReceipt>(existing.rows.map((r) => [r.event_id, { seq: Number(r.seq), hash: r.hash }]));
+          const sealed = sealBatch(head, events, (id) => known.get(id));
+          if (sealed.records.length > 0) {
+            await c.query(
+              `INSERT INTO ${PG_TABLES.records} (seq, event_id, plan_id, hash, record)
+               SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+              [
+                sealed.records.map((r) => r.seq),
+                sealed.records.map((r) => r.eventId),
+                sealed.records.map((r) => r.planId),
+                sealed.records.map((r) => r.hash),
+                sealed.records.map((r) => JSON.stringify(r)),
+              ],
+            );
+            await c.query(`UPDATE ${PG_TABLES.head} SET seq = $1, hash = $2 WHERE id = 1`, [sealed.head.seq, sealed.head.hash]);
+          }
+          return { receipts: sealed.receipts, head: sealed.head, written: sealed.records.length };
         },
         { durable: true },
       ),
