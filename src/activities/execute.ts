@@ -116,8 +116,14 @@ class Execution {
   private readonly client: ProxmoxClient;
   private readonly journal: DispatchJournal;
   private readonly params: Record<string, unknown>;
+  /** `node`: where the plan found the guest; only a fallback, the guest is read where it is now. */
   private readonly target: { node: string; vmid: number };
-  /** A migrate that already ran left the guest on its target: look for it anywhere in the cluster. */
+  /**
+   * The guest is looked for anywhere in the cluster (`/cluster/resources`), never on the planned node
+   * alone: PVE's load balancer and HA move guests on their own, so the guest may be elsewhere by the
+   * time the plan is applied (and a migrate that already ran left it on its target). A vmid is unique
+   * in a cluster, so this is the same guest; the dispatch goes to the node it is on now.
+   */
   private readonly locate: Located;
   private readonly run: ActionContext;
   private readonly intervalMs: number;
@@ -137,7 +143,7 @@ class Execution {
     this.journal = deps.journal;
     this.params = input.request.params;
     this.target = { node: input.node, vmid: input.request.target.vmid };
-    this.locate = action.destination ? { vmid: this.target.vmid } : this.target;
+    this.locate = { vmid: this.target.vmid };
     this.run = { planId: input.planId, ...(input.plannedDigest === undefined ? {} : { plannedDigest: input.plannedDigest }) };
     this.intervalMs = deps.pollIntervalMs ?? 1000;
     // A run that was held by a freeze schedules its execute again: its attempts count on from the

@@ -79,8 +79,12 @@ export function createActivities(deps: ActivityDeps) {
     return found?.detail?.[key] as T | undefined;
   };
 
-  /** The target as Proxmox reports it now; a read that fails or outlasts its bound makes it unreadable. */
-  const preflight = async ({ request }: PreflightInput): Promise<Preflight> => {
+  /**
+   * The target as Proxmox reports it now; a read that fails or outlasts its bound makes it unreadable.
+   * `anywhere`: the guest is looked for on whatever node it is on now, not on the request's
+   * `target.node` (the apply-time re-check: PVE's load balancer or HA may have moved it since the plan).
+   */
+  const preflight = async ({ request }: PreflightInput, { anywhere = false } = {}): Promise<Preflight> => {
     const action = findAction(request.action);
     if (!action) throw ApplicationFailure.nonRetryable(`unknown action ${request.action}`, 'UnknownAction');
     const client = env(request.environment).client;
@@ -91,7 +95,7 @@ export function createActivities(deps: ActivityDeps) {
     // must not be denied, nor an approved plan fail as stale, because a read met a hiccup.
     for (let pause = 200; ; pause = Math.min(pause * 2, 1000)) {
       try {
-        const state = await readGuest(client, action, request.target, request.params, { signal });
+        const state = await readGuest(client, action, anywhere ? { vmid: request.target.vmid } : request.target, request.params, { signal });
         return { state, fingerprint: fingerprint(state), assessment: action.assess(state, request.params), checkedAt: checkedAt() };
       } catch (err) {
         if (isRetryableProxmoxError(err) && !signal.aborted && Date.now() + pause < deadline) {
@@ -176,7 +180,10 @@ export function createActivities(deps: ActivityDeps) {
       const eventId = assessmentEventId(record.planId, record.seq);
       return recordOnce<AssessResult>(record.planId, eventId, 'assessment', async () => {
         // An undo is held to the config its original left (src/domain/undo.ts).
-        const held = undoes ? holdToOriginal(await preflight({ request }), undoes) : { preflight: await preflight({ request }) };
+        // At apply the guest is read where it is now: a plan made on one node applies on the node the
+        // guest was moved to since (its fingerprint, not its node, says whether it is still as planned).
+        const read = () => preflight({ request }, { anywhere: record.stage === 'apply' });
+        const held = undoes ? holdToOriginal(await read(), undoes) : { preflight: await read() };
         const judged = await evaluatePolicy({ request, preflight: held.preflight, planId: record.planId });
         const evaluated: PolicyResult = held.stale
           ? { ...judged, decision: 'denied', approvalsRequired: 0, requirements: [], reasons: [...judged.reasons, held.stale] }

@@ -11,6 +11,8 @@
  *   GET    /_sim/requests          {data: RequestRecord[]}: routed requests, their params, faults and answers
  *   GET    /_sim/task-stops        {data: TaskStop[]}: every DELETE of a task, and whether it was running
  *   GET    /_sim/state             guests and tasks as the model sees them
+ *   POST   /_sim/guests/{vmid}/move {node}: the guest is on that node now, as after PVE's load
+ *                                   balancer or HA moved it (no task, no mutation)
  *   POST   /_sim/reset             restore the seeded state, clear faults and mutations
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -82,6 +84,17 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, u
   if (path === '/_sim/state' && method === 'GET') {
     const { model } = deps.internals();
     return ok({ guests: model.guests(), tasks: model.tasks(), backups: model.backupVolumes() });
+  }
+  const move = /^\/_sim\/guests\/(\d+)\/move$/.exec(path);
+  if (move && method === 'POST') {
+    const { node } = await jsonBody(req);
+    if (typeof node !== 'string') throw new ApiError(400, 'node must be a string');
+    try {
+      const g = deps.internals().model.moveGuest(Number(move[1]), node);
+      return ok({ vmid: g.vmid, node: g.node });
+    } catch (e) {
+      throw new ApiError(400, (e as Error).message);
+    }
   }
   if (path === '/_sim/reset' && method === 'POST') {
     deps.reset();

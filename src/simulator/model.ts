@@ -332,6 +332,20 @@ export class SimulatorModel {
     this.guestMap.set(g.vmid, g);
   }
 
+  /**
+   * Moves a guest to another node behind every client's back, as PVE 9's load balancer or HA does
+   * (control API `POST /_sim/guests/{vmid}/move`): no task, no mutation-log entry, the config file
+   * unchanged (so its digest too). A locked guest is refused, as a real migration of it would be.
+   */
+  moveGuest(vmid: number, node: string): GuestState {
+    const g = this.guestMap.get(vmid);
+    if (!g) throw new Error(`no guest ${vmid}`);
+    if (!this.nodes.includes(node)) throw new Error(`no such cluster node '${node}'`);
+    if (g.lock) throw new Error(`${g.type === 'qemu' ? 'VM' : 'CT'} is locked (${g.lock})`);
+    g.node = node;
+    return g;
+  }
+
   removeGuest(vmid: number): void {
     this.guestMap.delete(vmid);
   }

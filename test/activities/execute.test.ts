@@ -81,6 +81,17 @@ const task = (sim: ProxmoxSimulator, upid: string) => sim.model.taskManager!.fin
 /** The simulator's record of what a UPID changed: the oracle the probes below judge by. */
 const mutationsOf = (sim: ProxmoxSimulator, upid: string | undefined) => sim.mutations.all().filter((m) => m.upid === upid);
 
+/** Moves a prod guest through the simulator's control API, as PVE's load balancer or HA would. */
+async function moveGuest(vmid: number, node: string): Promise<void> {
+  const res = await fetch(`${sims.prod.url}/_sim/guests/${vmid}/move`, {
+    method: 'POST',
+    headers: { authorization: `PVEAPIToken=${TOKEN_ID}=${secrets.prod}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ node }),
+  });
+  expect(res.status).toBe(200);
+  expect(sims.prod.model.guest(vmid)!.node).toBe(node);
+}
+
 describe('synchronous config writes and the plan\'s digest', () => {
   it('applies a PUT config with no task and confirms it by a re-read', async () => {
     const i = input('lab', 'vm.config.update', 101, { cores: 6, tags: ['db', 'lab', 'pg'] }, { plannedDigest: sims.lab.model.guest(101)!.digest });
@@ -190,6 +201,34 @@ describe('a guest that moves, and creations', () => {
     expect(sims.prod.model.guest(200)!.node).toBe('pve-prod-2');
     expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: r.upid });
     expect(sims.prod.mutations.countFor(200, 'migrate')).toBe(1);
+  });
+
+  it('a guest moved to another node after the plan (load balancer, HA) is acted on where it is now, once', async () => {
+    // Planned on pve-prod; PVE 9's load balancer then moves it to pve-prod-2.
+    const i = input('prod', 'vm.snapshot.create', 201, { snapname: 'before-move' });
+    expect(i.node).toBe('pve-prod');
+    await moveGuest(201, 'pve-prod-2');
+    const r = await attempt(i);
+    expect(r).toMatchObject({ outcome: 'applied', exitstatus: 'OK', upid: expect.stringMatching(/^UPID:pve-prod-2:.*:qmsnapshot:201:/) });
+    expect(sims.prod.mutations.all()).toMatchObject([{ vmid: 201, op: 'snapshot', key: 'before-move', node: 'pve-prod-2', upid: r.upid }]);
+    // A retry follows the same task; the journal holds the node it was sent to.
+    expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied', upid: r.upid });
+    expect(sims.prod.mutations.countFor(201, 'snapshot')).toBe(1);
+    expect(await journal.get(i.planId)).toMatchObject({ node: 'pve-prod-2', upid: r.upid });
+  });
+
+  it('policy at dispatch sees the node the guest is on now, and the node a migrate puts it on', async () => {
+    const noProd2 = policySchema.parse({ rules: [{ id: 'no-pve-prod-2', match: { nodes: ['pve-prod-2'] }, decision: 'deny', message: 'pve-prod-2 is being drained' }] });
+    deps.policyCheck = (request, state) => evaluatePolicy(noProd2, { request, tier: 'prod', state, assessment: { kind: 'proceed' }, at: new Date() });
+    // The destination of a migrate: refused, nothing sent.
+    const migrate = input('prod', 'vm.migrate', 201, { target: 'pve-prod-2' });
+    expect((await failure(attempt(migrate))).message).toMatch(/the policy now denies vm\.migrate on VM 201.*no-pve-prod-2: pve-prod-2 is being drained \(matched node 'pve-prod-2': where vm\.migrate puts the guest\).*nothing was sent to Proxmox/);
+    // The node the guest was moved to since the plan: refused too.
+    const snapshot = input('prod', 'vm.snapshot.create', 201, { snapname: 'after-move' });
+    await moveGuest(201, 'pve-prod-2');
+    expect((await failure(attempt(snapshot))).message).toMatch(/matched node 'pve-prod-2': the guest's node/);
+    expect(sims.prod.mutations.all()).toEqual([]);
+    expect(sims.prod.requests.all().filter((r) => r.method !== 'GET')).toEqual([]);
   });
 
   it('a clone whose answer was lost is settled from the task list, not sent again', async () => {

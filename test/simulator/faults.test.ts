@@ -1,7 +1,7 @@
 /** Every fault kind, in-process and through the /_sim control API. */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProxmoxSimulator } from '../../src/simulator/index.js';
-import { AUTH, call, del, eventually, get, post, runTask, sleep, startLab, taskLog, waitTask } from './helpers.js';
+import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+import { AUTH, call, del, eventually, get, LAB_SECRET, post, runTask, sleep, startLab, taskLog, waitTask } from './helpers.js';
 
 let sim: ProxmoxSimulator | undefined;
 afterEach(async () => {
@@ -203,6 +203,26 @@ describe('control API over HTTP (/_sim)', () => {
     expect(sim.mutations.all()).toEqual([]);
     expect((await call(sim, 'GET', '/_sim/faults')).body.data).toEqual([]);
     expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data.status).toBe('stopped');
+  });
+
+  it('moves a guest to another node as the load balancer or HA would: no task, no mutation, the same config', async () => {
+    sim = await startSimulator({ cluster: demoClusters({ lab: 'unused', prod: LAB_SECRET }).prod, taskDurationMs: 30, authFailureDelayMs: 0 });
+    const before = (await get(sim, '/nodes/pve-prod/qemu/201/config')).body.data;
+    const moved = await call(sim, 'POST', '/_sim/guests/201/move', { json: { node: 'pve-prod-2' } });
+    expect(moved.status).toBe(200);
+    expect(moved.body.data).toEqual({ vmid: 201, node: 'pve-prod-2' });
+    expect((await get(sim, '/cluster/resources', { query: { type: 'vm' } })).body.data.find((r: { vmid: number }) => r.vmid === 201).node).toBe('pve-prod-2');
+    expect((await get(sim, '/nodes/pve-prod/qemu/201/config')).status).toBe(500);
+    expect((await get(sim, '/nodes/pve-prod-2/qemu/201/config')).body.data.digest).toBe(before.digest);
+    expect(sim.mutations.all()).toEqual([]);
+    expect(sim.model.tasks()).toEqual([]);
+    // Refused: a node outside the cluster, an unknown guest, a locked guest (a real migration of it fails too).
+    expect((await call(sim, 'POST', '/_sim/guests/201/move', { json: { node: 'pve-x' } })).body).toMatchObject({ message: "no such cluster node 'pve-x'\n" });
+    expect((await call(sim, 'POST', '/_sim/guests/999/move', { json: { node: 'pve-prod' } })).status).toBe(400);
+    sim.faults.slowTasks(500);
+    await post(sim, '/nodes/pve-prod/qemu/200/snapshot', { form: { snapname: 'held' } });
+    expect((await call(sim, 'POST', '/_sim/guests/200/move', { json: { node: 'pve-prod-2' } })).body).toMatchObject({ message: 'VM is locked (snapshot)\n' });
+    expect(sim.model.guest(200)!.node).toBe('pve-prod');
   });
 
   it('reseeds the fault RNG over HTTP', async () => {

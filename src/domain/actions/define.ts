@@ -33,7 +33,7 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType> {
    * `checked`: the endpoint takes no digest, so execute compares it just before dispatching.
    */
   digestGuard?: 'sent' | 'checked';
-  /** The node the guest ends up on (migrate): execute then looks for the guest anywhere in the cluster. */
+  /** The node the guest ends up on (migrate): policy's rules on nodes see it as the destination. */
   destination?(params: z.output<P>): string;
   /** Decide, from the current state, whether to dispatch, skip (already done) or refuse. */
   assess(state: GuestState, params: z.output<P>, ctx?: ActionContext): Assessment;
