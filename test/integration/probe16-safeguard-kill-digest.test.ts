@@ -98,4 +98,57 @@ describePostgres('probe16: safeguard snapshot, workers killed while it is taken,
       }
     });
   }
+
+  it('SIGKILL, another plan: no other plan changes the guest between the safeguard snapshot and the action', { timeout: 300_000 }, async () => {
+    pg = await startTempPostgres();
+    s = await startSplitService({
+      audit: { postgres: { url: { env: 'PA_AUDIT_PG_URL' } } },
+      env: { PA_AUDIT_PG_URL: await pg.createDatabase() },
+      guests,
+      taskDurationMs: 100,
+      policy: { rules: [{ id: 'p16-lab-snapshot-first', match: { environments: ['lab'], actions: ['*.config.update'] }, safeguard: 'snapshot' }] },
+    });
+    const sim = s.sim;
+    // One worker runs the plan's safeguard snapshot; a second one is started while it runs.
+    const first = await s.startWorker();
+    const p = await s.call('POST', '/v1/actions/plan', { token: AGENT, body: { action: 'vm.config.update', environment: 'lab', target: { vmid: VMID }, params: { description: 'probe16 guarded' }, reason: 'probe16 kill digest, other plan' } });
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    const { planId, requestHash } = p.body;
+    const name = safeguardSnapshotName(planId);
+    sim.faults.add({ kind: 'slow-task', method: 'POST', path: `/nodes/*/qemu/${VMID}/snapshot`, durationMs: 30_000, times: 1 });
+    expect((await s.call('POST', '/v1/actions/apply', { token: AGENT, body: { planId, requestHash } })).status).toBeLessThan(300);
+    if (p.body.status === 'awaiting_approval') expect((await s.call('POST', `/v1/actions/${planId}/approvals`, { token: ALICE, body: { decision: 'approve' } })).status).toBe(202);
+    const task = () => sim.model.tasks().find((t) => t.type === 'qmsnapshot' && t.id === String(VMID));
+    await until('the safeguard snapshot task to run', () => task()?.status === 'running', 60_000, 20);
+    const seenRunning = Date.now();
+    const second = await s.startWorker();
+    expect(task()?.status, 'the second worker took longer to start than the snapshot task ran').toBe('running');
+    // Killed about two seconds before the task ends: its retry comes after the heartbeat timeout (10 s).
+    await new Promise((r) => setTimeout(r, Math.max(0, seenRunning + 28_000 - Date.now())));
+    await first.kill('SIGKILL');
+    await until('the snapshot task to end', () => task()?.status === 'stopped', 60_000, 20);
+
+    // Another plan on the same guest, made now (it reads the config the snapshot left).
+    const c = await s.call('POST', '/v1/actions/plan', { token: AGENT, body: { action: 'vm.config.update', environment: 'lab', target: { vmid: VMID }, params: { cores: 7 }, reason: 'probe16 another plan' } });
+    expect(c.status, JSON.stringify(c.body)).toBe(201);
+    expect((await s.call('POST', '/v1/actions/apply', { token: AGENT, body: { planId: c.body.planId, requestHash: c.body.requestHash } })).status).toBeLessThan(300);
+    if (c.body.status === 'awaiting_approval') expect((await s.call('POST', `/v1/actions/${c.body.planId}/approvals`, { token: ALICE, body: { decision: 'approve' } })).status).toBe(202);
+
+    const [done, other] = await Promise.all([s.api!.client.workflow.getHandle(planId).result(), s.api!.client.workflow.getHandle(c.body.planId).result()]);
+    const log = sim.mutations.all().filter((m) => m.vmid === VMID);
+    const snap = log.find((m) => m.op === 'snapshot' && m.key === name);
+    const action = log.find((m) => m.op === 'config' && m.key === 'description');
+    console.log(`probe16 kill digest (other plan): plan ${done.status} ${done.result?.errorType ?? ''}, other ${other.status}; log ${JSON.stringify(log.map((m) => [m.seq, m.op, m.key]))}; second worker ${second.url}`);
+    if (action) {
+      expect(snap && snap.seq < action.seq, `the action ran without its snapshot '${name}' before it`).toBe(true);
+      const between = log.filter((m) => m.seq > snap!.seq && m.seq < action.seq);
+      expect(
+        between.map((m) => `${m.op} ${m.key}`),
+        `plan ${planId} (${done.status}) ran its action (seq ${action.seq}) on a config its safeguard snapshot '${name}' (seq ${snap!.seq}) does not hold: ` +
+          `another plan (${other.planId}, ${other.status}) changed the guest in between`,
+      ).toEqual([]);
+    } else {
+      expect(done.status).toBe('failed');
+    }
+  });
 });
