@@ -168,6 +168,14 @@ class Execution {
       }
       const state = await readGuest(this.client, this.action, this.locate, this.params, { signal: this.signal });
       const assessment = this.action.assess(state, this.params, this.run);
+      if (assessment.kind === 'already_done' && this.input.safeguard) {
+        // The journal has no dispatch of this plan (checked above): the snapshot is someone else's,
+        // however it got this plan's name. It holds nothing this plan can vouch for.
+        throw ApplicationFailure.nonRetryable(
+          `a snapshot named '${String(this.params.snapname)}' is already on ${describeTarget(state)}, and this plan did not take it: it is not this plan's safeguard`,
+          'ActionBlocked',
+        );
+      }
       if (assessment.kind === 'already_done') {
         // A change someone started may still be under way: report it once finished.
         if (this.action.settled && !this.action.settled(state, this.params)) await this.waitWhileAlreadyDone();
@@ -366,7 +374,29 @@ class Execution {
       }
       if (!seen.settled) note = note ? `${note}; a re-read does not show the change yet` : 'the task ended OK, but a re-read does not show the change yet';
     }
+    if (this.input.safeguard) {
+      const held = await this.heldBySnapshot(after);
+      return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note || held.note ? { note: [note, held.note].filter(Boolean).join('; ') } : {}), ...held.digest };
+    }
     return { outcome: 'applied', upid, exitstatus: done.exitstatus, ...(note ? { note } : {}), ...this.digestAfter(after) };
+  }
+
+  /**
+   * The digest the action is held to after its safeguard snapshot: the guest's config now, but only
+   * while it holds what the snapshot holds. The guest is free once the snapshot task stops, and a
+   * retried attempt reads it whenever it gets to (a worker killed meanwhile): another plan or an
+   * operator may have changed it since. Then no digest is reported, the action stays held to the
+   * planned one, and it is refused as stale: nothing runs on a config its snapshot does not hold.
+   */
+  private async heldBySnapshot(after: GuestState | undefined): Promise<{ digest: { digestAfter?: string }; note?: string }> {
+    if (!after?.exists || after.digest === undefined) return { digest: {} };
+    const snapname = String(this.params.snapname);
+    const read = (query: { snapshot?: string }) =>
+      this.client.guestConfig(after.node, after.kind, this.target.vmid, query, { signal: this.signal }) as Promise<Record<string, unknown>>;
+    const [now, kept] = await Promise.all([read({}), read({ snapshot: snapname })]);
+    const changed = configDifference(now, kept);
+    if (changed.length === 0 && typeof now.digest === 'string') return { digest: { digestAfter: now.digest } };
+    return { digest: {}, note: `the guest changed after the safeguard snapshot '${snapname}' (${changed.join(', ') || 'digest unreadable'}): the action stays held to the planned config` };
   }
 
   /** The synchronous call was answered (now or by an earlier attempt): a re-read confirms it. */
@@ -574,3 +604,14 @@ function assertPlannedDigest(action: ActionDefinition, state: GuestState, planne
   }
 }
 
+/**
+ * Keys of a snapshot's bookkeeping, not of the guest: a snapshot section carries its own time,
+ * parent, state and description; the guest's config carries its digest, lock and current parent.
+ */
+const SNAPSHOT_BOOKKEEPING = new Set(['digest', 'lock', 'parent', 'snaptime', 'snapstate', 'vmstate', 'description', 'runningmachine', 'runningcpu']);
+
+/** The config keys whose values differ between the guest now and a snapshot of it. */
+export function configDifference(now: Record<string, unknown>, kept: Record<string, unknown>): string[] {
+  const keys = new Set([...Object.keys(now), ...Object.keys(kept)]);
+  return [...keys].filter((k) => !SNAPSHOT_BOOKKEEPING.has(k) && String(now[k] ?? '') !== String(kept[k] ?? '')).sort();
+}

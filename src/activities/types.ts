@@ -89,6 +89,13 @@ export interface ExecuteInput {
    * the action is then held to (a snapshot rewrites the config file, so its digest changes).
    */
   holdsDigest?: boolean;
+  /**
+   * This execute takes a safeguard snapshot: it must be this plan's own. A snapshot of that name
+   * already there that the journal does not know as this plan's (someone foresaw the name) is
+   * refused, never counted as taken; and the digest it reports is the guest's only while the guest
+   * still holds what the snapshot holds.
+   */
+  safeguard?: boolean;
 }
 
 export interface ExecuteResult {

@@ -341,6 +341,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         v.decision = 'requires_approval';
         v.status = 'awaiting_approval';
         trail.add('approval.required_again');
+        told.add(`required-again@${told.size}`); // unique: `told` only grows, and survives continue-as-new
         showStatus();
         notifyApprovers(v);
         continue;
@@ -402,6 +403,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         node: v.target.node ?? v.preflight.state?.node ?? '',
         // Held to the planned config: a snapshot of a config changed since the plan is not the one to keep.
         ...(digest !== undefined ? { plannedDigest: digest, holdsDigest: true } : {}),
+        safeguard: true,
         ...(safeguardExecutes > 0 ? { round: safeguardExecutes } : {}),
       });
       v.safeguard = { kind: 'snapshot', name, taken: { ...(r.upid ? { upid: r.upid } : {}), ...(r.digestAfter ? { digestAfter: r.digestAfter } : {}) } };
@@ -654,9 +656,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    */
   function tellRequester(v: PlanView): void {
     if (!notifies || !isOutcome(v.status) || v.approval.requirements.length === 0) return;
-    const key = v.status === 'approved' ? `approved@${v.approval.received}` : v.status;
+    // "Approved" is told once per approval round: again only after the re-check asked for more
+    // approvals (approval.required_again), never for an extra approval of a plan already approved.
+    const rounds = [...told].filter((k) => k.startsWith('required-again@')).length;
+    const key = v.status === 'approved' ? `approved@${rounds}` : v.status;
     if (told.has(key)) return;
-    const round = v.status === 'approved' ? [...told].filter((k) => k.startsWith('approved@')).length + 1 : 1;
+    const round = v.status === 'approved' ? rounds + 1 : 1;
     told.add(key);
     const plan = JSON.parse(JSON.stringify(v)) as PlanView;
     telling = telling.then(async () => {

