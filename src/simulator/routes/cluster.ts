@@ -117,10 +117,11 @@ const nextid: Handler = (ctx) => {
 function guestList(type: 'qemu' | 'lxc'): Handler {
   return (ctx) => {
     const node = str(ctx, 'node')!;
+    const full = type === 'qemu' && str(ctx, 'full') === '1';
     return ctx.sim.model
       .allGuests()
       .filter((g) => g.node === node && g.type === type)
-      .map((g) => guestSummary(g));
+      .map((g) => guestSummary(g, full));
   };
 }
 

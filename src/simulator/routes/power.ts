@@ -178,18 +178,21 @@ function resume(type: GuestType): Handler {
   };
 }
 
+/** The `agent` property string: `[enabled=]<1|0>[,fstrim_cloned_disks=...][,type=...]`. */
+function agentEnabled(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const first = value.split(',').find((p) => !p.includes('=') || p.startsWith('enabled='));
+  const v = first?.replace(/^enabled=/, '');
+  return v === '1' || v === 'yes' || v === 'on' || v === 'true';
+}
+
 function current(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
-    const out = guestSummary(g);
+    const out = guestSummary(g, true);
     out.ha = g.haManaged ? { managed: 1, state: g.haState ?? 'started' } : { managed: 0 };
-    if (type === 'qemu') {
-      out.agent = 0;
-      if (g.status === 'running') {
-        out['running-machine'] = 'pc-i440fx-9.2+pve1';
-        out['running-qemu'] = '9.2.0';
-      }
-    }
+    // `agent: 1` only when the config enables the guest agent (get_qga_key($conf, 'enabled')); never 0.
+    if (type === 'qemu' && agentEnabled(g.config.agent)) out.agent = 1;
     return out;
   };
 }
