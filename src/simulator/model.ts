@@ -222,6 +222,8 @@ export class SimulatorModel {
   readonly nodes: string[];
   readonly storages: StorageInfo[];
   readonly backups: BackupVolume[] = [];
+  /** user.cfg pools, sorted: the seed's list plus every pool a seeded guest belongs to */
+  readonly pools: string[];
   readonly bootTime = Date.now();
   private readonly guestMap = new Map<number, GuestState>();
   private pidCounter = 0x000a1b2c;
@@ -233,6 +235,7 @@ export class SimulatorModel {
     this.clusterName = seed.name;
     this.nodes = [...seed.nodes];
     this.storages = (seed.storages ?? ['local', 'local-lvm']).map(storageInfo);
+    this.pools = [...new Set([...(seed.pools ?? []), ...seed.guests.flatMap((g) => (g.pool ? [g.pool] : []))])].sort();
     const now = Date.now();
     for (const g of seed.guests) {
       if (this.guestMap.has(g.vmid)) throw new Error(`duplicate vmid ${g.vmid} in seed`);

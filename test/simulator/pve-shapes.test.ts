@@ -37,3 +37,75 @@ describe('QEMU status shapes (vmstatus $full, vm_status)', () => {
     expect((await get(sim, '/nodes/pve-lab/qemu/100/status/current')).body.data.agent).toBe(1);
   });
 });
+
+describe('errors real PVE answers before doing anything', () => {
+  it('hibernating an HA-managed VM is refused: 500 `Cannot suspend HA managed VM to disk`', async () => {
+    const seed = labSeed();
+    seed.guests = seed.guests.map((g) => (g.vmid === 100 ? { ...g, haManaged: true } : g));
+    sim = await startSimulator({ cluster: seed, taskDurationMs: 30, authFailureDelayMs: 0 });
+    const r = await post(sim, '/nodes/pve-lab/qemu/100/status/suspend', { form: { todisk: 1 } });
+    expect(r.status).toBe(500);
+    expect(r.body.message).toBe('Cannot suspend HA managed VM to disk\n');
+    expect(sim.model.guest(100)).toMatchObject({ status: 'running' });
+    // Suspend to RAM is still allowed for an HA-managed VM.
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/100/status/suspend')).exitstatus).toBe('OK');
+  });
+
+  it('a config write with no options is 500 `no options specified` (QEMU PUT and POST, LXC PUT); a digest alone is no option', async () => {
+    sim = await startLab();
+    const digest = (await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data.digest as string;
+    for (const [method, path, form] of [
+      ['PUT', '/nodes/pve-lab/qemu/100/config', {}],
+      ['PUT', '/nodes/pve-lab/qemu/100/config', { digest }],
+      ['POST', '/nodes/pve-lab/qemu/100/config', {}],
+      ['PUT', '/nodes/pve-lab/lxc/300/config', {}],
+    ] as const) {
+      const r = await (method === 'PUT' ? put : post)(sim, path, { form });
+      expect(r.status, `${method} ${path}`).toBe(500);
+      expect(r.body.message).toBe('no options specified\n');
+    }
+    expect(sim.model.tasks().filter((t) => t.type === 'qmconfig')).toEqual([]);
+  });
+});
+
+describe('task lists', () => {
+  it('an active task is listed with status RUNNING (source=active and all), finished ones with their exit status', async () => {
+    sim = await startLab({ taskDurationMs: 5_000 });
+    const upid = (await post(sim, '/nodes/pve-lab/qemu/101/status/start')).body.data as string;
+    const active = await get(sim, '/nodes/pve-lab/tasks', { query: { source: 'active' } });
+    expect(active.body.data).toEqual([expect.objectContaining({ upid, status: 'RUNNING' })]);
+    const all = await get(sim, '/nodes/pve-lab/tasks', { query: { source: 'all' } });
+    expect(all.body.data.find((t: { upid: string }) => t.upid === upid)).toMatchObject({ status: 'RUNNING' });
+    expect((await get(sim, '/nodes/pve-lab/tasks')).body.data).toEqual([]);
+  });
+});
+
+describe('/cluster/resources pools', () => {
+  it('lists each pool as `type: pool` with id /pool/NAME; a pool gathers the usage of its running members', async () => {
+    sim = await startLab();
+    const lab = (await get(sim, '/cluster/resources')).body.data as Record<string, unknown>[];
+    expect(lab.filter((e) => e.type === 'pool')).toEqual([{ id: '/pool/lab-sandbox', pool: 'lab-sandbox', type: 'pool' }]);
+    expect((await get(sim, '/cluster/resources', { query: { type: 'vm' } })).body.data.some((e: { type: string }) => e.type === 'pool')).toBe(false);
+    await sim.close();
+
+    const { demoClusters } = await import('../../src/simulator/index.js');
+    sim = await startSimulator({ cluster: demoClusters({ lab: 'x', prod: 'p' }).prod, taskDurationMs: 30, authFailureDelayMs: 0 });
+    const res = (await get(sim, '/cluster/resources', { auth: 'PVEAPIToken=proxmox-agent@pve!agent=p' })).body.data as Record<string, unknown>[];
+    const pool = res.find((e) => e.type === 'pool');
+    const running = res.filter((e) => e.pool === 'production' && e.status === 'running');
+    expect(running.map((e) => e.vmid)).toEqual([200, 400]);
+    expect(pool).toMatchObject({
+      id: '/pool/production', pool: 'production',
+      maxmem: running.reduce((a, e) => a + (e.maxmem as number), 0),
+      maxcpu: running.reduce((a, e) => a + (e.maxcpu as number), 0),
+    });
+  });
+});
+
+describe('QEMU migrate precondition', () => {
+  it('carries mapped-resource-info and has-dbus-vmstate (required by apidata 9.1)', async () => {
+    sim = await startLab();
+    const r = await get(sim, '/nodes/pve-lab/qemu/100/migrate');
+    expect(r.body.data).toMatchObject({ 'mapped-resources': [], 'mapped-resource-info': {}, 'has-dbus-vmstate': 1 });
+  });
+});

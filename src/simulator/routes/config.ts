@@ -132,6 +132,14 @@ function applyConfig(ctx: RequestContext, g: GuestState): { changed: string[] } 
   return { changed: [...changed].sort() };
 }
 
+/** Parameters update_vm_api / update_pct_config extract before asking whether anything is left to do. */
+const NOT_OPTIONS = new Set(['node', 'vmid', 'digest', 'background_delay', 'skip_cloud_init', 'import-working-storage', 'skiplock', 'force']);
+
+/** Both servers refuse a write with nothing in it before loading the config: 500 `no options specified`. */
+function requireOptions(ctx: RequestContext): void {
+  if (!Object.keys(ctx.params).some((k) => !NOT_OPTIONS.has(k))) die('no options specified');
+}
+
 function writeConfig(ctx: RequestContext, g: GuestState): { changed: string[] } {
   maybeLockContention(ctx, g);
   checkDigest(ctx, g, digestMismatchMessage(g.type));
@@ -140,6 +148,7 @@ function writeConfig(ctx: RequestContext, g: GuestState): { changed: string[] } 
 }
 
 const putConfig = (type: GuestType): Handler => (ctx) => {
+  requireOptions(ctx);
   const g = loadGuest(ctx, type);
   const { changed } = writeConfig(ctx, g);
   if (changed.length > 0) recordMutation(ctx, g, 'config', { key: changed.join(','), detail: { changed, sync: true } });
@@ -151,6 +160,7 @@ const putConfig = (type: GuestType): Handler => (ctx) => {
  * `background_delay` the server waits for that worker and answers null when it finished OK.
  */
 const postConfig: Handler = async (ctx) => {
+  requireOptions(ctx);
   const g = loadGuest(ctx, 'qemu');
   const { changed } = writeConfig(ctx, g);
   const upid = startTask(ctx, {

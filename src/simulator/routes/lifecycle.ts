@@ -124,6 +124,10 @@ const migratePrecondition = (type: GuestType): Handler => (ctx) => {
     }),
     local_resources: [],
     'mapped-resources': [],
+    // Required by apidata 9.1; no mapped PCI/USB devices are modelled, and 9.x hosts have dbus-vmstate.
+    'mapped-resource-info': {},
+    'has-dbus-vmstate': 1,
+    ...(g.haManaged ? { 'dependent-ha-resources': [] } : {}),
   };
 };
 

@@ -127,6 +127,8 @@ function suspend(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
     if (g.status !== 'running') notRunning(g);
+    // Hibernating would leave ha-manager a stopped VM it believes started (Qemu.pm vm_suspend).
+    if (type === 'qemu' && bool(ctx, 'todisk') && g.haManaged) die('Cannot suspend HA managed VM to disk');
     if (type === 'qemu' && bool(ctx, 'todisk')) {
       // Hibernate: lock `suspending` while the state is saved, then stopped with lock `suspended`.
       return startTask(ctx, {

@@ -67,7 +67,8 @@ const list: Handler = (ctx) => {
 
   const page = matching.slice(start, start + limit).map((t) => ({
     ...taskFields(t),
-    ...(t.exitstatus !== undefined ? { status: t.exitstatus } : {}),
+    // Tasks.pm gives an active task without a status `status: 'RUNNING'` (source=active|all).
+    status: t.exitstatus ?? 'RUNNING',
     ...(t.endtime !== undefined ? { endtime: t.endtime } : {}),
   }));
   return new Envelope(page, { total: matching.length });
