@@ -11,6 +11,7 @@ export const SERVED_ROUTES = [
   'GET /nodes',
   'GET /cluster/resources',
   'GET /cluster/nextid',
+  'GET /cluster/tasks',
   'GET /nodes/{node}/qemu',
   'GET /nodes/{node}/lxc',
 

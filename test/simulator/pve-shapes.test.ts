@@ -109,3 +109,19 @@ describe('QEMU migrate precondition', () => {
     expect(r.body.data).toMatchObject({ 'mapped-resources': [], 'mapped-resource-info': {}, 'has-dbus-vmstate': 1 });
   });
 });
+
+describe('GET /cluster/tasks', () => {
+  it("lists every node's active worker list: running tasks keep pid, finished ones carry endtime/status/saved, none pstart", async () => {
+    sim = await startLab();
+    const done = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/status/start');
+    sim.faults.add({ kind: 'slow-task', durationMs: 5_000, path: '/nodes/*/qemu/*/status/stop' });
+    const running = (await post(sim, '/nodes/pve-lab/qemu/101/status/stop')).body.data as string;
+    const r = await get(sim, '/cluster/tasks');
+    expect(r.status).toBe(200);
+    expect(r.body).not.toHaveProperty('total');
+    expect(r.body.data).toEqual([
+      { upid: running, node: 'pve-lab', pid: expect.any(Number), starttime: expect.any(Number), type: 'qmstop', id: '101', user: 'proxmox-agent@pve', tokenid: 'agent', saved: '0' },
+      { upid: done.upid, node: 'pve-lab', starttime: expect.any(Number), type: 'qmstart', id: '101', user: 'proxmox-agent@pve', tokenid: 'agent', saved: '1', endtime: expect.any(Number), status: 'OK' },
+    ]);
+  });
+});
