@@ -29,8 +29,10 @@ export interface GuestState {
   type: GuestType;
   node: string;
   status: 'running' | 'stopped';
-  /** QEMU `qmpstatus: paused` (status stays `running`), or a frozen container. */
+  /** QEMU `qmpstatus: paused` (status stays `running`). */
   paused: boolean;
+  /** LXC: `lxc-checkpoint -s` left images in /var/lib/vz/dump that resume (`-r`) restores. */
+  checkpointed?: boolean;
   config: Record<string, string>;
   lock?: string;
   parent?: string;

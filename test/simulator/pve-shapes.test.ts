@@ -125,3 +125,25 @@ describe('GET /cluster/tasks', () => {
     ]);
   });
 });
+
+describe('LXC suspend is a checkpoint (lxc-checkpoint -s), resume restores it', () => {
+  it('suspend ends with the CT stopped; resume of a running CT is 500 `CT 300 already running`; resume restores it', async () => {
+    sim = await startLab();
+    const again = await post(sim, '/nodes/pve-lab/lxc/300/status/resume');
+    expect(again.status).toBe(500);
+    expect(again.body.message).toBe('CT 300 already running\n');
+    expect(await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/suspend')).toMatchObject({ type: 'vzsuspend', exitstatus: 'OK' });
+    expect(sim.model.guest(300)?.status).toBe('stopped');
+    expect((await get(sim, '/nodes/pve-lab/lxc/300/status/current')).body.data.status).toBe('stopped');
+    expect(await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/resume')).toMatchObject({ type: 'vzresume', exitstatus: 'OK' });
+    expect(sim.model.guest(300)?.status).toBe('running');
+  });
+
+  it('resuming a stopped CT that was never checkpointed fails inside the task, as lxc-checkpoint -r does', async () => {
+    sim = await startLab();
+    await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/stop');
+    const t = await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/resume');
+    expect(t.exitstatus).toBe("command 'lxc-checkpoint -n 300 -r --foreground -D /var/lib/vz/dump' failed: exit code 1");
+    expect(sim.model.guest(300)?.status).toBe('stopped');
+  });
+});

@@ -145,9 +145,9 @@ function suspend(type: GuestType): Handler {
         },
       });
     }
-    const action = type === 'qemu' ? 'pause' : 'suspend';
-    return powerTask(ctx, g, action, (upid) => {
-      if (g.status !== 'running') throw new TaskError(`${guestLabel(g)} ${g.vmid} not running`);
+    if (type === 'lxc') return checkpoint(ctx, g);
+    return powerTask(ctx, g, 'pause', (upid) => {
+      if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
       if (g.paused) return;
       g.paused = true;
       recordMutation(ctx, g, 'suspend', { upid });
@@ -155,10 +155,46 @@ function suspend(type: GuestType): Handler {
   };
 }
 
+/** The command pve-container runs; run_command dies with this text when it fails. */
+const restoreCommand = (vmid: number) => `lxc-checkpoint -n ${vmid} -r --foreground -D /var/lib/vz/dump`;
+
+/**
+ * LXC suspend is `lxc-checkpoint -s` (LXC/Status.pm vm_suspend): CRIU dumps the container to
+ * /var/lib/vz/dump and stops it, so it ends `stopped`, not frozen. Resume restores the dump.
+ */
+function checkpoint(ctx: RequestContext, g: GuestState): string {
+  return powerTask(ctx, g, 'suspend', (upid) => {
+    if (g.status !== 'running') throw new TaskError(`command 'lxc-checkpoint -n ${g.vmid} -s -D /var/lib/vz/dump' failed: exit code 1`);
+    ctx.sim.model.markStopped(g);
+    g.checkpointed = true;
+    recordMutation(ctx, g, 'suspend', { upid, detail: { checkpoint: true } });
+  });
+}
+
+/** LXC resume: refused for a running CT; the task restores the checkpoint (and fails without one). */
+function restore(ctx: RequestContext, g: GuestState): string {
+  if (g.status === 'running') die(`CT ${g.vmid} already running`);
+  // vm_resume takes no config lock and checks no lock: lxc-checkpoint -r runs as is.
+  return powerTask(
+    ctx,
+    g,
+    'resume',
+    (upid) => {
+      if (g.status === 'running') throw new TaskError(`command '${restoreCommand(g.vmid)}' failed: exit code 1`);
+      if (!g.checkpointed) throw new TaskError(`command '${restoreCommand(g.vmid)}' failed: exit code 1`);
+      delete g.checkpointed;
+      ctx.sim.model.markRunning(g);
+      recordMutation(ctx, g, 'resume', { upid, detail: { checkpoint: true } });
+    },
+    { checkLock: false },
+  );
+}
+
 function resume(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
-    const hibernated = type === 'qemu' && g.lock === 'suspended';
+    if (type === 'lxc') return restore(ctx, g);
+    const hibernated = g.lock === 'suspended';
     if (!hibernated && g.status !== 'running') notRunning(g);
     return powerTask(
       ctx,
