@@ -56,6 +56,8 @@ export const SERVED_ROUTES = [
   'PUT /nodes/{node}/lxc/{vmid}/resize',
   'DELETE /nodes/{node}/qemu/{vmid}',
   'DELETE /nodes/{node}/lxc/{vmid}',
+  'POST /nodes/{node}/qemu/{vmid}/template',
+  'POST /nodes/{node}/lxc/{vmid}/template',
 
   'POST /nodes/{node}/vzdump',
   'GET /nodes/{node}/storage',

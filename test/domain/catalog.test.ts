@@ -99,6 +99,11 @@ describe('assess: idempotency and refusals in Proxmox words', () => {
     expect(assess('ct.suspend', ct({ status: 'stopped' }))).toEqual({ kind: 'blocked', reason: 'CT 300 not running' });
   });
 
+  it('a template cannot be started: refused in Proxmox words', () => {
+    expect(assess('vm.start', state({ status: 'stopped', template: true }))).toEqual({ kind: 'blocked', reason: "you can't start a vm if it's a template" });
+    expect(assess('ct.start', ct({ status: 'stopped', template: true }))).toEqual({ kind: 'blocked', reason: "you can't start a CT if it's a template" });
+  });
+
   it('LXC suspend is a checkpoint that stops the CT: resume of a running CT is a no-op, of a stopped one proceeds', () => {
     const suspend = ACTIONS.find((a) => a.name === 'ct.suspend')!;
     const resume = ACTIONS.find((a) => a.name === 'ct.resume')!;

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ProxmoxSimulator, startSimulator } from '../../src/simulator/index.js';
-import { get, labSeed, post, put, runTask, startLab } from './helpers.js';
+import { eventually, get, labSeed, post, put, runTask, startLab } from './helpers.js';
 
 let sim: ProxmoxSimulator | undefined;
 afterEach(async () => {
@@ -145,5 +145,50 @@ describe('LXC suspend is a checkpoint (lxc-checkpoint -s), resume restores it', 
     const t = await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/resume');
     expect(t.exitstatus).toBe("command 'lxc-checkpoint -n 300 -r --foreground -D /var/lib/vz/dump' failed: exit code 1");
     expect(sim.model.guest(300)?.status).toBe('stopped');
+  });
+});
+
+describe('templates', () => {
+  it('POST qemu/{vmid}/template is a qmtemplate task that sets `template: 1` and turns the disks into base volumes', async () => {
+    sim = await startLab();
+    const running = await post(sim, '/nodes/pve-lab/qemu/100/template');
+    expect(running.body.message).toBe("you can't convert a VM to template if VM is running\n");
+    const snap = await post(sim, '/nodes/pve-lab/qemu/101/template');
+    expect(snap.body.message).toBe('unable to create template, because VM contains snapshots\n');
+    await runTask(sim, 'DELETE', '/nodes/pve-lab/qemu/101/snapshot/before-upgrade');
+    const t = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/template');
+    expect(t).toMatchObject({ type: 'qmtemplate', exitstatus: 'OK' });
+    const conf = (await get(sim, '/nodes/pve-lab/qemu/101/config')).body.data;
+    expect(conf).toMatchObject({ template: 1, scsi0: expect.stringMatching(/^local-lvm:base-101-disk-0,/) });
+    expect((await get(sim, '/cluster/resources', { query: { type: 'vm' } })).body.data.find((e: { vmid: number }) => e.vmid === 101).template).toBe(1);
+    expect((await post(sim, '/nodes/pve-lab/qemu/101/template')).body.message).toBe("you can't convert a template to a template\n");
+  });
+
+  it('a template cannot be started: the start task fails with the real text (QEMU and LXC)', async () => {
+    sim = await startLab();
+    await runTask(sim, 'DELETE', '/nodes/pve-lab/qemu/101/snapshot/before-upgrade');
+    await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/template');
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/status/start')).exitstatus).toBe("you can't start a vm if it's a template");
+    expect(sim.model.guest(101)?.status).toBe('stopped');
+
+    await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/stop');
+    const ct = await post(sim, '/nodes/pve-lab/lxc/300/template');
+    expect(ct.status).toBe(200);
+    expect(ct.body.data).toBeNull(); // pve-container forks vztemplate but answers null
+    await eventually(() => sim!.model.guest(300)?.config.template === '1');
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/lxc/300/status/start')).exitstatus).toBe("you can't start a CT if it's a template");
+  });
+
+  it('clone of a template defaults to a linked clone, which is an ordinary guest; a linked clone of a plain VM is refused', async () => {
+    sim = await startLab();
+    const plain = await post(sim, '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150, full: 0 } });
+    expect(plain.body.message).toBe("Linked clone feature is not supported for drive 'scsi0'\n");
+    await runTask(sim, 'DELETE', '/nodes/pve-lab/qemu/101/snapshot/before-upgrade');
+    await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/template');
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/clone', { form: { newid: 150 } })).exitstatus).toBe('OK');
+    const conf = (await get(sim, '/nodes/pve-lab/qemu/150/config')).body.data;
+    expect(conf).not.toHaveProperty('template');
+    expect(conf.scsi0).toMatch(/^local-lvm:base-101-disk-0\/vm-150-disk-0,/);
+    expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/150/status/start')).exitstatus).toBe('OK');
   });
 });

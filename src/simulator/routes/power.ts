@@ -54,7 +54,7 @@ function powerTask(
   g: GuestState,
   action: string,
   complete: (upid: string) => void,
-  opts: { lock?: string; checkLock?: boolean } = {},
+  opts: { lock?: string; checkLock?: boolean; refuseTemplate?: boolean } = {},
 ): string {
   return startTask(ctx, {
     node: g.node,
@@ -63,6 +63,10 @@ function powerTask(
     vmid: g.vmid,
     ...(opts.lock ? { lock: { guest: g, name: opts.lock } } : {}),
     begin: () => {
+      // vm_start / the CT start worker refuse a template before they look at locks.
+      if (opts.refuseTemplate && g.config.template === '1') {
+        throw new TaskError(g.type === 'qemu' ? "you can't start a vm if it's a template" : "you can't start a CT if it's a template");
+      }
       if (opts.checkLock !== false) checkLockInTask(g);
     },
     complete: (t) => complete(t.upid),
@@ -75,11 +79,17 @@ function start(type: GuestType): Handler {
     if (type === 'lxc' && g.status === 'running') die(`CT ${g.vmid} already running`);
     if (g.haManaged) return haRequest(ctx, g, 'started', 'start');
     const label = guestLabel(g);
-    return powerTask(ctx, g, 'start', (upid) => {
-      if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
-      ctx.sim.model.markRunning(g);
-      recordMutation(ctx, g, 'start', { upid });
-    });
+    return powerTask(
+      ctx,
+      g,
+      'start',
+      (upid) => {
+        if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
+        ctx.sim.model.markRunning(g);
+        recordMutation(ctx, g, 'start', { upid });
+      },
+      { refuseTemplate: true },
+    );
   };
 }
 
