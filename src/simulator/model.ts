@@ -31,6 +31,11 @@ export interface GuestState {
   status: 'running' | 'stopped';
   /** QEMU `qmpstatus: paused` (status stays `running`). */
   paused: boolean;
+  /**
+   * The `[PENDING]` section: changes written while the guest ran that it could not take live. They
+   * apply at the next start (or reboot); `delete` lists keys whose removal waits the same way.
+   */
+  pending?: { set: Record<string, string>; delete: string[] };
   /** LXC: `lxc-checkpoint -s` left images in /var/lib/vz/dump that resume (`-r`) restores. */
   checkpointed?: boolean;
   config: Record<string, string>;
@@ -381,6 +386,9 @@ export class SimulatorModel {
       return `${lines.join('\n')}\n`;
     };
     let out = section(g.config, { lock: g.lock, parent: g.parent });
+    if (g.pending && (Object.keys(g.pending.set).length > 0 || g.pending.delete.length > 0)) {
+      out += `\n[PENDING]\n${section(g.pending.set, { delete: g.pending.delete.length ? g.pending.delete.join(',') : undefined })}`;
+    }
     for (const s of g.snapshots) {
       out += `\n[${s.name}]\n${section(s.config, {
         parent: s.parent,
@@ -395,6 +403,16 @@ export class SimulatorModel {
   digest(g: GuestState): string {
     return createHash('sha1').update(this.serialize(g)).digest('hex');
   }
+}
+
+/** vmconfig_apply_pending at start/reboot: pending values replace the config, pending deletes go. */
+export function applyPending(g: GuestState): string[] {
+  if (!g.pending) return [];
+  const keys = [...g.pending.delete, ...Object.keys(g.pending.set)];
+  for (const k of g.pending.delete) delete g.config[k];
+  Object.assign(g.config, g.pending.set);
+  delete g.pending;
+  return keys.sort();
 }
 
 export function guestName(g: GuestState): string {

@@ -36,6 +36,8 @@ export const SERVED_ROUTES = [
   'POST /nodes/{node}/qemu/{vmid}/config',
   'GET /nodes/{node}/lxc/{vmid}/config',
   'PUT /nodes/{node}/lxc/{vmid}/config',
+  'GET /nodes/{node}/qemu/{vmid}/pending',
+  'GET /nodes/{node}/lxc/{vmid}/pending',
 
   'GET /nodes/{node}/qemu/{vmid}/snapshot',
   'POST /nodes/{node}/qemu/{vmid}/snapshot',

@@ -30,11 +30,12 @@ describe('QEMU status shapes (vmstatus $full, vm_status)', () => {
 
   it('status/current has `agent: 1` only when the config enables the agent, and no `agent` key otherwise', async () => {
     sim = await startLab();
-    expect((await get(sim, '/nodes/pve-lab/qemu/100/status/current')).body.data).not.toHaveProperty('agent');
-    expect((await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { agent: 'enabled=0,fstrim_cloned_disks=1' } })).status).toBe(200);
-    expect((await get(sim, '/nodes/pve-lab/qemu/100/status/current')).body.data).not.toHaveProperty('agent');
-    expect((await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { agent: '1' } })).status).toBe(200);
-    expect((await get(sim, '/nodes/pve-lab/qemu/100/status/current')).body.data.agent).toBe(1);
+    // VM 101 is stopped: enabling the agent on a running VM would wait in [PENDING] until a restart.
+    expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data).not.toHaveProperty('agent');
+    expect((await put(sim, '/nodes/pve-lab/qemu/101/config', { form: { agent: 'enabled=0,fstrim_cloned_disks=1' } })).status).toBe(200);
+    expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data).not.toHaveProperty('agent');
+    expect((await put(sim, '/nodes/pve-lab/qemu/101/config', { form: { agent: '1' } })).status).toBe(200);
+    expect((await get(sim, '/nodes/pve-lab/qemu/101/status/current')).body.data.agent).toBe(1);
   });
 });
 
@@ -190,5 +191,55 @@ describe('templates', () => {
     expect(conf).not.toHaveProperty('template');
     expect(conf.scsi0).toMatch(/^local-lvm:base-101-disk-0\/vm-150-disk-0,/);
     expect((await runTask(sim, 'POST', '/nodes/pve-lab/qemu/150/status/start')).exitstatus).toBe('OK');
+  });
+});
+
+describe('pending changes', () => {
+  it('a running VM keeps cores/memory (no cpu/memory hotplug) pending, takes name at once; GET pending shows both; a start applies them', async () => {
+    sim = await startLab();
+    const before = (await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data.digest;
+    expect((await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { cores: 4, memory: 4096, name: 'web-lab-2' } })).status).toBe(200);
+    expect(sim.model.guest(100)?.config).toMatchObject({ cores: '2', memory: '2048', name: 'web-lab-2' });
+    const pending = (await get(sim, '/nodes/pve-lab/qemu/100/pending')).body.data as { key: string; value?: string; pending?: string; delete?: number }[];
+    expect(pending.find((e) => e.key === 'cores')).toEqual({ key: 'cores', value: '2', pending: '4' });
+    expect(pending.find((e) => e.key === 'memory')).toEqual({ key: 'memory', value: '2048', pending: '4096' });
+    expect(pending.find((e) => e.key === 'name')).toEqual({ key: 'name', value: 'web-lab-2' });
+    expect(pending.find((e) => e.key === 'digest')?.value).not.toBe(before);
+    // The default config view shows the pending values; current=1 what the VM runs with.
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data).toMatchObject({ cores: 4, memory: '4096' });
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config', { query: { current: 1 } })).body.data).toMatchObject({ cores: 2, memory: '2048' });
+
+    await runTask(sim, 'POST', '/nodes/pve-lab/qemu/100/status/reboot');
+    expect(sim.model.guest(100)?.config).toMatchObject({ cores: '4', memory: '4096' });
+    const after = (await get(sim, '/nodes/pve-lab/qemu/100/pending')).body.data as { pending?: string }[];
+    expect(after.filter((e) => e.pending !== undefined)).toEqual([]);
+  });
+
+  it('with memory hotplug, memory applies live; a stopped VM takes everything at once; revert drops a pending change', async () => {
+    sim = await startLab();
+    // Turning memory hotplug on is itself a pending change: it takes effect from the next start.
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { hotplug: 'network,disk,memory' } });
+    expect(sim.model.guest(100)?.config.hotplug).toBeUndefined();
+    await runTask(sim, 'POST', '/nodes/pve-lab/qemu/100/status/reboot');
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { memory: 3072, sockets: 2 } });
+    expect(sim.model.guest(100)?.config).toMatchObject({ memory: '3072', sockets: '1' });
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { revert: 'sockets' } });
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/pending')).body.data.find((e: { key: string }) => e.key === 'sockets')).toEqual({ key: 'sockets', value: '1' });
+    await put(sim, '/nodes/pve-lab/qemu/101/config', { form: { cores: 6 } });
+    expect(sim.model.guest(101)?.config.cores).toBe('6');
+  });
+
+  it('a running CT takes cores/memory live but keeps ostype pending; a pending delete reads delete: 1', async () => {
+    sim = await startLab();
+    await put(sim, '/nodes/pve-lab/lxc/300/config', { form: { cores: 2, memory: 1024, ostype: 'ubuntu', delete: 'nameserver' } });
+    await put(sim, '/nodes/pve-lab/lxc/300/config', { form: { nameserver: '1.1.1.1' } });
+    expect(sim.model.guest(300)?.config).toMatchObject({ cores: '2', memory: '1024', ostype: 'debian' });
+    const pending = (await get(sim, '/nodes/pve-lab/lxc/300/pending')).body.data as { key: string }[];
+    expect(pending.find((e) => e.key === 'ostype')).toEqual({ key: 'ostype', value: 'debian', pending: 'ubuntu' });
+    expect(pending.find((e) => e.key === 'nameserver')).toEqual({ key: 'nameserver', pending: '1.1.1.1' });
+    await put(sim, '/nodes/pve-lab/lxc/300/config', { form: { delete: 'swap,unprivileged' } });
+    const again = (await get(sim, '/nodes/pve-lab/lxc/300/pending')).body.data as { key: string }[];
+    expect(again.find((e) => e.key === 'unprivileged')).toEqual({ key: 'unprivileged', value: '1', delete: 1 });
+    expect(again.find((e) => e.key === 'swap')).toBeUndefined();
   });
 });

@@ -10,7 +10,7 @@ import { type Handler, type RequestContext, bool, recordMutation, startTask } fr
 import { die, TaskError } from '../errors.js';
 import type { MutationOp } from '../mutation-log.js';
 import type { RouteKey } from '../served-routes.js';
-import { type GuestState, type GuestType, guestLabel } from '../model.js';
+import { type GuestState, type GuestType, applyPending, guestLabel } from '../model.js';
 import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
@@ -34,6 +34,7 @@ function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stoppe
         const { model } = ctx.sim;
         if (model.findGuest(g.vmid) !== g || g.haState !== want) return;
         if (want === 'started' && g.status !== 'running') {
+          applyPending(g);
           model.markRunning(g);
           recordMutation(ctx, g, op, { upid, detail: { via: 'ha' } });
         } else if (want === 'stopped' && g.status === 'running') {
@@ -85,6 +86,8 @@ function start(type: GuestType): Handler {
       'start',
       (upid) => {
         if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
+        // Pending changes apply when the guest starts (vmconfig_apply_pending in vm_start / CT start).
+        applyPending(g);
         ctx.sim.model.markRunning(g);
         recordMutation(ctx, g, 'start', { upid });
       },
@@ -117,6 +120,8 @@ function reboot(type: GuestType): Handler {
     if (g.status !== 'running') die(`VM ${g.vmid} not running`);
     return powerTask(ctx, g, 'reboot', (upid) => {
       if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
+      // A reboot is a shutdown and a fresh start: pending changes apply (reset does not).
+      applyPending(g);
       ctx.sim.model.markRunning(g);
       recordMutation(ctx, g, 'reboot', { upid });
     });
