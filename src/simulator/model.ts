@@ -405,6 +405,14 @@ export class SimulatorModel {
   }
 }
 
+/** The config as GET …/config shows it by default: pending values applied, pending deletes gone. */
+export function configWithPending(g: GuestState): Record<string, string> {
+  const conf = { ...g.config };
+  if (!g.pending) return conf;
+  for (const k of g.pending.delete) delete conf[k];
+  return Object.assign(conf, g.pending.set);
+}
+
 /** vmconfig_apply_pending at start/reboot: pending values replace the config, pending deletes go. */
 export function applyPending(g: GuestState): string[] {
   if (!g.pending) return [];

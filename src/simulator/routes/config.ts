@@ -6,7 +6,7 @@
  */
 import { type Handler, type RequestContext, recordMutation, startTask, str } from '../context.js';
 import { die, paramError } from '../errors.js';
-import { type GuestState, type GuestType, isDiskKey, parseDisk } from '../model.js';
+import { type GuestState, type GuestType, configWithPending, isDiskKey, parseDisk } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { routeSchema } from '../schema.js';
 import { lookupProp, splitList } from '../validate.js';
@@ -46,11 +46,7 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
   }
   // Without `current`, the view is the config with its pending changes applied (vm_config, the
   // CT config GET); `current=1` shows what the guest runs with.
-  const conf = { ...g.config };
-  if (g.pending && str(ctx, 'current') !== '1') {
-    for (const k of g.pending.delete) delete conf[k];
-    Object.assign(conf, g.pending.set);
-  }
+  const conf = str(ctx, 'current') === '1' ? { ...g.config } : configWithPending(g);
   return {
     ...typedConfig(type, conf),
     ...(g.lock ? { lock: g.lock } : {}),
