@@ -405,7 +405,23 @@ class Execution {
     const after = seen?.settled ? seen.state : undefined;
     const confirmed = !this.action.settled || after !== undefined;
     const said = confirmed ? note : 'Proxmox answered OK, but a re-read does not show the change yet';
-    return { outcome: 'applied', ...(said ? { note: said } : {}), ...this.digestAfter(after) };
+    const waiting = after ? await this.pendingUntilRestart(after) : [];
+    if (waiting.length === 0) return { outcome: 'applied', ...(said ? { note: said } : {}), ...this.digestAfter(after) };
+    const noun = this.action.kind === 'qemu' ? 'VM' : 'container';
+    const pendingNote = `pending until reboot: ${waiting.join(', ')} (the running ${noun} keeps its current values until its next start or reboot)`;
+    return { outcome: 'applied', note: said ? `${said}; ${pendingNote}` : pendingNote, pendingUntilRestart: waiting, ...this.digestAfter(after) };
+  }
+
+  /**
+   * Of the keys this action wrote, those a running guest keeps in [PENDING] (GET …/pending). The
+   * default config view already shows them, so only this read tells "applied" from "waits for a
+   * restart". A failed read says nothing rather than failing a change that was made.
+   */
+  private async pendingUntilRestart(state: GuestState): Promise<string[]> {
+    if (!this.action.pendingKeys || state.status !== 'running') return [];
+    const keys = new Set(this.action.pendingKeys(this.params));
+    const entries = await this.client.pendingConfig(state.node || this.target.node, this.action.kind, this.target.vmid, { signal: this.signal }).catch(() => []);
+    return entries.filter((e) => keys.has(e.key) && (e.pending !== undefined || e.delete !== undefined)).map((e) => e.key).sort();
   }
 
   /** The config digest the change left, for digest-guarded actions: their undo is guarded by it. */

@@ -106,6 +106,8 @@ export interface ExecuteResult {
   logTail?: string[];
   /** The config digest once the change settled (digest-guarded actions): what an undo is guarded by. */
   digestAfter?: string;
+  /** Keys the write left pending: the running guest takes them at its next start or reboot. */
+  pendingUntilRestart?: string[];
 }
 
 /** Details carried by the execute activity's heartbeats (for operators; the dispatch journal is what a retry follows). */

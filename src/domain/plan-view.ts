@@ -130,6 +130,10 @@ export const actionResultSchema = z.object({
   errorType: z.string().optional().describe('Machine-readable failure type (Proxmox error class or PlanStale)'),
   logTail: z.array(z.string()).optional(),
   digestAfter: z.string().optional().describe('Config digest the change left (config update, disk resize): an undo runs only against this config'),
+  pendingUntilRestart: z
+    .array(z.string())
+    .optional()
+    .describe('Config keys the running guest could not take live: Proxmox keeps them pending until its next start or reboot (the message says so)'),
   safeguard: z
     .object({ snapshot: z.string(), upid: z.string().optional() })
     .optional()

@@ -14,6 +14,7 @@ import type {
   ClusterResource,
   ClusterResourceType,
   GuestConfig,
+  PendingConfigEntry,
   GuestKind,
   GuestStatus,
   NodeListEntry,
@@ -69,6 +70,8 @@ export interface ProxmoxClient {
   clusterResources(type?: ClusterResourceType, opts?: CallOptions): Promise<ClusterResource[]>;
   guestStatus(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<GuestStatus>;
   guestConfig(node: string, kind: GuestKind, vmid: number, query?: { current?: boolean; snapshot?: string }, opts?: CallOptions): Promise<GuestConfig>;
+  /** GET …/pending: the config key by key, with the changes that wait for a restart. */
+  pendingConfig(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<PendingConfigEntry[]>;
   snapshots(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<SnapshotEntry[]>;
   taskStatus(node: string, upid: string, opts?: CallOptions): Promise<TaskStatus>;
   taskLog(node: string, upid: string, page?: { start?: number; limit?: number }, opts?: CallOptions): Promise<TaskLogPage>;
@@ -112,7 +115,7 @@ function parseBaseUrl(raw: string): { origin: string; prefix: string; https: boo
   return { origin: url.origin, prefix: `${prefix}/api2/json`, https: url.protocol === 'https:' };
 }
 
-function guestPath<S extends '/status/current' | '/config' | '/snapshot'>(kind: GuestKind, suffix: S): `/nodes/{node}/${GuestKind}/{vmid}${S}` {
+function guestPath<S extends '/status/current' | '/config' | '/pending' | '/snapshot'>(kind: GuestKind, suffix: S): `/nodes/{node}/${GuestKind}/{vmid}${S}` {
   if (kind !== 'qemu' && kind !== 'lxc') {
     throw new ProxmoxInvalidPathParamError(`guest kind must be 'qemu' or 'lxc', got ${JSON.stringify(kind)}`, { param: 'kind' });
   }
@@ -293,6 +296,11 @@ class ProxmoxHttpClient implements ProxmoxClient {
   async guestConfig(node: string, kind: GuestKind, vmid: number, query: { current?: boolean; snapshot?: string } = {}, opts?: CallOptions): Promise<GuestConfig> {
     const path = guestPath(kind, '/config');
     return this.request<GuestConfig, typeof path>('GET', path, { node, vmid }, { current: query.current, snapshot: query.snapshot }, opts);
+  }
+
+  async pendingConfig(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<PendingConfigEntry[]> {
+    const path = guestPath(kind, '/pending');
+    return this.request<PendingConfigEntry[], typeof path>('GET', path, { node, vmid }, undefined, opts);
   }
 
   async snapshots(node: string, kind: GuestKind, vmid: number, opts?: CallOptions): Promise<SnapshotEntry[]> {

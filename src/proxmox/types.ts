@@ -79,6 +79,17 @@ export interface GuestStatus {
  * GET /nodes/{node}/{qemu|lxc}/{vmid}/config: the config file as key/value pairs. `digest` is the
  * SHA-1 of the file; send it back on PUT/POST config and resize to refuse concurrent changes.
  */
+/**
+ * One key of GET …/{vmid}/pending: `value` is what the guest runs with, `pending` the value that
+ * waits for its next start or reboot, `delete` (1, or 2 for a forced removal) a removal that waits.
+ */
+export interface PendingConfigEntry {
+  key: string;
+  value?: string | number;
+  pending?: string | number;
+  delete?: 1 | 2;
+}
+
 export interface GuestConfig {
   digest: string;
   lock?: string;

@@ -29,8 +29,15 @@ export interface GuestState {
   type: GuestType;
   node: string;
   status: 'running' | 'stopped';
-  /** QEMU `qmpstatus: paused` (status stays `running`), or a frozen container. */
+  /** QEMU `qmpstatus: paused` (status stays `running`). */
   paused: boolean;
+  /**
+   * The `[PENDING]` section: changes written while the guest ran that it could not take live. They
+   * apply at the next start (or reboot); `delete` lists keys whose removal waits the same way.
+   */
+  pending?: { set: Record<string, string>; delete: string[] };
+  /** LXC: `lxc-checkpoint -s` left images in /var/lib/vz/dump that resume (`-r`) restores. */
+  checkpointed?: boolean;
   config: Record<string, string>;
   lock?: string;
   parent?: string;
@@ -222,6 +229,8 @@ export class SimulatorModel {
   readonly nodes: string[];
   readonly storages: StorageInfo[];
   readonly backups: BackupVolume[] = [];
+  /** user.cfg pools, sorted: the seed's list plus every pool a seeded guest belongs to */
+  readonly pools: string[];
   readonly bootTime = Date.now();
   private readonly guestMap = new Map<number, GuestState>();
   private pidCounter = 0x000a1b2c;
@@ -233,6 +242,7 @@ export class SimulatorModel {
     this.clusterName = seed.name;
     this.nodes = [...seed.nodes];
     this.storages = (seed.storages ?? ['local', 'local-lvm']).map(storageInfo);
+    this.pools = [...new Set([...(seed.pools ?? []), ...seed.guests.flatMap((g) => (g.pool ? [g.pool] : []))])].sort();
     const now = Date.now();
     for (const g of seed.guests) {
       if (this.guestMap.has(g.vmid)) throw new Error(`duplicate vmid ${g.vmid} in seed`);
@@ -390,6 +400,9 @@ export class SimulatorModel {
       return `${lines.join('\n')}\n`;
     };
     let out = section(g.config, { lock: g.lock, parent: g.parent });
+    if (g.pending && (Object.keys(g.pending.set).length > 0 || g.pending.delete.length > 0)) {
+      out += `\n[PENDING]\n${section(g.pending.set, { delete: g.pending.delete.length ? g.pending.delete.join(',') : undefined })}`;
+    }
     for (const s of g.snapshots) {
       out += `\n[${s.name}]\n${section(s.config, {
         parent: s.parent,
@@ -404,6 +417,24 @@ export class SimulatorModel {
   digest(g: GuestState): string {
     return createHash('sha1').update(this.serialize(g)).digest('hex');
   }
+}
+
+/** The config as GET …/config shows it by default: pending values applied, pending deletes gone. */
+export function configWithPending(g: GuestState): Record<string, string> {
+  const conf = { ...g.config };
+  if (!g.pending) return conf;
+  for (const k of g.pending.delete) delete conf[k];
+  return Object.assign(conf, g.pending.set);
+}
+
+/** vmconfig_apply_pending at start/reboot: pending values replace the config, pending deletes go. */
+export function applyPending(g: GuestState): string[] {
+  if (!g.pending) return [];
+  const keys = [...g.pending.delete, ...Object.keys(g.pending.set)];
+  for (const k of g.pending.delete) delete g.config[k];
+  Object.assign(g.config, g.pending.set);
+  delete g.pending;
+  return keys.sort();
 }
 
 export function guestName(g: GuestState): string {

@@ -9,6 +9,8 @@ export function demoClusters(secrets: { lab: string; prod: string }): { lab: Sim
     nodes: ['pve-lab'],
     storages: ['local', 'local-lvm'],
     apiTokens: [{ tokenId: DEMO_TOKEN_ID, secret: secrets.lab }],
+    // An empty pool, as a fresh user.cfg pool is: /cluster/resources lists it without usage figures.
+    pools: ['lab-sandbox'],
     guests: [
       {
         vmid: 100, type: 'qemu', node: 'pve-lab', name: 'web-lab', status: 'running',
@@ -36,6 +38,7 @@ export function demoClusters(secrets: { lab: string; prod: string }): { lab: Sim
     nodes: ['pve-prod', 'pve-prod-2'],
     storages: ['local', 'local-lvm'],
     apiTokens: [{ tokenId: DEMO_TOKEN_ID, secret: secrets.prod }],
+    pools: ['production'],
     guests: [
       {
         vmid: 200, type: 'qemu', node: 'pve-prod', name: 'web-prod', status: 'running',

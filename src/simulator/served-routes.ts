@@ -12,6 +12,7 @@ export const SERVED_ROUTES = [
   'GET /nodes',
   'GET /cluster/resources',
   'GET /cluster/nextid',
+  'GET /cluster/tasks',
   'GET /nodes/{node}/qemu',
   'GET /nodes/{node}/lxc',
 
@@ -36,6 +37,8 @@ export const SERVED_ROUTES = [
   'POST /nodes/{node}/qemu/{vmid}/config',
   'GET /nodes/{node}/lxc/{vmid}/config',
   'PUT /nodes/{node}/lxc/{vmid}/config',
+  'GET /nodes/{node}/qemu/{vmid}/pending',
+  'GET /nodes/{node}/lxc/{vmid}/pending',
 
   'GET /nodes/{node}/qemu/{vmid}/snapshot',
   'POST /nodes/{node}/qemu/{vmid}/snapshot',
@@ -56,6 +59,8 @@ export const SERVED_ROUTES = [
   'PUT /nodes/{node}/lxc/{vmid}/resize',
   'DELETE /nodes/{node}/qemu/{vmid}',
   'DELETE /nodes/{node}/lxc/{vmid}',
+  'POST /nodes/{node}/qemu/{vmid}/template',
+  'POST /nodes/{node}/lxc/{vmid}/template',
 
   'POST /nodes/{node}/vzdump',
   'GET /nodes/{node}/storage',

@@ -60,6 +60,11 @@ export interface SimClusterSeed {
    */
   storages?: (string | { storage: string; type: StorageType })[];
   apiTokens: SimApiTokenSeed[];
+  /**
+   * Resource pools of user.cfg. A guest's `pool` adds its pool too; this lists pools that exist
+   * without (or before) members. /cluster/resources shows each as a `type: pool` entry.
+   */
+  pools?: string[];
 }
 
 export interface SimulatorOptions {

@@ -103,6 +103,22 @@ describe('synchronous config writes and the plan\'s digest', () => {
     expect(await journal.get(i.planId)).toMatchObject({ state: 'done' });
   });
 
+  it('a change a running VM cannot hotplug is reported pending until reboot, not simply applied', async () => {
+    const i = input('lab', 'vm.config.update', 100, { cores: 4, name: 'web-lab-2' }, { plannedDigest: sims.lab.model.guest(100)!.digest });
+    const r = await attempt(i);
+    expect(r).toEqual({
+      outcome: 'applied',
+      note: 'pending until reboot: cores (the running VM keeps its current values until its next start or reboot)',
+      pendingUntilRestart: ['cores'],
+      digestAfter: sims.lab.model.guest(100)!.digest,
+    });
+    // The name was hotplugged; cores waits in [PENDING].
+    expect(sims.lab.model.guest(100)!.config).toMatchObject({ cores: '2', name: 'web-lab-2' });
+    // A change the running container takes live says nothing of the kind.
+    const ct = await attempt(input('lab', 'ct.config.update', 300, { memory: 1024 }, { plannedDigest: sims.lab.model.guest(300)!.digest }));
+    expect(ct).toEqual({ outcome: 'applied', digestAfter: sims.lab.model.guest(300)!.digest });
+  });
+
   it('a lost synchronous answer is settled as applied by this plan, and a retry reports the same, sending nothing', async () => {
     sims.lab.faults.dropAfterDispatch({ method: 'PUT', path: '/nodes/*/lxc/*/config', times: 1 });
     const i = input('lab', 'ct.config.update', 300, { memory: 1024, hostname: 'cache-2' }, { plannedDigest: sims.lab.model.guest(300)!.digest });

@@ -99,6 +99,21 @@ describe('assess: idempotency and refusals in Proxmox words', () => {
     expect(assess('ct.suspend', ct({ status: 'stopped' }))).toEqual({ kind: 'blocked', reason: 'CT 300 not running' });
   });
 
+  it('a template cannot be started: refused in Proxmox words', () => {
+    expect(assess('vm.start', state({ status: 'stopped', template: true }))).toEqual({ kind: 'blocked', reason: "you can't start a vm if it's a template" });
+    expect(assess('ct.start', ct({ status: 'stopped', template: true }))).toEqual({ kind: 'blocked', reason: "you can't start a CT if it's a template" });
+  });
+
+  it('LXC suspend is a checkpoint that stops the CT: resume of a running CT is a no-op, of a stopped one proceeds', () => {
+    const suspend = ACTIONS.find((a) => a.name === 'ct.suspend')!;
+    const resume = ACTIONS.find((a) => a.name === 'ct.resume')!;
+    expect(suspend.settled?.(ct({ status: 'stopped' }), {})).toBe(true);
+    expect(suspend.settled?.(ct({ status: 'running' }), {})).toBe(false);
+    expect(assess('ct.resume', ct())).toEqual({ kind: 'already_done', reason: 'CT 300 is already running' });
+    expect(assess('ct.resume', ct({ status: 'stopped' })).kind).toBe('proceed');
+    expect(resume.settled?.(ct({ status: 'running' }), {})).toBe(true);
+  });
+
   it('QEMU suspend/resume follow qmpstatus and the hibernation lock', () => {
     expect(assess('vm.suspend', state({ qmpstatus: 'paused' })).kind).toBe('already_done');
     expect(assess('vm.suspend', state({ qmpstatus: 'running' })).kind).toBe('proceed');

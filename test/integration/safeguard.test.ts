@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { safeguardSnapshotName } from '../../src/domain/safeguard.js';
+import { configWithPending } from '../../src/simulator/model.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
 const ADMIN = 'test-safeguard-admin-token';
@@ -46,7 +47,7 @@ describe('safeguard: snapshot', () => {
 
     const done = await applyAndWait(p.body);
     expect(done.status, JSON.stringify(done.result)).toBe('succeeded');
-    expect(sim.model.findGuest(200)!.config.cores).toBe('6');
+    expect(configWithPending(sim.model.findGuest(200)!).cores).toBe('6');
     expect(sim.model.snapshots(200)).toContain(name);
 
     // Exactly one snapshot of this plan, and it came before the config change.
@@ -115,7 +116,7 @@ describe('safeguard: snapshot', () => {
     const sim = t.sim('prod');
     sim.faults.add({ kind: 'task-error', method: 'POST', path: '/nodes/*/qemu/200/snapshot', message: 'snapshot failed: out of space', times: 1 });
     const configsBefore = sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'config').length;
-    const cores = sim.model.findGuest(200)!.config.cores;
+    const cores = configWithPending(sim.model.findGuest(200)!).cores;
     const p = await plan({ action: 'vm.config.update', environment: 'prod', target: { vmid: 200 }, params: { cores: 8 }, reason: 'even more cores' });
     expect(p.status, JSON.stringify(p.body)).toBe(201);
     const done = await applyAndWait(p.body);
@@ -123,7 +124,7 @@ describe('safeguard: snapshot', () => {
     expect(done.result).toMatchObject({ outcome: 'failed', errorType: 'SafeguardFailed', safeguard: { snapshot: safeguardSnapshotName(p.body.planId) } });
     expect(done.result.message).toContain('the action was not run');
     expect(sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'config')).toHaveLength(configsBefore);
-    expect(sim.model.findGuest(200)!.config.cores).toBe(cores);
+    expect(configWithPending(sim.model.findGuest(200)!).cores).toBe(cores);
     const events = (await t.service.audit.forPlan(p.body.planId)).map((r) => r.event);
     expect(events).toContain('safeguard.failed');
     expect(events).not.toContain('apply.started');
@@ -160,6 +161,6 @@ describe('safeguard: snapshot', () => {
     const done = await t.waitForStatus(p.body.planId, ['succeeded', 'failed'], 90_000);
     expect(done.status, JSON.stringify(done.result)).toBe('succeeded');
     expect(sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'snapshot' && m.key === name)).toHaveLength(1);
-    expect(sim.model.findGuest(200)!.config.cores).toBe('5');
+    expect(configWithPending(sim.model.findGuest(200)!).cores).toBe('5');
   }, 120_000);
 });

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { undoPlanId } from '../../src/domain/plan-id.js';
+import { configWithPending } from '../../src/simulator/model.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
 let t: TestService;
@@ -38,13 +39,14 @@ async function succeeded(body: object, token: string = TOKENS.agent, approver?: 
 describe('undo', () => {
   it('sets a config update back to the values the plan read, linked both ways in views and evidence', async () => {
     const sim = t.sim('lab');
-    const guest = () => sim.model.findGuest(100)!;
+    // VM 100 runs, so a cores change waits in [PENDING]: read the config as GET config shows it.
+    const guest = () => ({ ...sim.model.findGuest(100)!, config: configWithPending(sim.model.findGuest(100)!) });
     expect(guest().config.cores).toBe('2');
     const description = guest().config.description;
     expect(description).toBeTruthy();
     const original = await succeeded({ action: 'vm.config.update', environment: 'lab', target: { vmid: 100 }, params: { cores: 6, description: 'resized' }, reason: 'load test' });
     expect(guest().config.cores).toBe('6');
-    expect(original.result.digestAfter).toBe(sim.model.digest(guest()));
+    expect(original.result.digestAfter).toBe(sim.model.digest(sim.model.findGuest(100)!));
     // The plan carries its inverse: the values its preflight read.
     expect(original.undo).toEqual({
       inverse: { action: 'vm.config.update', target: { vmid: 100 }, params: { cores: 2, description } },

@@ -78,6 +78,13 @@ describe('client against the simulator', () => {
     expect((await client.snapshots('pve1', 'qemu', 101)).map((s) => s.name)).toContain('before-upgrade');
   });
 
+  it('pendingConfig lists a running VM\'s change that waits for a restart', async () => {
+    await client.request('PUT', '/nodes/{node}/qemu/{vmid}/config', { node: 'pve1', vmid: 100 }, { cores: 4 });
+    const entries = await client.pendingConfig('pve1', 'qemu', 100);
+    expect(entries.find((e) => e.key === 'cores')).toEqual({ key: 'cores', value: '2', pending: '4' });
+    expect((await client.pendingConfig('pve1', 'lxc', 300)).every((e) => e.pending === undefined)).toBe(true);
+  });
+
   it('start → waitForTask OK, and the guest is running', async () => {
     const upid = await start(101);
     expect(parseUpid(upid)).toMatchObject({ node: 'pve1', type: 'qmstart', id: '101', user: 'agent@pve', tokenid: 'client-test' });

@@ -66,9 +66,10 @@ describe('config', () => {
 
   it('POST config (qemu) answers a qmconfig UPID', async () => {
     sim = await startLab();
-    const t = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/100/config', { form: { memory: 4096 } });
+    // VM 101 is stopped, so the change is applied at once rather than left pending.
+    const t = await runTask(sim, 'POST', '/nodes/pve-lab/qemu/101/config', { form: { memory: 4096 } });
     expect(t).toMatchObject({ type: 'qmconfig', exitstatus: 'OK' });
-    expect(sim.model.guest(100)?.config.memory).toBe('4096');
+    expect(sim.model.guest(101)?.config.memory).toBe('4096');
     const r = await post(sim, '/nodes/pve-lab/lxc/300/config', { form: { memory: 1024 } });
     expect(r.status).toBe(501); // LXC has no POST config
   });

@@ -122,7 +122,10 @@ export function configUpdateAction(kind: GuestKind, keys: Record<string, ConfigK
       ...Object.fromEntries(requested(p).map((name) => [name, keys[name]!.wire(p[name])])),
       ...(ctx.plannedDigest === undefined ? {} : { digest: ctx.plannedDigest }),
     }),
+    // The default config view shows pending values as if applied, so this also holds for a change
+    // that waits for a restart; pendingKeys lets execute tell the two apart (GET …/pending).
     settled: (state, p) => differing(state.config ?? {}, p).length === 0,
+    pendingKeys: (p) => requested(p),
     // The values the plan read, set back; the undo is guarded by the digest the change left (undo.ts).
     inverse(p, state) {
       const names = requested(p);

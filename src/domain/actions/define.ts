@@ -50,6 +50,12 @@ export interface ActionDefinition<P extends z.ZodType = z.ZodType> {
   /** True once the guest really is in the state the action aims for (HA tasks end before that). */
   settled?(state: GuestState, params: z.output<P>): boolean;
   /**
+   * Config keys this action writes that a running guest may keep pending until its next start or
+   * reboot (a config write it cannot hotplug). After the write, execute reads GET …/pending and says
+   * which of them wait, instead of calling the change applied.
+   */
+  pendingKeys?(params: z.output<P>): string[];
+  /**
    * What takes this action back (docs/approvals.md, "Undo"), from the plan's params and the state its
    * preflight read: the inverse request, or `inverse: null` and why none exists. Every action says
    * so, so an irreversible one is explicit, not forgotten.

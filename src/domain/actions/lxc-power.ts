@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { blocked, defineAction, flag, inverseBy, proceed } from './define.js';
+import { alreadyDone, blocked, defineAction, flag, inverseBy, proceed } from './define.js';
 import { at, guestRoute, lockedMessage, missing, notRunning, timeoutParam, waitSeconds } from './guest-kind.js';
 import { rebootAction, shutdownAction, startAction, stopAction } from './power.js';
 
@@ -22,22 +22,16 @@ export const ctReboot = rebootAction('lxc', {
   toProxmox: (p) => timeoutParam(p.timeout),
 });
 
-// Proxmox does not report whether a container is frozen (status stays "running"), so these two
-// cannot recognise a repeat from state. Both are harmless to repeat: freezing a frozen container or
-// thawing a thawed one changes nothing.
-const freezeAssess = (state: Parameters<typeof missing>[0]) => {
-  if (!state.exists) return missing(state);
-  if (state.status !== 'running') return notRunning(state);
-  if (state.lock) return blocked(lockedMessage(state));
-  return proceed();
-};
-
+// Container suspend is a CRIU checkpoint (pve-container runs `lxc-checkpoint -s`): the processes
+// are dumped to /var/lib/vz/dump and the container stops. Resume (`lxc-checkpoint -r`) restores
+// them; Proxmox refuses it for a running container (`CT 300 already running`). A stopped container
+// does not say whether a checkpoint waits for it, so a stopped one is not "already suspended".
 export const ctSuspend = defineAction({
   name: 'ct.suspend',
   kind: 'lxc',
-  summary: 'Freeze a running LXC container',
+  summary: 'Checkpoint a running LXC container to disk and stop it',
   description:
-    'Freezes every process of the container (cgroup freezer); ct.resume thaws it. Proxmox still reports the container as running and does not say whether it is frozen, so a repeat is sent again (freezing a frozen container changes nothing). Proxmox marks container suspend as experimental.',
+    'Proxmox checkpoints the container with CRIU (lxc-checkpoint) into /var/lib/vz/dump and stops it: it then reads "stopped". ct.resume restores the processes from that checkpoint. Proxmox marks container suspend as experimental; containers CRIU cannot dump make the task fail and keep running.',
   params: z.strictObject({}),
   proxmox: { method: 'POST', path: guestRoute('lxc', '/status/suspend') },
   response: 'task',
@@ -46,17 +40,24 @@ export const ctSuspend = defineAction({
   destructive: false,
   reversible: true,
   needs: {},
-  assess: freezeAssess,
+  assess(state) {
+    if (!state.exists) return missing(state);
+    if (state.status !== 'running') return notRunning(state);
+    if (state.lock) return blocked(lockedMessage(state));
+    return proceed();
+  },
   pathParams: at,
   proxmoxParams: () => ({}),
-  inverse: (_p, state) => inverseBy('ct.resume', state.vmid, {}, `thaws CT ${state.vmid}`),
+  settled: (state) => state.status === 'stopped',
+  inverse: (_p, state) => inverseBy('ct.resume', state.vmid, {}, `restores CT ${state.vmid} from its checkpoint`),
 });
 
 export const ctResume = defineAction({
   name: 'ct.resume',
   kind: 'lxc',
-  summary: 'Thaw a frozen LXC container',
-  description: 'Thaws a container frozen by ct.suspend. Thawing a container that is not frozen changes nothing.',
+  summary: 'Restore an LXC container from its suspend checkpoint',
+  description:
+    'Restores a container stopped by ct.suspend from its checkpoint, so it runs again where it left off. A running container is a no-op. A stopped container without a checkpoint makes the Proxmox task fail (start it with ct.start instead).',
   params: z.strictObject({}),
   proxmox: { method: 'POST', path: guestRoute('lxc', '/status/resume') },
   response: 'task',
@@ -65,8 +66,15 @@ export const ctResume = defineAction({
   destructive: false,
   reversible: true,
   needs: {},
-  assess: freezeAssess,
+  assess(state) {
+    if (!state.exists) return missing(state);
+    if (state.status === 'running') return alreadyDone(`CT ${state.vmid} is already running`);
+    // Proxmox's resume checks no lock, but restoring under a backup or snapshot lock is not safe.
+    if (state.lock) return blocked(lockedMessage(state));
+    return proceed();
+  },
   pathParams: at,
   proxmoxParams: () => ({}),
-  inverse: (_p, state) => inverseBy('ct.suspend', state.vmid, {}, `freezes CT ${state.vmid} again`),
+  settled: (state) => state.status === 'running',
+  inverse: (_p, state) => inverseBy('ct.suspend', state.vmid, {}, `checkpoints and stops CT ${state.vmid} again`),
 });

@@ -38,6 +38,8 @@ export function startAction<P extends z.ZodType>(kind: GuestKind, spec: ParamSpe
           ? blocked(`VM ${state.vmid} is paused: resume it instead`)
           : alreadyDone(`${k.label} ${state.vmid} is already running`);
       }
+      // Proxmox fails the start task with this text (vm_start, the CT start worker).
+      if (state.template) return blocked(kind === 'qemu' ? "you can't start a vm if it's a template" : "you can't start a CT if it's a template");
       return lockBlocks(state) ?? proceed();
     },
     pathParams: at,

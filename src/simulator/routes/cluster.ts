@@ -51,11 +51,31 @@ const nodes: Handler = (ctx) =>
     return e.status === 'online' ? { ...e, ssl_fingerprint: fingerprint(node) } : e;
   });
 
+function addToPool(pe: Record<string, unknown>, s: Record<string, unknown>): void {
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  pe.uptime = Math.max(num(pe.uptime), num(s.uptime));
+  pe.mem = num(pe.mem) + num(s.mem);
+  pe.maxmem = num(pe.maxmem) + num(s.maxmem);
+  const maxcpu = num(pe.maxcpu) + num(s.cpus);
+  pe.cpu = maxcpu ? (num(pe.cpu) * num(pe.maxcpu) + num(s.cpu) * num(s.cpus)) / maxcpu : 0;
+  pe.maxcpu = maxcpu;
+}
+
 const resources: Handler = (ctx) => {
   const type = str(ctx, 'type');
   const { model } = ctx.sim;
   const out: Record<string, unknown>[] = [];
   if (!type || type === 'node') for (const n of model.nodes) out.push(nodeEntry(ctx, n));
+  // Pools come only in the unfiltered list (`type` has no `pool` value), and gather the usage of
+  // their running members like Cluster.pm does: highest uptime, summed mem/maxmem/maxcpu, weighted cpu.
+  const pools = new Map<string, Record<string, unknown>>();
+  if (!type) {
+    for (const pool of model.pools) {
+      const entry: Record<string, unknown> = { id: `/pool/${pool}`, pool, type: 'pool' };
+      pools.set(pool, entry);
+      out.push(entry);
+    }
+  }
   if (!type || type === 'vm') {
     for (const g of model.allGuests()) {
       const offline = nodeStatus(ctx, g.node) === 'offline';
@@ -83,7 +103,12 @@ const resources: Handler = (ctx) => {
       };
       if (g.lock) entry.lock = g.lock;
       if (g.config.tags) entry.tags = g.config.tags;
-      if (g.pool) entry.pool = g.pool;
+      if (g.pool) {
+        entry.pool = g.pool;
+        const pe = pools.get(g.pool);
+        // Cluster.pm tests uptime, i.e. running; a guest started this second has uptime 0 here.
+        if (pe && g.status === 'running') addToPool(pe, s);
+      }
       if (g.haManaged && g.haState) entry.hastate = g.haState;
       out.push(entry);
     }
@@ -123,10 +148,11 @@ const nextid: Handler = (ctx) => {
 function guestList(type: 'qemu' | 'lxc'): Handler {
   return (ctx) => {
     const node = str(ctx, 'node')!;
+    const full = type === 'qemu' && str(ctx, 'full') === '1';
     return ctx.sim.model
       .allGuests()
       .filter((g) => g.node === node && g.type === type)
-      .map((g) => guestSummary(g));
+      .map((g) => guestSummary(g, full));
   };
 }
 

@@ -41,8 +41,13 @@ export function tagsOf(g: GuestState): string | undefined {
   return g.config.tags;
 }
 
-/** The per-guest fields common to lists, status/current and /cluster/resources. */
-export function guestSummary(g: GuestState): Record<string, unknown> {
+/**
+ * The per-guest fields common to lists, status/current and /cluster/resources. `full` is
+ * qemu-server's vmstatus($vmid, $full): only the full status asks QMP, so only it carries `qmpstatus`
+ * (QMP's answer for a running VM, else the plain status), `running-machine` and `running-qemu`.
+ * status/current always asks for the full status; the node's VM list only with `full=1`.
+ */
+export function guestSummary(g: GuestState, full = false): Record<string, unknown> {
   const running = g.status === 'running';
   const maxmem = memoryMiB(g) * 1024 * 1024;
   const out: Record<string, unknown> = {
@@ -65,8 +70,12 @@ export function guestSummary(g: GuestState): Record<string, unknown> {
     out.type = 'lxc';
     out.maxswap = Number(g.config.swap ?? 512) * 1024 * 1024;
     out.swap = 0;
-  } else {
+  } else if (full) {
     out.qmpstatus = qmpStatus(g);
+    if (running) {
+      out['running-machine'] = 'pc-i440fx-9.2+pve1';
+      out['running-qemu'] = '9.2.0';
+    }
   }
   if (running && g.pid) out.pid = g.pid;
   if (g.lock) out.lock = g.lock;

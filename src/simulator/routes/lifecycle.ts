@@ -63,7 +63,9 @@ const clone = (type: GuestType): Handler => (ctx) => {
     if (isDiskKey(k) && parseDisk(v).media !== 'cdrom') {
       const { volid } = parseDisk(v);
       const store = storage ?? volid.split(':')[0] ?? 'local-lvm';
-      const newVol = `${store}:vm-${newid}-disk-${diskNo++}`;
+      // A linked clone of a base volume names its parent, as lvmthin/zfs do: `base-101-disk-0/vm-150-disk-0`.
+      const base = !full ? /^[^:]+:(base-\d+-disk-\d+)$/.exec(volid)?.[1] : undefined;
+      const newVol = `${store}:${base ? `${base}/` : ''}vm-${newid}-disk-${diskNo++}`;
       conf[k] = [newVol, ...v.split(',').slice(1)].join(',');
       copied.push(`create ${full ? 'full' : 'linked'} clone of drive ${k} (${volid})`, `  Logical volume "${newVol.split(':')[1]}" created.`);
       continue;
@@ -72,6 +74,8 @@ const clone = (type: GuestType): Handler => (ctx) => {
   }
   conf[nameKey] = name;
   delete conf.protection;
+  // A clone of a template is an ordinary guest (clone_vm deletes `template` from the new config).
+  delete conf.template;
   const description = str(ctx, 'description');
   if (description !== undefined) conf.description = description;
   const pool = str(ctx, 'pool');
@@ -106,6 +110,63 @@ const clone = (type: GuestType): Handler => (ctx) => {
   });
 };
 
+// ---- template -------------------------------------------------------------------------------------
+
+/** The checks both template handlers run before (QEMU: and again inside) the worker. */
+function checkTemplatable(g: GuestState, disk: string | undefined): void {
+  checkLockSync(g);
+  const label = guestLabel(g);
+  if (g.snapshots.length > 0) die(`unable to create template, because ${label} contains snapshots`);
+  if (g.config.template === '1' && !disk) die("you can't convert a template to a template");
+  if (g.status === 'running') {
+    die(g.type === 'qemu' ? "you can't convert a VM to template if VM is running" : "you can't convert a CT to template if the CT is running");
+  }
+}
+
+/** vdisk_create_base on lvmthin/zfs: `vm-100-disk-0` becomes the read-only base `base-100-disk-0`. */
+function toBaseVolumes(g: GuestState, disk: string | undefined): void {
+  for (const key of diskKeys(g)) {
+    if (disk !== undefined && key !== disk) continue;
+    const value = g.config[key] ?? '';
+    if (parseDisk(value).media === 'cdrom') continue;
+    g.config[key] = value.replace(/^([^:,]+):vm-(\d+)-disk-/, '$1:base-$2-disk-');
+  }
+}
+
+/**
+ * POST …/template. QEMU forks `qmtemplate` and answers its UPID; pve-container forks `vztemplate`
+ * too but answers null. Either way `template: 1` and the base volumes land when the worker ends.
+ */
+const template = (type: GuestType): Handler => (ctx) => {
+  const g = loadGuest(ctx, type);
+  const disk = type === 'qemu' ? str(ctx, 'disk') : undefined;
+  checkTemplatable(g, disk);
+  const upid = startTask(ctx, {
+    node: g.node,
+    type: `${prefix(type)}template`,
+    id: String(g.vmid),
+    vmid: g.vmid,
+    // qemu-server checks again under the config lock in the worker; pve-container checks only once.
+    ...(type === 'qemu'
+      ? {
+          begin: () => {
+            try {
+              checkTemplatable(g, disk);
+            } catch (e) {
+              throw new TaskError(e instanceof Error ? e.message : String(e));
+            }
+          },
+        }
+      : {}),
+    complete: (t) => {
+      toBaseVolumes(g, disk);
+      g.config.template = '1';
+      recordMutation(ctx, g, 'config', { upid: t.upid, key: 'template', detail: { template: true, ...(disk ? { disk } : {}) } });
+    },
+  });
+  return type === 'qemu' ? upid : null;
+};
+
 // ---- migrate --------------------------------------------------------------------------------------
 
 const migratePrecondition = (type: GuestType): Handler => (ctx) => {
@@ -124,6 +185,10 @@ const migratePrecondition = (type: GuestType): Handler => (ctx) => {
     }),
     local_resources: [],
     'mapped-resources': [],
+    // Required by apidata 9.1; no mapped PCI/USB devices are modelled, and 9.x hosts have dbus-vmstate.
+    'mapped-resource-info': {},
+    'has-dbus-vmstate': 1,
+    ...(g.haManaged ? { 'dependent-ha-resources': [] } : {}),
   };
 };
 
@@ -307,4 +372,6 @@ export const lifecycleRoutes: Partial<Record<RouteKey, Handler>> = {
   'PUT /nodes/{node}/lxc/{vmid}/resize': resize('lxc'),
   'DELETE /nodes/{node}/qemu/{vmid}': destroy('qemu'),
   'DELETE /nodes/{node}/lxc/{vmid}': destroy('lxc'),
+  'POST /nodes/{node}/qemu/{vmid}/template': template('qemu'),
+  'POST /nodes/{node}/lxc/{vmid}/template': template('lxc'),
 };

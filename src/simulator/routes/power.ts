@@ -10,7 +10,7 @@ import { type Handler, type RequestContext, bool, recordMutation, startTask } fr
 import { die, TaskError } from '../errors.js';
 import type { MutationOp } from '../mutation-log.js';
 import type { RouteKey } from '../served-routes.js';
-import { type GuestState, type GuestType, guestLabel } from '../model.js';
+import { type GuestState, type GuestType, applyPending, guestLabel } from '../model.js';
 import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
@@ -34,6 +34,7 @@ function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stoppe
         const { model } = ctx.sim;
         if (model.findGuest(g.vmid) !== g || g.haState !== want) return;
         if (want === 'started' && g.status !== 'running') {
+          applyPending(g);
           model.markRunning(g);
           recordMutation(ctx, g, op, { upid, detail: { via: 'ha' } });
         } else if (want === 'stopped' && g.status === 'running') {
@@ -54,7 +55,7 @@ function powerTask(
   g: GuestState,
   action: string,
   complete: (upid: string) => void,
-  opts: { lock?: string; checkLock?: boolean } = {},
+  opts: { lock?: string; checkLock?: boolean; refuseTemplate?: boolean } = {},
 ): string {
   return startTask(ctx, {
     node: g.node,
@@ -63,6 +64,10 @@ function powerTask(
     vmid: g.vmid,
     ...(opts.lock ? { lock: { guest: g, name: opts.lock } } : {}),
     begin: () => {
+      // vm_start / the CT start worker refuse a template before they look at locks.
+      if (opts.refuseTemplate && g.config.template === '1') {
+        throw new TaskError(g.type === 'qemu' ? "you can't start a vm if it's a template" : "you can't start a CT if it's a template");
+      }
       if (opts.checkLock !== false) checkLockInTask(g);
     },
     complete: (t) => complete(t.upid),
@@ -75,11 +80,19 @@ function start(type: GuestType): Handler {
     if (type === 'lxc' && g.status === 'running') die(`CT ${g.vmid} already running`);
     if (g.haManaged) return haRequest(ctx, g, 'started', 'start');
     const label = guestLabel(g);
-    return powerTask(ctx, g, 'start', (upid) => {
-      if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
-      ctx.sim.model.markRunning(g);
-      recordMutation(ctx, g, 'start', { upid });
-    });
+    return powerTask(
+      ctx,
+      g,
+      'start',
+      (upid) => {
+        if (g.status === 'running') throw new TaskError(`${label} ${g.vmid} already running`);
+        // Pending changes apply when the guest starts (vmconfig_apply_pending in vm_start / CT start).
+        applyPending(g);
+        ctx.sim.model.markRunning(g);
+        recordMutation(ctx, g, 'start', { upid });
+      },
+      { refuseTemplate: true },
+    );
   };
 }
 
@@ -107,6 +120,8 @@ function reboot(type: GuestType): Handler {
     if (g.status !== 'running') die(`VM ${g.vmid} not running`);
     return powerTask(ctx, g, 'reboot', (upid) => {
       if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
+      // A reboot is a shutdown and a fresh start: pending changes apply (reset does not).
+      applyPending(g);
       ctx.sim.model.markRunning(g);
       recordMutation(ctx, g, 'reboot', { upid });
     });
@@ -127,6 +142,8 @@ function suspend(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
     if (g.status !== 'running') notRunning(g);
+    // Hibernating would leave ha-manager a stopped VM it believes started (Qemu.pm vm_suspend).
+    if (type === 'qemu' && bool(ctx, 'todisk') && g.haManaged) die('Cannot suspend HA managed VM to disk');
     if (type === 'qemu' && bool(ctx, 'todisk')) {
       // Hibernate: lock `suspending` while the state is saved, then stopped with lock `suspended`.
       return startTask(ctx, {
@@ -143,9 +160,9 @@ function suspend(type: GuestType): Handler {
         },
       });
     }
-    const action = type === 'qemu' ? 'pause' : 'suspend';
-    return powerTask(ctx, g, action, (upid) => {
-      if (g.status !== 'running') throw new TaskError(`${guestLabel(g)} ${g.vmid} not running`);
+    if (type === 'lxc') return checkpoint(ctx, g);
+    return powerTask(ctx, g, 'pause', (upid) => {
+      if (g.status !== 'running') throw new TaskError(`VM ${g.vmid} not running`);
       if (g.paused) return;
       g.paused = true;
       recordMutation(ctx, g, 'suspend', { upid });
@@ -153,10 +170,46 @@ function suspend(type: GuestType): Handler {
   };
 }
 
+/** The command pve-container runs; run_command dies with this text when it fails. */
+const restoreCommand = (vmid: number) => `lxc-checkpoint -n ${vmid} -r --foreground -D /var/lib/vz/dump`;
+
+/**
+ * LXC suspend is `lxc-checkpoint -s` (LXC/Status.pm vm_suspend): CRIU dumps the container to
+ * /var/lib/vz/dump and stops it, so it ends `stopped`, not frozen. Resume restores the dump.
+ */
+function checkpoint(ctx: RequestContext, g: GuestState): string {
+  return powerTask(ctx, g, 'suspend', (upid) => {
+    if (g.status !== 'running') throw new TaskError(`command 'lxc-checkpoint -n ${g.vmid} -s -D /var/lib/vz/dump' failed: exit code 1`);
+    ctx.sim.model.markStopped(g);
+    g.checkpointed = true;
+    recordMutation(ctx, g, 'suspend', { upid, detail: { checkpoint: true } });
+  });
+}
+
+/** LXC resume: refused for a running CT; the task restores the checkpoint (and fails without one). */
+function restore(ctx: RequestContext, g: GuestState): string {
+  if (g.status === 'running') die(`CT ${g.vmid} already running`);
+  // vm_resume takes no config lock and checks no lock: lxc-checkpoint -r runs as is.
+  return powerTask(
+    ctx,
+    g,
+    'resume',
+    (upid) => {
+      if (g.status === 'running') throw new TaskError(`command '${restoreCommand(g.vmid)}' failed: exit code 1`);
+      if (!g.checkpointed) throw new TaskError(`command '${restoreCommand(g.vmid)}' failed: exit code 1`);
+      delete g.checkpointed;
+      ctx.sim.model.markRunning(g);
+      recordMutation(ctx, g, 'resume', { upid, detail: { checkpoint: true } });
+    },
+    { checkLock: false },
+  );
+}
+
 function resume(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
-    const hibernated = type === 'qemu' && g.lock === 'suspended';
+    if (type === 'lxc') return restore(ctx, g);
+    const hibernated = g.lock === 'suspended';
     if (!hibernated && g.status !== 'running') notRunning(g);
     return powerTask(
       ctx,
@@ -178,18 +231,21 @@ function resume(type: GuestType): Handler {
   };
 }
 
+/** The `agent` property string: `[enabled=]<1|0>[,fstrim_cloned_disks=...][,type=...]`. */
+function agentEnabled(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const first = value.split(',').find((p) => !p.includes('=') || p.startsWith('enabled='));
+  const v = first?.replace(/^enabled=/, '');
+  return v === '1' || v === 'yes' || v === 'on' || v === 'true';
+}
+
 function current(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
-    const out = guestSummary(g);
+    const out = guestSummary(g, true);
     out.ha = g.haManaged ? { managed: 1, state: g.haState ?? 'started' } : { managed: 0 };
-    if (type === 'qemu') {
-      out.agent = 0;
-      if (g.status === 'running') {
-        out['running-machine'] = 'pc-i440fx-9.2+pve1';
-        out['running-qemu'] = '9.2.0';
-      }
-    }
+    // `agent: 1` only when the config enables the guest agent (get_qga_key($conf, 'enabled')); never 0.
+    if (type === 'qemu' && agentEnabled(g.config.agent)) out.agent = 1;
     return out;
   };
 }

@@ -67,10 +67,38 @@ const list: Handler = (ctx) => {
 
   const page = matching.slice(start, start + limit).map((t) => ({
     ...taskFields(t),
-    ...(t.exitstatus !== undefined ? { status: t.exitstatus } : {}),
+    // Tasks.pm gives an active task without a status `status: 'RUNNING'` (source=active|all).
+    status: t.exitstatus ?? 'RUNNING',
     ...(t.endtime !== undefined ? { endtime: t.endtime } : {}),
   }));
   return new Envelope(page, { total: matching.length });
+};
+
+/** How many tasks a node keeps in its `active` file: every running one, then finished ones up to 25. */
+const MAX_ACTIVE_FINISHED = 25;
+
+/**
+ * GET /cluster/tasks: the `active` worker lists every node broadcasts (RESTEnvironment
+ * active_workers), concatenated per node. Running tasks keep `pid`; finished ones lose it and carry
+ * `endtime`, `status` (the exit status) and `saved`. `pstart` is never there. No filters, no total.
+ */
+const clusterTasks: Handler = (ctx) => {
+  const all = ctx.sim.tasks.list();
+  const out: Record<string, unknown>[] = [];
+  for (const node of ctx.sim.model.nodes) {
+    const mine = all.filter((t) => t.node === node).sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
+    const running = mine.filter((t) => t.status === 'running');
+    const finished = mine.filter((t) => t.status === 'stopped').slice(0, Math.max(0, MAX_ACTIVE_FINISHED - running.length));
+    for (const t of running) {
+      const { pstart: _pstart, ...fields } = taskFields(t);
+      out.push({ ...fields, saved: '0' });
+    }
+    for (const t of finished) {
+      const { pstart: _pstart, pid: _pid, ...fields } = taskFields(t);
+      out.push({ ...fields, saved: '1', endtime: t.endtime, status: t.exitstatus });
+    }
+  }
+  return out;
 };
 
 const status: Handler = (ctx) => {
@@ -93,6 +121,7 @@ const stop: Handler = (ctx) => {
 };
 
 export const taskRoutes: Partial<Record<RouteKey, Handler>> = {
+  'GET /cluster/tasks': clusterTasks,
   'GET /nodes/{node}/tasks': list,
   'GET /nodes/{node}/tasks/{upid}/status': status,
   'GET /nodes/{node}/tasks/{upid}/log': log,
