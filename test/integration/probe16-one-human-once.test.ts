@@ -23,6 +23,31 @@ import { slackClickBody } from '../channels/helpers/fixtures.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 import { sha256, startTwoApis, type TwoApis } from './support/probe16-two-apis.js';
 import { until } from './support/until.js';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import { readHistory } from '../workflows/support/history.js';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
+
+const TEMPORAL_BIN = fileURLToPath(new URL('../../.temporal/bin/temporal', import.meta.url));
+/** Saves the run's history (as `temporal workflow show` prints it) and replays it against today's workflow code. */
+async function historyAndReplay(workflowId: string): Promise<string> {
+  const file = `/tmp/probe16-history-${workflowId}.json`;
+  try {
+    const json = execFileSync(TEMPORAL_BIN, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress'), '--namespace', inject('temporalNamespace')], { maxBuffer: 64 << 20 }).toString();
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(file, json);
+  } catch (err) {
+    return `could not save the history: ${(err as Error).message.slice(0, 300)}`;
+  }
+  try {
+    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, readHistory(file), workflowId);
+    return `history ${file} replays cleanly`;
+  } catch (err) {
+    return `history ${file} does NOT replay: ${(err as Error).name}: ${(err as Error).message.slice(0, 400)}`;
+  }
+}
 
 const AGENT = 'demo-agent-token';
 const ALICE = 'demo-approver-1-token';
@@ -41,6 +66,7 @@ const id = (principal: string) => ({ principal, roles: ['sre'], environments: ['
 let pg: TempPostgres;
 let s: TwoApis;
 let planA: { planId: string; requestHash: string } | undefined;
+let aliceAnswers: { status: number; body: any }[] = [];
 
 describePostgres('probe16 approvals: one human counts once across channels, never for their own request', () => {
   beforeAll(async () => {
@@ -120,6 +146,7 @@ describePostgres('probe16 approvals: one human counts once across channels, neve
       await s.startWorker();
     })();
     const answers = await Promise.all(race);
+    aliceAnswers = answers;
     await chaos;
     console.log('alice everywhere', JSON.stringify(answers.map(summary)));
 
@@ -136,6 +163,13 @@ describePostgres('probe16 approvals: one human counts once across channels, neve
     planA = p.body;
   });
 
+  // What the API shows alice: her concurrent approvals counted once, so at most one answer may say
+  // it was recorded (202 on REST/CLI/webhook, "approved" in the Teams thread); the others are duplicates.
+  it('tells at most one of alice\'s concurrent approvals that it counted', () => {
+    const toldCounted = aliceAnswers.filter((a) => a.status === 202 || (a.status === 200 && typeof a.body?.text === 'string' && / approved plan_/.test(a.body.text)));
+    expect(toldCounted.length, `answers that said "counted" while the plan counted one approval of alice: ${JSON.stringify(aliceAnswers.map(summary))}`).toBeLessThanOrEqual(1);
+  });
+
   // Liveness after the race above: the approvals arrived while a worker was SIGKILLed. A second
   // human must still be able to complete the plan, and it runs exactly once.
   it('runs plan A exactly once when a second human (bob, Teams) approves', { timeout: 300_000 }, async () => {
@@ -146,9 +180,10 @@ describePostgres('probe16 approvals: one human counts once across channels, neve
     const done = await until('plan A ended', async () => {
       const v = (last = await get(planA!.planId));
       return TERMINAL.includes(v?.status) ? v : undefined;
-    }, 150_000, 500).catch((err) => {
+    }, 120_000, 500).catch(async (err) => {
       const nondeterminism = s.workers.map((w) => w.output().split('\n').find((l) => /Nondeterminism/.test(l))?.slice(0, 400)).filter(Boolean);
-      throw new Error(`${(err as Error).message}; bob was told: ${JSON.stringify(summary(bob))}; GET plan A: ${JSON.stringify({ status: last?.status, type: last?.type, detail: last?.detail, approval: last?.approval?.approvers?.map((a: any) => a.principal) })}; workers say: ${JSON.stringify(nondeterminism)}; snapshots: ${snapshotsOf('p16-a').length}`);
+      const replay = await historyAndReplay(planA!.planId);
+      throw new Error(`${(err as Error).message}; ${replay}; bob was told: ${JSON.stringify(summary(bob))}; GET plan A: ${JSON.stringify({ status: last?.status, type: last?.type, detail: last?.detail, approval: last?.approval?.approvers?.map((a: any) => a.principal) })}; workers say: ${JSON.stringify(nondeterminism)}; snapshots: ${snapshotsOf('p16-a').length}`);
     });
     expect(done.status, JSON.stringify(done.result)).toBe('succeeded');
     expect(done.approval.approvers.map((a: any) => a.principal).sort()).toEqual(['human:alice', 'human:bob']);
