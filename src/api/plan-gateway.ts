@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
@@ -235,11 +236,10 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
      */
     async approve(planId: string, args: Omit<ApprovalArgs, 'requestHash'> & { requestHash?: string }): Promise<ApprovalAnswer> {
       const view = await state(planId);
-      const signal: ApprovalArgs = { ...args, requestHash: args.requestHash ?? view.requestHash };
+      const signal: ApprovalArgs = { ...args, requestHash: args.requestHash ?? view.requestHash, decisionId: randomUUID() };
       const predicted = structuredClone(view);
       const outcome = recordApproval(predicted, signal, new Date().toISOString());
       if (outcome.kind === 'refused') throw refusalProblem(outcome.reason, view, args);
-      const before = decisionsBy(view, args.principal);
       try {
         await handle(planId).signal(approvalSignal, signal);
       } catch (err) {
@@ -248,12 +248,11 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
       const deadline = Date.now() + approvalRecordWaitMs;
       for (let pause = 25; ; pause = Math.min(pause * 2, 200)) {
         const now = await state(planId).catch(() => undefined);
-        if (now && decisionsBy(now, args.principal) > before) {
-          const refused = now.approval.refused.filter((r) => r.principal === args.principal).at(-1);
-          const counted = now.approval.approvers.some((a) => a.principal === args.principal) || now.approval.rejectedBy?.principal === args.principal;
-          if (!counted && refused) throw refusalProblem(refused.reason as RefusalReason, now, args);
-          return { view: now, recorded: true };
-        }
+        // This decision's own entry (by its id): a twin sent at the same moment through another
+        // channel may have been counted while this one was refused as a duplicate.
+        const mine = now && ownEntry(now, signal.decisionId!);
+        if (mine === 'counted') return { view: now!, recorded: true };
+        if (mine) throw refusalProblem(mine.reason as RefusalReason, now!, args);
         if (Date.now() >= deadline) return { view: predicted, recorded: false };
         await new Promise((r) => setTimeout(r, pause));
       }
@@ -275,10 +274,11 @@ export interface ApprovalAnswer {
 
 type RefusalReason = Extract<ApprovalOutcome, { kind: 'refused' }>['reason'];
 
-/** Decisions the run holds from this identity: counted, rejecting, or refused. */
-function decisionsBy(view: PlanView, principal: string): number {
+/** What the run made of one decision, by its id: counted (or the rejection), refused (why), or not yet seen. */
+function ownEntry(view: PlanView, decisionId: string): 'counted' | { reason: string } | undefined {
   const a = view.approval;
-  return a.approvers.filter((x) => x.principal === principal).length + (a.rejectedBy?.principal === principal ? 1 : 0) + a.refused.filter((x) => x.principal === principal).length;
+  if (a.approvers.some((x) => x.decisionId === decisionId) || a.rejectedBy?.decisionId === decisionId) return 'counted';
+  return a.refused.find((x) => x.decisionId === decisionId);
 }
 
 /** A refused decision as the problem the approver gets, whether predicted or decided by the run. */

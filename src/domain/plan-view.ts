@@ -57,6 +57,7 @@ export const approvalSchema = z.object({
   decision: z.enum(['approve', 'reject']),
   comment: z.string().optional(),
   at: z.string().describe('ISO 8601 time the run recorded it'),
+  decisionId: z.string().optional().describe('Names the request that carried this decision'),
 });
 
 export const guestStateSchema = z.object({
@@ -172,7 +173,7 @@ export const planViewSchema = z.object({
     requirements: z.array(approvalRequirementSchema.extend({ received: z.number().int() })),
     approvers: z.array(approvalSchema),
     rejectedBy: approvalSchema.optional(),
-    refused: z.array(z.object({ principal: z.string(), reason: z.string(), at: z.string() })),
+    refused: z.array(z.object({ principal: z.string(), reason: z.string(), at: z.string(), decisionId: z.string().optional() })),
   }),
   preflight: preflightSchema,
   applyRequested: z.boolean(),

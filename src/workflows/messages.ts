@@ -80,6 +80,11 @@ export interface ApprovalArgs {
   comment?: string;
   /** The hash the approver reviewed; an approval never carries over to a different request. */
   requestHash: string;
+  /**
+   * Names this one decision (the API sets it): one identity may send several at once, through
+   * several channels, and each answer must say what became of its own, not of a twin's.
+   */
+  decisionId?: string;
 }
 
 /** Failure types the workflow raises to refuse a message; the API maps each once to an HTTP problem. */

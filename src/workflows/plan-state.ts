@@ -68,7 +68,7 @@ export type ApprovalOutcome =
 /** Decide what an approval signal does to the plan; mutates `view` and returns what happened. */
 export function recordApproval(view: PlanView, args: ApprovalArgs, now: string): ApprovalOutcome {
   const refuse = (reason: Extract<ApprovalOutcome, { kind: 'refused' }>['reason']): ApprovalOutcome => {
-    view.approval.refused.push({ principal: args.principal, reason, at: now });
+    view.approval.refused.push({ principal: args.principal, reason, at: now, ...(args.decisionId === undefined ? {} : { decisionId: args.decisionId }) });
     return { kind: 'refused', reason };
   };
   if (view.status !== 'awaiting_approval' && view.status !== 'approved') return refuse('not_open');
@@ -84,6 +84,7 @@ export function recordApproval(view: PlanView, args: ApprovalArgs, now: string):
     decision: args.decision,
     ...(args.comment === undefined ? {} : { comment: args.comment }),
     at: now,
+    ...(args.decisionId === undefined ? {} : { decisionId: args.decisionId }),
   };
   if (args.decision === 'reject') {
     view.approval.rejectedBy = approval;

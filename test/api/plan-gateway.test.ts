@@ -88,14 +88,14 @@ describe('plan gateway: an approval is answered with what the run recorded', () 
       approval: { required: 1, received: 1, requirements: [{ id: 'risk.high', count: 1, received: 1 }], approvers: [{ principal: 'human:alice', tokenId: 'a', roles: [], channel: 'api', decision: 'approve', at: 't' }], refused: [] },
       ...over,
     }) as unknown as PlanView;
-  /** A client whose run shows `before` until the signal, then `after`. */
-  function gatewayRecording(before: unknown, after: unknown, waitMs = 2_000) {
-    let signalled = false;
+  /** A client whose run shows `before` until the signal, then `after` (given the decision's id, when a function). */
+  function gatewayRecording(before: unknown, after: unknown | ((decisionId: string) => unknown), waitMs = 2_000) {
+    let signalled: { decisionId: string } | undefined;
     const client = {
       workflow: {
         getHandle: () => ({
-          query: async () => (signalled ? after : before),
-          signal: async () => void (signalled = true),
+          query: async () => (signalled ? (typeof after === 'function' ? after(signalled.decisionId) : after) : before),
+          signal: async (_def: unknown, args: { decisionId: string }) => void (signalled = args),
         }),
       },
     } as unknown as Client;
@@ -104,18 +104,36 @@ describe('plan gateway: an approval is answered with what the run recorded', () 
   const reject = { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'api' as const, decision: 'reject' as const };
 
   it('a rejection the run took: recorded, the plan rejected', async () => {
-    const rejected = view({ status: 'rejected', approval: { ...view({}).approval, rejectedBy: { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'api', decision: 'reject', at: 't' } } });
+    const rejected = (decisionId: string) =>
+      view({ status: 'rejected', approval: { ...view({}).approval, rejectedBy: { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'api', decision: 'reject', at: 't', decisionId } } });
     const answer = await gatewayRecording(view({}), rejected).approve(input.planId, reject);
     expect(answer).toMatchObject({ recorded: true, view: { status: 'rejected' } });
   });
 
   it('a rejection predicted to count that reached the run after it sent its request: 409, not "rejected"', async () => {
     // Before: the answer was the prediction (status rejected) while the run refused it and applied.
-    const applying = view({ status: 'applying', approval: { ...view({}).approval, refused: [{ principal: 'human:bob', reason: 'not_open', at: 't' }] } });
+    const applying = (decisionId: string) => view({ status: 'applying', approval: { ...view({}).approval, refused: [{ principal: 'human:bob', reason: 'not_open', at: 't', decisionId }] } });
     const err = await gatewayRecording(view({}), applying).approve(input.planId, reject).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err).toMatchObject({ code: 'approval-not-counted', status: 409 });
     expect((err as ApiError).message).toContain('sent to Proxmox');
+  });
+
+  it("a twin sent at the same moment through another channel was counted, this one refused: 409, not the twin's success", async () => {
+    // Before: any decision of bob's on the run answered every one of his requests "recorded".
+    const awaiting = view({ status: 'awaiting_approval', approval: { required: 2, received: 1, requirements: [{ id: 'risk.critical', count: 2, received: 1 }], approvers: [view({}).approval.approvers[0]], refused: [] } });
+    const approve = { ...reject, decision: 'approve' as const };
+    const twinCounted = (decisionId: string) =>
+      view({
+        status: 'approved',
+        approval: {
+          ...view({}).approval,
+          approvers: [...view({}).approval.approvers, { principal: 'human:bob', tokenId: 'b', roles: [], channel: 'chat', decision: 'approve', at: 't', decisionId: 'the-twin' }],
+          refused: [{ principal: 'human:bob', reason: 'duplicate', at: 't', decisionId }],
+        },
+      });
+    const err = await gatewayRecording(awaiting, twinCounted).approve(input.planId, approve).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'approval-not-counted', status: 409 });
   });
 
   it('a run that does not record it in time: the prediction, marked as not recorded', async () => {
