@@ -1,6 +1,6 @@
 /**
  * What waits for a human: runs whose `ProxmoxStatus` search attribute is `awaiting_approval`, found
- * through Temporal visibility and then read through each run's `state` query, which is authoritative
+ * through Temporal visibility and then read as each run last published it (its memo, read from the server), which is authoritative
  * (visibility is eventually consistent, so a run that moved on since is dropped).
  *
  * Oldest first, in pages. Visibility lists newest first and (on SQL stores) cannot sort, so a page

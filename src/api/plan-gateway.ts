@@ -16,7 +16,7 @@ import {
   approvalSignal,
   planUpdate,
   REFUSALS,
-  stateQuery,
+  PLAN_MEMO,
   type ActionWorkflowInput,
   type ApplyAccepted,
   type ApplyArgs,
@@ -84,9 +84,21 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
   const retry = { attempts: 6, initialDelayMs: 100, maxDelayMs: 2_000, settleMs: 30_000, ...applyRetry };
   const backoff = (attempt: number) => Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
 
+  /**
+   * The plan as its run last published it (PLAN_MEMO), read from the server: never through a query,
+   * so a read answers at once whatever the worker is doing (a Proxmox call that hangs, a busy workflow
+   * task, no worker at all), and shows what is known (docs/plan-apply-lifecycle.md, "Reading a plan").
+   */
+  async function published(planId: string): Promise<PlanView> {
+    const described = await handle(planId).describe();
+    const view = described.memo?.[PLAN_MEMO] as PlanView | undefined;
+    if (!view) throw new ApiError('plan-not-ready', `plan ${planId} is still being evaluated; read it again shortly`, { planId });
+    return view;
+  }
+
   async function query(planId: string): Promise<PlanView> {
     try {
-      return await handle(planId).query(stateQuery);
+      return await published(planId);
     } catch (err) {
       throw mapError(err, planId);
     }
@@ -109,7 +121,7 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
     const running: Promise<PlanView> = (async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await handle(planId).query(stateQuery);
+          return await published(planId);
         } catch (err) {
           if (attempt >= retry.attempts || !isBusy(err)) throw mapError(err, planId);
         }
@@ -194,7 +206,7 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
         });
       } catch (err) {
         // A replay on a running plan: the run refuses the update (no history event) and the plan
-        // is read as it is now (status, approvals) through the state query.
+        // is read as it is now (status, approvals) as its run published it.
         const replay = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === REFUSALS.planExists;
         if (replay || err instanceof WorkflowExecutionAlreadyStartedError) {
           const view = await state(input.planId);

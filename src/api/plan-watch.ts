@@ -1,7 +1,7 @@
 /**
- * Following a plan without a workflow change: the run's `state` query, read again 100 ms after the
+ * Following a plan without a workflow change: the plan its run published (its memo), read again 100 ms after the
  * first read (or the last change), then at doubling intervals up to `intervalMs` (500 ms by default:
- * one cheap query per open stream or long poll). A plan that moves soon (an apply running a short
+ * one cheap DescribeWorkflowExecution per open stream or long poll). A plan that moves soon (an apply running a short
  * task) is seen moving within ~100 ms; one that waits costs two reads a second. Used by the long poll
  * `GET /v1/actions/{planId}?wait=30s` and the event stream `GET /v1/actions/{planId}/events`.
  */

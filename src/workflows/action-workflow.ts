@@ -12,6 +12,7 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -36,6 +37,7 @@ import {
   planUpdate,
   REFUSALS,
   stateQuery,
+  PLAN_MEMO,
   type ActionResult,
   type ActionWorkflowInput,
   type PlanView,
@@ -50,6 +52,15 @@ type Activities = ReturnType<typeof createActivities>;
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '20s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 3 },
+});
+/**
+ * The apply-time re-check reads Proxmox, which may hang: a regular activity, so that the workflow
+ * task ends at once and approvals, rejections and the published plan move on while it runs (a local
+ * activity holds its workflow task, and every message behind it, for as long as Proxmox takes).
+ */
+const checks = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3 },
 });
 const AUDIT_RETRY_PAUSE = '15s';
 
@@ -159,6 +170,23 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     return view;
   });
 
+  // The plan as readers see it (PLAN_MEMO): published whenever it changed, in the workflow task that
+  // changed it. Before return and continue-as-new it is published explicitly too.
+  let published: string | undefined;
+  const publish = (): void => {
+    if (!view) return;
+    const json = JSON.stringify(view);
+    if (json === published) return;
+    published = json;
+    upsertMemo({ [PLAN_MEMO]: view });
+  };
+  void (async () => {
+    for (;;) {
+      await condition(() => view !== undefined && JSON.stringify(view) !== published);
+      publish();
+    }
+  })();
+
   setHandler(
     planUpdate,
     async () => {
@@ -170,7 +198,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         // Same Idempotency-Key, different body: never hand back a plan for another request.
         if (args.requestHash !== requestHash)
           throw ApplicationFailure.nonRetryable(`this Idempotency-Key already names plan ${planId}, made for a different request`, REFUSALS.idempotencyConflict);
-        // A replay of a plan already made is answered from the state query: no update, no history.
+        // A replay of a plan already made is answered from the published plan: no update, no history.
         if (view) throw ApplicationFailure.nonRetryable(`plan ${planId} exists; read it`, REFUSALS.planExists);
       },
     },
@@ -242,6 +270,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (const n of notifications) n.scope.cancel();
     await Promise.all(notifications.map((n) => n.done));
   });
+  publish();
   return view!;
 
   /** Reads the target, evaluates policy and records the plan, in one local activity. */
@@ -304,7 +333,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
 
       // Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const again = await assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, true);
+      const again = await assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, { withPending: true, remote: true });
       rechecks++;
       // No freeze holds the plan any more (lifted since it was made or held): said once, before anything else.
       if (v.frozen && !again.frozen) {
@@ -575,11 +604,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     }
   }
 
-  /** The assess local activity, with the pending records; retried after a pause while the audit store fails. */
-  async function assess(args: AssessInput, withPending = false): Promise<AssessResult> {
+  /** The assess activity (`remote`: a regular activity, see `checks`), with the pending records; retried after a pause while the audit store fails. */
+  async function assess(args: AssessInput, opts: { withPending?: boolean; remote?: boolean } = {}): Promise<AssessResult> {
+    const run = opts.remote ? checks.assess : local.assess;
     for (;;) {
       try {
-        return withPending ? await trail.writing((before) => local.assess({ ...args, before })) : await local.assess(args);
+        return opts.withPending ? await trail.writing((before) => run({ ...args, before })) : await run(args);
       } catch (err) {
         if (isCancellation(err)) throw err;
         await sleep(AUDIT_RETRY_PAUSE);
@@ -619,6 +649,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
   async function continueWaitingRun(v: PlanView): Promise<never> {
     await telling;
     for (const n of notifications) n.scope.cancel();
+    publish();
     return continueAsNew<typeof actionWorkflow>({
       ...input,
       resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}), ...(safeguardExecutes ? { safeguardExecutes } : {}) },

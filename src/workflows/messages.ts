@@ -111,5 +111,14 @@ export const applyUpdate = defineUpdate<ApplyAccepted, [ApplyArgs]>('apply');
 /** A human decision, from the REST API, the CLI or a chat bot. */
 export const approvalSignal = defineSignal<[ApprovalArgs]>('approval');
 export const stateQuery = defineQuery<PlanView>('state');
+
+/**
+ * The memo key under which the run publishes the plan as it stands, at the end of every workflow task
+ * that changed it. Readers (the API) read it from the server (DescribeWorkflowExecution), never through
+ * the `state` query: a query waits for a worker, and for a workflow task busy elsewhere, and a query
+ * served by a worker without the run in its cache can run work outside any workflow task
+ * (docs/plan-apply-lifecycle.md, "Reading a plan"). The query stays, for operators.
+ */
+export const PLAN_MEMO = 'plan';
 /** A freeze was lifted: a run it holds looks again now instead of at its next periodic check. */
 export const freezeLiftedSignal = defineSignal<[{ freezeId: string }]>('freezeLifted');

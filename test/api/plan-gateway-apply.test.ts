@@ -45,9 +45,10 @@ function scripted(script: Script) {
   const client = {
     workflow: {
       getHandle: () => ({
-        query: async () => {
+        // The API reads the plan the run published (its memo), through describe.
+        describe: async () => {
           queries += 1;
-          return script.query ? script.query(queries) : structuredClone(script.view);
+          return { memo: { plan: await (script.query ? script.query(queries) : structuredClone(script.view)) } };
         },
         executeUpdate: async (_def: unknown, opts: { updateId?: string; args: [ApplyArgs] }) => {
           updates.push({ updateId: opts.updateId, args: opts.args[0] });

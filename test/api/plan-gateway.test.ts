@@ -25,8 +25,8 @@ function gatewayThrowing(err: unknown) {
         throw err;
       },
       getHandle: () => ({
-        // An apply reads the run's state first.
-        query: async () => {
+        // An apply reads the run's state (its published memo) first.
+        describe: async () => {
           throw err;
         },
         executeUpdate: async () => {
@@ -94,7 +94,7 @@ describe('plan gateway: an approval is answered with what the run recorded', () 
     const client = {
       workflow: {
         getHandle: () => ({
-          query: async () => (signalled ? (typeof after === 'function' ? after(signalled.decisionId) : after) : before),
+          describe: async () => ({ memo: { plan: signalled ? (typeof after === 'function' ? after(signalled.decisionId) : after) : before } }),
           signal: async (_def: unknown, args: { decisionId: string }) => void (signalled = args),
         }),
       },

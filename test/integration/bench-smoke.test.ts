@@ -32,7 +32,7 @@ describe('npm run bench (smoke, tiny counts)', () => {
     expect(result.waiting.approvalList.n).toBe(10);
     expect(result.waiting.approvalListParallel.first.n).toBe(10 * settings.listRounds);
     expect(result.waiting.approvalListParallel.middle.n).toBe(10 * settings.listRounds);
-    for (const label of ['b/a p50', 'b/a throughput', 'c/a p50', 'history events, low-risk', 'history events, approved high-risk', 'worker RSS', 'last approval → succeeded', 'GET /v1/approvals (limit 50)', '10 parallel GET /v1/approvals']) {
+    for (const label of ['b/a p50', 'b/a throughput', 'c/a p50', 'history events, low-risk', 'history events, approved high-risk', 'worker RSS', 'last approval → succeeded', 'GET /v1/approvals (limit 50)', '10 parallel GET /v1/approvals', 'status read while Proxmox stalls']) {
       expect(result.table).toContain(label);
     }
   }, 180_000);

@@ -26,15 +26,15 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('replay of recorded histories', () => {
-  it('has fixtures of the one path the workflow has (v4: no patches, the dispatch journal)', () => {
+  it('has fixtures of the one path the workflow has (v5: no patches, the dispatch journal, the plan published in the memo, the apply-time re-check a regular activity)', () => {
     // No deployment exists yet, so older paths are not kept (docs/operations.md). From the first
     // release on, a change to the workflow's commands is gated by patched() and adds fixtures here.
-    expect(files).toEqual(expect.arrayContaining(['v4-vm-start-lab.json', 'v4-vm-delete-prod-two-approvals.json']));
+    expect(files).toEqual(expect.arrayContaining(['v5-vm-start-lab.json', 'v5-vm-delete-prod-two-approvals.json']));
   });
 
   it('fails on workflow code that diverges from a history (the check has teeth)', async () => {
     const diverging = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./support/diverging-workflow.ts', import.meta.url)), logger: quiet });
-    const history = readHistory(join(DIR, 'v4-vm-start-lab.json'));
+    const history = readHistory(join(DIR, 'v5-vm-start-lab.json'));
     await expect(Worker.runReplayHistory({ workflowBundle: diverging }, history, 'diverging')).rejects.toMatchObject({ name: 'DeterminismViolationError' });
   }, 60_000);
 
@@ -43,19 +43,9 @@ describe('replay of recorded histories', () => {
     await expect(Worker.runReplayHistory({ workflowBundle: bundle, replayName: file }, history, file)).resolves.toBeUndefined();
   }, 60_000);
 
-  // An open defect, pinned (docs/testing.md, "Known defects"): the adversary of issue 16 recorded this
-  // run (a worker SIGKILLed while one human approved through five channels at once). Its third local
-  // activity completed after the workflow task of the apply update had completed, and its marker was
-  // written in a later task; no worker can replay it, so the plan could no longer be read. When this
-  // starts passing, the defect is gone: make it a plain fixture of the path.
-  it.fails('replays a history whose local activity outlived the workflow task of an update (open defect)', async () => {
-    const history = readHistory(fileURLToPath(new URL('../fixtures/defects/la-marker-after-update-wft.json', import.meta.url)));
-    await Worker.runReplayHistory({ workflowBundle: bundle, replayName: 'la-after-update' }, history, 'la-after-update');
-  }, 60_000);
-
   it('replays from the prebuilt bundle the Docker image ships (npm run build:workflows)', async () => {
     const codePath = await buildWorkflowBundle(join(mkdtempSync(join(tmpdir(), 'pa-bundle-')), 'workflow-bundle.js'));
-    const history = readHistory(join(DIR, 'v4-vm-delete-prod-two-approvals.json'));
+    const history = readHistory(join(DIR, 'v5-vm-delete-prod-two-approvals.json'));
     await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, history, 'prebuilt')).resolves.toBeUndefined();
   }, 60_000);
 });
