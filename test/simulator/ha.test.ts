@@ -96,11 +96,13 @@ describe('HA groups (PVE 8) and HA rules (PVE 9)', () => {
     expect((await put(sim, '/cluster/ha/rules/keep-on-lab', { form: { type: 'node-affinity', strict: 0, digest } })).status).toBe(200);
     expect((await get(sim, '/cluster/ha/rules/keep-on-lab')).body.data.strict).toBe(0);
     const stale = await put(sim, '/cluster/ha/rules/keep-on-lab', { form: { type: 'node-affinity', comment: 'x', digest } });
-    expect(stale.statusText).toBe('update ha rule failed: detected modified configuration - file changed by other user? Try again.');
+    expect(stale.statusText).toBe('update HA rules failed: detected modified configuration - file changed by other user? Try again.');
     // `type` is required on update too (apidata), and must be the rule's own.
     expect((await put(sim, '/cluster/ha/rules/keep-on-lab', { form: { comment: 'x' } })).status).toBe(400);
     const missing = await put(sim, '/cluster/ha/rules/nope', { form: { type: 'node-affinity', comment: 'x' } });
-    expect(missing.statusText).toBe("update ha rule failed: HA rule 'nope' does not exist");
+    expect(missing.statusText).toBe("update HA rules failed: HA rule 'nope' does not exist");
+    const otherType = await put(sim, '/cluster/ha/rules/keep-on-lab', { form: { type: 'resource-affinity', comment: 'x' } });
+    expect(otherType.statusText).toBe("update HA rules failed: unexpected property 'type'");
 
     expect((await del(sim, '/cluster/ha/rules/apart')).status).toBe(200);
     const gone = await get(sim, '/cluster/ha/rules/apart');

@@ -310,20 +310,24 @@ const ruleCreate: Handler = (ctx) => {
 
 const ruleUpdate: Handler = (ctx) => {
   const id = str(ctx, 'rule')!;
-  return inHaDomain('update ha rule failed', () => {
+  // Rules.pm update: its lock_ha_domain message really says "HA rules" here.
+  return inHaDomain('update HA rules failed', () => {
     assertIfModified(ctx, rulesDigest(ctx));
     const current = ctx.sim.model.haRules.get(id);
     if (!current) die(`HA rule '${id}' does not exist`);
-    const type = str(ctx, 'type');
-    if (type !== undefined && type !== current.type) die('types does not match');
+    // SectionConfig check_value accepts `type` only when it is the rule's own.
+    if (str(ctx, 'type') !== current.type) die(`unexpected property 'type'`);
     checkRuleOptions(ctx, current.type, false);
     const r = { ...current };
-    applyRuleOptions(ctx, r);
+    // SectionConfig::delete_from_config, then the new values.
     for (const k of splitList(str(ctx, 'delete') ?? '')) {
-      if (RULE_OPTIONS[r.type].required.includes(k)) die(`unable to delete required option '${k}'`);
-      if (!RULE_OPTIONS[r.type].optional.includes(k)) die(`no such option '${k}'`);
+      const { required, optional } = RULE_OPTIONS[r.type];
+      if (!required.includes(k) && !optional.includes(k)) die(`no such option '${k}'`);
+      if (required.includes(k)) die(`unable to delete required option '${k}'`);
+      if (str(ctx, k) !== undefined) die(`cannot set and delete property '${k}' at the same time!`);
       delete (r as Partial<HaRule>)[k as keyof HaRule];
     }
+    applyRuleOptions(ctx, r);
     checkRuleMembers(ctx, r);
     ctx.sim.model.haRules.set(id, r);
     return null;
