@@ -13,6 +13,8 @@
  *   GET    /_sim/state             guests and tasks as the model sees them
  *   POST   /_sim/guests/{vmid}/move {node}: the guest is on that node now, as after PVE's load
  *                                   balancer or HA moved it (no task, no mutation)
+ *   POST   /_sim/guests/{vmid}/ha-state {state: 'error'|'fence'|'freeze'|null}: the service state the
+ *                                   HA manager reports for an HA guest (null clears it)
  *   POST   /_sim/reset             restore the seeded state, clear faults and mutations
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -92,6 +94,19 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, u
     try {
       const g = deps.internals().model.moveGuest(Number(move[1]), node);
       return ok({ vmid: g.vmid, node: g.node });
+    } catch (e) {
+      throw new ApiError(400, (e as Error).message);
+    }
+  }
+  const haState = /^\/_sim\/guests\/(\d+)\/ha-state$/.exec(path);
+  if (haState && method === 'POST') {
+    const { state } = await jsonBody(req);
+    if (state !== null && state !== 'error' && state !== 'fence' && state !== 'freeze') {
+      throw new ApiError(400, "state must be 'error', 'fence', 'freeze' or null");
+    }
+    try {
+      const g = deps.internals().model.setHaServiceState(Number(haState[1]), state);
+      return ok({ vmid: g.vmid, state: g.haCrmOverride ?? null });
     } catch (e) {
       throw new ApiError(400, (e as Error).message);
     }

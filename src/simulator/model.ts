@@ -45,6 +45,14 @@ export interface GuestState {
   haManaged: boolean;
   /** the state ha-manager was asked for (`hastate` in /cluster/resources) */
   haState?: 'started' | 'stopped';
+  /**
+   * A service state the CRM reports that no client request causes (manager_status `service_status`):
+   * `error` (start/relocation failed), `fence` (its node is being fenced), `freeze` (its node shuts
+   * down or HA is disarmed). Set by the control API; while set, ha-manager does not act on the guest.
+   */
+  haCrmOverride?: 'error' | 'fence' | 'freeze';
+  /** The node an accepted HA migration moves the guest to, until the CRM has moved it (`migrate`/`relocate`). */
+  haMovingTo?: string;
   pool?: string;
   startedAt?: number;
   pid?: number;
@@ -104,9 +112,50 @@ export interface GuestView {
   lock?: string;
   haManaged: boolean;
   haState?: 'started' | 'stopped';
+  /** The service state the CRM reports (`crm_state` in /cluster/ha/status/current). */
+  haCrmState?: HaCrmState;
   config: Record<string, string>;
   snapshots: string[];
   digest: string;
+}
+
+/** The service states of ha-manager's Manager.pm the simulator produces. */
+export type HaCrmState = 'started' | 'stopped' | 'error' | 'fence' | 'freeze' | 'migrate' | 'relocate';
+
+/** An HA group of PVE 8 (`/etc/pve/ha/groups.cfg`). */
+export interface HaGroup {
+  group: string;
+  /** `node[:pri],...` as given */
+  nodes: string;
+  restricted?: boolean;
+  nofailback?: boolean;
+  comment?: string;
+}
+
+/** An HA rule of PVE 9 (`/etc/pve/ha/rules.cfg`). */
+export interface HaRule {
+  rule: string;
+  type: 'node-affinity' | 'resource-affinity';
+  /** `vm:100,ct:300` */
+  resources: string;
+  nodes?: string;
+  strict?: boolean;
+  affinity?: 'positive' | 'negative';
+  comment?: string;
+  disable?: boolean;
+  order: number;
+}
+
+/** The HA service id of a guest (`vm:100`, `ct:300`). */
+export function haSid(g: { type: GuestType; vmid: number }): string {
+  return `${g.type === 'qemu' ? 'vm' : 'ct'}:${g.vmid}`;
+}
+
+/** What manager_status says of an HA guest: an injected state, a move in progress, else the requested state. */
+export function haCrmState(g: GuestState): HaCrmState {
+  if (g.haCrmOverride) return g.haCrmOverride;
+  if (g.haMovingTo) return g.type === 'qemu' ? 'migrate' : 'relocate';
+  return g.haState ?? 'started';
 }
 
 const GiB = 1024 ** 3;
@@ -232,6 +281,9 @@ export class SimulatorModel {
   /** user.cfg pools, sorted: the seed's list plus every pool a seeded guest belongs to */
   readonly pools: string[];
   readonly bootTime = Date.now();
+  /** PVE 8 HA groups and PVE 9 HA rules, by id (empty at start: the seed has none). */
+  readonly haGroups = new Map<string, HaGroup>();
+  readonly haRules = new Map<string, HaRule>();
   private readonly guestMap = new Map<number, GuestState>();
   private pidCounter = 0x000a1b2c;
   /** Wired by the simulator after construction (tasks need the model and vice versa). */
@@ -313,6 +365,7 @@ export class SimulatorModel {
       ...(g.lock ? { lock: g.lock } : {}),
       haManaged: g.haManaged,
       ...(g.haState ? { haState: g.haState } : {}),
+      ...(g.haManaged ? { haCrmState: haCrmState(g) } : {}),
       config: { ...g.config },
       snapshots: g.snapshots.map((s) => s.name),
       digest: this.digest(g),
@@ -353,6 +406,19 @@ export class SimulatorModel {
     if (!this.nodes.includes(node)) throw new Error(`no such cluster node '${node}'`);
     if (g.lock) throw new Error(`${g.type === 'qemu' ? 'VM' : 'CT'} is locked (${g.lock})`);
     g.node = node;
+    return g;
+  }
+
+  /**
+   * Puts an HA guest's service into a state the CRM reports on its own (control API
+   * `POST /_sim/guests/{vmid}/ha-state`), or clears it (`null`). No task, no mutation: no client caused it.
+   */
+  setHaServiceState(vmid: number, state: 'error' | 'fence' | 'freeze' | null): GuestState {
+    const g = this.guestMap.get(vmid);
+    if (!g) throw new Error(`no guest ${vmid}`);
+    if (!g.haManaged) throw new Error(`resource '${haSid(g)}' is not HA managed`);
+    if (state === null) delete g.haCrmOverride;
+    else g.haCrmOverride = state;
     return g;
   }
 

@@ -3,12 +3,13 @@ import type { Handler } from './context.js';
 import { accessRoutes } from './routes/access.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { configRoutes } from './routes/config.js';
+import { haRoutes } from './routes/ha.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { powerRoutes } from './routes/power.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { taskRoutes } from './routes/tasks.js';
 import { vzdumpRoutes } from './routes/vzdump.js';
-import { type RouteKey, SERVED_ROUTES, splitRouteKey } from './served-routes.js';
+import { type RouteKey, ROUTE_RELEASE, SERVED_ROUTES, splitRouteKey } from './served-routes.js';
 
 const ALL_HANDLERS: Partial<Record<RouteKey, Handler>> = {
   ...accessRoutes,
@@ -19,6 +20,7 @@ const ALL_HANDLERS: Partial<Record<RouteKey, Handler>> = {
   ...lifecycleRoutes,
   ...vzdumpRoutes,
   ...taskRoutes,
+  ...haRoutes,
 };
 
 interface CompiledRoute {
@@ -50,11 +52,16 @@ export interface RouteMatch {
   pathParams: Record<string, string>;
 }
 
-/** `relPath` is still percent-encoded; each segment is decoded after matching (the server URI-unescapes). */
-export function matchRoute(method: string, relPath: string): RouteMatch | undefined {
+/**
+ * `relPath` is still percent-encoded; each segment is decoded after matching (the server URI-unescapes).
+ * A route of another release than `pve` does not match (ROUTE_RELEASE).
+ */
+export function matchRoute(method: string, relPath: string, pve: 8 | 9 = 9): RouteMatch | undefined {
   const path = relPath.length > 1 ? relPath.replace(/\/+$/, '') : relPath;
   for (const r of COMPILED) {
     if (r.method !== method) continue;
+    const release = ROUTE_RELEASE[r.key];
+    if (release !== undefined && release !== pve) continue;
     const m = r.re.exec(path);
     if (!m) continue;
     const pathParams: Record<string, string> = {};

@@ -70,9 +70,37 @@ export const SERVED_ROUTES = [
   'GET /nodes/{node}/tasks/{upid}/status',
   'GET /nodes/{node}/tasks/{upid}/log',
   'DELETE /nodes/{node}/tasks/{upid}',
+
+  'GET /cluster/ha/resources',
+  'GET /cluster/ha/resources/{sid}',
+  'GET /cluster/ha/status/current',
+  'GET /cluster/ha/groups',
+  'POST /cluster/ha/groups',
+  'GET /cluster/ha/groups/{group}',
+  'PUT /cluster/ha/groups/{group}',
+  'DELETE /cluster/ha/groups/{group}',
+  'GET /cluster/ha/rules',
+  'POST /cluster/ha/rules',
+  'GET /cluster/ha/rules/{rule}',
+  'PUT /cluster/ha/rules/{rule}',
+  'DELETE /cluster/ha/rules/{rule}',
 ] as const;
 
 export type RouteKey = (typeof SERVED_ROUTES)[number];
+
+/**
+ * Routes only one release has (SimulatorOptions.pve); on the other the path is unknown to pveproxy, so
+ * it answers 501 `Method '…' not implemented` before any permission or parameter check. HA rules came
+ * with pve-ha-manager 5.0 (PVE 9). HA groups are still routed on PVE 9 (apidata 9.1 lists them, marked
+ * deprecated): there their handlers refuse, as the real ones do once the groups were migrated to rules.
+ */
+export const ROUTE_RELEASE: Partial<Record<RouteKey, 8 | 9>> = {
+  'GET /cluster/ha/rules': 9,
+  'POST /cluster/ha/rules': 9,
+  'GET /cluster/ha/rules/{rule}': 9,
+  'PUT /cluster/ha/rules/{rule}': 9,
+  'DELETE /cluster/ha/rules/{rule}': 9,
+};
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export function splitRouteKey(key: string): { method: HttpMethod; path: string } {

@@ -106,7 +106,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
       return;
     }
     if (method === 'HEAD') throw new ApiError(501, "method 'HEAD' not available");
-    const route = matchRoute(method, relPath);
+    const route = matchRoute(method, relPath, opts.pve ?? 9);
     let decodedPath = relPath;
     try {
       decodedPath = decodeURIComponent(relPath);

@@ -6,11 +6,12 @@
 import { type Handler, type RequestContext, bool, int, recordMutation, startTask, str } from '../context.js';
 import { ApiError, die, paramError, TaskError } from '../errors.js';
 import {
-  type GuestState, type GuestType, diskKeys, formatSize, guestLabel, guestName, isDiskKey, parseDisk, withDiskSize,
+  type GuestState, type GuestType, diskKeys, formatSize, guestLabel, guestName, haSid, isDiskKey, parseDisk, withDiskSize,
 } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkDigest } from './config.js';
 import { checkLockInTask, checkLockSync, loadGuest, maybeLockContention } from './guest-common.js';
+import { haCommandRefusal, strictNodeAffinityExcluding } from './ha.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
 
@@ -213,8 +214,28 @@ const migrate = (type: GuestType): Handler => (ctx) => {
       vmid: g.vmid,
       startLog: [`Requesting HA migration for ${type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} to node ${target}`],
       complete: (t) => {
+        const sid = haSid(g);
+        const command = ['ha-manager', 'migrate', sid, target];
+        // `ha-manager migrate` runs in this worker: a service in error state is refused (check_service_state).
+        const refused = haCommandRefusal(g, command);
+        if (refused) {
+          for (const line of refused.log) t.log(line);
+          throw new TaskError(refused.exit);
+        }
+        // PVE 9: a strict node affinity rule that leaves the target out keeps the guest where it is. The
+        // text follows the CLI's refusal of blocking resources (ha_manager.pm); see docs/simulator.md.
+        const rule = strictNodeAffinityExcluding(ctx, g, target);
+        if (rule) {
+          t.log(`cannot migrate resource '${sid}' to node '${target}':`);
+          t.log('');
+          t.log(`- resource '${sid}' not allowed on target node '${target}' by strict node affinity rule '${rule.rule}'`);
+          throw new TaskError(`command '${command.join(' ')}' failed: exit code 255`);
+        }
+        g.haMovingTo = target;
         ctx.sim.tasks.defer(ctx.sim.haDelayMs, () => {
-          if (model.findGuest(g.vmid) !== g || g.node === target) return;
+          if (model.findGuest(g.vmid) !== g || g.haMovingTo !== target) return;
+          delete g.haMovingTo;
+          if (g.node === target) return;
           g.node = target;
           recordMutation(ctx, g, 'migrate', { upid: t.upid, key: target, detail: { target, via: 'ha' } });
         });

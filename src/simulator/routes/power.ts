@@ -10,8 +10,9 @@ import { type Handler, type RequestContext, bool, recordMutation, startTask } fr
 import { die, TaskError } from '../errors.js';
 import type { MutationOp } from '../mutation-log.js';
 import type { RouteKey } from '../served-routes.js';
-import { type GuestState, type GuestType, applyPending, guestLabel } from '../model.js';
+import { type GuestState, type GuestType, applyPending, guestLabel, haCrmState } from '../model.js';
 import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
+import { haCommandRefusal } from './ha.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
 
@@ -28,11 +29,20 @@ function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stoppe
     vmid: g.vmid,
     startLog: [`Requesting HA ${want === 'started' ? 'start' : 'stop'} for ${sid}`],
     complete: (t) => {
+      // `ha-manager set <sid> --state started` refuses a service in error state (check_service_state);
+      // the stop path (`ha-manager crm-command stop`) does not check it.
+      const refused = want === 'started' ? haCommandRefusal(g, ['ha-manager', 'set', sid, '--state', 'started']) : undefined;
+      if (refused) {
+        for (const line of refused.log) t.log(line);
+        throw new TaskError(refused.exit);
+      }
       g.haState = want;
       const upid = t.upid;
       ctx.sim.tasks.defer(ctx.sim.haDelayMs, () => {
         const { model } = ctx.sim;
         if (model.findGuest(g.vmid) !== g || g.haState !== want) return;
+        // The CRM does not act on a service in error, fence or freeze state.
+        if (g.haCrmOverride) return;
         if (want === 'started' && g.status !== 'running') {
           applyPending(g);
           model.markRunning(g);
@@ -243,7 +253,8 @@ function current(type: GuestType): Handler {
   return (ctx) => {
     const g = loadGuest(ctx, type);
     const out = guestSummary(g, true);
-    out.ha = g.haManaged ? { managed: 1, state: g.haState ?? 'started' } : { managed: 0 };
+    // PVE::HA::Config::get_service_status: the state manager_status holds for the service (error, fence...).
+    out.ha = g.haManaged ? { managed: 1, state: haCrmState(g) } : { managed: 0 };
     // `agent: 1` only when the config enables the guest agent (get_qga_key($conf, 'enabled')); never 0.
     if (type === 'qemu' && agentEnabled(g.config.agent)) out.agent = 1;
     return out;
