@@ -393,6 +393,8 @@ class Execution {
     const snapname = String(this.params.snapname);
     const read = (query: { snapshot?: string }) =>
       this.client.guestConfig(after.node, after.kind, this.target.vmid, query, { signal: this.signal }) as Promise<Record<string, unknown>>;
+    // Both with their pending changes applied (the default view): a snapshot keeps the changes pending
+    // a reboot too, so one made since (by another plan, say) is a change the snapshot does not hold.
     const [now, kept] = await Promise.all([read({}), read({ snapshot: snapname })]);
     const changed = configDifference(now, kept);
     if (changed.length === 0 && typeof now.digest === 'string') return { digest: { digestAfter: now.digest } };

@@ -22,6 +22,8 @@ export interface SnapshotState {
   /** set while the snapshot task runs, like the real `snapstate: prepare|delete` */
   snapstate?: 'prepare' | 'delete';
   config: Record<string, string>;
+  /** The changes pending a restart when it was taken: __snapshot_copy_config copies `pending` too. */
+  pending?: { set: Record<string, string>; delete: string[] };
 }
 
 export interface GuestState {
@@ -486,7 +488,7 @@ export class SimulatorModel {
 }
 
 /** The config as GET …/config shows it by default: pending values applied, pending deletes gone. */
-export function configWithPending(g: GuestState): Record<string, string> {
+export function configWithPending(g: Pick<GuestState, 'config' | 'pending'>): Record<string, string> {
   const conf = { ...g.config };
   if (!g.pending) return conf;
   for (const k of g.pending.delete) delete conf[k];

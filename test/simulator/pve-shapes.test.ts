@@ -242,4 +242,18 @@ describe('pending changes', () => {
     expect(again.find((e) => e.key === 'unprivileged')).toEqual({ key: 'unprivileged', value: '1', delete: 1 });
     expect(again.find((e) => e.key === 'swap')).toBeUndefined();
   });
+
+  it('a snapshot keeps the changes pending when it was taken: its config view applies them (current=1 does not), and a rollback brings back what it held', async () => {
+    sim = await startLab();
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { cores: 4 } });
+    await runTask(sim, 'post', '/nodes/pve-lab/qemu/100/snapshot', { form: { snapname: 'with-pending' } });
+    const kept = (await get(sim, '/nodes/pve-lab/qemu/100/config?snapshot=with-pending')).body.data;
+    expect(kept.cores).toBe(4);
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config?snapshot=with-pending&current=1')).body.data.cores).toBe(2);
+    // A change pending since the snapshot: the guest's view differs from the snapshot's.
+    await put(sim, '/nodes/pve-lab/qemu/100/config', { form: { cores: 6 } });
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data.cores).toBe(6);
+    await runTask(sim, 'post', '/nodes/pve-lab/qemu/100/snapshot/with-pending/rollback');
+    expect((await get(sim, '/nodes/pve-lab/qemu/100/config')).body.data.cores).toBe(4);
+  });
 });

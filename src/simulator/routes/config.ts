@@ -36,8 +36,10 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
   if (snapname !== undefined) {
     const snap = g.snapshots.find((s) => s.name === snapname);
     if (!snap) die(`snapshot '${snapname}' does not exist`);
+    // As vm_config does for a snapshot: its own pending changes applied, unless `current=1`.
+    const kept = str(ctx, 'current') === '1' || !snap.pending ? { ...snap.config } : configWithPending(snap);
     return {
-      ...typedConfig(type, snap.config),
+      ...typedConfig(type, kept),
       snaptime: snap.snaptime,
       ...(snap.parent ? { parent: snap.parent } : {}),
       ...(snap.vmstate ? { vmstate: 1 } : {}),

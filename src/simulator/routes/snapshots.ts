@@ -82,6 +82,7 @@ const create = (type: GuestType): Handler => (ctx) => {
         vmstate,
         snapstate: 'prepare',
         config: { ...g.config },
+        ...(g.pending ? { pending: structuredClone(g.pending) } : {}),
       });
     },
     complete: (t) => {
@@ -165,6 +166,9 @@ const rollback = (type: GuestType): Handler => (ctx) => {
       // Without saved RAM the guest is stopped by the rollback; with vmstate it resumes where it was.
       if (snap.vmstate) { if (!wasRunning) model.markRunning(g); } else if (wasRunning) model.markStopped(g);
       g.config = { ...snap.config };
+      // The snapshot's pending changes come back with it, and later ones go (the config is replaced).
+      if (snap.pending) g.pending = structuredClone(snap.pending);
+      else delete g.pending;
       if (type === 'qemu') g.config.vmgenid = randomUUID(); // qemu-server regenerates vmgenid on rollback
       g.parent = snapname;
       if (startAfter && g.status !== 'running') model.markRunning(g);
