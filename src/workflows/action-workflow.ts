@@ -7,7 +7,7 @@ import {
   allHandlersFinished,
   isCancellation,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -650,7 +650,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     await telling;
     for (const n of notifications) n.scope.cancel();
     publish();
-    return continueAsNew<typeof actionWorkflow>({
+    // The plan goes with the run: the new run starts with it in its memo, readable at once.
+    return makeContinueAsNewFunc<typeof actionWorkflow>({ memo: { [PLAN_MEMO]: v } })({
       ...input,
       resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}), ...(safeguardExecutes ? { safeguardExecutes } : {}) },
     });
