@@ -89,7 +89,8 @@ export interface ChatChannel<Config = any, Settings = any, Signer = any, Context
   approver(settings: Settings, signer: Signer, received: Received<Context>): { identity: ApproverIdentity | undefined; tokenId: string; unknown: string };
 
   replies: {
-    decided(view: PlanView, who: string, received: Received<Context>, links: PlanLinks): Reply;
+    /** `recorded` false: the view is the prediction (the run had not confirmed it in time). */
+    decided(view: PlanView, who: string, received: Received<Context>, links: PlanLinks, recorded?: boolean): Reply;
     /**
      * The channel tells its user why nothing was recorded (`unmapped`: the sender is no configured
      * approver); undefined: answer with the problem itself.

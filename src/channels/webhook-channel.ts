@@ -101,9 +101,9 @@ export const webhookChannel: ChatChannel<WebhookConfig, readonly WebhookBot[], W
   }),
 
   replies: {
-    decided: (view) => {
+    decided: (view, _who, _received, _links, recorded = true) => {
       const { required, received, approvers } = view.approval;
-      return { status: 202, json: { planId: view.planId, status: view.status, approval: { required, received, approvers } } };
+      return { status: 202, json: { planId: view.planId, status: view.status, approval: { required, received, approvers }, recorded } };
     },
     // A bot reads problem+json: refusals are answered as the problems they are.
     refused: () => undefined,

@@ -34,16 +34,19 @@ export interface ChannelEndpointDeps {
 export const SLACK_INTERACTIONS_PATH = '/v1/channels/slack/interactions';
 export const WEBHOOK_APPROVALS_PATH = '/v1/channels/webhook/approvals';
 
+/** What a chat user hears when the run did not confirm the decision within the wait. */
+const NOT_CONFIRMED = 'your decision was sent, but the run has not confirmed it yet (it may be busy or restarting): it may still count; look at the plan before deciding again';
+
 export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   const channels = deps.channels;
   const now = () => channels?.now?.() ?? Date.now();
 
   /** Records a chat decision as `identity`; environment scoping as for tokens. */
-  async function decide(identity: ApproverIdentity, tokenId: string, d: ChatDecision): Promise<PlanView> {
+  async function decide(identity: ApproverIdentity, tokenId: string, d: ChatDecision): Promise<{ view: PlanView; recorded: boolean }> {
     const view = await deps.plans.state(d.planId);
     if (!identity.environments.includes('*') && !identity.environments.includes(view.environment))
       throw new ApiError('forbidden', `${identity.principal} may not approve in environment '${view.environment}'`, { planId: d.planId });
-    const { view: decided } = await deps.plans.approve(d.planId, {
+    return deps.plans.approve(d.planId, {
       principal: identity.principal,
       tokenId,
       roles: identity.roles,
@@ -52,7 +55,6 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
       requestHash: d.requestHash,
       ...(d.comment === undefined ? {} : { comment: d.comment }),
     });
-    return decided;
   }
 
   const claimOnce = async (key: string) => {
@@ -103,8 +105,12 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): 
         throw new ApiError('forbidden', unknown, { planId: received.decision.planId });
       }
       try {
-        const view = await decide(identity, tokenId, received.decision);
-        return answer(c, channel.replies.decided(view, identity.principal, received, planLinks(view.planId, { ...(deps.temporalUi ? { temporalUi: deps.temporalUi } : {}) })));
+        const { view, recorded } = await decide(identity, tokenId, received.decision);
+        // The run had not recorded it in time (a worker restarting): never "approved" on a guess. A
+        // chat user is told it is not confirmed; a bot gets the prediction with `recorded: false`.
+        const unconfirmed = recorded ? undefined : channel.replies.refused(NOT_CONFIRMED, received);
+        if (unconfirmed) return answer(c, unconfirmed);
+        return answer(c, channel.replies.decided(view, identity.principal, received, planLinks(view.planId, { ...(deps.temporalUi ? { temporalUi: deps.temporalUi } : {}) }), recorded));
       } catch (err) {
         const known = err instanceof ApiError && err.status < 500;
         const told = channel.replies.refused(known ? err.message : 'proxmox-agent could not record your decision just now; try again in a moment', received);
