@@ -180,12 +180,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     published = json;
     upsertMemo({ [PLAN_MEMO]: view });
   };
-  void (async () => {
+  // Not cancellable: an operator's cancel must not reject it (an unhandled rejection fails the
+  // workflow task), and what the cancelled run records is published too.
+  void CancellationScope.nonCancellable(async () => {
     for (;;) {
       await condition(() => view !== undefined && JSON.stringify(view) !== published);
       publish();
     }
-  })();
+  });
 
   setHandler(
     planUpdate,
