@@ -11,7 +11,7 @@ import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outco
 import type { DispatchJournal } from '../dispatch/journal.js';
 import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
 import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
-import type { ActionResult, Preflight } from '../workflows/messages.js';
+import { finalEventId, type ActionResult, type Preflight } from '../workflows/messages.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
@@ -153,10 +153,13 @@ export function createActivities(deps: ActivityDeps) {
    * else `decide()`'s, kept in the record's detail under `key`; read back, since a concurrent run of
    * the activity may have recorded its own first.
    */
-  const recordOnce = async <T>(planId: string, eventId: string, key: string, decide: () => Promise<{ value: T; record: AuditEventInput }>): Promise<T> => {
+  const recordOnce = async <T>(planId: string, eventId: string, key: string, decide: () => Promise<{ value: T; record: AuditEventInput }>, opts: { unlessEnded?: boolean } = {}): Promise<T> => {
     const recorded = await storedDetail<T>(planId, eventId, key);
     if (recorded) return recorded;
     const { value, record } = await decide();
+    // `unlessEnded`: nothing is recorded once the run's final decision is on the chain (a re-check
+    // the run abandoned for a rejection, finishing after it: its answer is dropped, its record too).
+    if (opts.unlessEnded && (await deps.audit.forPlan(planId)).some((r) => r.eventId === finalEventId(planId))) return value;
     await deps.audit.append(record);
     return (await storedDetail<T>(planId, eventId, key)) ?? value;
   };
@@ -200,7 +203,7 @@ export function createActivities(deps: ActivityDeps) {
         const { risk, decision, policyVersion, reasons } = policy;
         const link = undoes ? { undoes: undoes.planId } : {};
         return { value: result, record: { ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result, ...link } } };
-      });
+      }, { unlessEnded: record.stage === 'apply' });
     },
 
     async executeAction(input: ExecuteInput): Promise<ExecuteResult> {

@@ -24,7 +24,7 @@ import {
   type PlanView,
 } from '../workflows/messages.js';
 import { applyRefusal, quorumMet, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
-import type { PlanStatus } from '../domain/lifecycle.js';
+import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
 import {
   ProxmoxAction,
   ProxmoxEnvironment,
@@ -263,7 +263,10 @@ export function createPlanGateway({ client, taskQueue, approvalRecordWaitMs = AP
         // This decision's own entry (by its id): a twin sent at the same moment through another
         // channel may have been counted while this one was refused as a duplicate.
         const mine = now && ownEntry(now, signal.decisionId!);
-        if (mine === 'counted') return { view: now!, recorded: true };
+        // A rejection the run counted ends the plan: the plan shows "rejected" once its outcome is
+        // on the audit chain (a moment later, or after a re-check waiting on Proxmox), the approver
+        // hears it now.
+        if (mine === 'counted') return { view: signal.decision === 'reject' && !isTerminal(now!.status) ? { ...now!, status: 'rejected' } : now!, recorded: true };
         if (mine) throw refusalProblem(mine.reason as RefusalReason, now!, args);
         if (Date.now() >= deadline) return { view: predicted, recorded: false };
         await new Promise((r) => setTimeout(r, pause));

@@ -22,7 +22,7 @@ import { ProxmoxFrozen, ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../tempo
 import type { createActivities } from '../activities/index.js';
 import type { AssessInput, AssessResult, ExecuteResult, FinalDecision, OutcomeFields } from '../activities/types.js';
 import type { StoppedDispatch } from '../activities/execute.js';
-import type { PlanStatus } from '../domain/lifecycle.js';
+import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
 import { freezeReason, type Freeze } from '../domain/freeze.js';
 import { stricterRisk } from '../domain/risk.js';
 import { safeguardJournalId, safeguardRequest } from '../domain/safeguard.js';
@@ -167,24 +167,35 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 
   setHandler(stateQuery, () => {
     if (!view) throw ApplicationFailure.nonRetryable('plan is still being evaluated', REFUSALS.notReady);
-    return view;
+    return visible(view);
   });
 
   // The plan as readers see it (PLAN_MEMO): published whenever it changed, in the workflow task that
   // changed it. Before return and continue-as-new it is published explicitly too.
+  // A final status is published only once the run's outcome is on the audit chain: a reader told
+  // "rejected" or "succeeded" finds its record there. Until then (a rejection counted while the
+  // re-check waits on Proxmox, the outcome record being written) readers see the status the run was
+  // in, with what changed (the rejection in `approval.rejectedBy`).
+  let outcomeOnChain = false;
+  let openStatus: PlanStatus | undefined = input.resume?.view.status;
+  const visible = (v: PlanView): PlanView => {
+    if (!isTerminal(v.status)) openStatus = v.status;
+    return isTerminal(v.status) && !outcomeOnChain && openStatus ? { ...v, status: openStatus } : v;
+  };
   let published: string | undefined;
   const publish = (): void => {
     if (!view) return;
-    const json = JSON.stringify(view);
+    const shown = visible(view);
+    const json = JSON.stringify(shown);
     if (json === published) return;
     published = json;
-    upsertMemo({ [PLAN_MEMO]: view });
+    upsertMemo({ [PLAN_MEMO]: shown });
   };
   // Not cancellable: an operator's cancel must not reject it (an unhandled rejection fails the
   // workflow task), and what the cancelled run records is published too.
   void CancellationScope.nonCancellable(async () => {
     for (;;) {
-      await condition(() => view !== undefined && JSON.stringify(view) !== published);
+      await condition(() => view !== undefined && JSON.stringify(visible(view)) !== published);
       publish();
     }
   });
@@ -263,6 +274,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     await condition(allHandlersFinished);
     // Records of messages that came in at the very end (a late approval, refused).
     if (trail.hasPending) await flush();
+    // Every record is written: whatever the run ended as is on the chain.
+    outcomeOnChain = true;
     // The run has ended: its budget slot frees now, not after the notices below (which may retry
     // for minutes); the hourly charges too if nothing reached Proxmox (no execute of the action or
     // of its safeguard was ever scheduled: counted conservatively, a refund never frees too much).
@@ -309,6 +322,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     notifies = more.notifies;
     budgeted = more.budgeted ?? false;
     view = v;
+    // A plan denied outright: its decision record (plan.created) is what assess just wrote.
+    if (v.status === 'denied') outcomeOnChain = true;
+    else openStatus = v.status;
     showStatus(v.target.node ? [{ key: ProxmoxNode, value: v.target.node }] : []);
     if (v.status === 'awaiting_approval') notifyApprovers(v);
     return v;
@@ -335,8 +351,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       }
 
       // Re-check at apply: the target must still be what was planned, and policy may have changed.
-      const again = await assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, { withPending: true, remote: true });
+      const again = await recheckUnlessRejected(v);
       rechecks++;
+      // Rejected while the target was read: the re-check was abandoned, the rejection ends the run.
+      if (!again) continue;
       // No freeze holds the plan any more (lifted since it was made or held): said once, before anything else.
       if (v.frozen && !again.frozen) {
         trail.add('apply.resumed', { detail: { freezeId: v.frozen.id } });
@@ -409,6 +427,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
       const taken = v.safeguard?.taken;
       v.result = taken ? { ...done, safeguard: { snapshot: v.safeguard!.name, ...(taken.upid ? { upid: taken.upid } : {}) } } : done;
       v.status = v.result.outcome === 'applied' || v.result.outcome === 'noop' ? 'succeeded' : 'failed';
+      // The execute activity wrote the outcome record (a failure's, settleOutcome).
+      outcomeOnChain = true;
       showStatus();
       return;
     }
@@ -578,6 +598,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     showStatus();
     trail.add('run.cancelled', { detail: { during, outcome: result.outcome }, ...(result.upid ? { upid: result.upid } : {}) });
     await flush();
+    outcomeOnChain = true;
   }
 
   /**
@@ -593,6 +614,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (;;) {
       try {
         const decided = await trail.writing((before) => local.recordFinal({ before, record, final }));
+        outcomeOnChain = true;
         if (decided.status !== status) {
           v.status = decided.status;
           if (decided.result) v.result = decided.result;
@@ -604,6 +626,30 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         await sleep(AUDIT_RETRY_PAUSE);
       }
     }
+  }
+
+  /**
+   * The apply-time re-check, abandoned as soon as a rejection is counted: a Proxmox that hangs must
+   * not hold a human "no" off the audit chain (and the plan's final status with it) for minutes.
+   * The abandoned activity's answer is dropped; its pending records stay pending for the next write.
+   */
+  async function recheckUnlessRejected(v: PlanView): Promise<AssessResult | undefined> {
+    const scope = new CancellationScope();
+    let settled = false;
+    const checking = scope.run(() => assess({ request, record: { planId, requestHash, seq: trail.reserve(), stage: 'apply' } }, { withPending: true, remote: true }));
+    void checking.then(
+      () => void (settled = true),
+      () => void (settled = true),
+    );
+    await condition(() => settled || statusOf(v) === 'rejected');
+    if (settled) return await checking;
+    scope.cancel();
+    try {
+      await checking;
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    }
+    return undefined;
   }
 
   /** The assess activity (`remote`: a regular activity, see `checks`), with the pending records; retried after a pause while the audit store fails. */
@@ -653,7 +699,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (const n of notifications) n.scope.cancel();
     publish();
     // The plan goes with the run: the new run starts with it in its memo, readable at once.
-    return makeContinueAsNewFunc<typeof actionWorkflow>({ memo: { [PLAN_MEMO]: v } })({
+    return makeContinueAsNewFunc<typeof actionWorkflow>({ memo: { [PLAN_MEMO]: visible(v) } })({
       ...input,
       resume: { view: v, trail: trail.carry(), notifies, ...(budgeted ? { budgeted } : {}), ...(slackMessage ? { slackMessage } : {}), ...(told.size ? { told: [...told] } : {}), ...(executes ? { executes } : {}), ...(safeguardExecutes ? { safeguardExecutes } : {}) },
     });

@@ -5,7 +5,7 @@
  * activities write them. Workflow-safe: no I/O, no clocks.
  */
 import type { AuditEventInput, OutcomeFields } from '../activities/types.js';
-import { auditEventId, type PlanView } from './messages.js';
+import { auditEventId, finalEventId, type PlanView } from './messages.js';
 
 export type AuditExtra = Pick<AuditEventInput, 'actor' | 'channel' | 'upid' | 'outcome' | 'detail'>;
 
@@ -53,7 +53,7 @@ export class AuditTrail {
    * workflow task (messages seen in another order) cannot put a second decision on the chain.
    */
   final(event: string, extra: AuditExtra = {}): AuditEventInput {
-    return { eventId: `${this.planId}/final/run.decided`, event, ...this.fields(), ...extra };
+    return { eventId: finalEventId(this.planId), event, ...this.fields(), ...extra };
   }
 
   /** Adds a record built elsewhere (the outcome record of a failed execute). */

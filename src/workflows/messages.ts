@@ -29,6 +29,11 @@ export function auditEventId(planId: string, seq: number, event: string): string
   return `${planId}/${seq}/${event}`;
 }
 
+/** The id of a run's terminal decision without an execute (rejected, expired, stale, denied): one per run. */
+export function finalEventId(planId: string): string {
+  return `${planId}/final/run.decided`;
+}
+
 export interface ActionWorkflowInput {
   planId: string;
   request: NormalizedRequest;

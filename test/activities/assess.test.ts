@@ -214,4 +214,19 @@ describe('recordFinal', () => {
     const records = await store.forPlan(id);
     expect(records.map((r) => r.event)).toEqual(['apply.refused_stale', 'approval.rejected']);
   });
+
+  // A rejection counted while the apply-time re-check waits on Proxmox ends the run at once; the
+  // abandoned re-check, finishing later, must not put a check after the run's final decision.
+  it('an apply-time re-check that finishes after the run ended records nothing', async () => {
+    const id = planId();
+    const final = { eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event: 'plan.rejected', detail: { final: { status: 'rejected', event: 'plan.rejected' } } };
+    await store.append(final);
+    const checked = await attempt(1).assess({ request: request(100), record: { planId: id, requestHash: 'h', seq: 5, stage: 'apply' } });
+    expect(checked.policy.decision).toBeDefined();
+    expect((await store.forPlan(id)).map((r) => r.event)).toEqual(['plan.rejected']);
+    // Without a final decision, the same re-check is on the chain.
+    const other = planId();
+    await attempt(1).assess({ request: request(100), record: { planId: other, requestHash: 'h', seq: 5, stage: 'apply' } });
+    expect((await store.forPlan(other)).map((r) => r.event)).toEqual(['apply.checked']);
+  });
 });

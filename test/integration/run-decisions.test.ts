@@ -22,6 +22,10 @@ let running: Promise<void>[];
 
 /** What the stand-in activities saw, per test. */
 let recorded: AuditEventInput[];
+/** Appends as the real audit store does: a record whose eventId is already there is not written again. */
+const append = (...events: AuditEventInput[]) => {
+  for (const e of events) if (!recorded.some((r) => r.eventId === e.eventId)) recorded.push(e);
+};
 let executed: ExecuteInput[];
 let assessCalls: number;
 /** Holds the apply-time assess open until released. */
@@ -56,8 +60,8 @@ beforeAll(async () => {
     assess: async ({ before = [], record }: AssessInput): Promise<AssessResult> => {
       assessCalls++;
       failingAudit();
-      recorded.push(...before);
-      recorded.push({ eventId: `${record.planId}/${record.seq}/assessed`, planId: record.planId, event: record.stage === 'plan' ? 'plan.created' : 'apply.checked', requestHash: record.requestHash });
+      append(...before);
+      append({ eventId: `${record.planId}/${record.seq}/assessed`, planId: record.planId, event: record.stage === 'plan' ? 'plan.created' : 'apply.checked', requestHash: record.requestHash });
       if (assessCalls > 1 && gate) await gate.wait;
       return {
         preflight: { state: undefined, fingerprint: { exists: true, status: 'stopped' }, assessment: { kind: 'proceed' }, checkedAt: new Date().toISOString() },
@@ -67,17 +71,17 @@ beforeAll(async () => {
     },
     recordAudits: async (records: AuditEventInput[]) => {
       failingAudit();
-      recorded.push(...records);
+      append(...records);
       return [];
     },
     recordOutcome: async ({ proposed }: { proposed: unknown }) => proposed,
     // The run's terminal decision, as the real activity records it: once per run, the first one wins.
     recordFinal: async ({ before, record, final }: { before: AuditEventInput[]; record: AuditEventInput; final: unknown }) => {
       failingAudit();
-      recorded.push(...before);
+      append(...before);
       const first = recorded.find((r) => r.eventId === record.eventId);
       if (first) return first.detail?.final;
-      recorded.push({ ...record, detail: { ...record.detail, final } });
+      append({ ...record, detail: { ...record.detail, final } });
       return final;
     },
     notifyApprovers: async () => ({ delivered: 0 }),
@@ -85,7 +89,7 @@ beforeAll(async () => {
   const execute = {
     executeAction: async (input: ExecuteInput) => {
       failingAudit();
-      recorded.push(...(input.audit?.before ?? []));
+      append(...(input.audit?.before ?? []));
       executed.push(input);
       if (executeGate) await executeGate.wait;
       return { outcome: 'applied', upid: 'UPID:pve-lab:00000001:000F4240:6B000000:qmstart:101:test@pve!t:' };

@@ -96,9 +96,16 @@ describe('while Proxmox hangs, reads and decisions answer, and tell the truth', 
     stillHeld();
     expect(no.status, JSON.stringify(no.body)).toBe(202);
     expect(no.body).toMatchObject({ status: 'rejected', recorded: true });
-    const after = await t.call('GET', `/v1/actions/${planId}`, { token: TOKENS.agent });
+    // The run abandons the re-check for the rejection: the plan ends rejected while Proxmox still
+    // holds the read, and a reader told "rejected" finds the outcome on the audit chain.
+    const after = await until('the plan to show the rejection', async () => {
+      const r = await t.call('GET', `/v1/actions/${planId}`, { token: TOKENS.agent });
+      return r.body.status === 'rejected' ? r : undefined;
+    }, 10_000, 20);
     stillHeld();
-    expect(after.body.status).toBe('rejected');
+    expect(after.body.approval.rejectedBy.principal).toBeDefined();
+    expect((await t.service.audit.forPlan(planId)).map((r) => r.event)).toEqual(expect.arrayContaining(['approval.rejected', 'plan.rejected']));
+    stillHeld();
 
     // Once Proxmox answers, the run goes on from the truth it told: rejected, nothing sent.
     expect((await applying).status).toBeLessThan(500);
