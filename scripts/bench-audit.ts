@@ -14,7 +14,7 @@ import { findPostgresBin, startTempPostgres } from '../test/setup/postgres.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const HASH = `sha256:${'d'.repeat(64)}`;
-const event = (i: number, tag: string) => ({ eventId: `${tag}-${i}/1/plan.created`, planId: `plan_${tag}_${i}`, event: 'plan.created', actor: 'agent:pi', channel: 'api', requestHash: HASH });
+const event = (i: number, tag: string) => ({ eventId: `${tag}-${i}/1/plan.created`, planId: `plan_${tag}_${i}`, event: 'plan.created' as const, actor: 'agent:pi', channel: 'api', requestHash: HASH });
 const keys = generateAuditKeyPair();
 const signing = { signer: createCheckpointSigner(keys.privateKeyPem), every: 100, intervalMs: 60_000 };
 

@@ -33,7 +33,7 @@ const planId = (i: number) => {
   for (let n = i, k = 0; k < 8; k++, n = Math.floor(n / 32)) tail = CROCKFORD[n % 32] + tail;
   return `plan_01J9ZQ4X3T5M8R2B6C${tail}`;
 };
-const EVENTS = ['plan.created', 'apply.requested', 'apply.started', 'action.applied'];
+const EVENTS = ['plan.created', 'apply.requested', 'apply.started', 'action.applied'] as const;
 
 const rchar = () => (existsSync('/proc/self/io') ? Number(/rchar:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))![1]) : NaN);
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -109,7 +109,7 @@ try {
   const before = lines(checkpointsPathFor(path));
   for (let i = 0; i < GETS; i++) {
     const id = planId(i);
-    await writer.append({ eventId: `${id}/9/extra`, planId: id, event: 'plan.expired', requestHash: HASH });
+    await writer.append({ eventId: `${id}/9/extra`, planId: id, event: 'plan.expired' as const, requestHash: HASH });
     await wapp.request(`/v1/actions/${id}/evidence`, { headers: { authorization: 'Bearer r' } });
   }
   console.log(`writer: ${GETS} × (append, GET): ${lines(checkpointsPathFor(path)) - before} checkpoints written`);

@@ -40,6 +40,7 @@ import {
 } from './observability/tracing.js';
 import { startWorkerHttp, type Probe } from './worker/http.js';
 import { createWorkers } from './worker/worker.js';
+import { unreadablePreflight } from './domain/plan-view.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -262,10 +263,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           temporal: watch,
           evaluate: async (request, at) => {
             // The same preflight and policy the workflow runs, called directly: nothing is started.
-            const preflight = await activities.preflight({ request }).catch((err: Error) => ({
-              assessment: { kind: 'unavailable' as const, reason: err.message },
-              checkedAt: new Date().toISOString(),
-            }));
+            const preflight = await activities.preflight({ request }).catch((err: Error) => unreadablePreflight(err.message, new Date().toISOString()));
             return { preflight, decision: await activities.evaluatePolicy({ request, preflight, at: at.toISOString() }) };
           },
           ...(opts.temporal.uiUrl ? { temporalUi: { baseUrl: opts.temporal.uiUrl, namespace } } : {}),

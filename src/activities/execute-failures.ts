@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure, CancelledFailure, type Context } from '@temporalio/activity';
 import { isRetryableProxmoxError, isStaleConfigError, ProxmoxError, ProxmoxTaskFailedError } from '../proxmox/index.js';
-import { REFUSALS } from '../workflows/messages.js';
+import { REFUSALS } from '../domain/refusals.js';
 
 /** The failure type of an outcome that cannot be known: reported as such, never as success or a clean failure. */
 export const OUTCOME_UNKNOWN = 'OutcomeUnknown';

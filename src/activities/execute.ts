@@ -7,11 +7,11 @@ import type { PolicyDecision } from '../policy/engine.js';
 import { guestKey, type DispatchEntry, type DispatchJournal } from '../dispatch/journal.js';
 import { DISPATCH_START_MS, DISPATCH_TIMEOUT_MS, SETTLE_AFTER_MS, settleIntent } from '../dispatch/settle.js';
 import { isNoSuchTask, isRetryableProxmoxError, parseUpid, ProxmoxTaskFailedError, type ProxmoxClient } from '../proxmox/index.js';
-import { REFUSALS } from '../workflows/messages.js';
 import { answeredSuccess, mayHaveReachedProxmox, OUTCOME_UNKNOWN, outcomeUnknown, toActivityFailure } from './execute-failures.js';
 import { readGuest } from './guest-reader.js';
 import { stopCancelledTask } from './task-stop.js';
 import type { ExecuteInput, ExecuteProgress, ExecuteResult } from './types.js';
+import { REFUSALS } from '../domain/refusals.js';
 
 export interface ExecuteDeps {
   clientFor(environment: string): ProxmoxClient;

@@ -7,11 +7,11 @@ import { evaluatePolicy as evaluate } from '../policy/engine.js';
 import type { PolicyConfig } from '../policy/schema.js';
 import { isRetryableProxmoxError, type ProxmoxClient } from '../proxmox/index.js';
 import type { AuditStore } from '../audit/store.js';
-import { assessmentEventId, outcomeEventId, outcomeRecord } from '../audit/outcome.js';
+import { assessmentRecord, outcomeRecord } from '../audit/records.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
 import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
 import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
-import { finalEventId, type ActionResult, type Preflight } from '../workflows/messages.js';
+import { unreadablePreflight, type ActionResult, type Preflight } from '../domain/plan-view.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
 import { readGuest } from './guest-reader.js';
@@ -19,8 +19,6 @@ import { readSnapshotSupport } from './snapshot-support.js';
 import type {
   AssessInput,
   AssessResult,
-  AuditEventInput,
-  AuditReceipt,
   ExecuteInput,
   ExecuteResult,
   OutcomeInput,
@@ -30,6 +28,7 @@ import type {
   PolicyResult,
   PreflightInput,
 } from './types.js';
+import { assessmentEventId, finalEventId, outcomeEventId, type AuditEventInput, type AuditReceipt } from '../audit/events.js';
 
 /**
  * How long a plan's reads of its target may take in all (assess, and the API's policy evaluation):
@@ -103,7 +102,7 @@ export function createActivities(deps: ActivityDeps) {
           continue;
         }
         const reason = isTimeout(err) ? `Proxmox did not answer within ${readMs / 1000} s` : err instanceof Error ? err.message : String(err);
-        return { assessment: { kind: 'unavailable', reason }, checkedAt: checkedAt() };
+        return unreadablePreflight(reason, checkedAt());
       }
     }
   };
@@ -198,11 +197,7 @@ export function createActivities(deps: ActivityDeps) {
             : { policy: evaluated, budgeted: false, expiresBy: undefined };
         const frozen = await activeFreeze({ environment: request.environment });
         const result: AssessResult = { preflight: held.preflight, policy, notifies: notifiesAnyone(deps.notify), ...(budgeted ? { budgeted } : {}), ...(expiresBy ? { expiresBy } : {}), ...(frozen ? { frozen } : {}) };
-        const event = record.stage === 'apply' ? 'apply.checked' : policy.decision === 'denied' ? 'plan.denied' : 'plan.created';
-        const { seq: _seq, stage: _stage, ...fields } = record;
-        const { risk, decision, policyVersion, reasons } = policy;
-        const link = undoes ? { undoes: undoes.planId } : {};
-        return { value: result, record: { ...fields, eventId, event, decision: { risk, decision, policyVersion, reasons }, detail: { assessment: result, ...link } } };
+        return { value: result, record: assessmentRecord(record, policy, result, undoes ? { undoes: undoes.planId } : {}) };
       }, { unlessEnded: record.stage === 'apply' });
     },
 

@@ -3,7 +3,9 @@ import type { NormalizedRequest } from '../domain/request.js';
 import type { Freeze } from '../domain/freeze.js';
 import type { UndoLink } from '../domain/undo.js';
 import type { PolicyDecision } from '../policy/engine.js';
-import type { ActionResult, Approval, Preflight } from '../workflows/messages.js';
+import type { AuditEventInput, FinalEvent } from '../audit/events.js';
+import type { AssessmentRecord, OutcomeFields } from '../audit/records.js';
+import type { ActionResult, Preflight } from '../domain/plan-view.js';
 
 export interface PreflightInput {
   request: NormalizedRequest;
@@ -40,11 +42,6 @@ export interface AssessInput {
   undoes?: UndoLink;
 }
 
-export type AssessmentRecord = Pick<AuditEventInput, 'planId' | 'requestHash' | 'actor' | 'channel'> & {
-  seq: number;
-  /** plan: the plan's decision (plan.created / plan.denied); apply: the apply-time re-check (apply.checked). */
-  stage: 'plan' | 'apply';
-};
 
 export interface AssessResult {
   preflight: Preflight;
@@ -70,8 +67,6 @@ export interface ExecuteAudit {
   outcome: OutcomeFields;
 }
 
-/** What the outcome record carries besides its event, outcome and UPID. */
-export type OutcomeFields = Omit<AuditEventInput, 'eventId' | 'event' | 'upid' | 'outcome' | 'detail'> & { seq: number };
 
 export interface ExecuteInput {
   planId: string;
@@ -139,28 +134,8 @@ export interface FinalInput {
 
 export interface FinalDecision {
   status: 'rejected' | 'expired' | 'failed' | 'denied';
-  event: string;
+  event: FinalEvent;
   result?: ActionResult;
-}
-
-export interface AuditEventInput {
-  /** Unique per run and record: a retried activity writes it once. */
-  eventId: string;
-  planId: string;
-  event: string;
-  actor?: string;
-  channel?: string;
-  requestHash: string;
-  decision?: Pick<PolicyDecision, 'risk' | 'decision' | 'policyVersion' | 'reasons'>;
-  approvals?: Approval[];
-  upid?: string;
-  outcome?: string;
-  detail?: Record<string, unknown>;
-}
-
-export interface AuditReceipt {
-  seq: number;
-  hash: string;
 }
 
 export type { GuestState, StateFingerprint };

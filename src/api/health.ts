@@ -2,8 +2,8 @@
 import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import type { TemporalWatch } from '../temporal/watch.js';
-import { environmentTaskQueue } from '../workflows/messages.js';
 import type { HealthReport } from './context.js';
+import { environmentTaskQueue } from '../temporal/task-queues.js';
 
 /** A live worker re-polls at least every ~70 s (long poll); older last-access times are ghosts. */
 const POLLER_FRESH_MS = 90_000;

@@ -11,18 +11,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { actionWorkflow } from '../workflows/action-workflow.js';
-import {
-  applyUpdate,
-  approvalSignal,
-  planUpdate,
-  REFUSALS,
-  PLAN_MEMO,
-  type ActionWorkflowInput,
-  type ApplyAccepted,
-  type ApplyArgs,
-  type ApprovalArgs,
-  type PlanView,
-} from '../workflows/messages.js';
+import { applyUpdate, approvalSignal, planUpdate, PLAN_MEMO, type ActionWorkflowInput, type ApplyAccepted, type ApplyArgs, type ApprovalArgs, type PlanView } from '../workflows/messages.js';
 import { applyRefusal, quorumMet, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
 import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
 import {
@@ -35,6 +24,7 @@ import {
   ProxmoxVmid,
 } from '../temporal/search-attributes.js';
 import { ApiError, type ProblemCode } from './problems.js';
+import { REFUSALS } from '../domain/refusals.js';
 
 /** How the workflow's refusal types map to problems: once, here. */
 const REFUSAL_PROBLEMS: Record<string, ProblemCode> = {

@@ -2,11 +2,11 @@ import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises
 import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import type { AuditEventInput, AuditReceipt } from '../activities/types.js';
 import type { Logger } from '../logging.js';
 import { GENESIS_HEAD, sealBatch, type AuditHead, type AuditRecord } from './record.js';
 import { parsePublicKey, publicKeyId, type SignedCheckpoint } from './signing.js';
 import { createAuditStore, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
+import type { AuditEventInput, AuditReceipt } from './events.js';
 
 /** `<log>.checkpoints.jsonl`: the signed heads of a file log, beside it. */
 export const checkpointsPathFor = (path: string) => `${path}.checkpoints.jsonl`;

@@ -1,10 +1,10 @@
 import pg from 'pg';
-import type { AuditReceipt } from '../activities/types.js';
 import type { Logger } from '../logging.js';
 import { openPool, transaction } from '../pg/pool.js';
 import { sealBatch, type AuditHead, type AuditRecord } from './record.js';
 import type { SignedCheckpoint } from './signing.js';
 import { createAuditStore, errorSummary, newest, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
+import type { AuditReceipt } from './events.js';
 
 export const PG_TABLES = {
   records: 'proxmox_agent_audit',

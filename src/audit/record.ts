@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from '../domain/hashing.js';
-import type { AuditEventInput, AuditReceipt } from '../activities/types.js';
+import type { AuditEventInput, AuditReceipt } from './events.js';
 
 /**
  * One record of the audit log. `hash` is "sha256:" + SHA-256 over the RFC 8785 canonical JSON of

@@ -1,7 +1,7 @@
-import type { AuditEventInput, AuditReceipt } from '../activities/types.js';
 import type { Logger } from '../logging.js';
 import { GENESIS_HEAD, type AuditHead, type AuditRecord } from './record.js';
 import type { CheckpointSigner, SignedCheckpoint } from './signing.js';
+import type { AuditEventInput, AuditReceipt } from './events.js';
 
 /**
  * Append-only, hash-chained evidence. Implementations are idempotent by `eventId` (a retried

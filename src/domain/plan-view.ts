@@ -222,3 +222,8 @@ export type PlanView = z.infer<typeof planViewSchema>;
 // The view's freeze is the journal's (src/domain/freeze.ts): a drift between the two fails to compile.
 const _sameFreeze: [z.infer<typeof freezeSchema>, Freeze] extends [Freeze, z.infer<typeof freezeSchema>] ? true : never = true;
 void _sameFreeze;
+
+/** The preflight of a target that could not be read (Proxmox failed, or did not answer in time): no state, no fingerprint. */
+export function unreadablePreflight(reason: string, checkedAt: string): Preflight {
+  return { assessment: { kind: 'unavailable', reason }, checkedAt };
+}

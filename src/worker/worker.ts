@@ -11,7 +11,7 @@ import {
 } from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
 import type { WorkerConfig } from '../config/schema.js';
-import { environmentTaskQueue } from '../workflows/messages.js';
+import { environmentTaskQueue } from '../temporal/task-queues.js';
 
 /**
  * The workflow sources, bundled at start when no bundle is given (and always with tracing on, whose

@@ -20,7 +20,7 @@ import {
 import { ProxmoxFrozen, ProxmoxNode, ProxmoxRisk, ProxmoxStatus } from '../temporal/search-attributes.js';
 // Type-only: activity code never enters the workflow bundle.
 import type { createActivities } from '../activities/index.js';
-import type { AssessInput, AssessResult, ExecuteResult, FinalDecision, OutcomeFields } from '../activities/types.js';
+import type { AssessInput, AssessResult, ExecuteResult, FinalDecision } from '../activities/types.js';
 import type { StoppedDispatch } from '../activities/execute.js';
 import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
 import { freezeReason, type Freeze } from '../domain/freeze.js';
@@ -29,20 +29,12 @@ import { safeguardJournalId, safeguardRequest } from '../domain/safeguard.js';
 import { isOutcome } from '../channels/outcome.js';
 import { AuditTrail } from './audit-trail.js';
 import { cancelledResult, failedResult, failureDetails, failureType } from './outcomes.js';
-import {
-  applyUpdate,
-  approvalSignal,
-  environmentTaskQueue,
-  freezeLiftedSignal,
-  planUpdate,
-  REFUSALS,
-  stateQuery,
-  PLAN_MEMO,
-  type ActionResult,
-  type ActionWorkflowInput,
-  type PlanView,
-} from './messages.js';
+import { applyUpdate, approvalSignal, freezeLiftedSignal, planUpdate, stateQuery, PLAN_MEMO, type ActionResult, type ActionWorkflowInput, type PlanView } from './messages.js';
 import { applyRefusal, mergeRequirements, quorumMet, readyToGoOn, recordApproval, setRequirements, staleFields } from './plan-state.js';
+import type { FinalEvent } from '../audit/events.js';
+import type { OutcomeFields } from '../audit/records.js';
+import { environmentTaskQueue } from '../temporal/task-queues.js';
+import { REFUSALS } from '../domain/refusals.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -605,7 +597,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
    * Ends the run without an execute. The decision is recorded once per run (recordFinal): a run that
    * decides again after a lost workflow task takes the decision already on the chain.
    */
-  async function finishAs(status: FinalDecision['status'], event: string, extra: Parameters<AuditTrail['add']>[1] = {}): Promise<void> {
+  async function finishAs(status: FinalDecision['status'], event: FinalEvent, extra: Parameters<AuditTrail['add']>[1] = {}): Promise<void> {
     const v = view!;
     v.status = status;
     showStatus();

@@ -4,8 +4,9 @@
  * handed to whichever activity runs next. Message handlers only add records; the main loop's
  * activities write them. Workflow-safe: no I/O, no clocks.
  */
-import type { AuditEventInput, OutcomeFields } from '../activities/types.js';
-import { auditEventId, finalEventId, type PlanView } from './messages.js';
+import type { PlanView } from './messages.js';
+import { auditEventId, finalEventId, type AuditEvent, type AuditEventInput, type FinalEvent } from '../audit/events.js';
+import type { OutcomeFields } from '../audit/records.js';
 
 export type AuditExtra = Pick<AuditEventInput, 'actor' | 'channel' | 'upid' | 'outcome' | 'detail'>;
 
@@ -41,7 +42,7 @@ export class AuditTrail {
   }
 
   /** Adds a record, to be written by the next activity. */
-  add(event: string, extra: AuditExtra = {}): AuditEventInput {
+  add(event: AuditEvent, extra: AuditExtra = {}): AuditEventInput {
     const record = { eventId: auditEventId(this.planId, ++this.seq, event), event, ...this.fields(), ...extra };
     this.pending.push(record);
     return record;
@@ -52,7 +53,7 @@ export class AuditTrail {
    * per run, whatever number it would have had, so that a run that decides again after a lost
    * workflow task (messages seen in another order) cannot put a second decision on the chain.
    */
-  final(event: string, extra: AuditExtra = {}): AuditEventInput {
+  final(event: FinalEvent, extra: AuditExtra = {}): AuditEventInput {
     return { eventId: finalEventId(this.planId), event, ...this.fields(), ...extra };
   }
 

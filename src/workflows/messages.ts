@@ -6,33 +6,9 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import type { NormalizedRequest } from '../domain/request.js';
 import type { Actor, Channel, PlanView } from '../domain/plan-view.js';
-import type { AuditEventInput } from '../activities/types.js';
+import type { AuditEventInput } from '../audit/events.js';
 
 export type { ActionResult, Actor, Approval, ApprovalRequirement, Channel, PlanView, Preflight, Reason } from '../domain/plan-view.js';
-
-export const DEFAULT_TASK_QUEUE = 'proxmox-agent';
-
-/**
- * The task queue of an environment's Proxmox-calling activities: `<taskQueue>-<environment>`. One
- * queue per Proxmox cluster lets the server rate-limit each cluster on its own
- * (`maxTaskQueueActivitiesPerSecond`) and lets workers near a cluster serve only it.
- */
-export function environmentTaskQueue(taskQueue: string, environment: string): string {
-  return `${taskQueue}-${environment}`;
-}
-
-/**
- * An audit record's id: unique per run and event, so that a retried activity writes it once. `seq`
- * counts the run's records in the order the workflow decided them (deterministic on replay).
- */
-export function auditEventId(planId: string, seq: number, event: string): string {
-  return `${planId}/${seq}/${event}`;
-}
-
-/** The id of a run's terminal decision without an execute (rejected, expired, stale, denied): one per run. */
-export function finalEventId(planId: string): string {
-  return `${planId}/final/run.decided`;
-}
 
 export interface ActionWorkflowInput {
   planId: string;
@@ -91,23 +67,6 @@ export interface ApprovalArgs {
    */
   decisionId?: string;
 }
-
-/** Failure types the workflow raises to refuse a message; the API maps each once to an HTTP problem. */
-export const REFUSALS = {
-  idempotencyConflict: 'IdempotencyKeyConflict',
-  hashMismatch: 'RequestHashMismatch',
-  expired: 'PlanExpired',
-  denied: 'PlanDenied',
-  rejected: 'PlanRejected',
-  finished: 'PlanFinished',
-  stale: 'PlanStale',
-  forbidden: 'Forbidden',
-  notReady: 'PlanNotReady',
-  /** A plan request replayed on a run whose plan is made: answered from the state query. */
-  planExists: 'PlanExists',
-  /** An execute refused because its environment is frozen: the run holds until the freeze is lifted. */
-  frozen: 'EnvironmentFrozen',
-} as const;
 
 /** Update-with-Start target: returns the plan once policy and preflight are done. */
 export const planUpdate = defineUpdate<PlanView, [PlanArgs]>('plan');

@@ -4,7 +4,8 @@
  */
 import { isTerminal } from '../domain/lifecycle.js';
 import type { StateFingerprint } from '../domain/guest-state.js';
-import { REFUSALS, type ApplyArgs, type Approval, type ApprovalArgs, type ApprovalRequirement, type PlanView } from './messages.js';
+import { type ApplyArgs, type Approval, type ApprovalArgs, type ApprovalRequirement, type PlanView } from './messages.js';
+import { REFUSALS } from '../domain/refusals.js';
 
 /** Does this approval count towards this requirement? (role and channel filters) */
 export function counts(requirement: ApprovalRequirement, approval: Pick<Approval, 'roles' | 'channel'>): boolean {

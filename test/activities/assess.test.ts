@@ -9,7 +9,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Info } from '@temporalio/activity';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
-import type { AssessInput, AssessResult, AuditEventInput, ExecuteInput, ExecuteResult } from '../../src/activities/types.js';
+import type { AssessInput, AssessResult, ExecuteInput, ExecuteResult } from '../../src/activities/types.js';
 import { openFileAuditStore } from '../../src/audit/file-store.js';
 import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { AuditStore } from '../../src/audit/store.js';
@@ -17,6 +17,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { normalizeRequest } from '../../src/domain/request.js';
 import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
 import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+import type { AuditEventInput, FinalEvent } from '../../src/audit/events.js';
 
 const TOKEN_ID = 'proxmox-agent@pve!agent';
 const SECRET = 'lab-secret-for-assess-tests';
@@ -203,12 +204,12 @@ describe('recordFinal', () => {
     const { config } = loadConfig({});
     const acts = createActivities({ environments: new Map([['lab', { tier: 'nonprod', client, tokenId: TOKEN_ID }]]), policy: () => config.policy, audit: store, journal: await openFileDispatchJournal() });
     const id = planId();
-    const record = (event: string, n: number) => ({ eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event, detail: { n } });
+    const record = (event: FinalEvent, n: number) => ({ eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event, detail: { n } });
     const stale = { outcome: 'failed' as const, errorType: 'PlanStale', message: 'target changed', finishedAt: 't' };
     const run = (input: Parameters<typeof acts.recordFinal>[0]) => new MockActivityEnvironment({ attempt: 1 } as Partial<Info>).run(acts.recordFinal, input);
     const first = await run({ before: [], record: record('apply.refused_stale', 1), final: { status: 'failed', event: 'apply.refused_stale', result: stale } });
     expect(first).toEqual({ status: 'failed', event: 'apply.refused_stale', result: stale });
-    const rejection = { eventId: `${id}/7/approval.rejected`, planId: id, requestHash: 'h', event: 'approval.rejected', actor: 'human:carol' };
+    const rejection = { eventId: `${id}/7/approval.rejected`, planId: id, requestHash: 'h', event: 'approval.rejected' as const, actor: 'human:carol' };
     const second = await run({ before: [rejection], record: record('plan.rejected', 2), final: { status: 'rejected', event: 'plan.rejected' } });
     expect(second).toEqual(first);
     const records = await store.forPlan(id);
@@ -219,7 +220,7 @@ describe('recordFinal', () => {
   // abandoned re-check, finishing later, must not put a check after the run's final decision.
   it('an apply-time re-check that finishes after the run ended records nothing', async () => {
     const id = planId();
-    const final = { eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event: 'plan.rejected', detail: { final: { status: 'rejected', event: 'plan.rejected' } } };
+    const final = { eventId: `${id}/final/run.decided`, planId: id, requestHash: 'h', event: 'plan.rejected' as const, detail: { final: { status: 'rejected', event: 'plan.rejected' } } };
     await store.append(final);
     const checked = await attempt(1).assess({ request: request(100), record: { planId: id, requestHash: 'h', seq: 5, stage: 'apply' } });
     expect(checked.policy.decision).toBeDefined();

@@ -58,13 +58,13 @@ async function getEvidence(app: ReturnType<typeof appOver>): Promise<EvidenceBun
 
 /** The run's three records, with another plan's record between them (seq 1, 3, 4). */
 async function writeRun(store: AuditStore) {
-  await store.append({ eventId: `${PLAN}/1/plan.created`, planId: PLAN, event: 'plan.created', actor: 'agent:pi-demo', channel: 'api', requestHash: HASH });
-  await store.append({ eventId: 'plan_other/1/plan.created', planId: 'plan_other', event: 'plan.created', requestHash: `sha256:${'f'.repeat(64)}` });
-  await store.append({ eventId: `${PLAN}/2/apply.started`, planId: PLAN, event: 'apply.started', requestHash: HASH });
-  await store.append({ eventId: `${PLAN}/3/action.applied`, planId: PLAN, event: 'action.applied', requestHash: HASH, upid: UPID, outcome: 'succeeded' });
+  await store.append({ eventId: `${PLAN}/1/plan.created`, planId: PLAN, event: 'plan.created' as const, actor: 'agent:pi-demo', channel: 'api', requestHash: HASH });
+  await store.append({ eventId: 'plan_other/1/plan.created', planId: 'plan_other', event: 'plan.created' as const, requestHash: `sha256:${'f'.repeat(64)}` });
+  await store.append({ eventId: `${PLAN}/2/apply.started`, planId: PLAN, event: 'apply.started' as const, requestHash: HASH });
+  await store.append({ eventId: `${PLAN}/3/action.applied`, planId: PLAN, event: 'action.applied' as const, requestHash: HASH, upid: UPID, outcome: 'succeeded' });
 }
 
-const other = (n: number) => ({ eventId: `plan_other/${n}/x`, planId: 'plan_other', event: 'plan.created', requestHash: `sha256:${'f'.repeat(64)}` });
+const other = (n: number) => ({ eventId: `plan_other/${n}/x`, planId: 'plan_other', event: 'plan.created' as const, requestHash: `sha256:${'f'.repeat(64)}` });
 
 function setup() {
   const keys = generateAuditKeyPair();

@@ -9,9 +9,9 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AuditEventInput } from '../../src/activities/types.js';
 import { openFileAuditReader, openFileAuditStore, readRecords } from '../../src/audit/file-store.js';
 import { GENESIS_HEAD, sealBatch, verifyChain, type AuditHead, type AuditRecord } from '../../src/audit/record.js';
+import type { AuditEventInput } from '../../src/audit/events.js';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const PLANS = 2000;

@@ -8,7 +8,7 @@ import { verifyChain } from '../../src/audit/record.js';
 import { createCheckpointSigner, generateAuditKeyPair } from '../../src/audit/signing.js';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
-const event = (planId: string, n: number) => ({ eventId: `${planId}/${n}/e`, planId, event: 'plan.created', requestHash: HASH });
+const event = (planId: string, n: number) => ({ eventId: `${planId}/${n}/e`, planId, event: 'plan.created' as const, requestHash: HASH });
 const tmpLog = (sub = '') => join(mkdtempSync(join(tmpdir(), 'pa-audit-')), sub, 'audit.jsonl');
 
 describe('file audit store', () => {

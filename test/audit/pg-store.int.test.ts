@@ -7,7 +7,7 @@ import { describePostgres, startTempPostgres, type TempPostgres } from '../setup
 import { tamperSuite, verifyCli } from './tamper-scenarios.js';
 
 const HASH = `sha256:${'c'.repeat(64)}`;
-const event = (planId: string, n = 1) => ({ eventId: `${planId}/${n}/e`, planId, event: 'plan.created', requestHash: HASH });
+const event = (planId: string, n = 1) => ({ eventId: `${planId}/${n}/e`, planId, event: 'plan.created' as const, requestHash: HASH });
 
 let server: TempPostgres;
 let envCounter = 0;

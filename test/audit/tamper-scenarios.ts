@@ -17,7 +17,7 @@ export interface TamperTarget {
 
 const HASH = `sha256:${'b'.repeat(64)}`;
 const events = (n: number) =>
-  Array.from({ length: n }, (_, i) => ({ eventId: `plan_${i + 1}/1/plan.created`, planId: `plan_${i + 1}`, event: 'plan.created', actor: 'agent:pi', channel: 'api', requestHash: HASH }));
+  Array.from({ length: n }, (_, i) => ({ eventId: `plan_${i + 1}/1/plan.created`, planId: `plan_${i + 1}`, event: 'plan.created' as const, actor: 'agent:pi', channel: 'api', requestHash: HASH }));
 
 /** Re-seal `records` from index `from` on, as an attacker without the signing key but with the code would. */
 function reseal(records: AuditRecord[], from: number): AuditRecord[] {
@@ -65,7 +65,7 @@ export function tamperSuite(target: TamperTarget): void {
 
   it('detects an edited record whose own hash was recomputed, at the next record', async () => {
     const t = await fixture();
-    const records = t.records.map((r) => (r.seq === 3 ? sealRecord({ ...withoutHash(r), event: 'plan.denied' }) : r));
+    const records = t.records.map((r) => (r.seq === 3 ? sealRecord({ ...withoutHash(r), event: 'plan.denied' as const }) : r));
     expect(await tampered(records, t.checkpoints, t)).toMatchObject({ ok: false, problem: { seq: 4, line: 4, problem: expect.stringMatching(/prevHash/) } });
   });
 

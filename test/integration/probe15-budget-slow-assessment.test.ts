@@ -17,9 +17,9 @@
  * room). Oracle: the plans' views and GET /v1/budgets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEventInput } from '../../src/activities/types.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 import { until } from './support/until.js';
+import type { AuditEventInput } from '../../src/audit/events.js';
 
 const PRINCIPAL = 'agent:pi-demo';
 const STALL_MS = 90_000;

@@ -7,12 +7,13 @@ import { Client, Connection, WithStartWorkflowOperation, WorkflowUpdateStage } f
 import { ApplicationFailure } from '@temporalio/activity';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import type { AssessInput, AssessResult, AuditEventInput, ExecuteInput, PolicyResult } from '../../src/activities/types.js';
+import type { AssessInput, AssessResult, ExecuteInput, PolicyResult } from '../../src/activities/types.js';
 import type { Activities } from '../../src/activities/index.js';
-import { environmentTaskQueue } from '../../src/workflows/messages.js';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
 import { applyUpdate, approvalSignal, planUpdate, stateQuery, type ApprovalArgs } from '../../src/workflows/messages.js';
 import { until } from './support/until.js';
+import type { AuditEventInput } from '../../src/audit/events.js';
+import { environmentTaskQueue } from '../../src/temporal/task-queues.js';
 
 const taskQueue = `run-decisions-${Math.random().toString(36).slice(2)}`;
 let connection: Connection;
