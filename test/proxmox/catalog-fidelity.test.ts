@@ -12,7 +12,7 @@ import { encodeParams } from '../../src/proxmox/index.js';
 import { extractRoute, loadApiIndex } from '../../src/simulator/schema-extract.js';
 import { validateParams } from '../../src/simulator/validate.js';
 import { MAXIMAL_PARAMS } from '../domain/action-samples.js';
-import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../support/apidata-path.js';
+import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../../scripts/apidata-path.js';
 
 const apidataPath = APIDATA_PATH;
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { actionPrivileges, loadPermissions } from '../../scripts/gen-proxmox-privileges.js';
 import { ACTIONS } from '../../src/domain/actions/catalog.js';
 import { ACTION_PRIVILEGES, PVE_PRIVILEGES } from '../../src/proxmox/privileges.js';
-import { APIDATA_PATH } from '../support/apidata-path.js';
+import { APIDATA_PATH } from '../../scripts/apidata-path.js';
 
 describe('src/proxmox/privileges.ts', () => {
   it('holds what the generator derives from the catalog and apidata.js (the docs/security.md table)', () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { extractSubset, loadApiIndex, serializeSubset } from '../../src/simulator/schema-extract.js';
 import { SERVED_ROUTE_KEYS } from '../../src/simulator/router.js';
 import { SERVED_ROUTES, splitRouteKey } from '../../src/simulator/served-routes.js';
-import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../support/apidata-path.js';
+import { APIDATA_MISSING_HELP, APIDATA_PATH } from '../../scripts/apidata-path.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const apidataPath = APIDATA_PATH;

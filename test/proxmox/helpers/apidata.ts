@@ -2,7 +2,7 @@
 // checkout, as /work/shared/proxmox/README.md asks: it is read at test time, never copied in.
 
 import { readFileSync } from 'node:fs';
-import { APIDATA_PATH } from '../../support/apidata-path.js';
+import { APIDATA_PATH } from '../../../scripts/apidata-path.js';
 
 export { APIDATA_PATH };
 
