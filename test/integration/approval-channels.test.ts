@@ -15,6 +15,7 @@ import { slackSignature, webhookSignature } from '../../src/channels/signing.js'
 import { startTestServer, type RecordedRequest, type TestServer } from '../proxmox/helpers/http-server.js';
 import { slackClickBody } from '../channels/helpers/fixtures.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { scheduledActivities, untilRecorded } from './support/run-progress.js';
 import { until } from './support/until.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -218,7 +219,8 @@ describe('approval channels end to end', () => {
   });
 
   it('holds the prod delete: two chat approvals do not meet the step-up rule', async () => {
-    await new Promise((r) => setTimeout(r, 500));
+    // Both chat approvals written by the run as it went back to waiting.
+    await untilRecorded(t, plan.planId, 'approval.granted', 2);
     const view = (await t.call('GET', `/v1/actions/${plan.planId}`, { token: TOKENS.agent })).body;
     expect(view.status).toBe('awaiting_approval');
     expect(view.approval.requirements.find((r: { id: string }) => r.id === 'policy.prod-delete-step-up')).toMatchObject({ channels: ['api', 'cli'], received: 0 });
@@ -335,8 +337,10 @@ describe('approval channels end to end', () => {
       body: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid: 101 }, params: { snapname: 'it-channels' }, reason: 'no approval needed' },
     });
     expect(p.body.status).toBe('planned');
-    // Anything the run would post is scheduled with the plan itself; give it ample time to show.
-    await new Promise((r) => setTimeout(r, 1500));
+    // A request to approvers is scheduled in the workflow task that made the plan, which completed
+    // before the plan was answered: its history already says whether one was.
+    const scheduled = await scheduledActivities(t, p.body.planId);
+    expect(scheduled).not.toContain('notifyApprovers');
     expect(hooks.requests.filter((r) => r.body.includes(p.body.planId))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { untilRecorded } from './support/run-progress.js';
 import { verifyChain } from '../../src/audit/record.js';
 
 let t: TestService;
@@ -77,7 +78,8 @@ describe('plan → approve → apply against Temporal and the simulator', () => 
     const again = await approve(p.body.planId, TOKENS.approver1);
     expect(again.status).toBe(409);
     expect(again.body.type).toBe('/problems/approval-not-counted');
-    await new Promise((r) => setTimeout(r, 300));
+    // The run wrote alice's approval as it went back to waiting: only now does "nothing ran" say something.
+    await untilRecorded(t, p.body.planId, 'approval.granted');
     expect(sim.model.guest(201)).toBeDefined();
     expect((await t.call('GET', `/v1/actions/${p.body.planId}`, { token: TOKENS.agent })).body.status).toBe('awaiting_approval');
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { untilRecorded } from './support/run-progress.js';
 
 let t: TestService;
 beforeAll(async () => {
@@ -26,7 +27,8 @@ describe('policy gates against the real run', () => {
     const alice = await approve(p.body.planId, TOKENS.approver1); // sre: counts for risk.high only
     expect(alice.status).toBe(202);
     expect(alice.body.status).toBe('awaiting_approval');
-    await new Promise((r) => setTimeout(r, 300));
+    // The run wrote alice's approval as it went back to waiting: only now does "still stopped" say something.
+    await untilRecorded(t, p.body.planId, 'approval.granted');
     expect(t.sim('prod').model.guest(201)?.status).toBe('stopped');
     const bob = await approve(p.body.planId, TOKENS.approver2); // dba
     // The answer is the plan as the run recorded the approval: the quorum met, it may already be applying.
