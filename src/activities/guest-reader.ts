@@ -135,13 +135,18 @@ async function readBackupStorage(client: ProxmoxClient, node: string, storage: s
 /**
  * One read, retried on a transient Proxmox error (5xx from load, 595/596/599, a dropped connection):
  * reads are safe to repeat, and a plan must not be denied, nor an approved plan failed as stale,
- * because one GET of several met a hiccup. Permanent errors and the last transient one propagate.
+ * because one GET of several met a hiccup. Permanent errors and the last transient one propagate; a
+ * retry cut short by the caller's bound (aborted) propagates the failure that made it retry, which
+ * says more than "aborted".
  */
 export async function readRetrying<T>(fn: () => Promise<T>, attempts = READ_ATTEMPTS, backoffMs = 150): Promise<T> {
+  let failed: unknown;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
+      if (failed !== undefined && err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) throw failed;
+      failed = err;
       if (attempt >= attempts || !isRetryableProxmoxError(err)) throw err;
       await new Promise((r) => setTimeout(r, backoffMs * 2 ** (attempt - 1)));
     }

@@ -92,16 +92,20 @@ export function createActivities(deps: ActivityDeps) {
     const signal = AbortSignal.timeout(readMs);
     // Transient errors (a 503 from load, a 595 from a node) are read again until the bound: a plan
     // must not be denied, nor an approved plan fail as stale, because a read met a hiccup.
+    let failedBefore: unknown;
     for (let pause = 200; ; pause = Math.min(pause * 2, 1000)) {
       try {
         const state = await readGuest(client, action, anywhere ? { vmid: request.target.vmid } : request.target, request.params, { signal });
         return { state, fingerprint: fingerprint(state), assessment: action.assess(state, request.params), checkedAt: checkedAt() };
       } catch (err) {
         if (isRetryableProxmoxError(err) && !signal.aborted && Date.now() + pause < deadline) {
+          failedBefore = err;
           await new Promise((r) => setTimeout(r, pause));
           continue;
         }
-        const reason = isTimeout(err) ? `Proxmox did not answer within ${readMs / 1000} s` : err instanceof Error ? err.message : String(err);
+        // A read cut by the bound after answers that failed says how they failed, not "did not answer".
+        const cause = isTimeout(err) && failedBefore !== undefined ? failedBefore : err;
+        const reason = isTimeout(cause) ? `Proxmox did not answer within ${readMs / 1000} s` : cause instanceof Error ? cause.message : String(cause);
         return unreadablePreflight(reason, checkedAt());
       }
     }

@@ -124,6 +124,16 @@ describe('assess', () => {
     expect(out.preflight.assessment).toEqual({ kind: 'unavailable', reason: 'Proxmox did not answer within 1 s' });
   });
 
+  it('says how the reads failed when the bound cut one short after failed answers (not "did not answer")', async () => {
+    // The first read answers 503; the read after it (the retry, 200 ms later) hangs past the bound.
+    sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503, message: 'Service Unavailable', times: 1 });
+    const assessing = attempt(1).assess({ request: request(101), record: record() });
+    for (let seen = false; !seen; await new Promise((r) => setTimeout(r, 5))) seen = sim.requests.all().some((r) => r.faults.includes('error') && r.answer !== undefined);
+    sim.faults.add({ kind: 'slow-response', method: 'GET', path: '/cluster/resources', delayMs: 5_000, times: 1 });
+    const out = await assessing;
+    expect(out.preflight.assessment).toMatchObject({ kind: 'unavailable', reason: expect.stringMatching(/503|Service Unavailable/) });
+  });
+
   it('records plan.denied for a denied decision', async () => {
     const id = planId();
     sim.faults.add({ kind: 'error', method: 'GET', path: '/cluster/resources', status: 503 });
