@@ -12,7 +12,5 @@ export type { GuestView, BackupVolume } from './model.js';
 export type { TaskView, TaskStop } from './tasks.js';
 export { RequestLog } from './request-log.js';
 export type { RequestRecord, RequestAnswer } from './request-log.js';
-export { UPID_RE, decodeUpid, encodeUpid } from './upid.js';
-export type { UpidParts } from './upid.js';
 export { SERVED_ROUTES } from './served-routes.js';
 export type { RouteKey } from './served-routes.js';
