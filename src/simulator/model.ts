@@ -26,7 +26,11 @@ export interface SnapshotState {
   pending?: { set: Record<string, string>; delete: string[] };
 }
 
-export interface GuestState {
+/**
+ * One guest as the simulator stores it: its config file, snapshots, lock, power and HA state. (What
+ * a client reads back from Proxmox is another thing, the domain's GuestState.)
+ */
+export interface StoredGuest {
   vmid: number;
   type: GuestType;
   node: string;
@@ -154,7 +158,7 @@ export function haSid(g: { type: GuestType; vmid: number }): string {
 }
 
 /** What manager_status says of an HA guest: an injected state, a move in progress, else the requested state. */
-export function haCrmState(g: GuestState): HaCrmState {
+export function haCrmState(g: StoredGuest): HaCrmState {
   if (g.haCrmOverride) return g.haCrmOverride;
   if (g.haMovingTo) return g.type === 'qemu' ? 'migrate' : 'relocate';
   return g.haState ?? 'started';
@@ -286,7 +290,7 @@ export class SimulatorModel {
   /** PVE 8 HA groups and PVE 9 HA rules, by id (empty at start: the seed has none). */
   readonly haGroups = new Map<string, HaGroup>();
   readonly haRules = new Map<string, HaRule>();
-  private readonly guestMap = new Map<number, GuestState>();
+  private readonly guestMap = new Map<number, StoredGuest>();
   private pidCounter = 0x000a1b2c;
   /** Wired by the simulator after construction (tasks need the model and vice versa). */
   taskManager!: TaskManager;
@@ -301,7 +305,7 @@ export class SimulatorModel {
     for (const g of seed.guests) {
       if (this.guestMap.has(g.vmid)) throw new Error(`duplicate vmid ${g.vmid} in seed`);
       if (!this.nodes.includes(g.node)) throw new Error(`guest ${g.vmid} is on unknown node ${g.node}`);
-      const state: GuestState = {
+      const state: StoredGuest = {
         vmid: g.vmid,
         type: g.type,
         node: g.node,
@@ -356,7 +360,7 @@ export class SimulatorModel {
     return this.backups.map((b) => ({ ...b }));
   }
 
-  private view(g: GuestState): GuestView {
+  private view(g: StoredGuest): GuestView {
     return {
       vmid: g.vmid,
       type: g.type,
@@ -376,16 +380,16 @@ export class SimulatorModel {
 
   // ---- internal state access --------------------------------------------------------------------
 
-  allGuests(): GuestState[] {
+  allGuests(): StoredGuest[] {
     return [...this.guestMap.values()].sort((a, b) => a.vmid - b.vmid);
   }
 
-  findGuest(vmid: number): GuestState | undefined {
+  findGuest(vmid: number): StoredGuest | undefined {
     return this.guestMap.get(vmid);
   }
 
   /** Loads a guest the way `load_config` does: only from this node's directory. */
-  requireGuest(node: string, type: GuestType, vmid: number): GuestState {
+  requireGuest(node: string, type: GuestType, vmid: number): StoredGuest {
     const g = this.guestMap.get(vmid);
     if (!g || g.node !== node || g.type !== type) {
       die(`Configuration file 'nodes/${node}/${type === 'qemu' ? 'qemu-server' : 'lxc'}/${vmid}.conf' does not exist`);
@@ -393,7 +397,7 @@ export class SimulatorModel {
     return g;
   }
 
-  addGuest(g: GuestState): void {
+  addGuest(g: StoredGuest): void {
     this.guestMap.set(g.vmid, g);
   }
 
@@ -402,7 +406,7 @@ export class SimulatorModel {
    * (control API `POST /_sim/guests/{vmid}/move`): no task, no mutation-log entry, the config file
    * unchanged (so its digest too). A locked guest is refused, as a real migration of it would be.
    */
-  moveGuest(vmid: number, node: string): GuestState {
+  moveGuest(vmid: number, node: string): StoredGuest {
     const g = this.guestMap.get(vmid);
     if (!g) throw new Error(`no guest ${vmid}`);
     if (!this.nodes.includes(node)) throw new Error(`no such cluster node '${node}'`);
@@ -415,7 +419,7 @@ export class SimulatorModel {
    * Puts an HA guest's service into a state the CRM reports on its own (control API
    * `POST /_sim/guests/{vmid}/ha-state`), or clears it (`null`). No task, no mutation: no client caused it.
    */
-  setHaServiceState(vmid: number, state: 'error' | 'fence' | 'freeze' | null): GuestState {
+  setHaServiceState(vmid: number, state: 'error' | 'fence' | 'freeze' | null): StoredGuest {
     const g = this.guestMap.get(vmid);
     if (!g) throw new Error(`no guest ${vmid}`);
     if (!g.haManaged) throw new Error(`resource '${haSid(g)}' is not HA managed`);
@@ -434,14 +438,14 @@ export class SimulatorModel {
     return id;
   }
 
-  markRunning(g: GuestState): void {
+  markRunning(g: StoredGuest): void {
     g.status = 'running';
     g.paused = false;
     g.startedAt = Date.now();
     g.pid = ++this.pidCounter;
   }
 
-  markStopped(g: GuestState): void {
+  markStopped(g: StoredGuest): void {
     g.status = 'stopped';
     g.paused = false;
     delete g.startedAt;
@@ -457,7 +461,7 @@ export class SimulatorModel {
   }
 
   /** The config file as PVE writes it: description as `#` comments, keys sorted, then snapshot sections. */
-  serialize(g: GuestState): string {
+  serialize(g: StoredGuest): string {
     const section = (conf: Record<string, string>, extra: Record<string, string | undefined>): string => {
       const lines: string[] = [];
       const { description, ...rest } = conf;
@@ -482,13 +486,13 @@ export class SimulatorModel {
     return out;
   }
 
-  digest(g: GuestState): string {
+  digest(g: StoredGuest): string {
     return createHash('sha1').update(this.serialize(g)).digest('hex');
   }
 }
 
 /** The config as GET …/config shows it by default: pending values applied, pending deletes gone. */
-export function configWithPending(g: Pick<GuestState, 'config' | 'pending'>): Record<string, string> {
+export function configWithPending(g: Pick<StoredGuest, 'config' | 'pending'>): Record<string, string> {
   const conf = { ...g.config };
   if (!g.pending) return conf;
   for (const k of g.pending.delete) delete conf[k];
@@ -496,7 +500,7 @@ export function configWithPending(g: Pick<GuestState, 'config' | 'pending'>): Re
 }
 
 /** vmconfig_apply_pending at start/reboot: pending values replace the config, pending deletes go. */
-export function applyPending(g: GuestState): string[] {
+export function applyPending(g: StoredGuest): string[] {
   if (!g.pending) return [];
   const keys = [...g.pending.delete, ...Object.keys(g.pending.set)];
   for (const k of g.pending.delete) delete g.config[k];
@@ -505,28 +509,28 @@ export function applyPending(g: GuestState): string[] {
   return keys.sort();
 }
 
-export function guestName(g: GuestState): string {
+export function guestName(g: StoredGuest): string {
   return (g.type === 'qemu' ? g.config.name : g.config.hostname) ?? `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid}`;
 }
 
-export function qmpStatus(g: GuestState): 'running' | 'paused' | 'stopped' {
+export function qmpStatus(g: StoredGuest): 'running' | 'paused' | 'stopped' {
   if (g.status !== 'running') return 'stopped';
   return g.paused ? 'paused' : 'running';
 }
 
 /** `memory` is `[current=]<MiB>` for QEMU, a plain integer for LXC. */
-export function memoryMiB(g: GuestState): number {
+export function memoryMiB(g: StoredGuest): number {
   const raw = g.config.memory ?? '512';
   const m = /(?:^|current=)(\d+)/.exec(raw);
   return Number(m?.[1] ?? 512);
 }
 
-export function diskKeys(g: GuestState): string[] {
+export function diskKeys(g: StoredGuest): string[] {
   return Object.keys(g.config).filter((k) => isDiskKey(k) && !k.startsWith('unused'));
 }
 
 /** Size of the boot/root disk, reported as maxdisk. */
-export function rootDiskSize(g: GuestState): number {
+export function rootDiskSize(g: StoredGuest): number {
   const key = g.type === 'lxc' ? 'rootfs' : diskKeys(g).find((k) => parseDisk(g.config[k] ?? '').media !== 'cdrom');
   return key ? parseDisk(g.config[key] ?? '').size : 0;
 }

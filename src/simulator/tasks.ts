@@ -9,7 +9,7 @@
 import { TaskError } from './errors.js';
 import type { TaskFaults } from './faults.js';
 import { formatUpid, type UpidParts } from '../proxmox/upid.js';
-import type { GuestState } from './model.js';
+import type { StoredGuest } from './model.js';
 
 /** A task as the simulator keeps it: the fields its UPID encodes, then its progress and log. */
 export interface TaskView extends UpidParts {
@@ -37,7 +37,7 @@ export interface TaskSpec {
   /** lines written when the worker starts */
   startLog?: string[];
   /** A guest lock held for the task's lifetime (`snapshot`, `clone`, `backup`...). */
-  lock?: { guest: GuestState; name: string };
+  lock?: { guest: StoredGuest; name: string };
   /** Checks the worker does first; a TaskError fails the task straight away. */
   begin?: () => void;
   /** The effect, applied when the task's time is up. A TaskError makes it fail without effect. */

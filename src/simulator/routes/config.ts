@@ -6,7 +6,7 @@
  */
 import { type Handler, type RequestContext, recordMutation, startTask, str } from '../context.js';
 import { die, paramError } from '../errors.js';
-import { type GuestState, type GuestType, configWithPending, isDiskKey, parseDisk } from '../model.js';
+import { type StoredGuest, type GuestType, configWithPending, isDiskKey, parseDisk } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { routeSchema } from '../schema.js';
 import { lookupProp, splitList } from '../validate.js';
@@ -64,7 +64,7 @@ function digestMismatchMessage(type: GuestType): string {
 }
 
 /** Check optimistic concurrency: a `digest` that is not the current one is refused. */
-export function checkDigest(ctx: RequestContext, g: GuestState, message: string): void {
+export function checkDigest(ctx: RequestContext, g: StoredGuest, message: string): void {
   const digest = str(ctx, 'digest');
   if (digest !== undefined && digest !== ctx.sim.model.digest(g)) die(message);
 }
@@ -79,13 +79,13 @@ export function uniqueTags(text: string): string {
   return [...new Set(sorted.map((t) => t.toLowerCase()))].join(';');
 }
 
-function nextUnused(g: GuestState): string {
+function nextUnused(g: StoredGuest): string {
   let i = 0;
   while (g.config[`unused${i}`] !== undefined) i++;
   return `unused${i}`;
 }
 
-function nextDiskIndex(g: GuestState): number {
+function nextDiskIndex(g: StoredGuest): number {
   const used = new Set(
     Object.entries(g.config)
       .filter(([k]) => isDiskKey(k))
@@ -104,7 +104,7 @@ const QEMU_FAST_PLUG = new Set(['description', 'hookscript', 'lock', 'migrate_do
 const LXC_FAST_PLUG = new Set(['description', 'onboot', 'startup', 'protection', 'hostname', 'hookscript', 'cores', 'tags', 'lock']);
 
 /** The `hotplug` option: `1` means the default `network,disk,usb`, `0` nothing. */
-function hotplugFeatures(g: GuestState): Set<string> {
+function hotplugFeatures(g: StoredGuest): Set<string> {
   const raw = g.config.hotplug ?? '1';
   if (raw === '0') return new Set();
   return new Set(splitList(raw === '1' ? 'network,disk,usb' : raw));
@@ -116,7 +116,7 @@ function hotplugFeatures(g: GuestState): Set<string> {
  * of a VM are never hotplugged (only `vcpus` with cpu hotplug), `memory` only with memory hotplug;
  * a container takes cores, memory, swap and cgroup limits live.
  */
-function hotApplicable(g: GuestState, key: string, isDelete: boolean, value?: string): boolean {
+function hotApplicable(g: StoredGuest, key: string, isDelete: boolean, value?: string): boolean {
   if (g.type === 'lxc') {
     if (LXC_FAST_PLUG.has(key) || key === 'cpulimit' || key === 'cpuunits' || /^net\d+$/.test(key)) return true;
     if (isDelete) return key === 'swap' || key.startsWith('unused');
@@ -142,7 +142,7 @@ function hotApplicable(g: GuestState, key: string, isDelete: boolean, value?: st
  * Applies set/delete/revert to the raw config; returns the keys that changed and, of those, the ones
  * left pending because the guest runs and cannot take them live.
  */
-function applyConfig(ctx: RequestContext, g: GuestState): { changed: string[]; pending: string[] } {
+function applyConfig(ctx: RequestContext, g: StoredGuest): { changed: string[]; pending: string[] } {
   const set: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.params)) {
     if (META_PARAMS.has(k) || typeof v !== 'string') continue;
@@ -230,7 +230,7 @@ function requireOptions(ctx: RequestContext): void {
   if (!Object.keys(ctx.params).some((k) => !NOT_OPTIONS.has(k))) die('no options specified');
 }
 
-function writeConfig(ctx: RequestContext, g: GuestState): { changed: string[]; pending: string[] } {
+function writeConfig(ctx: RequestContext, g: StoredGuest): { changed: string[]; pending: string[] } {
   maybeLockContention(ctx, g);
   checkDigest(ctx, g, digestMismatchMessage(g.type));
   checkLockSync(g);

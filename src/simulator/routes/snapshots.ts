@@ -7,13 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import { type GuestState, type GuestType, type SimulatorModel, diskKeys, parseDisk, volumeSnapshots } from '../model.js';
+import { type StoredGuest, type GuestType, type SimulatorModel, diskKeys, parseDisk, volumeSnapshots } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkLockInTask, loadGuest } from './guest-common.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
 
-function snapshotLog(g: GuestState, snapname: string): string[] {
+function snapshotLog(g: StoredGuest, snapname: string): string[] {
   if (g.type === 'lxc') return [`create storage snapshot '${snapname}'`];
   return diskKeys(g).flatMap((k) => {
     const { volid, media } = parseDisk(g.config[k] ?? '');
@@ -23,7 +23,7 @@ function snapshotLog(g: GuestState, snapname: string): string[] {
   });
 }
 
-function snapshotFeature(model: SimulatorModel, g: GuestState): boolean {
+function snapshotFeature(model: SimulatorModel, g: StoredGuest): boolean {
   return diskKeys(g).every((k) => {
     const { volid, media } = parseDisk(g.config[k] ?? '');
     const colon = volid.indexOf(':');
