@@ -3,7 +3,8 @@
  */
 import type { FaultInjector, TaskFaults } from './faults.js';
 import type { MutationLog, MutationOp } from './mutation-log.js';
-import type { StoredGuest, SimulatorModel } from './model.js';
+import type { StoredGuest } from './model-types.js';
+import type { SimulatorModel } from './model.js';
 import type { TaskManager, TaskSpec } from './tasks.js';
 import type { RouteKey } from './served-routes.js';
 import type { Params } from './validate.js';

@@ -8,7 +8,7 @@ export type { FaultSpec, FaultRule } from './faults.js';
 export { MutationLog } from './mutation-log.js';
 export type { Mutation, MutationOp, DuplicateGroup } from './mutation-log.js';
 export { SimulatorModel } from './model.js';
-export type { GuestView, BackupVolume } from './model.js';
+export type { BackupVolume, GuestView } from './model-types.js';
 export type { TaskView, TaskStop } from './tasks.js';
 export { RequestLog } from './request-log.js';
 export type { RequestRecord, RequestAnswer } from './request-log.js';

@@ -9,7 +9,7 @@
 import { TaskError } from './errors.js';
 import type { TaskFaults } from './faults.js';
 import { formatUpid, type UpidParts } from '../proxmox/upid.js';
-import type { StoredGuest } from './model.js';
+import type { StoredGuest } from './model-types.js';
 
 /** A task as the simulator keeps it: the fields its UPID encodes, then its progress and log. */
 export interface TaskView extends UpidParts {

@@ -6,7 +6,8 @@
  */
 import { type Handler, type RequestContext, recordMutation, startTask, str } from '../context.js';
 import { die, paramError } from '../errors.js';
-import { type StoredGuest, type GuestType, configWithPending, isDiskKey, parseDisk } from '../model.js';
+import { configDigest, configWithPending, isDiskKey, parseDisk } from '../guest-config.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { routeSchema } from '../schema.js';
 import { lookupProp, splitList } from '../validate.js';
@@ -43,7 +44,7 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
       snaptime: snap.snaptime,
       ...(snap.parent ? { parent: snap.parent } : {}),
       ...(snap.vmstate ? { vmstate: 1 } : {}),
-      digest: ctx.sim.model.digest(g),
+      digest: configDigest(g),
     };
   }
   // Without `current`, the view is the config with its pending changes applied (vm_config, the
@@ -53,7 +54,7 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
     ...typedConfig(type, conf),
     ...(g.lock ? { lock: g.lock } : {}),
     ...(g.parent ? { parent: g.parent } : {}),
-    digest: ctx.sim.model.digest(g),
+    digest: configDigest(g),
   };
 };
 
@@ -66,7 +67,7 @@ function digestMismatchMessage(type: GuestType): string {
 /** Check optimistic concurrency: a `digest` that is not the current one is refused. */
 export function checkDigest(ctx: RequestContext, g: StoredGuest, message: string): void {
   const digest = str(ctx, 'digest');
-  if (digest !== undefined && digest !== ctx.sim.model.digest(g)) die(message);
+  if (digest !== undefined && digest !== configDigest(g)) die(message);
 }
 
 /**
@@ -284,7 +285,7 @@ const postConfig: Handler = async (ctx) => {
  */
 const getPending = (type: GuestType): Handler => (ctx) => {
   const g = loadGuest(ctx, type);
-  const conf: Record<string, string> = { ...g.config, digest: ctx.sim.model.digest(g) };
+  const conf: Record<string, string> = { ...g.config, digest: configDigest(g) };
   if (g.lock) conf.lock = g.lock;
   const pend = g.pending ?? { set: {}, delete: [] };
   const keys = [...new Set([...Object.keys(conf), ...Object.keys(pend.set), ...pend.delete])].sort();

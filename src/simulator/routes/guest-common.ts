@@ -1,9 +1,9 @@
 /** Helpers shared by the guest routes: loading the guest, lock checks, status payloads. */
 import { type RequestContext, int, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import {
-  type StoredGuest, type GuestType, guestLabel, guestName, memoryMiB, qmpStatus, rootDiskSize,
-} from '../model.js';
+import { memoryMiB, rootDiskSize } from '../guest-config.js';
+import { guestLabel, guestName, qmpStatus } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 
 export function loadGuest(ctx: RequestContext, type: GuestType): StoredGuest {
   return ctx.sim.model.requireGuest(str(ctx, 'node')!, type, int(ctx, 'vmid')!);

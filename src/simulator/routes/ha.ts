@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { type Handler, type RequestContext, str } from '../context.js';
 import { die } from '../errors.js';
 import type { RouteKey } from '../served-routes.js';
-import { type StoredGuest, type HaGroup, type HaRule, haCrmState, haSid } from '../model.js';
+import { haCrmState, haSid } from '../guest-facts.js';
+import type { HaGroup, HaRule, StoredGuest } from '../model-types.js';
 
 /** PVE::Tools::assert_if_modified, which SectionConfig's digest check calls. */
 function assertIfModified(ctx: RequestContext, current: string): void {

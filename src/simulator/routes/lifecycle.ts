@@ -5,9 +5,9 @@
  */
 import { type Handler, type RequestContext, bool, int, recordMutation, startTask, str } from '../context.js';
 import { ApiError, die, paramError, TaskError } from '../errors.js';
-import {
-  type StoredGuest, type GuestType, diskKeys, formatSize, guestLabel, guestName, haSid, isDiskKey, parseDisk, withDiskSize,
-} from '../model.js';
+import { diskKeys, formatSize, isDiskKey, parseDisk, withDiskSize } from '../guest-config.js';
+import { guestLabel, guestName, haSid } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkDigest } from './config.js';
 import { checkLockInTask, checkLockSync, loadGuest, maybeLockContention } from './guest-common.js';

@@ -10,7 +10,9 @@ import { type Handler, type RequestContext, bool, recordMutation, startTask } fr
 import { die, TaskError } from '../errors.js';
 import type { MutationOp } from '../mutation-log.js';
 import type { RouteKey } from '../served-routes.js';
-import { type StoredGuest, type GuestType, applyPending, guestLabel, haCrmState } from '../model.js';
+import { applyPending } from '../guest-config.js';
+import { guestLabel, haCrmState } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
 import { haCommandRefusal } from './ha.js';
 

@@ -7,7 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import { type StoredGuest, type GuestType, type SimulatorModel, diskKeys, parseDisk, volumeSnapshots } from '../model.js';
+import { configDigest, diskKeys, parseDisk, volumeSnapshots } from '../guest-config.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
+import type { SimulatorModel } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkLockInTask, loadGuest } from './guest-common.js';
 
@@ -45,7 +47,7 @@ const list = (type: GuestType): Handler => (ctx) => {
   out.push({
     name: 'current',
     description: 'You are here!',
-    digest: ctx.sim.model.digest(g),
+    digest: configDigest(g),
     running: g.status === 'running' ? 1 : 0,
     ...(g.parent ? { parent: g.parent } : {}),
   });

@@ -6,7 +6,9 @@
  */
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { paramError, TaskError } from '../errors.js';
-import { type StoredGuest, diskKeys, guestLabel, guestName, parseDisk, rootDiskSize } from '../model.js';
+import { diskKeys, parseDisk, rootDiskSize } from '../guest-config.js';
+import { guestLabel, guestName } from '../guest-facts.js';
+import type { StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { lockedMessage } from './guest-common.js';
 import { splitList } from '../validate.js';
