@@ -1,6 +1,7 @@
 // Response shapes of the reads this project uses, from the `returns` schemas in apidata.js
 // (pve-docs 9.1.3). They are declarations, not runtime checks: Proxmox is trusted to send what it
 // documents, and fields it marks optional are optional here. Index signatures keep the rest.
+import type { UpidParts } from './upid.js';
 
 export type GuestKind = 'qemu' | 'lxc';
 
@@ -113,17 +114,9 @@ export interface SnapshotEntry {
   [key: string]: unknown;
 }
 
-/** GET /nodes/{node}/tasks/{upid}/status */
-export interface TaskStatus {
+/** GET /nodes/{node}/tasks/{upid}/status: the UPID's fields, then where the task is. */
+export interface TaskStatus extends UpidParts {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
-  type: string;
-  id: string;
-  user: string;
-  tokenid?: string;
   status: 'running' | 'stopped';
   /** Present once stopped: `OK`, `WARNINGS: n`, `unexpected status`, or the error text. */
   exitstatus?: string;
@@ -142,17 +135,10 @@ export interface TaskLogPage {
   total: number | undefined;
 }
 
-/** GET /nodes/{node}/tasks */
-export interface TaskListEntry {
+/** GET /nodes/{node}/tasks: the UPID's fields, the end time and exit status of a finished task. */
+export interface TaskListEntry extends UpidParts {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
   endtime?: number;
-  type: string;
-  id: string;
-  user: string;
   status?: string;
   [key: string]: unknown;
 }

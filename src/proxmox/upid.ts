@@ -1,7 +1,8 @@
 // Proxmox task IDs (UPIDs): `UPID:node:pid:pstart:starttime:type:id:user:` (trailing colon).
 // pid/pstart/starttime are upper-case hex, zero-padded to 8 digits; pstart may need 9. `id` may be
 // empty (vzdump of several guests). A task started with an API token records `user@realm!token`.
-// Format and regex follow pve-common `src/PVE/UPID.pm`.
+// Format and regex follow pve-common `src/PVE/UPID.pm`. The simulator formats its task IDs with this
+// module too, so what the client parses and what the simulator hands out cannot drift apart.
 
 /** A UPID's syntax, for schemas that document it (isUpid tests the same). */
 export const UPID_RE =

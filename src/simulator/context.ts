@@ -3,7 +3,8 @@
  */
 import type { FaultInjector, TaskFaults } from './faults.js';
 import type { MutationLog, MutationOp } from './mutation-log.js';
-import type { GuestState, SimulatorModel } from './model.js';
+import type { StoredGuest } from './model-types.js';
+import type { SimulatorModel } from './model.js';
 import type { TaskManager, TaskSpec } from './tasks.js';
 import type { RouteKey } from './served-routes.js';
 import type { Params } from './validate.js';
@@ -70,7 +71,7 @@ export function startTask(ctx: RequestContext, spec: Omit<TaskSpec, 'user' | 'fa
 
 export function recordMutation(
   ctx: RequestContext,
-  g: GuestState,
+  g: StoredGuest,
   op: MutationOp,
   opts: { upid?: string; key?: string; detail?: Record<string, unknown> } = {},
 ): void {

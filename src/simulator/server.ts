@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { isUpid } from '../proxmox/upid.js';
 import { authenticate } from './auth.js';
 import { type RequestContext, type SimInternals, Envelope } from './context.js';
 import { handleControl } from './control.js';
@@ -25,7 +26,6 @@ import { matchRoute } from './router.js';
 import { routeSchema } from './schema.js';
 import { TaskManager, type TaskStop } from './tasks.js';
 import type { SimClusterSeed, SimulatorOptions } from './types.js';
-import { UPID_RE } from './upid.js';
 import { validateParams } from './validate.js';
 
 export interface ProxmoxSimulator {
@@ -214,7 +214,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<ProxmoxSim
     } catch (e) {
       failure = e;
     }
-    if (typeof result === 'string' && UPID_RE.test(result)) {
+    if (typeof result === 'string' && isUpid(result)) {
       entry.upid = result;
       if (ctx.taskFaults.durationMs !== undefined) entry.faults.push('slow-task');
     }

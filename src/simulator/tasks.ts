@@ -8,19 +8,12 @@
  */
 import { TaskError } from './errors.js';
 import type { TaskFaults } from './faults.js';
-import type { GuestState } from './model.js';
-import { encodeUpid } from './upid.js';
+import { formatUpid, type UpidParts } from '../proxmox/upid.js';
+import type { StoredGuest } from './model-types.js';
 
-export interface TaskView {
+/** A task as the simulator keeps it: the fields its UPID encodes, then its progress and log. */
+export interface TaskView extends UpidParts {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
-  type: string;
-  id: string;
-  user: string;
-  tokenid?: string;
   status: 'running' | 'stopped';
   exitstatus?: string;
   endtime?: number;
@@ -44,7 +37,7 @@ export interface TaskSpec {
   /** lines written when the worker starts */
   startLog?: string[];
   /** A guest lock held for the task's lifetime (`snapshot`, `clone`, `backup`...). */
-  lock?: { guest: GuestState; name: string };
+  lock?: { guest: StoredGuest; name: string };
   /** Checks the worker does first; a TaskError fails the task straight away. */
   begin?: () => void;
   /** The effect, applied when the task's time is up. A TaskError makes it fail without effect. */
@@ -99,10 +92,9 @@ export class TaskManager {
     this.lastStart = starttime;
     const pid = this.opts.nextPid();
     const pstart = Math.floor((now - this.opts.bootTime) / 10) + 1_000_000; // 100 Hz ticks, host up a while
-    const upid = encodeUpid({ node: spec.node, pid, pstart, starttime, type: spec.type, id: spec.id, user: spec.user });
-    const bang = spec.user.indexOf('!');
-    const rec: TaskRecord = {
-      upid,
+    // A token's tasks record `user@realm!token`; the status shows user and token apart.
+    const bang = spec.user.lastIndexOf('!');
+    const parts: UpidParts = {
       node: spec.node,
       pid,
       pstart,
@@ -111,6 +103,11 @@ export class TaskManager {
       id: spec.id,
       user: bang >= 0 ? spec.user.slice(0, bang) : spec.user,
       ...(bang >= 0 ? { tokenid: spec.user.slice(bang + 1) } : {}),
+    };
+    const upid = formatUpid(parts);
+    const rec: TaskRecord = {
+      upid,
+      ...parts,
       status: 'running',
       log: [...(spec.startLog ?? [])],
       ...(spec.vmid !== undefined ? { vmid: spec.vmid } : {}),

@@ -1,4 +1,4 @@
-import type { StorageType } from './model.js';
+import type { StorageType } from './model-types.js';
 /** Public seed and option types of the simulator (re-exported from index.ts). */
 
 export interface SimGuestSeed {

@@ -15,20 +15,21 @@ import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { AuditStore } from '../../src/audit/store.js';
 import { loadConfig } from '../../src/config/load.js';
 import { normalizeRequest } from '../../src/domain/request.js';
-import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
-import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+import type { ProxmoxClient } from '../../src/proxmox/index.js';
+import type { ProxmoxSimulator } from '../../src/simulator/index.js';
 import type { AuditEventInput, FinalEvent } from '../../src/audit/events.js';
+import { startDemoCluster } from '../support/simulated-proxmox.js';
 
 const TOKEN_ID = 'proxmox-agent@pve!agent';
 const SECRET = 'lab-secret-for-assess-tests';
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
+let close: () => Promise<void>;
 let store: AuditStore;
 let activities: ReturnType<typeof createActivities>;
 
 beforeAll(async () => {
-  sim = await startSimulator({ cluster: demoClusters({ lab: SECRET, prod: 'unused' }).lab, taskDurationMs: 20, authFailureDelayMs: 0 });
-  client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET });
+  ({ sim, client, close } = await startDemoCluster('lab', SECRET, { taskDurationMs: 20 }));
   store = await openFileAuditStore(join(mkdtempSync(join(tmpdir(), 'pa-assess-')), 'audit.jsonl'));
   const { config } = loadConfig({});
   activities = createActivities({
@@ -41,7 +42,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await Promise.all([client.close(), sim.close(), store.close()]);
+  await Promise.all([close(), store.close()]);
 });
 beforeEach(() => sim.reset());
 

@@ -14,10 +14,11 @@ import type { ExecuteInput, ExecuteResult } from '../../src/activities/types.js'
 import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { DispatchJournal } from '../../src/dispatch/journal.js';
 import { normalizeRequest } from '../../src/domain/request.js';
-import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
+import type { ProxmoxClient } from '../../src/proxmox/index.js';
 import { evaluatePolicy } from '../../src/policy/engine.js';
 import { policySchema } from '../../src/policy/schema.js';
-import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+import type { ProxmoxSimulator } from '../../src/simulator/index.js';
+import { startDemoCluster } from '../support/simulated-proxmox.js';
 
 const TOKEN_ID = 'proxmox-agent@pve!agent';
 /** The demo policy's deny rule, which the execute activity must honour as the guest is when it dispatches. */
@@ -27,24 +28,20 @@ const policyCheck: ExecuteDeps['policyCheck'] = (request, state) =>
 const secrets = { lab: 'lab-secret-for-execute-tests', prod: 'prod-secret-for-execute-tests' };
 let sims: Record<'lab' | 'prod', ProxmoxSimulator>;
 let clients: Record<'lab' | 'prod', ProxmoxClient>;
+let closeClusters: () => Promise<unknown>;
 let journal: DispatchJournal;
 let deps: ExecuteDeps;
 
 beforeAll(async () => {
-  const seeds = demoClusters(secrets);
   const [lab, prod] = await Promise.all([
-    startSimulator({ cluster: seeds.lab, taskDurationMs: 30, authFailureDelayMs: 0 }),
-    startSimulator({ cluster: seeds.prod, taskDurationMs: 30, authFailureDelayMs: 0 }),
+    startDemoCluster('lab', secrets.lab, { taskDurationMs: 30 }),
+    startDemoCluster('prod', secrets.prod, { taskDurationMs: 30 }),
   ]);
-  sims = { lab, prod };
-  clients = {
-    lab: createProxmoxClient({ baseUrl: lab.url, tokenId: TOKEN_ID, tokenSecret: secrets.lab }),
-    prod: createProxmoxClient({ baseUrl: prod.url, tokenId: TOKEN_ID, tokenSecret: secrets.prod }),
-  };
+  sims = { lab: lab.sim, prod: prod.sim };
+  clients = { lab: lab.client, prod: prod.client };
+  closeClusters = () => Promise.all([lab.close(), prod.close()]);
 });
-afterAll(async () => {
-  await Promise.all([clients.lab.close(), clients.prod.close(), sims.lab.close(), sims.prod.close()]);
-});
+afterAll(() => closeClusters());
 beforeEach(async () => {
   sims.lab.reset();
   sims.prod.reset();
@@ -552,9 +549,7 @@ describe('HA-managed guests', () => {
   it('a start ha-manager accepts but never carries out is outcome_unknown, with its task, and not sent again', { timeout: 60_000 }, async () => {
     // probe12 ha-never-started: the hastart task ended OK, 600 re-reads never saw the VM running,
     // and the run said `applied`.
-    const seed = demoClusters(secrets).lab;
-    const sim = await startSimulator({ cluster: seed, taskDurationMs: 10, authFailureDelayMs: 0, haDelayMs: 600_000 });
-    const client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: secrets.lab });
+    const { sim, client, close } = await startDemoCluster('lab', secrets.lab, { taskDurationMs: 10, haDelayMs: 600_000 });
     try {
       const g = sim.model.findGuest(101)! as { status: string; haManaged: boolean; haState?: string };
       expect(g.status).toBe('stopped');
@@ -573,8 +568,7 @@ describe('HA-managed guests', () => {
       expect(sim.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/status/start'))).toHaveLength(1);
       expect(g.status).toBe('stopped');
     } finally {
-      await client.close();
-      await sim.close();
+      await close();
     }
   });
 

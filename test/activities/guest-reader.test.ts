@@ -7,22 +7,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readGuest } from '../../src/activities/guest-reader.js';
 import { findAction } from '../../src/domain/actions/catalog.js';
-import { createProxmoxClient, ProxmoxError, type ProxmoxClient } from '../../src/proxmox/index.js';
-import { demoClusters, startSimulator, type ProxmoxSimulator } from '../../src/simulator/index.js';
+import { ProxmoxError, type ProxmoxClient } from '../../src/proxmox/index.js';
+import type { ProxmoxSimulator } from '../../src/simulator/index.js';
+import { startDemoCluster } from '../support/simulated-proxmox.js';
 
-const TOKEN_ID = 'proxmox-agent@pve!agent';
 const action = findAction('vm.delete')!; // reads resources, status and config
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  sim = await startSimulator({ cluster: demoClusters({ lab: 's1', prod: 's2' }).lab, taskDurationMs: 30, authFailureDelayMs: 0 });
-  client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: 's1' });
+  ({ sim, client, close } = await startDemoCluster('lab', 's1', { taskDurationMs: 30 }));
 });
-afterAll(async () => {
-  await client.close();
-  await sim.close();
-});
+afterAll(() => close());
 beforeEach(() => sim.faults.clear());
 
 describe('readGuest under transient Proxmox errors', () => {

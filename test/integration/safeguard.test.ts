@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { safeguardSnapshotName } from '../../src/domain/safeguard.js';
-import { configWithPending } from '../../src/simulator/model.js';
+import { configWithPending } from '../../src/simulator/guest-config.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
 const ADMIN = 'test-safeguard-admin-token';

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/record.js';
 import { undoPlanId } from '../../src/domain/plan-id.js';
-import { configWithPending } from '../../src/simulator/model.js';
+import { configDigest, configWithPending } from '../../src/simulator/guest-config.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
 
 let t: TestService;
@@ -46,7 +46,7 @@ describe('undo', () => {
     expect(description).toBeTruthy();
     const original = await succeeded({ action: 'vm.config.update', environment: 'lab', target: { vmid: 100 }, params: { cores: 6, description: 'resized' }, reason: 'load test' });
     expect(guest().config.cores).toBe('6');
-    expect(original.result.digestAfter).toBe(sim.model.digest(sim.model.findGuest(100)!));
+    expect(original.result.digestAfter).toBe(configDigest(sim.model.findGuest(100)!));
     // The plan carries its inverse: the values its preflight read.
     expect(original.undo).toEqual({
       inverse: { action: 'vm.config.update', target: { vmid: 100 }, params: { cores: 2, description } },

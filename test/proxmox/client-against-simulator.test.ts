@@ -16,7 +16,8 @@ import {
   parseUpid,
   type ProxmoxClient,
 } from '../../src/proxmox/index.js';
-import { startSimulator, type ProxmoxSimulator, type SimClusterSeed } from '../../src/simulator/index.js';
+import type { ProxmoxSimulator, SimClusterSeed } from '../../src/simulator/index.js';
+import { startSimulatedProxmox } from '../support/simulated-proxmox.js';
 
 const TOKEN_ID = 'agent@pve!client-test';
 const SECRET = 'client-test-secret-not-real';
@@ -49,6 +50,7 @@ async function failure(p: Promise<unknown>): Promise<ProxmoxError> {
 describe('client against the simulator', () => {
   let sim: ProxmoxSimulator;
   let client: ProxmoxClient;
+  let close: () => Promise<void>;
   const extra: ProxmoxClient[] = [];
   const connect = (over: { tokenId?: string; tokenSecret?: string } = {}): ProxmoxClient => {
     const c = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET, ...over });
@@ -59,13 +61,12 @@ describe('client against the simulator', () => {
     client.request('POST', '/nodes/{node}/qemu/{vmid}/status/start', { node, vmid }) as Promise<string>;
 
   beforeAll(async () => {
-    sim = await startSimulator({ cluster: cluster(), taskDurationMs: 40, authFailureDelayMs: 0 });
-    client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET });
+    ({ sim, client, close } = await startSimulatedProxmox({ cluster: cluster(), tokenId: TOKEN_ID, secret: SECRET, taskDurationMs: 40 }));
   });
   afterEach(() => sim.reset());
   afterAll(async () => {
-    await Promise.all([client.close(), ...extra.map((c) => c.close())]);
-    await sim.close();
+    await Promise.all(extra.map((c) => c.close()));
+    await close();
   });
 
   it('reads version, nodes and cluster resources', async () => {
@@ -206,16 +207,12 @@ describe('client against the simulator', () => {
 });
 
 describe('client against a pre-5.2 (legacy error bodies) simulator', () => {
-  let sim: ProxmoxSimulator;
   let client: ProxmoxClient;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    sim = await startSimulator({ cluster: cluster(), taskDurationMs: 40, authFailureDelayMs: 0, legacyErrors: true });
-    client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET });
+    ({ client, close } = await startSimulatedProxmox({ cluster: cluster(), tokenId: TOKEN_ID, secret: SECRET, taskDurationMs: 40, legacyErrors: true }));
   });
-  afterAll(async () => {
-    await client.close();
-    await sim.close();
-  });
+  afterAll(() => close());
 
   it('takes the message from the reason phrase when the body is only {data:null}', async () => {
     const err = await failure(client.request('POST', '/nodes/{node}/lxc/{vmid}/status/start', { node: 'pve1', vmid: 300 }));
@@ -234,17 +231,17 @@ describe('client against a pre-5.2 (legacy error bodies) simulator', () => {
 });
 
 describe.each([8, 9] as const)('client against a PVE %i simulator: version and effective permissions', (pve) => {
-  let sim: ProxmoxSimulator;
   let client: ProxmoxClient;
   let readonly: ProxmoxClient;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    sim = await startSimulator({ cluster: cluster(), taskDurationMs: 40, authFailureDelayMs: 0, pve });
-    client = createProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET });
+    let sim: ProxmoxSimulator;
+    ({ sim, client, close } = await startSimulatedProxmox({ cluster: cluster(), tokenId: TOKEN_ID, secret: SECRET, taskDurationMs: 40, pve }));
     readonly = createProxmoxClient({ baseUrl: sim.url, tokenId: READONLY_ID, tokenSecret: SECRET });
   });
   afterAll(async () => {
-    await Promise.all([client.close(), readonly.close()]);
-    await sim.close();
+    await readonly.close();
+    await close();
   });
 
   it('reads the release and the token’s permissions under that release’s privilege names', async () => {

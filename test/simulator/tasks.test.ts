@@ -1,6 +1,7 @@
 /** UPID format, task lifecycle, status/log/list endpoints and stopping a task. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ProxmoxSimulator, UPID_RE, decodeUpid } from '../../src/simulator/index.js';
+import { UPID_RE, parseUpid } from '../../src/proxmox/upid.js';
+import type { ProxmoxSimulator } from '../../src/simulator/index.js';
 import { del, get, post, sleep, startLab, taskLog, waitTask } from './helpers.js';
 
 let sim: ProxmoxSimulator | undefined;
@@ -18,8 +19,8 @@ describe('UPIDs', () => {
     const upid = r.body.data as string;
     expect(upid).toMatch(UPID_RE);
     expect(upid).toMatch(/^UPID:pve-lab:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:qmstart:101:proxmox-agent@pve!agent:$/);
-    const parts = decodeUpid(upid)!;
-    expect(parts).toMatchObject({ node: 'pve-lab', type: 'qmstart', id: '101', user: 'proxmox-agent@pve!agent' });
+    const parts = parseUpid(upid)!;
+    expect(parts).toMatchObject({ node: 'pve-lab', type: 'qmstart', id: '101', user: 'proxmox-agent@pve', tokenid: 'agent' });
     expect(Math.abs(parts.starttime - Date.now() / 1000)).toBeLessThan(5);
   });
 });

@@ -2,7 +2,7 @@
 import { type Handler, type RequestContext, int, str } from '../context.js';
 import { die, paramError } from '../errors.js';
 import type { RouteKey } from '../served-routes.js';
-import { parseDisk, rootDiskSize, diskKeys } from '../model.js';
+import { diskKeys, parseDisk, rootDiskSize } from '../guest-config.js';
 import { guestSummary } from './guest-common.js';
 
 const NODE_MAXMEM = 64 * 1024 ** 3;

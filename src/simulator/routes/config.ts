@@ -6,7 +6,8 @@
  */
 import { type Handler, type RequestContext, recordMutation, startTask, str } from '../context.js';
 import { die, paramError } from '../errors.js';
-import { type GuestState, type GuestType, configWithPending, isDiskKey, parseDisk } from '../model.js';
+import { configDigest, configWithPending, isDiskKey, parseDisk } from '../guest-config.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { routeSchema } from '../schema.js';
 import { lookupProp, splitList } from '../validate.js';
@@ -43,7 +44,7 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
       snaptime: snap.snaptime,
       ...(snap.parent ? { parent: snap.parent } : {}),
       ...(snap.vmstate ? { vmstate: 1 } : {}),
-      digest: ctx.sim.model.digest(g),
+      digest: configDigest(g),
     };
   }
   // Without `current`, the view is the config with its pending changes applied (vm_config, the
@@ -53,7 +54,7 @@ const getConfig = (type: GuestType): Handler => (ctx) => {
     ...typedConfig(type, conf),
     ...(g.lock ? { lock: g.lock } : {}),
     ...(g.parent ? { parent: g.parent } : {}),
-    digest: ctx.sim.model.digest(g),
+    digest: configDigest(g),
   };
 };
 
@@ -64,9 +65,9 @@ function digestMismatchMessage(type: GuestType): string {
 }
 
 /** Check optimistic concurrency: a `digest` that is not the current one is refused. */
-export function checkDigest(ctx: RequestContext, g: GuestState, message: string): void {
+export function checkDigest(ctx: RequestContext, g: StoredGuest, message: string): void {
   const digest = str(ctx, 'digest');
-  if (digest !== undefined && digest !== ctx.sim.model.digest(g)) die(message);
+  if (digest !== undefined && digest !== configDigest(g)) die(message);
 }
 
 /**
@@ -79,13 +80,13 @@ export function uniqueTags(text: string): string {
   return [...new Set(sorted.map((t) => t.toLowerCase()))].join(';');
 }
 
-function nextUnused(g: GuestState): string {
+function nextUnused(g: StoredGuest): string {
   let i = 0;
   while (g.config[`unused${i}`] !== undefined) i++;
   return `unused${i}`;
 }
 
-function nextDiskIndex(g: GuestState): number {
+function nextDiskIndex(g: StoredGuest): number {
   const used = new Set(
     Object.entries(g.config)
       .filter(([k]) => isDiskKey(k))
@@ -104,7 +105,7 @@ const QEMU_FAST_PLUG = new Set(['description', 'hookscript', 'lock', 'migrate_do
 const LXC_FAST_PLUG = new Set(['description', 'onboot', 'startup', 'protection', 'hostname', 'hookscript', 'cores', 'tags', 'lock']);
 
 /** The `hotplug` option: `1` means the default `network,disk,usb`, `0` nothing. */
-function hotplugFeatures(g: GuestState): Set<string> {
+function hotplugFeatures(g: StoredGuest): Set<string> {
   const raw = g.config.hotplug ?? '1';
   if (raw === '0') return new Set();
   return new Set(splitList(raw === '1' ? 'network,disk,usb' : raw));
@@ -116,7 +117,7 @@ function hotplugFeatures(g: GuestState): Set<string> {
  * of a VM are never hotplugged (only `vcpus` with cpu hotplug), `memory` only with memory hotplug;
  * a container takes cores, memory, swap and cgroup limits live.
  */
-function hotApplicable(g: GuestState, key: string, isDelete: boolean, value?: string): boolean {
+function hotApplicable(g: StoredGuest, key: string, isDelete: boolean, value?: string): boolean {
   if (g.type === 'lxc') {
     if (LXC_FAST_PLUG.has(key) || key === 'cpulimit' || key === 'cpuunits' || /^net\d+$/.test(key)) return true;
     if (isDelete) return key === 'swap' || key.startsWith('unused');
@@ -142,7 +143,7 @@ function hotApplicable(g: GuestState, key: string, isDelete: boolean, value?: st
  * Applies set/delete/revert to the raw config; returns the keys that changed and, of those, the ones
  * left pending because the guest runs and cannot take them live.
  */
-function applyConfig(ctx: RequestContext, g: GuestState): { changed: string[]; pending: string[] } {
+function applyConfig(ctx: RequestContext, g: StoredGuest): { changed: string[]; pending: string[] } {
   const set: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.params)) {
     if (META_PARAMS.has(k) || typeof v !== 'string') continue;
@@ -230,7 +231,7 @@ function requireOptions(ctx: RequestContext): void {
   if (!Object.keys(ctx.params).some((k) => !NOT_OPTIONS.has(k))) die('no options specified');
 }
 
-function writeConfig(ctx: RequestContext, g: GuestState): { changed: string[]; pending: string[] } {
+function writeConfig(ctx: RequestContext, g: StoredGuest): { changed: string[]; pending: string[] } {
   maybeLockContention(ctx, g);
   checkDigest(ctx, g, digestMismatchMessage(g.type));
   checkLockSync(g);
@@ -284,7 +285,7 @@ const postConfig: Handler = async (ctx) => {
  */
 const getPending = (type: GuestType): Handler => (ctx) => {
   const g = loadGuest(ctx, type);
-  const conf: Record<string, string> = { ...g.config, digest: ctx.sim.model.digest(g) };
+  const conf: Record<string, string> = { ...g.config, digest: configDigest(g) };
   if (g.lock) conf.lock = g.lock;
   const pend = g.pending ?? { set: {}, delete: [] };
   const keys = [...new Set([...Object.keys(conf), ...Object.keys(pend.set), ...pend.delete])].sort();

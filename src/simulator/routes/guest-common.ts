@@ -1,43 +1,43 @@
 /** Helpers shared by the guest routes: loading the guest, lock checks, status payloads. */
 import { type RequestContext, int, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import {
-  type GuestState, type GuestType, guestLabel, guestName, memoryMiB, qmpStatus, rootDiskSize,
-} from '../model.js';
+import { memoryMiB, rootDiskSize } from '../guest-config.js';
+import { guestLabel, guestName, qmpStatus } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 
-export function loadGuest(ctx: RequestContext, type: GuestType): GuestState {
+export function loadGuest(ctx: RequestContext, type: GuestType): StoredGuest {
   return ctx.sim.model.requireGuest(str(ctx, 'node')!, type, int(ctx, 'vmid')!);
 }
 
-export function lockedMessage(g: GuestState): string {
+export function lockedMessage(g: StoredGuest): string {
   return `${guestLabel(g)} is locked (${g.lock})`;
 }
 
 /** `check_lock` raised synchronously (config writes, resize, migrate, destroy). */
-export function checkLockSync(g: GuestState): void {
+export function checkLockSync(g: StoredGuest): void {
   if (g.lock) die(lockedMessage(g));
 }
 
 /** `check_lock` inside a worker (start, stop, snapshot...): fails the task. */
-export function checkLockInTask(g: GuestState): void {
+export function checkLockInTask(g: StoredGuest): void {
   if (g.lock) throw new TaskError(lockedMessage(g));
 }
 
 /** The file lock path `lock_config` would time out on. */
-export function configLockPath(g: GuestState): string {
+export function configLockPath(g: StoredGuest): string {
   return g.type === 'qemu' ? `/var/lock/qemu-server/lock-${g.vmid}.conf` : `/run/lock/lxc/pve-config-${g.vmid}.lock`;
 }
 
 /** Deterministic injected `lock_config` contention (see FaultInjector.lockContention). */
-export function maybeLockContention(ctx: RequestContext, g: GuestState): void {
+export function maybeLockContention(ctx: RequestContext, g: StoredGuest): void {
   if (ctx.sim.faults.takeLockContention(g.vmid)) die(`can't lock file '${configLockPath(g)}' - got timeout`);
 }
 
-export function uptime(g: GuestState): number {
+export function uptime(g: StoredGuest): number {
   return g.status === 'running' && g.startedAt ? Math.floor((Date.now() - g.startedAt) / 1000) : 0;
 }
 
-export function tagsOf(g: GuestState): string | undefined {
+export function tagsOf(g: StoredGuest): string | undefined {
   return g.config.tags;
 }
 
@@ -47,7 +47,7 @@ export function tagsOf(g: GuestState): string | undefined {
  * (QMP's answer for a running VM, else the plain status), `running-machine` and `running-qemu`.
  * status/current always asks for the full status; the node's VM list only with `full=1`.
  */
-export function guestSummary(g: GuestState, full = false): Record<string, unknown> {
+export function guestSummary(g: StoredGuest, full = false): Record<string, unknown> {
   const running = g.status === 'running';
   const maxmem = memoryMiB(g) * 1024 * 1024;
   const out: Record<string, unknown> = {

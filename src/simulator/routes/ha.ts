@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { type Handler, type RequestContext, str } from '../context.js';
 import { die } from '../errors.js';
 import type { RouteKey } from '../served-routes.js';
-import { type GuestState, type HaGroup, type HaRule, haCrmState, haSid } from '../model.js';
+import { haCrmState, haSid } from '../guest-facts.js';
+import type { HaGroup, HaRule, StoredGuest } from '../model-types.js';
 
 /** PVE::Tools::assert_if_modified, which SectionConfig's digest check calls. */
 function assertIfModified(ctx: RequestContext, current: string): void {
@@ -31,7 +32,7 @@ function inHaDomain<T>(errmsg: string, fn: () => T): T {
   }
 }
 
-function managed(ctx: RequestContext): GuestState[] {
+function managed(ctx: RequestContext): StoredGuest[] {
   return ctx.sim.model.allGuests().filter((g) => g.haManaged);
 }
 
@@ -51,7 +52,7 @@ function parseSid(ctx: RequestContext, raw: string): string {
   die(`unable to parse service id '${raw}'`);
 }
 
-function resourceEntry(g: GuestState, digest: string): Record<string, unknown> {
+function resourceEntry(g: StoredGuest, digest: string): Record<string, unknown> {
   // The config as `ha-manager add` wrote it: only the options set (qemu-server/pve-container add `state`).
   return { sid: haSid(g), type: g.type === 'qemu' ? 'vm' : 'ct', state: g.haState ?? 'started', digest };
 }
@@ -75,7 +76,7 @@ const resourceOne: Handler = (ctx) => {
  * PVE::HA::Tools::get_verbose_service_state: the CRM's state, with quick feedback on a request it has
  * not carried out yet (`starting`, `stopping`).
  */
-function verboseState(g: GuestState): string {
+function verboseState(g: StoredGuest): string {
   const cur = haCrmState(g);
   const req = g.haState ?? 'started';
   if (cur === 'stopped' && req === 'started') return 'starting';
@@ -343,7 +344,7 @@ const ruleDelete: Handler = (ctx) => {
  * The strict node affinity rule that keeps `g` off `target`, if any (PVE 9; disabled rules do not count).
  * A guest in several strict rules may only run on nodes every one of them names.
  */
-export function strictNodeAffinityExcluding(ctx: RequestContext, g: GuestState, target: string): HaRule | undefined {
+export function strictNodeAffinityExcluding(ctx: RequestContext, g: StoredGuest, target: string): HaRule | undefined {
   if (ctx.sim.pve !== 9) return undefined;
   const sid = haSid(g);
   return [...ctx.sim.model.haRules.values()]
@@ -363,7 +364,7 @@ export function strictNodeAffinityExcluding(ctx: RequestContext, g: GuestState, 
  * (API2/HA/Resources.pm `check_service_state`): the worker's run_command then fails with
  * `command '…' failed: exit code 255`, so the hastart/hamigrate task ends with that status.
  */
-export function haCommandRefusal(g: GuestState, command: string[]): { log: string[]; exit: string } | undefined {
+export function haCommandRefusal(g: StoredGuest, command: string[]): { log: string[]; exit: string } | undefined {
   if (g.haCrmOverride !== 'error') return undefined;
   return {
     log: [`service '${haSid(g)}' in error state, must be disabled and fixed first`],

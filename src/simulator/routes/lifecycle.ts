@@ -5,9 +5,9 @@
  */
 import { type Handler, type RequestContext, bool, int, recordMutation, startTask, str } from '../context.js';
 import { ApiError, die, paramError, TaskError } from '../errors.js';
-import {
-  type GuestState, type GuestType, diskKeys, formatSize, guestLabel, guestName, haSid, isDiskKey, parseDisk, withDiskSize,
-} from '../model.js';
+import { diskKeys, formatSize, isDiskKey, parseDisk, withDiskSize } from '../guest-config.js';
+import { guestLabel, guestName, haSid } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkDigest } from './config.js';
 import { checkLockInTask, checkLockSync, loadGuest, maybeLockContention } from './guest-common.js';
@@ -80,7 +80,7 @@ const clone = (type: GuestType): Handler => (ctx) => {
   const description = str(ctx, 'description');
   if (description !== undefined) conf.description = description;
   const pool = str(ctx, 'pool');
-  const clone: GuestState = {
+  const clone: StoredGuest = {
     vmid: newid,
     type,
     node: target,
@@ -114,7 +114,7 @@ const clone = (type: GuestType): Handler => (ctx) => {
 // ---- template -------------------------------------------------------------------------------------
 
 /** The checks both template handlers run before (QEMU: and again inside) the worker. */
-function checkTemplatable(g: GuestState, disk: string | undefined): void {
+function checkTemplatable(g: StoredGuest, disk: string | undefined): void {
   checkLockSync(g);
   const label = guestLabel(g);
   if (g.snapshots.length > 0) die(`unable to create template, because ${label} contains snapshots`);
@@ -125,7 +125,7 @@ function checkTemplatable(g: GuestState, disk: string | undefined): void {
 }
 
 /** vdisk_create_base on lvmthin/zfs: `vm-100-disk-0` becomes the read-only base `base-100-disk-0`. */
-function toBaseVolumes(g: GuestState, disk: string | undefined): void {
+function toBaseVolumes(g: StoredGuest, disk: string | undefined): void {
   for (const key of diskKeys(g)) {
     if (disk !== undefined && key !== disk) continue;
     const value = g.config[key] ?? '';
@@ -296,7 +296,7 @@ function inWorker<T>(fn: () => T): T {
  * forking (500) and again in its worker; qemu-server (since 8.0.2, "fix #2315") only in its worker, so
  * there a stale digest is a task ending `checksum mismatch (file change by other user?)`.
  */
-function resizeChecks(ctx: RequestContext, g: GuestState): { disk: string; newsize: number } {
+function resizeChecks(ctx: RequestContext, g: StoredGuest): { disk: string; newsize: number } {
   checkDigest(ctx, g, g.type === 'qemu' ? 'checksum mismatch (file change by other user?)' : 'detected modified configuration - file changed by other user? Try again.');
   checkLockSync(g);
   const disk = str(ctx, 'disk')!;

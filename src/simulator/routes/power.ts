@@ -10,7 +10,9 @@ import { type Handler, type RequestContext, bool, recordMutation, startTask } fr
 import { die, TaskError } from '../errors.js';
 import type { MutationOp } from '../mutation-log.js';
 import type { RouteKey } from '../served-routes.js';
-import { type GuestState, type GuestType, applyPending, guestLabel, haCrmState } from '../model.js';
+import { applyPending } from '../guest-config.js';
+import { guestLabel, haCrmState } from '../guest-facts.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
 import { checkLockInTask, guestSummary, loadGuest } from './guest-common.js';
 import { haCommandRefusal } from './ha.js';
 
@@ -20,7 +22,7 @@ const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
  * HA-managed start/stop: the task only asks ha-manager for a state; the CRM/LRM act a little later.
  * The delayed effect re-checks the requested state so a quick start→stop does not flap.
  */
-function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stopped', op: MutationOp): string {
+function haRequest(ctx: RequestContext, g: StoredGuest, want: 'started' | 'stopped', op: MutationOp): string {
   const sid = `${g.type === 'qemu' ? 'vm' : 'ct'}:${g.vmid}`;
   return startTask(ctx, {
     node: g.node,
@@ -56,13 +58,13 @@ function haRequest(ctx: RequestContext, g: GuestState, want: 'started' | 'stoppe
   });
 }
 
-function notRunning(g: GuestState): never {
+function notRunning(g: StoredGuest): never {
   die(`${guestLabel(g)} ${g.vmid} not running`);
 }
 
 function powerTask(
   ctx: RequestContext,
-  g: GuestState,
+  g: StoredGuest,
   action: string,
   complete: (upid: string) => void,
   opts: { lock?: string; checkLock?: boolean; refuseTemplate?: boolean } = {},
@@ -187,7 +189,7 @@ const restoreCommand = (vmid: number) => `lxc-checkpoint -n ${vmid} -r --foregro
  * LXC suspend is `lxc-checkpoint -s` (LXC/Status.pm vm_suspend): CRIU dumps the container to
  * /var/lib/vz/dump and stops it, so it ends `stopped`, not frozen. Resume restores the dump.
  */
-function checkpoint(ctx: RequestContext, g: GuestState): string {
+function checkpoint(ctx: RequestContext, g: StoredGuest): string {
   return powerTask(ctx, g, 'suspend', (upid) => {
     if (g.status !== 'running') throw new TaskError(`command 'lxc-checkpoint -n ${g.vmid} -s -D /var/lib/vz/dump' failed: exit code 1`);
     ctx.sim.model.markStopped(g);
@@ -197,7 +199,7 @@ function checkpoint(ctx: RequestContext, g: GuestState): string {
 }
 
 /** LXC resume: refused for a running CT; the task restores the checkpoint (and fails without one). */
-function restore(ctx: RequestContext, g: GuestState): string {
+function restore(ctx: RequestContext, g: StoredGuest): string {
   if (g.status === 'running') die(`CT ${g.vmid} already running`);
   // vm_resume takes no config lock and checks no lock: lxc-checkpoint -r runs as is.
   return powerTask(

@@ -7,13 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { die, TaskError } from '../errors.js';
-import { type GuestState, type GuestType, type SimulatorModel, diskKeys, parseDisk, volumeSnapshots } from '../model.js';
+import { configDigest, diskKeys, parseDisk, volumeSnapshots } from '../guest-config.js';
+import type { GuestType, StoredGuest } from '../model-types.js';
+import type { SimulatorModel } from '../model.js';
 import type { RouteKey } from '../served-routes.js';
 import { checkLockInTask, loadGuest } from './guest-common.js';
 
 const prefix = (t: GuestType): string => (t === 'qemu' ? 'qm' : 'vz');
 
-function snapshotLog(g: GuestState, snapname: string): string[] {
+function snapshotLog(g: StoredGuest, snapname: string): string[] {
   if (g.type === 'lxc') return [`create storage snapshot '${snapname}'`];
   return diskKeys(g).flatMap((k) => {
     const { volid, media } = parseDisk(g.config[k] ?? '');
@@ -23,7 +25,7 @@ function snapshotLog(g: GuestState, snapname: string): string[] {
   });
 }
 
-function snapshotFeature(model: SimulatorModel, g: GuestState): boolean {
+function snapshotFeature(model: SimulatorModel, g: StoredGuest): boolean {
   return diskKeys(g).every((k) => {
     const { volid, media } = parseDisk(g.config[k] ?? '');
     const colon = volid.indexOf(':');
@@ -45,7 +47,7 @@ const list = (type: GuestType): Handler => (ctx) => {
   out.push({
     name: 'current',
     description: 'You are here!',
-    digest: ctx.sim.model.digest(g),
+    digest: configDigest(g),
     running: g.status === 'running' ? 1 : 0,
     ...(g.parent ? { parent: g.parent } : {}),
   });

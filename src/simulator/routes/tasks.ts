@@ -1,16 +1,15 @@
 /** Node task routes: list, status, log and stop (pve-manager PVE/API2/Tasks.pm). */
+import { parseUpid } from '../../proxmox/upid.js';
 import { type Handler, type RequestContext, Envelope, bool, int, str } from '../context.js';
 import { paramError } from '../errors.js';
 import type { RouteKey } from '../served-routes.js';
 import type { TaskView } from '../tasks.js';
-import { decodeUpid } from '../upid.js';
 import { splitList } from '../validate.js';
 
 /** Resolves the {upid} path parameter the way read_task_status does. */
 function findTask(ctx: RequestContext): TaskView {
   const upid = str(ctx, 'upid')!;
-  const parts = decodeUpid(upid);
-  if (!parts) paramError({ upid: 'unable to parse worker upid' });
+  if (!parseUpid(upid)) paramError({ upid: 'unable to parse worker upid' });
   const task = ctx.sim.tasks.find(upid);
   // A task lives in its node's log directory; a freshly forked worker may not be visible yet.
   if (!task || task.node !== str(ctx, 'node') || ctx.sim.tasks.ageMs(upid) < ctx.sim.faults.taskInvisibleMs()) {

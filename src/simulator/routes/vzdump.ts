@@ -6,7 +6,9 @@
  */
 import { type Handler, bool, recordMutation, startTask, str } from '../context.js';
 import { paramError, TaskError } from '../errors.js';
-import { type GuestState, diskKeys, guestLabel, guestName, parseDisk, rootDiskSize } from '../model.js';
+import { diskKeys, parseDisk, rootDiskSize } from '../guest-config.js';
+import { guestLabel, guestName } from '../guest-facts.js';
+import type { StoredGuest } from '../model-types.js';
 import type { RouteKey } from '../served-routes.js';
 import { lockedMessage } from './guest-common.js';
 import { splitList } from '../validate.js';
@@ -35,7 +37,7 @@ const vzdump: Handler = (ctx) => {
     : pool
       ? model.allGuests().filter((g) => g.pool === pool).map((g) => g.vmid)
       : splitList(vmidParam ?? '').map(Number);
-  const local = requested.map((id) => model.findGuest(id)).filter((g): g is GuestState => g?.node === node);
+  const local = requested.map((id) => model.findGuest(id)).filter((g): g is StoredGuest => g?.node === node);
   const external = requested.filter((id) => !local.some((g) => g.vmid === id) && model.findGuest(id));
   const missing = requested.filter((id) => !model.findGuest(id));
   // "silent exit if specified VMs run on other nodes": no task, the plain string OK (API2/VZDump.pm).
@@ -66,7 +68,7 @@ const vzdump: Handler = (ctx) => {
 
   const cmdline = `vzdump ${vmidParam ? splitList(vmidParam).join(' ') : '--all 1'} --storage ${storage} --mode ${mode}${compress !== '0' ? ` --compress ${compress}` : ''} --node ${node}`;
   const blockedBy = new Map<number, string>();
-  const taken: GuestState[] = [];
+  const taken: StoredGuest[] = [];
 
   return startTask(ctx, {
     node,
