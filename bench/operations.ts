@@ -1,9 +1,9 @@
 /**
- * The operations the bench times: (a) the floor, (b) a plan, (c) a plan and its apply until the run
- * succeeds; and the API calls the later phases make of plans.
+ * The operations the bench times: (a) and (a′) the floors, (b) a plan, (c) a plan and its apply until
+ * the run succeeds; and the API calls the later phases make of plans.
  */
 import { WithStartWorkflowOperation } from '@temporalio/client';
-import { floorUpdate, type floorWorkflow } from './floor-workflow.js';
+import { floorUpdate, type floorLocalWorkflow, type floorWorkflow } from './floor-workflow.js';
 import { sleep } from './harness.js';
 import { LAB } from './setup/simulators.js';
 import type { BenchEnvironment } from './setup/environment.js';
@@ -24,13 +24,15 @@ export function benchOperations(bench: BenchEnvironment) {
   const { http, client, tag, workers } = bench;
   if (bench.settings.concurrency > HALF) throw new Error(`BENCH_CONCURRENCY may be at most ${HALF} (lanes need a guest each)`);
 
-  let floorSeq = 0;
-  /** (a): a bare Update-with-Start whose update awaits one no-op activity. */
-  const floor = async () => {
+  const floorSeq = { floorWorkflow: 0, floorLocalWorkflow: 0 };
+  const floorId = (type: keyof typeof floorSeq) => `${type === 'floorWorkflow' ? 'floor' : 'floor-local'}-${tag}-${floorSeq[type]}`;
+  /** A bare Update-with-Start of either floor (bench/floor-workflow.ts), through the TypeScript client. */
+  const floor = async (type: keyof typeof floorSeq) => {
+    floorSeq[type]++;
     await client.workflow.executeUpdateWithStart(floorUpdate, {
       args: ['x'],
-      startWorkflowOperation: new WithStartWorkflowOperation<typeof floorWorkflow>('floorWorkflow', {
-        workflowId: `floor-${tag}-${++floorSeq}`,
+      startWorkflowOperation: new WithStartWorkflowOperation<typeof floorWorkflow | typeof floorLocalWorkflow>(type, {
+        workflowId: floorId(type),
         taskQueue: workers.floorQueue,
         workflowIdConflictPolicy: 'FAIL',
       }),
@@ -87,15 +89,18 @@ export function benchOperations(bench: BenchEnvironment) {
   return {
     /** The cells' operations, as runLanes calls them. */
     cells: {
-      a: floor,
+      /** (a): the update awaits one no-op activity. */
+      a: () => floor('floorWorkflow'),
+      /** (a′): the update awaits one no-op local activity, as a plan's awaits `assess`. */
+      aLocal: () => floor('floorLocalWorkflow'),
       b: async (seq: number) => void (await plan(spareGuest(seq))),
       c: (_seq: number, lane: number) => planAndApply(lane, false),
     },
     /** (c′): plan + apply, its end seen through the long poll. */
     planAndApplyLongPoll: (_seq: number, lane: number) => planAndApply(lane, true),
     appliedPlans,
-    /** The workflow id of the last floor run. */
-    lastFloorId: () => `floor-${tag}-${floorSeq}`,
+    /** The workflow id of the last run of (a), or of (a′). */
+    lastFloorId: (local = false) => floorId(local ? 'floorLocalWorkflow' : 'floorWorkflow'),
     plan,
     spareGuest,
     getPlan,

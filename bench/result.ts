@@ -6,6 +6,8 @@ export interface HistoryLengths {
   lowRiskPlanApply: number[];
   highRiskApproved: number[];
   floor: number[];
+  /** Floor (a′): its update awaits a local activity. */
+  floorLocal: number[];
   planOnly: number[];
 }
 

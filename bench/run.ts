@@ -62,7 +62,7 @@ export async function runBench(settings: BenchSettings = benchSettings(), log: (
     const lists = await measureApprovalLists(bench, created.sampled);
     const approvals = await measureApprovals(bench, ops, reader, created.sampled);
 
-    const history: HistoryLengths = { lowRiskPlanApply: histories.lowRiskPlanApply, highRiskApproved: approvals.highRiskApproved, floor: histories.floor, planOnly: histories.planOnly };
+    const history: HistoryLengths = { lowRiskPlanApply: histories.lowRiskPlanApply, highRiskApproved: approvals.highRiskApproved, floor: histories.floor, floorLocal: histories.floorLocal, planOnly: histories.planOnly };
     const waiting: WaitingPlans = {
       plans: settings.waiting,
       createOpsPerSec: created.create.opsPerSec,

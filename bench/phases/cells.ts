@@ -9,10 +9,10 @@ import type { BenchEnvironment } from '../setup/environment.js';
 import { mergeRounds, type CellResult } from '../stats.js';
 
 /** The cells in the order of the first round; each later round starts one further along. */
-export const CELLS = ['a', 'b', 'c'] as const;
+export const CELLS = ['a', 'aLocal', 'b', 'c'] as const;
 export type CellName = (typeof CELLS)[number];
 
-/** Cells keyed `name@concurrency`, e.g. `b@32`, and `cLongPoll@1`. */
+/** Cells keyed `name@concurrency`, e.g. `b@32` or `aLocal@1` (a′), and `cLongPoll@1`. */
 export async function measureCells(bench: BenchEnvironment, ops: BenchOperations): Promise<Record<string, CellResult>> {
   const { settings, log } = bench;
   log('warming up');

@@ -1,5 +1,5 @@
 /**
- * History events of each kind of run: five low-risk plan + apply runs, a floor run and a plan alone,
+ * History events of each kind of run: five low-risk plan + apply runs, a run of each floor and a plan alone,
  * made one at a time on a quiet system, so that their timelines show where a run's time goes.
  */
 import type { Client } from '@temporalio/client';
@@ -39,7 +39,9 @@ export async function sampleHistories(ops: BenchOperations, reader: HistoryReade
   const lowRiskPlanApply = await Promise.all(ops.appliedPlans.map((id) => reader.length(id, 'lowRiskPlanApply')));
   await ops.cells.a();
   const floor = [await reader.length(ops.lastFloorId(), 'floor')];
+  await ops.cells.aLocal();
+  const floorLocal = [await reader.length(ops.lastFloorId(true), 'floorLocal')];
   const lone = await ops.plan(ops.spareGuest(0));
   const planOnly = [await reader.length(lone.planId, 'planOnly')];
-  return { lowRiskPlanApply, floor, planOnly };
+  return { lowRiskPlanApply, floor, floorLocal, planOnly };
 }
