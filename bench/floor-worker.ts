@@ -1,6 +1,7 @@
 /**
- * The floor's worker, as its own process (like the product's worker): SDK defaults, one no-op
- * activity. Prints `floor worker polling` once it polls; SIGTERM stops it.
+ * The floors' worker, as its own process (like the product's worker): SDK defaults, one no-op
+ * activity, which floor (a) runs as a regular activity and floor (a′) as a local one (the worker
+ * runs both kinds). Prints `floor worker polling` once it polls; SIGTERM stops it.
  *
  *   TEMPORAL_ADDRESS=127.0.0.1:7233 BENCH_FLOOR_QUEUE=q tsx bench/floor-worker.ts
  */

@@ -202,3 +202,16 @@ export async function runLanes(concurrency: number, total: number, op: (seq: num
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Wait until a process has stopped working through a backlog (under 2% of a core for 2 s). */
+export async function waitQuiet(pid: number, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let quietFor = 0;
+  let last = processCpuSeconds(pid);
+  while (Date.now() < deadline && quietFor < 2000) {
+    await sleep(500);
+    const now = processCpuSeconds(pid);
+    quietFor = now - last < 0.01 ? quietFor + 500 : 0;
+    last = now;
+  }
+}
