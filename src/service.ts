@@ -1,51 +1,28 @@
 import { Client, type Connection } from '@temporalio/client';
-import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
+import type { Worker, WorkflowBundleOption } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { createActivities } from './activities/index.js';
-import { createApp, type App } from './api/app.js';
-import { createAuthenticator } from './api/auth.js';
-import { reportTokenExpiry } from './api/token-expiry.js';
-import { closeGracefully } from './api/drain.js';
-import { createDoctor } from './doctor/probe.js';
-import { createPlanGateway } from './api/plan-gateway.js';
-import { createEvidenceDeps } from './api/evidence-deps.js';
-import { openSharedApiState } from './api/shared-state.js';
-import { listenApi } from './api/server.js';
-import { createApprovalQueue } from './api/approval-queue.js';
-import { mcpHttpOptions } from './mcp/http.js';
-import { riskMatrix } from './policy/matrix.js';
-import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
+import type { App } from './api/app.js';
 import { openAuditStore } from './audit/open.js';
-import { openFileDispatchJournal } from './dispatch/file-journal.js';
-import { openDispatchJournal } from './dispatch/open.js';
-import { createFreezeService, registerFreezeGauge } from './freezes/service.js';
+import type { AuditStore } from './audit/store.js';
 import { openBudgetStore } from './budgets/open.js';
 import { createBudgetView } from './budgets/view.js';
-import type { AuditStore } from './audit/store.js';
+import { resolveChannelSettings, resolveNotificationTargets } from './channels/settings.js';
 import type { Config } from './config/schema.js';
+import { openFileDispatchJournal } from './dispatch/file-journal.js';
+import { openDispatchJournal } from './dispatch/open.js';
 import type { Logger } from './logging.js';
-import { connectConnection, connectPatiently, connectWorkerConnection, type TemporalConnectionOptions } from './temporal/connection.js';
-import { createTemporalWatch } from './temporal/watch.js';
-import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
-import { activityObservability } from './observability/activity-interceptor.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { observeProxmoxCalls } from './observability/proxmox-calls.js';
-import {
-  OTEL_WORKFLOW_INTERCEPTORS,
-  tracingActivityInterceptors,
-  tracingClientInterceptors,
-  tracingFromEnv,
-  tracingSinks,
-  type Tracing,
-} from './observability/tracing.js';
-import { startWorkerHttp } from './worker/http.js';
-import { createWorkers } from './worker/worker.js';
-import { apiProbes } from './service/api-probes.js';
-import { scheduleDoctorCheckups } from './service/doctor-checkups.js';
+import { tracingClientInterceptors, tracingFromEnv, type Tracing } from './observability/tracing.js';
+import { startApi } from './service/api.js';
 import { metricsPage } from './service/metrics-page.js';
-import { policyPreview } from './service/policy-preview.js';
-import { runWorkers } from './service/run-workers.js';
 import { workerProbes } from './service/worker-probes.js';
+import { startWorkers } from './service/workers.js';
+import { connectConnection, connectPatiently, type TemporalConnectionOptions } from './temporal/connection.js';
+import { createTemporalWatch } from './temporal/watch.js';
+import { buildEnvironments, type BuiltEnvironments, type SimulatorSettings } from './worker/environments.js';
+import { startWorkerHttp } from './worker/http.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -96,7 +73,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const { namespace, taskQueue } = { namespace: opts.temporal.namespace, taskQueue: config.temporal.taskQueue };
   // Where `{env: VAR}` secrets are read from, for every part that reads one.
   const secrets = opts.env ? { env: opts.env } : {};
+  // What to stop, in reverse order of starting.
   const stops: (() => Promise<void>)[] = [];
+  const defer = (fn: () => Promise<void>) => void stops.push(fn);
   let stopping = false;
   const stop = async () => {
     stopping = true; // readiness answers 503 from here on
@@ -105,21 +84,21 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const metrics = createMetrics(opts.metrics?.registry);
   const tracing = opts.tracing === false ? undefined : (opts.tracing ?? tracingFromEnv(opts.env ?? process.env, 'proxmox-agent'));
   try {
-    if (tracing) stops.push(() => tracing.shutdown());
+    if (tracing) defer(() => tracing.shutdown());
 
     // Stores: Proxmox (or the simulators), the audit chain, the dispatch journal and the budget ledger.
     const environments = await buildEnvironments(config, { configPath: opts.configPath, simulator: opts.simulator ?? {}, ...secrets, onProxmoxCall: observeProxmoxCalls(metrics) });
-    stops.push(() => environments.close());
+    defer(() => environments.close());
     const audit = await openAuditStore(config.audit, { configPath: opts.configPath, log, readOnly: opts.worker === false, ...secrets });
-    stops.push(() => audit.close());
+    defer(() => audit.close());
     // Only workers dispatch. An API-only process shares the journal only where it can (PostgreSQL):
     // it keeps the freezes there. On the file store it has none, and answers freezes-unavailable.
     const sharesJournal = opts.worker !== false || config.audit.postgres !== undefined;
     const journal = sharesJournal ? await openDispatchJournal(config.audit, { configPath: opts.configPath, log, ...secrets }) : await openFileDispatchJournal();
-    stops.push(() => journal.close());
+    defer(() => journal.close());
     // Workers charge plans against it, the API shows it: one ledger beside the audit store (src/budgets).
     const budgets = await openBudgetStore(config.audit, { configPath: opts.configPath, log, ...secrets });
-    stops.push(() => budgets.close());
+    defer(() => budgets.close());
     const budgetView = createBudgetView(budgets, () => config.budgets);
     const render = metricsPage({ metrics, budgets: budgetView, limits: () => config.budgets, sdkMetricsUrl: opts.metrics?.sdkMetricsUrl, log });
 
@@ -128,9 +107,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     if (config.temporal.namespace !== namespace) log.info({ namespace, configNamespace: config.temporal.namespace }, 'TEMPORAL_NAMESPACE overrides the config\'s temporal.namespace');
     const watch = createTemporalWatch({ address: opts.temporal.address, namespace, log });
     const connection: Connection = await connectPatiently(() => connectConnection(opts.temporal, { interceptors: watch.interceptors }), { onRetry: waiting('client') });
-    stops.push(() => connection.close());
+    defer(() => connection.close());
     await watch.start(connection);
-    stops.push(() => watch.stop());
+    defer(() => watch.stop());
     const client = new Client({ connection, namespace, ...(tracing ? { interceptors: { workflow: tracingClientInterceptors(tracing) } } : {}) });
     // Links to a run in the Temporal Web UI, in notifications and API answers alike.
     const temporalUi = opts.temporal.uiUrl ? { baseUrl: opts.temporal.uiUrl, namespace } : undefined;
@@ -162,70 +141,18 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     if (opts.workerHttp) {
       const http = await startWorkerHttp({ host: config.worker.host, port: config.worker.port, metrics: render, ...workerProbes(() => workers, watch, () => stopping) });
       workerUrl = http.url;
-      stops.push(() => http.close());
+      defer(() => http.close());
     }
-    if (opts.worker !== false) {
-      const nativeConnection: NativeConnection = await connectPatiently(() => connectWorkerConnection(opts.temporal), { onRetry: waiting('worker') });
-      stops.push(() => nativeConnection.close());
-      // Workflow interceptors live in the bundle: with tracing on, the workflows are bundled here.
-      const bundle = tracing ? undefined : opts.workflowBundle;
-      // Worker.create describes the namespace: a Temporal that went down after the connection was
-      // made (a restart) is waited for here too, instead of the process exiting.
-      workers = await connectPatiently(() => createWorkers({
-        connection: nativeConnection,
-        namespace,
-        taskQueue,
-        activities,
-        environments: config.environments,
-        tuning: config.worker,
-        activityInterceptors: [activityObservability({ metrics, log }), ...(tracing ? [tracingActivityInterceptors(tracing)] : [])],
-        ...(bundle ? { workflowBundle: bundle } : {}),
-        ...(tracing ? { workflowInterceptorModules: [OTEL_WORKFLOW_INTERCEPTORS], sinks: tracingSinks(tracing) } : {}),
-      }), { onRetry: waiting('worker start') });
-      stops.push(runWorkers(workers, log));
-    }
+    if (opts.worker !== false)
+      workers = await startWorkers({ temporal: opts.temporal, namespace, taskQueue, activities, config, metrics, log, tracing, workflowBundle: opts.workflowBundle, waiting, defer });
 
     // The HTTP API.
     let app: App | undefined;
     if (opts.api !== false) {
-      reportTokenExpiry(config.tokens, { gauge: metrics.tokenExpiry, log });
-      const freezes = sharesJournal ? createFreezeService({ journal, audit, client, log }) : undefined;
-      if (freezes) registerFreezeGauge(metrics.registry, freezes, Object.keys(config.environments));
-      const shared = await openSharedApiState(config, { configPath: opts.configPath, log, ...secrets });
-      stops.push(() => shared.close());
-      const doctor = createDoctor(config, (name) => environments.environments.get(name));
-      stops.push(scheduleDoctorCheckups(doctor, log));
-      const probes = apiProbes({ client, watch, taskQueue, environments: Object.keys(config.environments), ...(freezes ? { freezes } : {}), doctor, stopping: () => stopping });
-      const plans = createPlanGateway({ client, taskQueue });
-      app = createApp(
-        {
-          plans,
-          authenticate: createAuthenticator(config.tokens),
-          environments: new Set(Object.keys(config.environments)),
-          health: probes.health,
-          operations: { ready: probes.ready, metrics, render },
-          doctor,
-          temporal: watch,
-          evaluate: policyPreview(activities),
-          ...(temporalUi ? { temporalUi } : {}),
-          approvals: createApprovalQueue({ client, taskQueue, plans }),
-          channels: { settings: channelSettings, nonces: shared.nonces, log },
-          evidence: createEvidenceDeps({ audit, client, namespace, proxmox: (env) => environments.environments.get(env)?.client }),
-          inventory: { proxmox: (env) => environments.environments.get(env)?.client },
-          riskMatrix: () => riskMatrix(config),
-          budgets: budgetView,
-          mcp: mcpHttpOptions(config.server),
-          ...(freezes ? { freezes } : {}),
-          ...(shared.rateLimit ? { rateLimit: shared.rateLimit } : {}),
-          ...(config.server.maxEventStreamsPerToken ? { maxEventStreamsPerToken: config.server.maxEventStreamsPerToken } : {}),
-          ...(config.server.cors ? { cors: config.server.cors } : {}),
-        },
-        log,
-      );
-      const listening = await listenApi(app.fetch, config.server, { configPath: opts.configPath, log });
-      const server = listening.server;
-      url = listening.url;
-      stops.push(() => closeGracefully(server, opts.drainTimeoutMs ?? 10_000));
+      const sharedJournal = sharesJournal ? journal : undefined;
+      const api = await startApi({ config, configPath: opts.configPath, log, secrets, client, watch, namespace, taskQueue, environments, audit, sharedJournal, budgets: budgetView, metrics, render, activities, channelSettings, temporalUi, stopping: () => stopping, drainTimeoutMs: opts.drainTimeoutMs, defer });
+      app = api.app;
+      url = api.url;
     }
     return { ...(url ? { url } : {}), ...(app ? { app } : {}), ...(workerUrl ? { workerUrl } : {}), metrics, environments, audit, client, stop };
   } catch (err) {
