@@ -63,7 +63,7 @@ export async function executeAction(deps: ExecuteDeps, input: ExecuteInput): Pro
   if (!found) throw ApplicationFailure.nonRetryable(`unknown action ${input.request.action}`, 'ActionBlocked');
   // A safeguard snapshot is held to the planned config like the action it guards, and reads the
   // config after it so that the action can be held to the digest the snapshot left.
-  const action: ActionDefinition = input.holdsDigest ? { ...found, needs: { ...found.needs, config: true }, digestGuard: 'checked' } : found;
+  const action: ActionDefinition = input.safeguard && input.plannedDigest !== undefined ? { ...found, needs: { ...found.needs, config: true }, digestGuard: 'checked' } : found;
   let progress: ExecuteProgress | undefined;
   const beat = () => ctx.heartbeat(progress);
   beat();

@@ -79,16 +79,12 @@ export interface ExecuteInput {
   /** The how-manieth execute of the run (0 first; a freeze that refused one makes the run schedule another). */
   round?: number;
   /**
-   * This execute takes the safeguard snapshot of a digest-guarded action: it runs only against the
-   * planned config (plannedDigest), and reports the digest the snapshot left (`digestAfter`), which
-   * the action is then held to (a snapshot rewrites the config file, so its digest changes).
-   */
-  holdsDigest?: boolean;
-  /**
    * This execute takes a safeguard snapshot: it must be this plan's own. A snapshot of that name
    * already there that the journal does not know as this plan's (someone foresaw the name) is
    * refused, never counted as taken; and the digest it reports is the guest's only while the guest
-   * still holds what the snapshot holds.
+   * still holds what the snapshot holds. With a `plannedDigest` (a digest-guarded action) it runs
+   * only against the planned config, and reports the digest the snapshot left (`digestAfter`), which
+   * the action is then held to (a snapshot rewrites the config file, so its digest changes).
    */
   safeguard?: boolean;
 }

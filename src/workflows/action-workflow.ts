@@ -445,7 +445,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
         request: safeguardRequest(request, planId, name),
         node: v.target.node ?? v.preflight.state?.node ?? '',
         // Held to the planned config: a snapshot of a config changed since the plan is not the one to keep.
-        ...(digest !== undefined ? { plannedDigest: digest, holdsDigest: true } : {}),
+        ...(digest !== undefined ? { plannedDigest: digest } : {}),
         safeguard: true,
         ...(safeguardExecutes > 0 ? { round: safeguardExecutes } : {}),
       });
