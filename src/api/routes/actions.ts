@@ -3,12 +3,12 @@ import { idempotentPlanId, randomPlanId } from '../../domain/plan-id.js';
 import { requestHash } from '../../domain/hashing.js';
 import { normalizeRequest } from '../../domain/request.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { requireAction, requireChannel, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { parseWait, waitForChange } from '../plan-watch.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { withUndoLinks } from '../undo-links.js';
-import { readVisiblePlan } from '../visibility.js';
+import { requireAction, requireChannel, requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { parseWait, waitForChange } from '../plans/plan-watch.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { withUndoLinks } from '../plans/undo-links.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 import {
   applyRequestSchema,
   applyResponseSchema,
@@ -20,7 +20,7 @@ import {
   planRequestSchema,
   planResponseSchema,
   waitQuery,
-} from '../schemas.js';
+} from '../openapi/schemas.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearer: [] }];

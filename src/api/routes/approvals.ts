@@ -1,9 +1,9 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { planViewSchema } from '../../domain/plan-view.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { CURSOR_PATTERN, decodeCursor, encodeCursor } from '../approval-queue.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { CURSOR_PATTERN, decodeCursor, encodeCursor } from '../plans/approval-queue.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
 

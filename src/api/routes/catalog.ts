@@ -2,9 +2,9 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { toJSONSchema } from 'zod';
 import { ACTIONS } from '../../domain/actions/catalog.js';
 import { RISKS } from '../../domain/risk.js';
-import { requireScope } from '../auth.js';
-import type { AppEnv } from '../context.js';
-import { problemResponses } from '../problems.js';
+import { requireScope } from '../access/auth.js';
+import type { AppEnv } from '../http/context.js';
+import { problemResponses } from '../http/problems.js';
 
 const catalogActionSchema = z
   .object({

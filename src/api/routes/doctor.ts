@@ -1,8 +1,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { ENVIRONMENT_NAME_RE } from '../../domain/request.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 /**
  * The connection doctor (src/doctor, docs/doctor.md): per environment, whether this service can do

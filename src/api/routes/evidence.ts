@@ -3,12 +3,12 @@ import { buildEvidenceBundle, EVIDENCE_FORMAT } from '../../audit/evidence.js';
 import type { AuditStore } from '../../audit/store.js';
 import type { NormalizedRequest } from '../../domain/request.js';
 import { planViewSchema } from '../../domain/plan-view.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { planIdParams } from '../schemas.js';
-import { withUndoLinks } from '../undo-links.js';
-import { readVisiblePlan } from '../visibility.js';
+import { requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { planIdParams } from '../openapi/schemas.js';
+import { withUndoLinks } from '../plans/undo-links.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 
 const head = z.object({ seq: z.number().int(), hash: z.string() });
 

@@ -1,9 +1,9 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { FREEZE_ID_PATTERN } from '../../domain/freeze.js';
 import { freezeSchema } from '../../domain/plan-view.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearer: [] }];

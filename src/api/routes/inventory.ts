@@ -3,9 +3,9 @@ import { ENVIRONMENT_NAME_RE, vmid } from '../../domain/request.js';
 import { parseUpid, ProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../../proxmox/index.js';
 import { UPID_RE } from '../../proxmox/upid.js';
 import { splitTags } from '../../activities/guest-reader.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 /**
  * Reads for an agent building requests: the guests of an environment, one guest's status and

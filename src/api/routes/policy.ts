@@ -4,9 +4,9 @@ import { actionRequestVariants, normalizeRequest } from '../../domain/request.js
 import { approvalRequirementSchema, preflightSchema, reasonSchema } from '../../domain/plan-view.js';
 import { DECISIONS } from '../../domain/lifecycle.js';
 import { RISKS } from '../../domain/risk.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 export const evaluateRequestSchema = actionRequestVariants({
   at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),

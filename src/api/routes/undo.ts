@@ -3,11 +3,11 @@ import { requestHash } from '../../domain/hashing.js';
 import { undoPlanId } from '../../domain/plan-id.js';
 import { normalizeRequest, RequestValidationError } from '../../domain/request.js';
 import { planUndo } from '../../domain/undo.js';
-import { requireAction, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { idempotencyHeaders, planIdParams, planResponseSchema, undoRequestSchema } from '../schemas.js';
-import { readVisiblePlan } from '../visibility.js';
+import { requireAction, requireScope } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { idempotencyHeaders, planIdParams, planResponseSchema, undoRequestSchema } from '../openapi/schemas.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 import { planResponse } from './actions.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });

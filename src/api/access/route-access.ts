@@ -1,5 +1,5 @@
-import { CHAT_CHANNELS } from '../channels/registry.js';
-import { SCOPES, type Scope } from '../config/schema.js';
+import { CHAT_CHANNELS } from '../../channels/registry.js';
+import { SCOPES, type Scope } from '../../config/schema.js';
 
 /**
  * Who may call each route: the one table the authorization matrix test

@@ -3,28 +3,28 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
-import { RequestValidationError } from '../domain/request.js';
-import { unknownSearchAttribute } from '../temporal/watch.js';
-import type { Logger } from '../logging.js';
+import { RequestValidationError } from '../../domain/request.js';
+import { unknownSearchAttribute } from '../../temporal/watch.js';
+import type { Logger } from '../../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
-import { registerDocsRoutes } from './docs.js';
-import { openApiDocument } from './openapi.js';
+import { registerDocsRoutes } from '../openapi/docs.js';
+import { openApiDocument } from '../openapi/document.js';
 import { registerOperationsRoutes, requestMetrics } from './operations.js';
 import { ApiError, type ProblemCode } from './problems.js';
-import { registerActionRoutes } from './routes/actions.js';
-import { registerApprovalRoutes } from './routes/approvals.js';
-import { registerBudgetRoutes } from './routes/budgets.js';
-import { registerCatalogRoutes } from './routes/catalog.js';
-import { registerChannelRoutes } from './routes/channels.js';
-import { registerInventoryRoutes } from './routes/inventory.js';
-import { registerEventRoutes } from './routes/events.js';
-import { registerEvidenceRoutes } from './routes/evidence.js';
-import { registerDoctorRoutes } from './routes/doctor.js';
-import { registerHealthRoutes } from './routes/health.js';
-import { registerPolicyRoutes } from './routes/policy.js';
-import { registerFreezeRoutes } from './routes/freezes.js';
-import { registerUndoRoutes } from './routes/undo.js';
-import { registerMcpRoutes } from '../mcp/http.js';
+import { registerActionRoutes } from '../routes/actions.js';
+import { registerApprovalRoutes } from '../routes/approvals.js';
+import { registerBudgetRoutes } from '../routes/budgets.js';
+import { registerCatalogRoutes } from '../routes/catalog.js';
+import { registerChannelRoutes } from '../routes/channels.js';
+import { registerInventoryRoutes } from '../routes/inventory.js';
+import { registerEventRoutes } from '../routes/events.js';
+import { registerEvidenceRoutes } from '../routes/evidence.js';
+import { registerDoctorRoutes } from '../routes/doctor.js';
+import { registerHealthRoutes } from '../routes/health.js';
+import { registerPolicyRoutes } from '../routes/policy.js';
+import { registerFreezeRoutes } from '../routes/freezes.js';
+import { registerUndoRoutes } from '../routes/undo.js';
+import { registerMcpRoutes } from '../../mcp/http.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -86,7 +86,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerMcpRoutes(app, deps, log);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
-  // Generated once, on first request: every route is registered by then (src/api/openapi.ts).
+  // Generated once, on first request: every route is registered by then (src/api/openapi/document.ts).
   let doc: object | undefined;
   app.get('/v1/openapi.json', (c) => c.json((doc ??= openApiDocument(app))));
 

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiTokenConfig, Scope } from '../config/schema.js';
-import { DEFAULT_TOKEN_CHANNELS, type TokenChannel } from '../config/security.js';
-import { actionAllowed } from '../domain/action-patterns.js';
-import { ApiError } from './problems.js';
+import type { ApiTokenConfig, Scope } from '../../config/schema.js';
+import { DEFAULT_TOKEN_CHANNELS, type TokenChannel } from '../../config/security.js';
+import { actionAllowed } from '../../domain/action-patterns.js';
+import { ApiError } from '../http/problems.js';
 
 export interface Caller {
   tokenId: string;
