@@ -2,7 +2,8 @@
  * The authorization matrix: every route the running service registers × every scope × every
  * environment grant × the resource's environment, against the real service (Temporal, worker,
  * simulator). Routes come from the app's own route table, so a new route cannot skip this: it must be
- * listed in src/api/access/route-access.ts (with who may call it) and get a request builder below.
+ * listed in src/api/access/route-access.ts (with who may call it; the app refuses to build otherwise)
+ * and get a request builder below.
  *
  * Expected statuses follow from the table alone: no token 401; a token without any of the route's
  * scopes 403; with the scope but not the environment, 403 when the request names the environment

@@ -11,6 +11,8 @@ import { registerDocsRoutes } from '../openapi/docs.js';
 import { openApiDocument } from '../openapi/document.js';
 import { registerOperationsRoutes, requestMetrics } from './operations.js';
 import { ApiError, type ProblemCode } from './problems.js';
+import { authenticateBearer, guardOpenApiRoutes } from '../access/route-guard.js';
+import { assertEveryRouteHasAccess } from '../access/route-access.js';
 import { registerActionRoutes } from '../routes/actions.js';
 import { registerApprovalRoutes } from '../routes/approvals.js';
 import { registerBudgetRoutes } from '../routes/budgets.js';
@@ -51,13 +53,8 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
   }
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
-  app.use('/v1/*', async (c, next) => {
-    if (c.req.path === '/v1/openapi.json') return next();
-    // Chat channels authenticate each request by its signature instead (routes/channels.ts).
-    if (c.req.path.startsWith('/v1/channels/')) return next();
-    c.set('caller', deps.authenticate(c.req.header('authorization')));
-    await next();
-  });
+  // Who needs a bearer token, and with which scope, is ROUTE_ACCESS's call (src/api/access/route-access.ts).
+  app.use('/v1/*', authenticateBearer(deps.authenticate));
   app.use('/v1/*', async (c, next) => {
     const caller = c.get('caller');
     const verdict = caller && (await deps.rateLimit?.take(caller.tokenId));
@@ -68,6 +65,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     await next();
   });
 
+  guardOpenApiRoutes(app);
   registerHealthRoutes(app, deps);
   registerOperationsRoutes(app, deps);
   registerActionRoutes(app, deps);
@@ -89,6 +87,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   // Generated once, on first request: every route is registered by then (src/api/openapi/document.ts).
   let doc: object | undefined;
   app.get('/v1/openapi.json', (c) => c.json((doc ??= openApiDocument(app))));
+  assertEveryRouteHasAccess(app.routes);
 
   app.notFound((c) => {
     // A path that exists under other methods is 405 with Allow (RFC 9110 §15.5.6), not 404.

@@ -2,7 +2,6 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { DEFAULT_EVENT_STREAMS_PER_TOKEN } from '../../config/security.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { requireScope } from '../access/auth.js';
 import type { ApiDeps, AppEnv } from '../http/context.js';
 import { watchPlan } from '../plans/plan-watch.js';
 import { ApiError, problemResponses } from '../http/problems.js';
@@ -69,7 +68,6 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): vo
 
   app.openapi(eventsRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
     const slot = streams.acquire(caller.tokenId);
     if (!slot.ok) {
