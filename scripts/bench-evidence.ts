@@ -8,10 +8,10 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../src/api/app.js';
-import { createAuthenticator } from '../src/api/auth.js';
-import type { ApiDeps } from '../src/api/context.js';
-import type { PlanGateway } from '../src/api/plan-gateway.js';
+import { createApp } from '../src/api/http/app.js';
+import { createAuthenticator } from '../src/api/access/auth.js';
+import type { ApiDeps } from '../src/api/http/context.js';
+import type { PlanGateway } from '../src/api/plans/plan-gateway.js';
 import { checkpointsPathFor, openFileAuditReader, openFileAuditStore } from '../src/audit/file-store.js';
 import { GENESIS_HEAD, sealBatch, type AuditHead } from '../src/audit/record.js';
 import { createCheckpointSigner, generateAuditKeyPair } from '../src/audit/signing.js';

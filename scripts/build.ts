@@ -27,7 +27,7 @@ export interface BuiltEntryPoints {
 export async function buildEntryPoints(outDir = resolve(ROOT, 'dist')): Promise<BuiltEntryPoints> {
   const [, workflowBundle] = await Promise.all([
     build({
-      entryPoints: { worker: resolve(ROOT, 'src/worker/main.ts'), api: resolve(ROOT, 'src/api/main.ts') },
+      entryPoints: { worker: resolve(ROOT, 'src/worker/main.ts'), api: resolve(ROOT, 'src/api/http/main.ts') },
       outdir: resolve(outDir, 'bin'),
       outExtension: { '.js': '.mjs' },
       bundle: true,

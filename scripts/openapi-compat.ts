@@ -12,8 +12,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { apiCompare } from 'api-smart-diff';
-import { createApp } from '../src/api/app.js';
-import type { ApiDeps } from '../src/api/context.js';
+import { createApp } from '../src/api/http/app.js';
+import type { ApiDeps } from '../src/api/http/context.js';
 
 export const SNAPSHOT_PATH = fileURLToPath(new URL('../docs/openapi.v1.json', import.meta.url));
 

@@ -2,7 +2,7 @@ import { Client, type Connection } from '@temporalio/client';
 import type { Worker, WorkflowBundleOption } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { createActivities } from './activities/index.js';
-import type { App } from './api/app.js';
+import type { App } from './api/http/app.js';
 import { openAuditStore } from './audit/open.js';
 import type { AuditStore } from './audit/store.js';
 import { openBudgetStore } from './budgets/open.js';

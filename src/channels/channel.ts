@@ -10,7 +10,7 @@
  * signal (channel `chat`), where separation of duties is enforced for every channel alike.
  */
 import type { z } from 'zod';
-import type { ProblemCode } from '../api/problems.js';
+import type { ProblemCode } from '../api/http/problems.js';
 import type { ApproverIdentity, SecretRef } from '../config/schema.js';
 import type { PlanView } from '../domain/plan-view.js';
 import type { PlanLinks } from './plan-summary.js';

@@ -6,7 +6,7 @@
  * can be forgotten once that window has passed; nothing older can be replayed. Two stores keep the
  * keys: this one, in the process's memory, for the one API process of a file-store deployment; and
  * PostgreSQL (pg-nonce-cache.ts), shared by every API replica, when `audit.postgres` is configured
- * (src/api/shared-state.ts picks). See docs/security.md, "Replicas".
+ * (src/api/access/shared-state.ts picks). See docs/security.md, "Replicas".
  */
 import { REPLAY_WINDOW_SECONDS } from './signing.js';
 

@@ -13,7 +13,7 @@
  * Fails closed: when the database cannot answer, the claim is 'unavailable' and the request is refused
  * (503 `/problems/replay-store-unavailable`): accepting it unchecked could accept a replay.
  */
-import type { Queryable } from '../api/shared-state.js';
+import type { Queryable } from '../api/access/shared-state.js';
 import type { Logger } from '../logging.js';
 import { DEFAULT_NONCE_MAX_ENTRIES, DEFAULT_NONCE_TTL_MS, type NonceCache, type NonceClaim } from './nonce-cache.js';
 
@@ -61,7 +61,7 @@ export interface PostgresNonceCacheOptions {
   log?: Logger;
 }
 
-/** Over a database whose schema includes NONCE_SCHEMA (src/api/shared-state.ts creates it). */
+/** Over a database whose schema includes NONCE_SCHEMA (src/api/access/shared-state.ts creates it). */
 export function createPostgresNonceCache(db: Queryable, opts: PostgresNonceCacheOptions = {}): NonceCache {
   const ttlMs = opts.ttlMs ?? DEFAULT_NONCE_TTL_MS;
   const maxEntries = opts.maxEntries ?? DEFAULT_NONCE_MAX_ENTRIES;

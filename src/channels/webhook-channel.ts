@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
-import { approvalResponseSchema } from '../api/schemas.js';
+import { approvalResponseSchema } from '../api/openapi/schemas.js';
 import type { ApproverIdentity } from '../config/schema.js';
 import { ChannelPayloadError, type ChatChannel, type ConfigParts } from './channel.js';
 import { jsonNotification } from './notifier.js';

@@ -14,7 +14,7 @@ import type { guestDetailSchema, inventorySchema, snapshotsSchema, taskLogSchema
 import type { evaluateRequestSchema, evaluateResponseSchema, riskMatrixSchema } from '../api/routes/policy.js';
 import type { budgetsReportSchema } from '../api/routes/budgets.js';
 import type { doctorReportSchema } from '../api/routes/doctor.js';
-import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/schemas.js';
+import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from '../api/openapi/schemas.js';
 import type { createdFreezeSchema, freezeViewSchema } from '../api/routes/freezes.js';
 import type { PlanStatus } from '../domain/lifecycle.js';
 import { ApiProblemError, ApiUnreachableError } from './errors.js';

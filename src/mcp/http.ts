@@ -24,10 +24,10 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createApiClient } from '../client/index.js';
-import { isLoopback } from '../api/server.js';
-import type { ApiDeps, AppEnv } from '../api/context.js';
-import type { Caller } from '../api/auth.js';
-import { ApiError } from '../api/problems.js';
+import { isLoopback } from '../api/http/server.js';
+import type { ApiDeps, AppEnv } from '../api/http/context.js';
+import type { Caller } from '../api/access/auth.js';
+import { ApiError } from '../api/http/problems.js';
 import { DEFAULT_MCP_SESSIONS_PER_TOKEN, type ServerConfig } from '../config/security.js';
 import type { Logger } from '../logging.js';
 import { createMcpServer } from './server.js';

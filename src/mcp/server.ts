@@ -12,7 +12,7 @@ import { z } from 'zod';
 import packageJson from '../../package.json' with { type: 'json' };
 import { catalogSchema } from '../api/routes/catalog.js';
 import { inventorySchema } from '../api/routes/inventory.js';
-import { applyRequestSchema, applyResponseSchema, idempotencyHeaders, planIdSchema, planResponseSchema, waitQuery } from '../api/schemas.js';
+import { applyRequestSchema, applyResponseSchema, idempotencyHeaders, planIdSchema, planResponseSchema, waitQuery } from '../api/openapi/schemas.js';
 import { AGENT_TOOLS, describePlan, nextStep, refusalText, TOOL_DESCRIPTIONS, type NextStep } from '../client/agent-guidance.js';
 import { ApiProblemError, ApiUnreachableError, type ApiClient, type Plan } from '../client/index.js';
 import { ACTION_NAMES } from '../domain/actions/catalog.js';

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
-import type { HealthReport } from '../api/context.js';
-import { createHealthCheck, createReadinessCheck } from '../api/health.js';
+import type { HealthReport } from '../api/http/context.js';
+import { createHealthCheck, createReadinessCheck } from '../api/http/health.js';
 import { doctorReadinessDetails, type Doctor } from '../doctor/probe.js';
 import { freezeHealth, type FreezeService } from '../freezes/service.js';
 import type { TemporalWatch } from '../temporal/watch.js';

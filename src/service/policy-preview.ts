@@ -1,5 +1,5 @@
 import type { Activities } from '../activities/index.js';
-import type { ApiDeps } from '../api/context.js';
+import type { ApiDeps } from '../api/http/context.js';
 import { unreadablePreflight } from '../domain/plan-view.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { createApprovalQueue, decodeCursor, encodeCursor, pendingQuery } from '../../src/api/approval-queue.js';
+import { createApprovalQueue, decodeCursor, encodeCursor, pendingQuery } from '../../src/api/plans/approval-queue.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 
 const PLAN = 'plan_01JD5Q8V2M3N4P5R6S7T8V9W0X';

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { windowEnd } from '../../src/api/approval-queue.js';
+import { windowEnd } from '../../src/api/plans/approval-queue.js';
 
 const NOW = Date.parse('2026-11-26T04:00:00Z');
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createAuthenticator } from '../../src/api/auth.js';
-import { ApiError } from '../../src/api/problems.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import { apiTokenSchema } from '../../src/config/schema.js';
 import { testToken as token } from '../support/tokens.js';
 

@@ -5,8 +5,8 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { describe, expect, it } from 'vitest';
-import type { AppEnv } from '../../src/api/context.js';
-import { deprecate, deprecationHeaders, DEPRECATION_WINDOW_DAYS } from '../../src/api/deprecation.js';
+import type { AppEnv } from '../../src/api/http/context.js';
+import { deprecate, deprecationHeaders, DEPRECATION_WINDOW_DAYS } from '../../src/api/openapi/deprecation.js';
 
 const since = '2026-01-01T00:00:00Z';
 const sunset = '2026-07-15T00:00:00Z';

@@ -1,11 +1,11 @@
 /**
- * Graceful HTTP shutdown (src/api/drain.ts): a stopping API refuses new connections, lets the
+ * Graceful HTTP shutdown (src/api/http/drain.ts): a stopping API refuses new connections, lets the
  * requests it is serving finish, and cuts only what is still open after the drain timeout.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerType } from '@hono/node-server';
-import { closeGracefully } from '../../src/api/drain.js';
-import { listenApi } from '../../src/api/server.js';
+import { closeGracefully } from '../../src/api/http/drain.js';
+import { listenApi } from '../../src/api/http/server.js';
 
 let release: () => void = () => {};
 const gate = () => new Promise<void>((resolve) => (release = resolve));

@@ -5,11 +5,11 @@
  * per token is a metric. Through the real Hono app, and once over a real HTTP server.
  */
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { listenApi } from '../../src/api/server.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { listenApi } from '../../src/api/http/server.js';
 import { DEFAULT_EVENT_STREAMS_PER_TOKEN, serverConfigSchema } from '../../src/config/security.js';
 import { sha256Hex } from '../../src/domain/hashing.js';
 import type { PlanStatus } from '../../src/domain/lifecycle.js';

@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, MAX_BODY_BYTES } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
-import { createRateLimiter } from '../../src/api/rate-limit.js';
+import { createApp, MAX_BODY_BYTES } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
+import { createRateLimiter } from '../../src/api/access/rate-limit.js';
 import type { ApiTokenConfig } from '../../src/config/schema.js';
 import { ACTIONS } from '../../src/domain/actions/catalog.js';
 import { sha256Hex } from '../../src/domain/hashing.js';

@@ -1,11 +1,11 @@
 /**
- * The API's `/healthz` and `/readyz` checks (src/api/health.ts) over a stand-in client and watch:
+ * The API's `/healthz` and `/readyz` checks (src/api/http/health.ts) over a stand-in client and watch:
  * they answer from the watch at once while Temporal is down, never wait long on a frontend that hangs,
  * and a poller seen before a server restart still counts within its 90 s, as one the server reports does.
  */
 import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { createHealthCheck, createReadinessCheck } from '../../src/api/health.js';
+import { createHealthCheck, createReadinessCheck } from '../../src/api/http/health.js';
 import type { TemporalStatus } from '../../src/temporal/watch.js';
 
 const up: TemporalStatus = {

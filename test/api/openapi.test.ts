@@ -4,10 +4,10 @@
  * the /docs reference page working offline (only local URLs).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROBLEMS, type ProblemCode } from '../../src/api/problems.js';
+import { PROBLEMS, type ProblemCode } from '../../src/api/http/problems.js';
 import { currentDocument } from '../../scripts/openapi-compat.js';
-import { createApp } from '../../src/api/app.js';
-import type { ApiDeps } from '../../src/api/context.js';
+import { createApp } from '../../src/api/http/app.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
 import { createOpenApiValidator } from './support/openapi-validator.js';
 
 type Json = Record<string, any>;

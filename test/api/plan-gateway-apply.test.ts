@@ -6,8 +6,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ServiceError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { APPLY_UPDATE_ID, createPlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
+import { APPLY_UPDATE_ID, createPlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 import type { ApplyArgs } from '../../src/workflows/messages.js';
 import { pendingPlan } from '../channels/helpers/fixtures.js';

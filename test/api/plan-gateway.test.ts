@@ -6,8 +6,8 @@
  */
 import { QueryNotRegisteredError, type Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { createPlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
+import { createPlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import type { ActionWorkflowInput, PlanView } from '../../src/workflows/messages.js';
 
 /** The error the SDK throws, as it arrived in the chaos run (a gRPC status, its message taken from the operation's status). */

@@ -4,11 +4,11 @@
  * then each change, and ends after a terminal status.
  */
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { MAX_WAIT_MS, parseWait, waitForChange, watchDelay, watchPlan } from '../../src/api/plan-watch.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { MAX_WAIT_MS, parseWait, waitForChange, watchDelay, watchPlan } from '../../src/api/plans/plan-watch.js';
 import { sha256Hex } from '../../src/domain/hashing.js';
 import type { PlanStatus } from '../../src/domain/lifecycle.js';
 import type { PlanView } from '../../src/domain/plan-view.js';

@@ -3,10 +3,10 @@
  * action in each of the token's environments, the same table as docs/policy-risk-matrix.md.
  */
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
 import { loadConfig } from '../../src/config/load.js';
 import { riskMatrix, type RiskMatrix } from '../../src/policy/matrix.js';
 import { bearer, testToken as token } from '../support/tokens.js';

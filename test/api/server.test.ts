@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { isLoopback, listenApi } from '../../src/api/server.js';
+import { isLoopback, listenApi } from '../../src/api/http/server.js';
 import { ConfigError } from '../../src/config/load.js';
 import { makeSelfSignedCert } from '../proxmox/helpers/certs.js';
 

@@ -8,11 +8,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
-import { openPostgresApiState, openSharedApiState, type SharedApiState } from '../../src/api/shared-state.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
+import { openPostgresApiState, openSharedApiState, type SharedApiState } from '../../src/api/access/shared-state.js';
 import { CLEANUP_BATCH, NONCE_TABLE } from '../../src/channels/pg-nonce-cache.js';
 import type { ChannelSettings } from '../../src/channels/settings.js';
 import { slackSignature, webhookSignature } from '../../src/channels/signing.js';

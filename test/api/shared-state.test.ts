@@ -6,9 +6,9 @@
  * is unreachable, then asks it again.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BUSY_RETRY_AFTER_SECONDS, createPostgresRateLimiter, isBusyError } from '../../src/api/pg-rate-limit.js';
-import type { RateLimiter, RateVerdict } from '../../src/api/rate-limit.js';
-import type { Queryable } from '../../src/api/shared-state.js';
+import { BUSY_RETRY_AFTER_SECONDS, createPostgresRateLimiter, isBusyError } from '../../src/api/access/pg-rate-limit.js';
+import type { RateLimiter, RateVerdict } from '../../src/api/access/rate-limit.js';
+import type { Queryable } from '../../src/api/access/shared-state.js';
 import { DEFAULT_NONCE_MAX_ENTRIES, DEFAULT_NONCE_TTL_MS } from '../../src/channels/nonce-cache.js';
 import { createPostgresNonceCache } from '../../src/channels/pg-nonce-cache.js';
 import { REPLAY_WINDOW_SECONDS } from '../../src/channels/signing.js';

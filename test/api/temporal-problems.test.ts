@@ -1,14 +1,14 @@
 /**
- * How Temporal's own failures reach a client (src/api/app.ts, toApiError): a namespace without a
+ * How Temporal's own failures reach a client (src/api/http/app.ts, toApiError): a namespace without a
  * search attribute is 503 `/problems/temporal-misconfigured` naming it and the command that registers
  * them; an unreachable Temporal is 503 `/problems/temporal-unavailable` with Retry-After, saying what
  * the watch knows. Through the real app, with a gateway that fails as the SDK does.
  */
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
 import { sha256Hex } from '../../src/domain/hashing.js';
 import type { TemporalStatus } from '../../src/temporal/watch.js';
 

@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { reportTokenExpiry } from '../../src/api/token-expiry.js';
+import { reportTokenExpiry } from '../../src/api/access/token-expiry.js';
 import type { ApiTokenConfig } from '../../src/config/schema.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 

@@ -3,11 +3,11 @@
  * gateway: signature checks, replay protection, identity mapping, what is signalled and what Slack is told.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import type { Caller } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
+import { createApp } from '../../src/api/http/app.js';
+import type { Caller } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import { createNonceCache } from '../../src/channels/nonce-cache.js';
 import type { ChannelSettings } from '../../src/channels/settings.js';
 import { slackSignature, teamsSignature, webhookSignature } from '../../src/channels/signing.js';

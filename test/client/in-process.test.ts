@@ -3,10 +3,10 @@
  * problems, the long poll and the event stream arrive as they do over the network.
  */
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import { ApiProblemError, createApiClient } from '../../src/client/index.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 import { pendingPlan } from '../channels/helpers/fixtures.js';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { openAuditStore } from '../../src/audit/open.js';
 import { generateAuditKeyPair } from '../../src/audit/signing.js';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
-import { createAuthenticator } from '../../src/api/auth.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
 import { actionAllowed, actionPatternMatches } from '../../src/domain/action-patterns.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { doctorReadinessDetails, createDoctor, probeEnvironment } from '../../src/doctor/probe.js';
-import { createReadinessCheck } from '../../src/api/health.js';
+import { createReadinessCheck } from '../../src/api/http/health.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { createProxmoxClient, type ProxmoxClient } from '../../src/proxmox/index.js';
 import { makeCertWithNodeCrypto, type TestCert } from '../proxmox/helpers/certs.js';

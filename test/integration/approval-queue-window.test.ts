@@ -6,7 +6,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApprovalQueue, type PendingCursor } from '../../src/api/approval-queue.js';
+import { createApprovalQueue, type PendingCursor } from '../../src/api/plans/approval-queue.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 import { ProxmoxEnvironment, ProxmoxStatus } from '../../src/temporal/search-attributes.js';
 import { until } from './support/until.js';

@@ -2,7 +2,8 @@
  * The authorization matrix: every route the running service registers × every scope × every
  * environment grant × the resource's environment, against the real service (Temporal, worker,
  * simulator). Routes come from the app's own route table, so a new route cannot skip this: it must be
- * listed in src/api/route-scopes.ts (with who may call it) and get a request builder below.
+ * listed in src/api/access/route-access.ts (with who may call it; the app refuses to build otherwise)
+ * and get a request builder below.
  *
  * Expected statuses follow from the table alone: no token 401; a token without any of the route's
  * scopes 403; with the scope but not the environment, 403 when the request names the environment
@@ -13,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApiPath, ROUTE_ACCESS, type RouteAccess } from '../../src/api/route-scopes.js';
+import { openApiPath, ROUTE_ACCESS, type RouteAccess } from '../../src/api/access/route-access.js';
 import { SCOPES, type Scope } from '../../src/config/schema.js';
 import { ProxmoxAction } from '../../src/temporal/search-attributes.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
@@ -264,12 +265,12 @@ async function openStream(req: Built, secret: string | undefined) {
 }
 
 describe('authorization matrix', () => {
-  it('lists every registered route in src/api/route-scopes.ts, with a request builder here', async () => {
+  it('lists every registered route in src/api/access/route-access.ts, with a request builder here', async () => {
     // Healthy first: /healthz answers 503 until the worker polls.
     for (let i = 0; i < 100 && (await t.call('GET', '/healthz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 200));
     const routes = registeredRoutes();
     expect(routes.length).toBeGreaterThanOrEqual(8);
-    expect(routes.filter((r) => !(r in ROUTE_ACCESS)), 'routes missing from ROUTE_ACCESS in src/api/route-scopes.ts').toEqual([]);
+    expect(routes.filter((r) => !(r in ROUTE_ACCESS)), 'routes missing from ROUTE_ACCESS in src/api/access/route-access.ts').toEqual([]);
     expect(routes.filter((r) => !(r in BUILDERS)), 'routes without a request builder in this test').toEqual([]);
   });
 

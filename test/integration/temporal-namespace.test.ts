@@ -1,6 +1,6 @@
 /**
  * The config's namespace, and a namespace without the project's search attributes (issue 13,
- * items 2 and 3). The API and a worker run as processes (`src/api/main.ts`, `src/worker/main.ts`)
+ * items 2 and 3). The API and a worker run as processes (`src/api/http/main.ts`, `src/worker/main.ts`)
  * whose config names a fresh namespace and whose environment has no TEMPORAL_NAMESPACE:
  *  - before the search attributes are registered, `/readyz` and `/healthz` of both answer 503 naming
  *    the missing attributes and the command that registers them, and a plan and the approval queue

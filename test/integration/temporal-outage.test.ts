@@ -1,6 +1,6 @@
 /**
  * Outages noticed within 3 s (issue 13, item 4). Its own Temporal dev server (a SQLite file, a free
- * port, headless), the API and a worker as separate processes (`src/api/main.ts`,
+ * port, headless), the API and a worker as separate processes (`src/api/http/main.ts`,
  * `src/worker/main.ts`). The server is SIGKILLed: `/healthz` and `/readyz` of the API and of the
  * worker answer 503 within 3 s, and so do API calls that need Temporal (problem+json, Retry-After),
  * one sent at the moment of the kill included. The server comes back on the same port and file: the

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { toJSONSchema, type z } from 'zod';
 import { loadConfig } from '../../src/config/load.js';
 import { serverConfigSchema } from '../../src/config/security.js';
-import { applyRequestSchema, applyResponseSchema, planResponseSchema } from '../../src/api/schemas.js';
+import { applyRequestSchema, applyResponseSchema, planResponseSchema } from '../../src/api/openapi/schemas.js';
 import { actionRequestSchema } from '../../src/domain/request.js';
 import { riskMatrix } from '../../src/policy/matrix.js';
 import { mcpHttpOptions } from '../../src/mcp/http.js';

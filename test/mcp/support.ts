@@ -5,11 +5,11 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createApp } from '../../src/api/app.js';
-import { createAuthenticator } from '../../src/api/auth.js';
-import type { ApiDeps } from '../../src/api/context.js';
-import type { PlanGateway } from '../../src/api/plan-gateway.js';
-import { ApiError } from '../../src/api/problems.js';
+import { createApp } from '../../src/api/http/app.js';
+import { createAuthenticator } from '../../src/api/access/auth.js';
+import type { ApiDeps } from '../../src/api/http/context.js';
+import type { PlanGateway } from '../../src/api/plans/plan-gateway.js';
+import { ApiError } from '../../src/api/http/problems.js';
 import type { ApiTokenConfig } from '../../src/config/schema.js';
 import type { PlanView } from '../../src/domain/plan-view.js';
 import { pendingPlan } from '../channels/helpers/fixtures.js';

@@ -3,12 +3,12 @@ import { idempotentPlanId, randomPlanId } from '../../domain/plan-id.js';
 import { requestHash } from '../../domain/hashing.js';
 import { normalizeRequest } from '../../domain/request.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { requireAction, requireChannel, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { parseWait, waitForChange } from '../plan-watch.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { withUndoLinks } from '../undo-links.js';
-import { readVisiblePlan } from '../visibility.js';
+import { requireAction, requireChannel, requireEnvironment } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { parseWait, waitForChange } from '../plans/plan-watch.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { withUndoLinks } from '../plans/undo-links.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 import {
   applyRequestSchema,
   applyResponseSchema,
@@ -20,7 +20,7 @@ import {
   planRequestSchema,
   planResponseSchema,
   waitQuery,
-} from '../schemas.js';
+} from '../openapi/schemas.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearer: [] }];
@@ -104,7 +104,7 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
   app.openapi(planRoute, async (c) => {
     const caller = c.get('caller');
     const body = c.req.valid('json');
-    requireScope(caller, 'plan', body.environment);
+    requireEnvironment(caller, body.environment);
     requireAction(caller, body.action);
     if (!deps.environments.has(body.environment)) {
       // Well formed (the schema holds) but naming nothing here: 422, not 400 (found by schemathesis).
@@ -127,7 +127,6 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(applyRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'apply');
     const { planId, requestHash: hash } = c.req.valid('json');
     // Read for this call (concurrent applies of one plan share the query); the gateway checks this
     // caller against it, so every caller is authorized, whichever caller's Update reaches the run.
@@ -147,13 +146,11 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(approvalRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'approve');
     const channel = c.req.valid('header')['x-proxmox-agent-channel'] ?? 'api';
     requireChannel(caller, channel);
     const { planId } = c.req.valid('param');
     const body = c.req.valid('json');
     const current = await readVisible(planId, caller);
-    requireScope(caller, 'approve', current.environment);
     requireAction(caller, current.action, 'approve or reject');
     const { view: decided, recorded } = await deps.plans.approve(planId, {
       principal: caller.principal,
@@ -170,7 +167,6 @@ export function registerActionRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(getRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
     const { wait, status } = c.req.valid('query');
     const view = wait

@@ -1,8 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { BUDGET_NAMES } from '../../budgets/schema.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 export const budgetsReportSchema = z
   .object({
@@ -38,7 +37,6 @@ const budgetsRoute = createRoute({
 export function registerBudgetRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   app.openapi(budgetsRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     if (!deps.budgets) throw new ApiError('not-found', 'this service keeps no budgets');
     // Least privilege: an agent sees its own usage, not other principals'.
     const report = await deps.budgets.read(caller.scopes.includes('admin') ? undefined : [caller.principal]);

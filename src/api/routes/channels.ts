@@ -3,7 +3,7 @@
  * (src/channels/registry.ts), every one through the same pipeline. These endpoints take no bearer
  * token: each request is authenticated by its signature, checked against the raw body before
  * anything is parsed, within a 5-minute window, and accepted once (the replay cache: shared by every
- * API replica with `audit.postgres`, src/api/shared-state.ts). The approver identity comes from the
+ * API replica with `audit.postgres`, src/api/access/shared-state.ts). The approver identity comes from the
  * config, never from the request alone, and every decision is recorded with channel `chat`.
  */
 import type { OpenAPIHono } from '@hono/zod-openapi';
@@ -17,8 +17,8 @@ import { planLinks } from '../../channels/plan-summary.js';
 import { CHAT_CHANNELS } from '../../channels/registry.js';
 import type { ApproverIdentity, ChannelSettings } from '../../channels/settings.js';
 import { SIGNATURE_FAILURE_MESSAGES, type SignatureFailure } from '../../channels/signing.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 export { webhookApprovalSchema } from '../../channels/webhook-channel.js';
 

@@ -1,8 +1,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { ENVIRONMENT_NAME_RE } from '../../domain/request.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireEnvironment } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 /**
  * The connection doctor (src/doctor, docs/doctor.md): per environment, whether this service can do
@@ -62,7 +62,7 @@ export function registerDoctorRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
   app.openapi(doctorRoute, async (c) => {
     const caller = c.get('caller');
     const { environment } = c.req.valid('query');
-    requireScope(caller, 'read', environment);
+    if (environment !== undefined) requireEnvironment(caller, environment);
     if (!deps.doctor) throw new ApiError('not-found', 'this service runs no connection doctor');
     if (environment !== undefined && !deps.environments.has(environment)) throw new ApiError('not-found', `no environment '${environment}'`);
     const names = environment !== undefined ? [environment] : [...deps.environments].filter((e) => mayActIn(caller, e));

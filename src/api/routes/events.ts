@@ -2,13 +2,12 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { DEFAULT_EVENT_STREAMS_PER_TOKEN } from '../../config/security.js';
 import type { PlanView } from '../../domain/plan-view.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { watchPlan } from '../plan-watch.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { createStreamLimiter } from '../rate-limit.js';
-import { planIdParams } from '../schemas.js';
-import { readVisiblePlan } from '../visibility.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { watchPlan } from '../plans/plan-watch.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { createStreamLimiter } from '../access/rate-limit.js';
+import { planIdParams } from '../openapi/schemas.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 
 export const HEARTBEAT_MS = 15_000;
 /** Retry-After of a stream refused over the per-token cap: streams end when plans do or clients leave. */
@@ -69,7 +68,6 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): vo
 
   app.openapi(eventsRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
     const slot = streams.acquire(caller.tokenId);
     if (!slot.ok) {

@@ -3,12 +3,11 @@ import { buildEvidenceBundle, EVIDENCE_FORMAT } from '../../audit/evidence.js';
 import type { AuditStore } from '../../audit/store.js';
 import type { NormalizedRequest } from '../../domain/request.js';
 import { planViewSchema } from '../../domain/plan-view.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { planIdParams } from '../schemas.js';
-import { withUndoLinks } from '../undo-links.js';
-import { readVisiblePlan } from '../visibility.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { planIdParams } from '../openapi/schemas.js';
+import { withUndoLinks } from '../plans/undo-links.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 
 const head = z.object({ seq: z.number().int(), hash: z.string() });
 
@@ -107,7 +106,6 @@ const evidenceRoute = createRoute({
 export function registerEvidenceRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   app.openapi(evidenceRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     const { planId } = c.req.valid('param');
     const view = await withUndoLinks(deps.plans, await readVisiblePlan(deps.plans, planId, caller));
     const evidence = deps.evidence;

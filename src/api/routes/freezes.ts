@@ -1,9 +1,9 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { FREEZE_ID_PATTERN } from '../../domain/freeze.js';
 import { freezeSchema } from '../../domain/plan-view.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireEnvironment } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
 const security = [{ bearer: [] }];
@@ -87,7 +87,7 @@ export function registerFreezeRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
   app.openapi(createRouteDef, async (c) => {
     const caller = c.get('caller');
     const { environment, reason } = c.req.valid('json');
-    requireScope(caller, 'admin', environment);
+    requireEnvironment(caller, environment);
     if (!deps.environments.has(environment)) throw new ApiError('unknown-environment', `no environment '${environment}' is configured`);
     const created = await service().freeze({ environment, reason, by: caller.principal });
     return c.json(created, 201, { location: `/v1/freezes/${created.id}` });
@@ -95,7 +95,6 @@ export function registerFreezeRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(listRouteDef, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     const { environment, includeLifted } = c.req.valid('query');
     const all = await service().list({ ...(environment ? { environment } : {}), includeLifted: includeLifted === 'true' });
     return c.json({ freezes: all.filter((f) => mayActIn(caller, f.environment)) }, 200);
@@ -103,7 +102,6 @@ export function registerFreezeRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(liftRouteDef, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'admin');
     const { id } = c.req.valid('param');
     const svc = service();
     const found = await svc.get(id);

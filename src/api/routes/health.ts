@@ -1,5 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { ApiDeps, AppEnv } from '../context.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
 
 export const healthSchema = z
   .object({

@@ -3,9 +3,9 @@ import { ENVIRONMENT_NAME_RE, vmid } from '../../domain/request.js';
 import { parseUpid, ProxmoxError, ProxmoxNotFoundError, type ProxmoxClient } from '../../proxmox/index.js';
 import { UPID_RE } from '../../proxmox/upid.js';
 import { splitTags } from '../../activities/guest-reader.js';
-import { requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { requireEnvironment } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 /**
  * Reads for an agent building requests: the guests of an environment, one guest's status and
@@ -152,7 +152,7 @@ const routes = {
 
 export function registerInventoryRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   const client = (caller: AppEnv['Variables']['caller'], environment: string): ProxmoxClient => {
-    requireScope(caller, 'read', environment);
+    requireEnvironment(caller, environment);
     const found = deps.inventory?.proxmox(environment);
     // A well-formed name that is not configured names no resource: 404 (the request itself is valid).
     if (!deps.environments.has(environment) || !found) throw new ApiError('not-found', `no environment '${environment}'; configured: ${[...deps.environments].join(', ')}`);

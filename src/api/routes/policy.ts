@@ -4,9 +4,9 @@ import { actionRequestVariants, normalizeRequest } from '../../domain/request.js
 import { approvalRequirementSchema, preflightSchema, reasonSchema } from '../../domain/plan-view.js';
 import { DECISIONS } from '../../domain/lifecycle.js';
 import { RISKS } from '../../domain/risk.js';
-import { mayActIn, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
+import { mayActIn, requireEnvironment } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
 
 export const evaluateRequestSchema = actionRequestVariants({
   at: z.iso.datetime({ offset: true }).optional().describe('Evaluate as if at this instant (to test time windows); default now'),
@@ -83,7 +83,6 @@ const matrixRoute = createRoute({
 export function registerPolicyRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   app.openapi(matrixRoute, (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'read');
     if (!deps.riskMatrix) throw new ApiError('not-found', 'this service does not publish its risk matrix');
     const matrix = deps.riskMatrix();
     return c.json({ ...matrix, environments: matrix.environments.filter((e) => mayActIn(caller, e.environment)) }, 200);
@@ -91,7 +90,7 @@ export function registerPolicyRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): v
 
   app.openapi(evaluateRoute, async (c) => {
     const { at, ...body } = c.req.valid('json');
-    requireScope(c.get('caller'), 'read', body.environment);
+    requireEnvironment(c.get('caller'), body.environment);
     if (!deps.environments.has(body.environment)) {
       // Well formed (the schema holds) but naming nothing here: 422, not 400 (found by schemathesis).
       throw new ApiError('unknown-environment', `no environment '${body.environment}'; configured: ${[...deps.environments].join(', ')}`, {

@@ -3,11 +3,11 @@ import { requestHash } from '../../domain/hashing.js';
 import { undoPlanId } from '../../domain/plan-id.js';
 import { normalizeRequest, RequestValidationError } from '../../domain/request.js';
 import { planUndo } from '../../domain/undo.js';
-import { requireAction, requireScope } from '../auth.js';
-import type { ApiDeps, AppEnv } from '../context.js';
-import { ApiError, problemResponses } from '../problems.js';
-import { idempotencyHeaders, planIdParams, planResponseSchema, undoRequestSchema } from '../schemas.js';
-import { readVisiblePlan } from '../visibility.js';
+import { requireAction } from '../access/auth.js';
+import type { ApiDeps, AppEnv } from '../http/context.js';
+import { ApiError, problemResponses } from '../http/problems.js';
+import { idempotencyHeaders, planIdParams, planResponseSchema, undoRequestSchema } from '../openapi/schemas.js';
+import { readVisiblePlan } from '../plans/visibility.js';
 import { planResponse } from './actions.js';
 
 const json = <T>(schema: T) => ({ content: { 'application/json': { schema } } });
@@ -30,12 +30,9 @@ const undoRoute = createRoute({
 export function registerUndoRoutes(app: OpenAPIHono<AppEnv>, deps: ApiDeps): void {
   app.openapi(undoRoute, async (c) => {
     const caller = c.get('caller');
-    requireScope(caller, 'plan');
     const { planId } = c.req.valid('param');
     const { reason } = c.req.valid('json');
     const original = await readVisiblePlan(deps.plans, planId, caller);
-    // Undoing is planning the inverse: the caller needs what planning it would need.
-    requireScope(caller, 'plan', original.environment);
     const decided = planUndo(original, reason);
     if (decided.kind === 'refused') throw new ApiError('plan-not-undoable', decided.message, { planId });
     requireAction(caller, decided.request.action);

@@ -6,7 +6,7 @@
  *  - a throw-away PostgreSQL cluster holding the audit log (`audit.postgres`), so that several workers
  *    append to one chain;
  *  - two Proxmox simulators (`lab` nonprod, `prod` prod) in this process, with fault injection;
- *  - the HTTP API as its own OS process (`src/api/main.ts`) on a fixed port, and TWO worker processes
+ *  - the HTTP API as its own OS process (`src/api/http/main.ts`) on a fixed port, and TWO worker processes
  *    (`src/worker/main.ts`) at once; each can be SIGKILLed, SIGTERMed and started again.
  *
  * Unlike support/chaos-env.ts (one worker, file audit store, in-process API) nothing of the service
@@ -166,7 +166,7 @@ export async function startModelEnv(opts: ModelEnvOptions): Promise<ModelEnv> {
     delete env.PORT;
     delete env.WORKER_PORT;
 
-    const api = serviceProcess('api', 'src/api/main.ts', env, 'API listening', opts.log);
+    const api = serviceProcess('api', 'src/api/http/main.ts', env, 'API listening', opts.log);
     const workers = Array.from({ length: opts.workers ?? 2 }, (_, i) => i + 1).map((i) => serviceProcess(`worker-${i}`, 'src/worker/main.ts', env, 'worker polling', opts.log));
     cleanups.push(() => Promise.all([api, ...workers].map((p) => p.kill())).then(() => undefined));
     // The workers bundle their workflows at start: one after the other on 2 cores, then the API.

@@ -2,7 +2,7 @@
  * The production shape the cluster suite (test/cluster/) runs, all on loopback:
  *  - a real Temporal server on PostgreSQL (`startTemporalCluster`), whose PostgreSQL cluster also holds
  *    the audit store's database (`audit.postgres`, with signed checkpoints);
- *  - two API replicas and two workers, each its own OS process (`src/api/main.ts`, `src/worker/main.ts`)
+ *  - two API replicas and two workers, each its own OS process (`src/api/http/main.ts`, `src/worker/main.ts`)
  *    on one config file, logs in test-artifacts/cluster/;
  *  - the Proxmox simulator (two clusters, the demo guests plus a few more) in this process, so the
  *    test reads its mutation log and injects slow tasks as a Proxmox operator would see them.

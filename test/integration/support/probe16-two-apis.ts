@@ -120,7 +120,7 @@ export async function startTwoApis(opts: {
   const urls: string[] = [];
   const workers: Proc[] = [];
   const startApi = async () => {
-    const p = await spawnProcess('src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' });
+    const p = await spawnProcess('src/api/http/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' });
     apis.push(p);
     urls.push(p.line.api);
     return p;

@@ -1,6 +1,6 @@
 /**
  * The service as a real deployment runs it: the Proxmox simulator standalone, the HTTP API in this
- * process (or, with `apiProcess`, as its own OS process: `src/api/main.ts`), and workers as separate
+ * process (or, with `apiProcess`, as its own OS process: `src/api/http/main.ts`), and workers as separate
  * OS processes (`src/worker/main.ts`) that tests can SIGKILL, SIGTERM and restart. The config is a
  * real YAML file pointing at the simulator's URL.
  */
@@ -139,7 +139,7 @@ export async function startSplitService(opts: {
 
   // The API reads Proxmox for preflights and never runs a worker. Info level: the harness waits for
   // the processes' 'API listening' / 'worker polling' lines.
-  const apiProcess = opts.apiProcess ? await spawnProcess(opts.built?.api ?? 'src/api/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
+  const apiProcess = opts.apiProcess ? await spawnProcess(opts.built?.api ?? 'src/api/http/main.ts', 'API listening', { LOG_LEVEL: 'info', PORT: '0' }) : undefined;
   const api = apiProcess
     ? undefined
     : await startService({ config, configPath, temporal: { ...testConnectionOptions(), address: temporalAddress, namespace: config.temporal.namespace }, log: createLogger({ level: 'warn' }), worker: false, env });

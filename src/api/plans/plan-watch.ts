@@ -5,8 +5,8 @@
  * task) is seen moving within ~100 ms; one that waits costs two reads a second. Used by the long poll
  * `GET /v1/actions/{planId}?wait=30s` and the event stream `GET /v1/actions/{planId}/events`.
  */
-import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
-import type { PlanView } from '../domain/plan-view.js';
+import { isTerminal, type PlanStatus } from '../../domain/lifecycle.js';
+import type { PlanView } from '../../domain/plan-view.js';
 
 export const WATCH_INTERVAL_MS = 500;
 export const WATCH_FIRST_INTERVAL_MS = 100;

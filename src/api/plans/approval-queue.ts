@@ -9,11 +9,11 @@
  * of pending runs, count queries first narrow the listing to a start-time window (`windowEnd`).
  */
 import type { Client } from '@temporalio/client';
-import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
-import type { PlanView } from '../domain/plan-view.js';
-import { ProxmoxEnvironment, ProxmoxStatus } from '../temporal/search-attributes.js';
+import { PLAN_ID_PATTERN } from '../../domain/plan-id.js';
+import type { PlanView } from '../../domain/plan-view.js';
+import { ProxmoxEnvironment, ProxmoxStatus } from '../../temporal/search-attributes.js';
 import type { PlanGateway } from './plan-gateway.js';
-import { ApiError } from './problems.js';
+import { ApiError } from '../http/problems.js';
 
 export interface ApprovalQueueOptions {
   client: Client;

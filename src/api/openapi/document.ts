@@ -6,9 +6,9 @@
  * guards against breaking changes (docs/api-versioning-policy.md).
  */
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { AppEnv } from './context.js';
+import type { AppEnv } from '../http/context.js';
 import { EXAMPLES } from './examples.js';
-import { PROBLEMS, problemExample, problemType, type ProblemCode } from './problems.js';
+import { PROBLEMS, problemExample, problemType, type ProblemCode } from '../http/problems.js';
 
 export const API_VERSION = '1.0.0';
 

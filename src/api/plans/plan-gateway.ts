@@ -10,10 +10,10 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import type { actionWorkflow } from '../workflows/action-workflow.js';
-import { applyUpdate, approvalSignal, planUpdate, PLAN_MEMO, type ActionWorkflowInput, type ApplyAccepted, type ApplyArgs, type ApprovalArgs, type PlanView } from '../workflows/messages.js';
-import { applyRefusal, quorumMet, recordApproval, type ApprovalOutcome } from '../workflows/plan-state.js';
-import { isTerminal, type PlanStatus } from '../domain/lifecycle.js';
+import type { actionWorkflow } from '../../workflows/action-workflow.js';
+import { applyUpdate, approvalSignal, planUpdate, PLAN_MEMO, type ActionWorkflowInput, type ApplyAccepted, type ApplyArgs, type ApprovalArgs, type PlanView } from '../../workflows/messages.js';
+import { applyRefusal, quorumMet, recordApproval, type ApprovalOutcome } from '../../workflows/plan-state.js';
+import { isTerminal, type PlanStatus } from '../../domain/lifecycle.js';
 import {
   ProxmoxAction,
   ProxmoxEnvironment,
@@ -22,9 +22,9 @@ import {
   ProxmoxRequester,
   ProxmoxStatus,
   ProxmoxVmid,
-} from '../temporal/search-attributes.js';
-import { ApiError, type ProblemCode } from './problems.js';
-import { REFUSALS } from '../domain/refusals.js';
+} from '../../temporal/search-attributes.js';
+import { ApiError, type ProblemCode } from '../http/problems.js';
+import { REFUSALS } from '../../domain/refusals.js';
 
 /** How the workflow's refusal types map to problems: once, here. */
 const REFUSAL_PROBLEMS: Record<string, ProblemCode> = {

@@ -1,9 +1,9 @@
 // CommonJS package: under Node's ESM loader only its default export is reliable.
 import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
-import type { TemporalWatch } from '../temporal/watch.js';
+import type { TemporalWatch } from '../../temporal/watch.js';
 import type { HealthReport } from './context.js';
-import { environmentTaskQueue } from '../temporal/task-queues.js';
+import { environmentTaskQueue } from '../../temporal/task-queues.js';
 
 /** A live worker re-polls at least every ~70 s (long poll); older last-access times are ghosts. */
 const POLLER_FRESH_MS = 90_000;

@@ -3,28 +3,30 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
-import { RequestValidationError } from '../domain/request.js';
-import { unknownSearchAttribute } from '../temporal/watch.js';
-import type { Logger } from '../logging.js';
+import { RequestValidationError } from '../../domain/request.js';
+import { unknownSearchAttribute } from '../../temporal/watch.js';
+import type { Logger } from '../../logging.js';
 import type { ApiDeps, AppEnv } from './context.js';
-import { registerDocsRoutes } from './docs.js';
-import { openApiDocument } from './openapi.js';
+import { registerDocsRoutes } from '../openapi/docs.js';
+import { openApiDocument } from '../openapi/document.js';
 import { registerOperationsRoutes, requestMetrics } from './operations.js';
 import { ApiError, type ProblemCode } from './problems.js';
-import { registerActionRoutes } from './routes/actions.js';
-import { registerApprovalRoutes } from './routes/approvals.js';
-import { registerBudgetRoutes } from './routes/budgets.js';
-import { registerCatalogRoutes } from './routes/catalog.js';
-import { registerChannelRoutes } from './routes/channels.js';
-import { registerInventoryRoutes } from './routes/inventory.js';
-import { registerEventRoutes } from './routes/events.js';
-import { registerEvidenceRoutes } from './routes/evidence.js';
-import { registerDoctorRoutes } from './routes/doctor.js';
-import { registerHealthRoutes } from './routes/health.js';
-import { registerPolicyRoutes } from './routes/policy.js';
-import { registerFreezeRoutes } from './routes/freezes.js';
-import { registerUndoRoutes } from './routes/undo.js';
-import { registerMcpRoutes } from '../mcp/http.js';
+import { authenticateBearer, guardOpenApiRoutes } from '../access/route-guard.js';
+import { assertEveryRouteHasAccess } from '../access/route-access.js';
+import { registerActionRoutes } from '../routes/actions.js';
+import { registerApprovalRoutes } from '../routes/approvals.js';
+import { registerBudgetRoutes } from '../routes/budgets.js';
+import { registerCatalogRoutes } from '../routes/catalog.js';
+import { registerChannelRoutes } from '../routes/channels.js';
+import { registerInventoryRoutes } from '../routes/inventory.js';
+import { registerEventRoutes } from '../routes/events.js';
+import { registerEvidenceRoutes } from '../routes/evidence.js';
+import { registerDoctorRoutes } from '../routes/doctor.js';
+import { registerHealthRoutes } from '../routes/health.js';
+import { registerPolicyRoutes } from '../routes/policy.js';
+import { registerFreezeRoutes } from '../routes/freezes.js';
+import { registerUndoRoutes } from '../routes/undo.js';
+import { registerMcpRoutes } from '../../mcp/http.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -51,13 +53,8 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     app.use('/v1/*', cors({ origin: [...deps.cors.origins], allowMethods: ['GET', 'POST', 'DELETE'], allowHeaders: ['authorization', 'content-type', 'idempotency-key'], exposeHeaders: ['location', 'retry-after'], maxAge: 600 }));
   }
   app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError('payload-too-large', `at most ${MAX_BODY_BYTES} bytes`); } }));
-  app.use('/v1/*', async (c, next) => {
-    if (c.req.path === '/v1/openapi.json') return next();
-    // Chat channels authenticate each request by its signature instead (routes/channels.ts).
-    if (c.req.path.startsWith('/v1/channels/')) return next();
-    c.set('caller', deps.authenticate(c.req.header('authorization')));
-    await next();
-  });
+  // Who needs a bearer token, and with which scope, is ROUTE_ACCESS's call (src/api/access/route-access.ts).
+  app.use('/v1/*', authenticateBearer(deps.authenticate));
   app.use('/v1/*', async (c, next) => {
     const caller = c.get('caller');
     const verdict = caller && (await deps.rateLimit?.take(caller.tokenId));
@@ -68,6 +65,7 @@ export function createApp(deps: ApiDeps, log?: Logger) {
     await next();
   });
 
+  guardOpenApiRoutes(app);
   registerHealthRoutes(app, deps);
   registerOperationsRoutes(app, deps);
   registerActionRoutes(app, deps);
@@ -86,9 +84,10 @@ export function createApp(deps: ApiDeps, log?: Logger) {
   registerMcpRoutes(app, deps, log);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
-  // Generated once, on first request: every route is registered by then (src/api/openapi.ts).
+  // Generated once, on first request: every route is registered by then (src/api/openapi/document.ts).
   let doc: object | undefined;
   app.get('/v1/openapi.json', (c) => c.json((doc ??= openApiDocument(app))));
+  assertEveryRouteHasAccess(app.routes);
 
   app.notFound((c) => {
     // A path that exists under other methods is 405 with Allow (RFC 9110 §15.5.6), not 404.

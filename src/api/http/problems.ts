@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { PROBLEM_ADVICE } from './problem-docs.js';
+import { PROBLEM_ADVICE } from '../openapi/problem-docs.js';
 
 /**
  * Every error the API returns is an RFC 9457 problem with a stable `type`. The catalogue below is

@@ -11,12 +11,12 @@
  * - otherwise (the file store: one writer process): in the API process's memory.
  */
 import pg from 'pg';
-import { openPool } from '../pg/pool.js';
-import { createNonceCache, type NonceCache } from '../channels/nonce-cache.js';
-import { createPostgresNonceCache, NONCE_SCHEMA } from '../channels/pg-nonce-cache.js';
-import { resolveSecret } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../logging.js';
+import { openPool } from '../../pg/pool.js';
+import { createNonceCache, type NonceCache } from '../../channels/nonce-cache.js';
+import { createPostgresNonceCache, NONCE_SCHEMA } from '../../channels/pg-nonce-cache.js';
+import { resolveSecret } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../logging.js';
 import { createPostgresRateLimiter, RATE_SCHEMA } from './pg-rate-limit.js';
 import { createRateLimiter, type RateLimiter } from './rate-limit.js';
 

@@ -1,8 +1,8 @@
-import { undoPlanId } from '../domain/plan-id.js';
-import type { PlanView } from '../domain/plan-view.js';
-import { inverseOf } from '../domain/undo.js';
+import { undoPlanId } from '../../domain/plan-id.js';
+import type { PlanView } from '../../domain/plan-view.js';
+import { inverseOf } from '../../domain/undo.js';
 import type { PlanGateway } from './plan-gateway.js';
-import { ApiError } from './problems.js';
+import { ApiError } from '../http/problems.js';
 
 /**
  * A plan as the API shows it, with its undo links: the inverse it carries (a pure function of what

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ConfigError } from '../config/load.js';
-import type { ServerConfig } from '../config/security.js';
-import type { Logger } from '../logging.js';
+import { ConfigError } from '../../config/load.js';
+import type { ServerConfig } from '../../config/security.js';
+import type { Logger } from '../../logging.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|\[::1\])$/;
 

@@ -23,7 +23,7 @@
  *   Temporal and Proxmox from one token's flood and authenticates no one, so an outage of the audit
  *   database does not take every API call down with it. Each switch is logged.
  */
-import type { Logger } from '../logging.js';
+import type { Logger } from '../../logging.js';
 import { createRateLimiter, retryAfterSeconds, type MemoryRateLimiter, type RateLimiter, type RateVerdict } from './rate-limit.js';
 import type { Queryable } from './shared-state.js';
 
@@ -83,7 +83,7 @@ export function isBusyError(err: unknown): boolean {
 
 type Decide = (index: number) => RateVerdict;
 
-/** Over a database whose schema includes RATE_SCHEMA (src/api/shared-state.ts creates it). */
+/** Over a database whose schema includes RATE_SCHEMA (src/api/access/shared-state.ts creates it). */
 export function createPostgresRateLimiter(db: Queryable, opts: PostgresRateLimiterOptions): RateLimiter {
   const now = opts.now ?? (() => performance.now());
   const fallbackMs = opts.fallbackMs ?? 5_000;

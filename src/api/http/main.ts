@@ -2,11 +2,11 @@
  * `npm run api`: the HTTP API on its own (no worker), talking to the Temporal server named by
  * TEMPORAL_ADDRESS. Workers run apart (`npm run worker`).
  */
-import { loadConfig } from '../config/load.js';
-import { createLogger } from '../logging.js';
-import { assertSplitDeployment, runMain } from '../process.js';
-import { startService } from '../service.js';
-import { temporalConnectionOptions, temporalUiUrl } from '../temporal/connection.js';
+import { loadConfig } from '../../config/load.js';
+import { createLogger } from '../../logging.js';
+import { assertSplitDeployment, runMain } from '../../process.js';
+import { startService } from '../../service.js';
+import { temporalConnectionOptions, temporalUiUrl } from '../../temporal/connection.js';
 
 const log = createLogger({ name: 'proxmox-agent-api' });
 

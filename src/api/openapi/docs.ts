@@ -3,17 +3,18 @@
  *  - `/docs`: the Scalar API reference over /v1/openapi.json, its script served from node_modules
  *    (`@scalar/api-reference`'s standalone build) at `/docs/scalar.js`;
  *  - `/docs/api-versioning-policy`: the versioning and deprecation policy (Markdown);
- *  - `/problems` and `/problems/{code}`: one page per problem type, generated from src/api/problems.ts
+ *  - `/problems` and `/problems/{code}`: one page per problem type, generated from src/api/http/problems.ts
  *    (the `type` of every problem the API answers is such a page).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
-import type { AppEnv } from './context.js';
+import { REPO_ROOT } from '../../temporal/cli-locator.js';
+import type { AppEnv } from '../http/context.js';
 import { PROBLEM_ADVICE } from './problem-docs.js';
-import { ApiError, PROBLEMS, problemExample, problemResponses, problemType, type ProblemCode } from './problems.js';
+import { ApiError, PROBLEMS, problemExample, problemResponses, problemType, type ProblemCode } from '../http/problems.js';
 
 export const DOCS_PATH = '/docs';
 export const SCALAR_SCRIPT_PATH = '/docs/scalar.js';
@@ -48,7 +49,8 @@ export function registerDocsRoutes(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.get(VERSIONING_POLICY_PATH, (c) => {
-    policyText ??= readFileSync(fileURLToPath(new URL('../../docs/api-versioning-policy.md', import.meta.url)), 'utf8');
+    // From the repository root, not from this file: the built bundle (dist/bin/api.mjs) sits at another depth.
+    policyText ??= readFileSync(join(REPO_ROOT, 'docs/api-versioning-policy.md'), 'utf8');
     return c.body(policyText, 200, { 'content-type': 'text/markdown; charset=utf-8' });
   });
 

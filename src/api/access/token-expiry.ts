@@ -4,8 +4,8 @@
  * certificates), and a warning at start for tokens that have expired or will within `warnDays`.
  */
 import type { Gauge } from 'prom-client';
-import type { ApiTokenConfig } from '../config/schema.js';
-import type { Logger } from '../logging.js';
+import type { ApiTokenConfig } from '../../config/schema.js';
+import type { Logger } from '../../logging.js';
 
 const DAY_MS = 86_400_000;
 

@@ -8,7 +8,7 @@
  * The sunset must be at least DEPRECATION_WINDOW_DAYS after the deprecation, or this throws at boot.
  */
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
-import type { AppEnv } from './context.js';
+import type { AppEnv } from '../http/context.js';
 
 export const DEPRECATION_WINDOW_DAYS = 180;
 export const DEPRECATION_POLICY_URL = '/docs/api-versioning-policy';

@@ -5,7 +5,7 @@
  * that each example validates against its schema.
  */
 import type { z } from 'zod';
-import type { PlanView } from '../domain/plan-view.js';
+import type { PlanView } from '../../domain/plan-view.js';
 import type { applyResponseSchema, approvalResponseSchema, planResponseSchema } from './schemas.js';
 
 const PLAN_ID = 'plan_01J9ZQ4X3T5M8R2B6C7D9E0F1G';

@@ -1,4 +1,4 @@
-import type { ProblemCode } from './problems.js';
+import type { ProblemCode } from '../http/problems.js';
 
 /**
  * What each problem type means and what a client should do about it: the text of `/problems/{code}`

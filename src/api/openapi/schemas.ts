@@ -1,9 +1,9 @@
 import { z } from '@hono/zod-openapi';
-import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../domain/plan-view.js';
-import { actionRequestSchema, actionRequestVariants } from '../domain/request.js';
-import { PLAN_ID_PATTERN } from '../domain/plan-id.js';
-import { PLAN_STATUSES } from '../domain/lifecycle.js';
-import { WAIT_PATTERN } from './plan-watch.js';
+import { actorSchema, approvalSchema, planViewSchema, reasonSchema } from '../../domain/plan-view.js';
+import { actionRequestSchema, actionRequestVariants } from '../../domain/request.js';
+import { PLAN_ID_PATTERN } from '../../domain/plan-id.js';
+import { PLAN_STATUSES } from '../../domain/lifecycle.js';
+import { WAIT_PATTERN } from '../plans/plan-watch.js';
 
 /**
  * Request and response schemas of the HTTP API: validation, TypeScript types and OpenAPI at once.

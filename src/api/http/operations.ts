@@ -6,7 +6,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { Metrics } from '../observability/metrics.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { ApiDeps, AppEnv, HealthReport } from './context.js';
 
 export interface OperationsDeps {

@@ -1,16 +1,20 @@
-import { CHAT_CHANNELS } from '../channels/registry.js';
-import { SCOPES, type Scope } from '../config/schema.js';
+import { CHAT_CHANNELS } from '../../channels/registry.js';
+import { SCOPES, type Scope } from '../../config/schema.js';
 
 /**
- * Who may call each route: the one table the authorization matrix test
- * (test/integration/authz-matrix.test.ts) checks every registered route against. A route missing
- * here fails that test, so adding an endpoint means deciding its access here too. (An entry whose
- * route is not registered is simply not exercised.)
+ * Who may call each route, decided here and nowhere else:
+ *  - the app factory refuses to build with a registered route that has no entry (assertEveryRouteHasAccess);
+ *  - authentication asks this table whether a path needs a bearer token (bearerRequired);
+ *  - the scope of every OpenAPI route is enforced from its entry (route-guard.ts), never in a handler;
+ *  - the authorization matrix test (test/integration/authz-matrix.test.ts) calls every registered route
+ *    with every kind of token and checks the answers against the entries. (An entry whose route is not
+ *    registered is simply not exercised.)
  *
  *  - `public`: no credentials (health, readiness, metrics, the OpenAPI document);
  *  - `signature`: authenticated by a per-request signature (chat channels); bearer tokens grant nothing;
- *  - `bearer`: a token holding ANY of `scopes` (all of them: any valid token), and, for `environment`:
- *     - `body`: the request names an environment the token must have (else 403);
+ *  - `bearer`: a token holding ANY of `scopes` (all of them: any valid token), and, for `environment`
+ *     (checked where the environment is known: in the handler, from the body or the plan):
+ *     - `body`: the request names an environment the token must have (else 403, requireEnvironment);
  *     - `plan`: the plan's (or freeze's) environment; one in another environment is reported as not found (404);
  *     - `list`: results are filtered to the token's environments;
  *     - `none`: not about one environment.
@@ -46,6 +50,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/inventory/{environment}/tasks/{upid}/log': { auth: 'bearer', scopes: ['read'], environment: 'body' },
   'GET /v1/actions/{planId}': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'POST /v1/actions/{planId}/approvals': { auth: 'bearer', scopes: ['approve'], environment: 'plan' },
+  // Undoing is planning the inverse: it needs what planning needs.
   'POST /v1/actions/{planId}/undo': { auth: 'bearer', scopes: ['plan'], environment: 'plan' },
   'GET /v1/actions/{planId}/evidence': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
   'GET /v1/actions/{planId}/events': { auth: 'bearer', scopes: ['read'], environment: 'plan' },
@@ -73,3 +78,40 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
 export function openApiPath(honoPath: string): string {
   return honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
 }
+
+/**
+ * Every path under /v1/channels/ belongs to the chat channels: one that names no channel is 404 to
+ * whoever asks, never a demand for a bearer token that a chat platform cannot send.
+ */
+const SIGNED_PATHS_PREFIX = '/v1/channels/';
+
+const PATTERNS = Object.entries(ROUTE_ACCESS).map(([key, access]) => {
+  const path = key.slice(key.indexOf(' ') + 1);
+  const pattern = path
+    .split('/')
+    .map((seg) => (/^\{[^}]+\}$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return { regex: new RegExp(`^${pattern}$`), access };
+});
+
+/**
+ * Whether a request to this path must carry a bearer token. Decided by the path alone, whatever the
+ * method: a wrong method on a public path is then 405, not 401. A path of no entry needs one (401
+ * comes before 404), except under the chat channels' prefix.
+ */
+export function bearerRequired(path: string): boolean {
+  if (path.startsWith(SIGNED_PATHS_PREFIX)) return false;
+  const entries = PATTERNS.filter((p) => p.regex.test(path));
+  return entries.length === 0 || entries.some((p) => p.access.auth === 'bearer');
+}
+
+/**
+ * Adding a route means deciding who may call it: the app factory calls this with every route it
+ * registered (middleware aside), and a route without an entry stops the app from being built, by name.
+ */
+export function assertEveryRouteHasAccess(routes: readonly { method: string; path: string }[]): void {
+  const keys = routes.filter((r) => r.method !== 'ALL' && !r.path.includes('*')).map((r) => `${r.method} ${openApiPath(r.path)}`);
+  const missing = [...new Set(keys)].filter((k) => !(k in ROUTE_ACCESS));
+  if (missing.length > 0) throw new Error(`${missing.join(', ')}: no entry in ROUTE_ACCESS (src/api/access/route-access.ts); say who may call it there`);
+}
+

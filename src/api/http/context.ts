@@ -1,20 +1,20 @@
-import type { Caller } from './auth.js';
-import type { PlanGateway } from './plan-gateway.js';
-import type { RateLimiter } from './rate-limit.js';
-import type { EvidenceDeps } from './routes/evidence.js';
-import type { ApprovalQueue } from './approval-queue.js';
+import type { Caller } from '../access/auth.js';
+import type { PlanGateway } from '../plans/plan-gateway.js';
+import type { RateLimiter } from '../access/rate-limit.js';
+import type { EvidenceDeps } from '../routes/evidence.js';
+import type { ApprovalQueue } from '../plans/approval-queue.js';
 import type { OperationsDeps } from './operations.js';
-import type { ChannelEndpointDeps } from './routes/channels.js';
-import type { NormalizedRequest } from '../domain/request.js';
-import type { InventoryDeps } from './routes/inventory.js';
-import type { Preflight } from '../domain/plan-view.js';
-import type { PolicyDecision } from '../policy/engine.js';
-import type { RiskMatrix } from '../policy/matrix.js';
-import type { McpHttpOptions } from '../mcp/http.js';
-import type { TemporalWatch } from '../temporal/watch.js';
-import type { FreezeService } from '../freezes/service.js';
-import type { BudgetView } from '../budgets/view.js';
-import type { Doctor } from '../doctor/probe.js';
+import type { ChannelEndpointDeps } from '../routes/channels.js';
+import type { NormalizedRequest } from '../../domain/request.js';
+import type { InventoryDeps } from '../routes/inventory.js';
+import type { Preflight } from '../../domain/plan-view.js';
+import type { PolicyDecision } from '../../policy/engine.js';
+import type { RiskMatrix } from '../../policy/matrix.js';
+import type { McpHttpOptions } from '../../mcp/http.js';
+import type { TemporalWatch } from '../../temporal/watch.js';
+import type { FreezeService } from '../../freezes/service.js';
+import type { BudgetView } from '../../budgets/view.js';
+import type { Doctor } from '../../doctor/probe.js';
 
 /** What the HTTP layer needs from the rest of the service: injected, never imported as singletons. */
 export interface ApiDeps {
@@ -57,7 +57,7 @@ export interface ApiDeps {
   freezes?: FreezeService;
   /** The connection doctor (GET /v1/doctor, src/doctor); absent, that route answers 404. */
   doctor?: Doctor;
-  /** `/readyz`, `/metrics` and request metrics (src/api/operations.ts); absent, neither route exists. */
+  /** `/readyz`, `/metrics` and request metrics (src/api/http/operations.ts); absent, neither route exists. */
   operations?: OperationsDeps;
 }
 

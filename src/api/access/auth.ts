@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiTokenConfig, Scope } from '../config/schema.js';
-import { DEFAULT_TOKEN_CHANNELS, type TokenChannel } from '../config/security.js';
-import { actionAllowed } from '../domain/action-patterns.js';
-import { ApiError } from './problems.js';
+import type { ApiTokenConfig, Scope } from '../../config/schema.js';
+import { DEFAULT_TOKEN_CHANNELS, type TokenChannel } from '../../config/security.js';
+import { actionAllowed } from '../../domain/action-patterns.js';
+import { ApiError } from '../http/problems.js';
 
 export interface Caller {
   tokenId: string;
@@ -51,12 +51,21 @@ export function mayActIn(caller: Caller, environment: string): boolean {
   return caller.environments.includes('*') || caller.environments.includes(environment);
 }
 
-/** Least privilege: a scope and, when known, the environment must both be granted. */
-export function requireScope(caller: Caller, scope: Scope, environment?: string): void {
-  // No scope implies another: admin manages the service, it does not approve or apply.
-  if (!caller.scopes.includes(scope))
-    throw new ApiError('forbidden', `token '${caller.tokenId}' lacks the '${scope}' scope`);
-  if (environment !== undefined && !mayActIn(caller, environment))
+/**
+ * The token holds one of `scopes` (a route's ROUTE_ACCESS entry; route-guard.ts calls this for every
+ * OpenAPI route). No scope implies another: admin manages the service, it does not approve or apply.
+ */
+export function requireScopes(caller: Caller, scopes: readonly Scope[]): void {
+  if (scopes.some((s) => caller.scopes.includes(s))) return;
+  throw new ApiError(
+    'forbidden',
+    scopes.length === 1 ? `token '${caller.tokenId}' lacks the '${scopes[0]}' scope` : `token '${caller.tokenId}' needs the ${scopes.join(' or ')} scope`,
+  );
+}
+
+/** Least privilege: the environment a request names (`environment: body` in ROUTE_ACCESS) must be granted too. */
+export function requireEnvironment(caller: Caller, environment: string): void {
+  if (!mayActIn(caller, environment))
     throw new ApiError('forbidden', `token '${caller.tokenId}' may not act in environment '${environment}'`);
 }
 

@@ -1,10 +1,10 @@
 import type { Client } from '@temporalio/client';
-import type { AuditStore } from '../audit/store.js';
-import { TASK_LOG_LIMIT } from '../audit/evidence.js';
-import type { NormalizedRequest } from '../domain/request.js';
-import type { ProxmoxClient } from '../proxmox/index.js';
-import type { ActionWorkflowInput } from '../workflows/messages.js';
-import type { EvidenceDeps } from './routes/evidence.js';
+import type { AuditStore } from '../../audit/store.js';
+import { TASK_LOG_LIMIT } from '../../audit/evidence.js';
+import type { NormalizedRequest } from '../../domain/request.js';
+import type { ProxmoxClient } from '../../proxmox/index.js';
+import type { ActionWorkflowInput } from '../../workflows/messages.js';
+import type { EvidenceDeps } from '../routes/evidence.js';
 
 /**
  * The evidence endpoint's sources: the audit store, the run's own input (the first event of its

@@ -1,7 +1,7 @@
-import type { PlanView } from '../domain/plan-view.js';
-import { mayActIn, type Caller } from './auth.js';
+import type { PlanView } from '../../domain/plan-view.js';
+import { mayActIn, type Caller } from '../access/auth.js';
 import type { PlanGateway } from './plan-gateway.js';
-import { ApiError } from './problems.js';
+import { ApiError } from '../http/problems.js';
 
 /**
  * A plan in an environment the caller may not act in does not exist, as far as the caller knows:
