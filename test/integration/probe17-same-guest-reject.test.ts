@@ -30,7 +30,7 @@ const terminal = ['succeeded', 'failed', 'outcome_unknown', 'rejected', 'expired
 
 describe('probe17: a rejection among plans on the same guest', () => {
   it('the rejected plan never reaches Proxmox', { timeout: 600_000 }, async () => {
-    const offsets = [0, 200, 700, 1200, 1300, 1500, 1900, 2500];
+    const offsets = [0, 200, 700, 1200, 1300, 1500, 1900, 2500, 3500, 5000, 7000];
     const rows: string[] = [];
     const violations: string[] = [];
     let cores = 2;
