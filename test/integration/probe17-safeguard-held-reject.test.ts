@@ -66,7 +66,8 @@ describe('probe17: rejecting a plan held by a freeze after its safeguard snapsho
     const sent = executedMutations(sim, { after: start }).filter((r) => r.path.includes('/qemu/200/'));
     const evidence = await t.call('GET', `/v1/actions/${planId}/evidence`, { token: TOKENS.agent });
     const events = (await t.service.audit.forPlan(planId)).map((r) => r.event);
-    const row = `reject ${rej.status} ${rej.body?.status ?? rej.body?.type} recorded=${rej.body?.recorded}; final ${view.status}; sent to Proxmox: ${sent.map((r) => `${r.method} ${r.path}`).join(', ') || 'nothing'}; snapshots named ${name}: ${sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'snapshot' && m.key === name).length}; chain: ${events.join(',')}`;
+    const left = sim.model.findGuest(200)!.snapshots.filter((x) => x.name === name).length;
+    const row = `reject ${rej.status} ${rej.body?.status ?? rej.body?.type} recorded=${rej.body?.recorded}; final ${view.status}; sent to Proxmox: ${sent.map((r) => `${r.method} ${r.path}`).join(', ') || 'nothing'}; snapshots named ${name}: ${sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'snapshot' && m.key === name).length}; still on the guest: ${left}; chain: ${events.join(',')}`;
     console.log(row);
     if (rej.status === 202 && rej.body?.status === 'rejected') {
       // The guarantee: a 202 'rejected' means nothing of the plan was ever sent to Proxmox.
