@@ -330,9 +330,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
     for (;;) {
       await condition(() => expired() || readyToGoOn(v) || trail.hasPending);
       if (v.status === 'approved') tellRequester(v);
-      if (v.status === 'rejected') return finishAs('rejected', 'plan.rejected', { actor: v.approval.rejectedBy?.principal });
+      // A "no" while a freeze (or a call for more approvals) held a run whose safeguard snapshot was
+      // taken stops the action; the snapshot stays on the guest, and the record says so.
+      if (v.status === 'rejected') return finishAs('rejected', 'plan.rejected', { actor: v.approval.rejectedBy?.principal, ...safeguardLeft(v) });
       // A plan not applied with its approvals in by its expiry never runs, whatever arrives with the expiry.
-      if (expired()) return finishAs('expired', 'plan.expired');
+      if (expired()) return finishAs('expired', 'plan.expired', safeguardLeft(v));
       if (!readyToGoOn(v)) {
         // An approval (or an apply still short of approvals): on the chain and on the UI now.
         await flush();
@@ -745,3 +747,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<PlanVi
 }
 
 const statusOf = (v: PlanView): PlanStatus => v.status;
+
+/** The safeguard snapshot a run took before it ended without its action: named in the final record. */
+function safeguardLeft(v: PlanView): { detail?: { safeguard: { snapshot: string; upid?: string; left: true } } } {
+  const taken = v.safeguard?.taken;
+  return taken ? { detail: { safeguard: { snapshot: v.safeguard!.name, ...(taken.upid ? { upid: taken.upid } : {}), left: true } } } : {};
+}

@@ -8,10 +8,17 @@
  * Oracle: every 202 'rejected' recorded true ⇒ nothing of the plan was sent to Proxmox (no snapshot
  * request, no config write), final 'rejected', plan.rejected on the chain; a rejection arriving after
  * something of the plan went to Proxmox is 409.
+ *
+ * Found by the adversary (it failed every run): the "no" was accepted and the action never ran, but
+ * the safeguard snapshot taken before it stayed on the guest, and the final record did not say so. A "no" to a held
+ * run stops the action (refusing it would let the action run at the lift); the snapshot stays, and
+ * the plan (`safeguard.taken`) and its final record (`detail.safeguard`, `left: true`) name it. The
+ * oracle allows exactly that snapshot, named, and nothing else of the plan.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
-import { executedMutations } from './support/mutations.js';
+import { safeguardSnapshotName } from '../../src/domain/safeguard.js';
+import { besidesSafeguard, executedMutations } from './support/mutations.js';
 
 let t: TestService;
 beforeAll(async () => {
@@ -30,7 +37,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 const terminal = ['succeeded', 'failed', 'outcome_unknown', 'rejected', 'expired', 'denied'];
 
 describe('probe17: rejection sweep around a freeze after the safeguard snapshot', () => {
-  it('no 202 rejection for a plan with something on Proxmox', { timeout: 600_000 }, async () => {
+  it('a 202 rejection stops the action: only the safeguard snapshot taken before it reached Proxmox, and it is named', { timeout: 600_000 }, async () => {
     const offsets = [-800, -200, 0, 150, 500, 1200, 2500];
     const rows: string[] = [];
     const violations: string[] = [];
@@ -45,6 +52,7 @@ describe('probe17: rejection sweep around a freeze after the safeguard snapshot'
       });
       expect(p.status, JSON.stringify(p.body)).toBe(201);
       const { planId, requestHash } = p.body;
+      const name = safeguardSnapshotName(planId);
       expect((await t.call('POST', `/v1/actions/${planId}/approvals`, { token: TOKENS.approver1, body: { decision: 'approve' } })).status).toBe(202);
       expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId, requestHash } })).status).toBe(202);
       const snapshotRunning = () => sim.model.tasks().some((x) => x.type === 'qmsnapshot' && x.id === '200' && x.status === 'running' && x.starttime * 1000 >= from - 1000);
@@ -72,7 +80,11 @@ describe('probe17: rejection sweep around a freeze after the safeguard snapshot'
       const row = `d=${d}: reject ${rej.status} ${rej.body?.status ?? rej.body?.title ?? ''} recorded=${rej.body?.recorded}; final ${final.status}; sent ${sent.map((r) => `${r.method} ${r.path.replace(/^.*\/qemu\/200/, '…')}`).join(',') || 'nothing'}; chain …${chain.slice(-4).join(',')}`;
       rows.push(row);
       if (rej.status === 202 && rej.body?.status === 'rejected' && rej.body?.recorded === true) {
-        if (sent.length > 0 || final.status !== 'rejected' || !chain.includes('plan.rejected')) violations.push(row);
+        // The action stopped; only the safeguard snapshot taken before the "no" may have reached
+        // Proxmox, and then the plan and its final record name it.
+        const record = (await t.service.audit.forPlan(planId)).find((r) => r.event === 'plan.rejected');
+        const named = sent.length === 0 || (final.safeguard?.taken && (record?.detail?.safeguard as { snapshot?: string } | undefined)?.snapshot === name);
+        if (besidesSafeguard(sent, name).length > 0 || final.status !== 'rejected' || !chain.includes('plan.rejected') || !named) violations.push(row);
       } else if (rej.status !== 409) violations.push(`${row} — neither a recorded rejection nor 409`);
       sim.faults.clear();
       await sleep(300);

@@ -9,11 +9,17 @@
  * Oracle: if bob's rejection is answered 202 'rejected' (recorded true), nothing of the plan was ever
  * sent to Proxmox (simulator mutation log), it ends 'rejected', and plan.rejected is on its chain;
  * a rejection that came too late (the request already went to Proxmox) must be answered 409.
+ *
+ * Found by the adversary (it failed every run): the "no" was accepted and the action never ran, but
+ * the safeguard snapshot taken before it stayed on the guest, and the final record did not say so. A "no" to a held
+ * run stops the action (refusing it would let the action run at the lift); the snapshot stays, and
+ * the plan (`safeguard.taken`) and its final record (`detail.safeguard`, `left: true`) name it. The
+ * oracle allows exactly that snapshot, named, and nothing else of the plan.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { safeguardSnapshotName } from '../../src/domain/safeguard.js';
 import { startTestService, TOKENS, type TestService } from './support/service.js';
-import { executedMutations } from './support/mutations.js';
+import { besidesSafeguard, executedMutations } from './support/mutations.js';
 
 let t: TestService;
 beforeAll(async () => {
@@ -74,11 +80,17 @@ describe('probe17: rejecting a plan that asks for approvals again after its safe
     const row = `reject ${rej.status} ${rej.body?.status ?? rej.body?.type} recorded=${rej.body?.recorded}; final ${view.status}; sent to Proxmox: ${sent.map((r) => `${r.method} ${r.path}`).join(', ') || 'nothing'}; snapshots named ${name}: ${sim.mutations.all().filter((m) => m.vmid === 200 && m.op === 'snapshot' && m.key === name).length}; still on the guest: ${left}; chain: ${events.join(',')}`;
     console.log(row);
     if (rej.status === 202 && rej.body?.status === 'rejected') {
-      // The guarantee: a 202 'rejected' means nothing of the plan was ever sent to Proxmox.
-      expect(sent, row).toEqual([]);
+      // The guarantee: a 202 'rejected' stops the action: nothing of it reaches Proxmox. The safeguard
+      // snapshot taken before the "no" stays on the guest, and the plan and its final record say so.
+      expect(besidesSafeguard(sent, name), row).toEqual([]);
       expect(view.status, row).toBe('rejected');
       expect(evidence.status).toBe(200);
       expect(events, row).toContain('plan.rejected');
+      if (sent.length > 0) {
+        expect(view.safeguard?.taken, row).toBeDefined();
+        const final = (await t.service.audit.forPlan(planId)).find((r) => r.event === 'plan.rejected');
+        expect(final?.detail?.safeguard, row).toMatchObject({ snapshot: name, left: true });
+      }
     } else {
       // Too late: answered 409, never 202.
       expect(rej.status, row).toBe(409);
