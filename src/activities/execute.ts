@@ -443,7 +443,7 @@ class Execution {
     while (current?.state === 'intent') {
       const wait = this.settleAfterMs - current.ageMs;
       if (wait <= 0) {
-        current = await settleIntent(current, this.settleDeps());
+        current = await this.lookAt(current);
         if (current?.state !== 'intent') return current;
         if (opts.hold === false || this.cancelledByOperator()) return current;
         await this.sleep(this.heldPollMs, { unlessCancelledByOperator: true });
@@ -453,6 +453,21 @@ class Execution {
       current = await this.journal.get(entry.planId);
     }
     return current;
+  }
+
+  /**
+   * One look at an unsettled intent (settleIntent). A look is repeated every heldPollMs while the
+   * intent holds its guest, for up to HOLD_UNANSWERED_MS: a transient Proxmox error on one look (a 503
+   * from load, a 596) is no answer yet, looked at again, never the attempt's failure (a retried attempt
+   * would only start the same looks over, and a busy Proxmox could fail every attempt).
+   */
+  private async lookAt(entry: DispatchEntry): Promise<DispatchEntry | undefined> {
+    try {
+      return await settleIntent(entry, this.settleDeps());
+    } catch (err) {
+      if (isRetryableProxmoxError(err) && !this.signal.aborted) return entry;
+      throw err;
+    }
   }
 
   private cancelledByOperator(): boolean {
@@ -487,7 +502,7 @@ class Execution {
         Context.current().log.warn('settling another plan\'s unsettled dispatch on the guest', { holder: holder.planId, guest: holder.guest });
       }
       // Nothing of it found yet: it holds the guest while a late start is possible (settle.ts).
-      if ((await settleIntent(holder, this.settleDeps()))?.state === 'intent') await this.sleep(this.heldPollMs);
+      if ((await this.lookAt(holder))?.state === 'intent') await this.sleep(this.heldPollMs);
       return;
     }
     await this.sleep(Math.min(wait, 250));

@@ -455,6 +455,20 @@ describe('a request Proxmox starts late', () => {
     expect(sims.lab.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/vzdump'))).toHaveLength(1);
   });
 
+  it('held past the settle bound while the task list fails now and then: the looks go on, one backup, applied', async () => {
+    // Model-based chaos (seed 1): a 503 or 596 on one of the many task-list looks failed the attempt,
+    // every attempt, for minutes; the plan never ended.
+    sims.lab.faults.slowResponses(1_500, { method: 'POST', path: '/nodes/*/vzdump', times: 1, beforeDispatch: true });
+    sims.lab.faults.errorRate({ method: 'GET', path: '/nodes/*/tasks', times: 3, status: 503, message: 'Service Unavailable' });
+    const held: ExecuteDeps = { ...deps, dispatchTimeoutMs: 300, settleAfterMs: 600, holdUnansweredMs: 10_000 };
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    // One attempt: the looks that failed are looked at again, not the attempt's failure.
+    const r = await new MockActivityEnvironment({ attempt: 1 }).run(executeAction, held, i);
+    expect(r).toMatchObject({ outcome: 'applied', upid: expect.stringContaining(':vzdump:300:') });
+    expect(sims.lab.requests.all().filter((q) => q.method === 'GET' && q.path.endsWith('/tasks') && q.faults.includes('error'))).toHaveLength(3);
+    expect(sims.lab.requests.all().filter((q) => q.method === 'POST' && q.path.endsWith('/vzdump'))).toHaveLength(1);
+  });
+
   it('held past the whole window: outcome_unknown, never sent again, and its late task is nobody\'s', async () => {
     sims.lab.faults.slowResponses(3_000, { method: 'POST', path: '/nodes/*/vzdump', times: 1, beforeDispatch: true });
     const held: ExecuteDeps = { ...deps, dispatchTimeoutMs: 300, settleAfterMs: 600, holdUnansweredMs: 1_200 };
