@@ -306,7 +306,7 @@ function refusalProblem(reason: RefusalReason, view: PlanView, args: { principal
         new ApiError(
           'approval-not-counted',
           view.status === 'applying' || view.status === 'succeeded' || view.status === 'failed'
-            ? `plan ${planId} is ${view.status}: its request had been sent to Proxmox when this decision arrived, so it was not counted`
+            ? `plan ${planId} is ${view.status}: its run had begun applying it (sending to Proxmox, or waiting for its turn on the guest) when this decision arrived, so it was not counted`
             : `plan ${planId} is ${view.status} and takes no more approvals`,
           { planId },
         )
