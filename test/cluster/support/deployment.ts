@@ -160,7 +160,7 @@ export async function startDeployment(opts: { log: (line: string) => void }): Pr
       return serviceProcess({
         name: `${kind}-${i}`,
         root: ROOT,
-        script: `src/${kind}/main.ts`,
+        script: kind === 'api' ? 'src/api/http/main.ts' : 'src/worker/main.ts',
         env: { ...env, [kind === 'api' ? 'PORT' : 'WORKER_PORT']: String(port) },
         url: `http://127.0.0.1:${port}`,
         readyMessage: kind === 'api' ? 'API listening' : 'worker polling',
