@@ -145,7 +145,7 @@ export async function readRetrying<T>(fn: () => Promise<T>, attempts = READ_ATTE
     try {
       return await fn();
     } catch (err) {
-      if (failed !== undefined && err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) throw failed;
+      if (failed !== undefined && isTimeout(err)) throw failed;
       failed = err;
       if (attempt >= attempts || !isRetryableProxmoxError(err)) throw err;
       await new Promise((r) => setTimeout(r, backoffMs * 2 ** (attempt - 1)));
@@ -153,6 +153,11 @@ export async function readRetrying<T>(fn: () => Promise<T>, attempts = READ_ATTE
   }
 }
 const READ_ATTEMPTS = 3;
+
+/** A read given up by its caller's bound (AbortSignal.timeout) or aborted, not answered by Proxmox. */
+export function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+}
 
 /** Proxmox tags are one string separated by ';' (older versions also ',' or spaces). */
 export function splitTags(tags: string | undefined): string[] {

@@ -14,7 +14,7 @@ import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
 import { unreadablePreflight, type ActionResult, type Preflight } from '../domain/plan-view.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
-import { readGuest } from './guest-reader.js';
+import { isTimeout, readGuest } from './guest-reader.js';
 import { readSnapshotSupport } from './snapshot-support.js';
 import type {
   AssessInput,
@@ -261,8 +261,5 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-function isTimeout(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-}
 
 export type Activities = ReturnType<typeof createActivities>;
