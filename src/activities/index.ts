@@ -261,5 +261,4 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-
 export type Activities = ReturnType<typeof createActivities>;
