@@ -110,13 +110,13 @@ describe('plan gateway: an approval is answered with what the run recorded', () 
     expect(answer).toMatchObject({ recorded: true, view: { status: 'rejected' } });
   });
 
-  it('a rejection predicted to count that reached the run after it sent its request: 409, not "rejected"', async () => {
+  it('a rejection predicted to count that reached the run after it began applying: 409, not "rejected"', async () => {
     // Before: the answer was the prediction (status rejected) while the run refused it and applied.
     const applying = (decisionId: string) => view({ status: 'applying', approval: { ...view({}).approval, refused: [{ principal: 'human:bob', reason: 'not_open', at: 't', decisionId }] } });
     const err = await gatewayRecording(view({}), applying).approve(input.planId, reject).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err).toMatchObject({ code: 'approval-not-counted', status: 409 });
-    expect((err as ApiError).message).toContain('sent to Proxmox');
+    expect((err as ApiError).message).toContain('had begun applying it');
   });
 
   it("a twin sent at the same moment through another channel was counted, this one refused: 409, not the twin's success", async () => {
