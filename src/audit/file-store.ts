@@ -1,12 +1,12 @@
-import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from '../logging.js';
 import { GENESIS_HEAD, sealBatch, type AuditHead, type AuditRecord } from './record.js';
 import { parsePublicKey, publicKeyId, type SignedCheckpoint } from './signing.js';
 import { createAuditStore, type AuditBackend, type AuditStore, type SigningPolicy } from './store.js';
 import type { AuditEventInput, AuditReceipt } from './events.js';
+import { readHostLockHolder, tryHostLock } from '../locks/host-lock.js';
 
 /** `<log>.checkpoints.jsonl`: the signed heads of a file log, beside it. */
 export const checkpointsPathFor = (path: string) => `${path}.checkpoints.jsonl`;
@@ -22,9 +22,9 @@ export class AuditStoreLockedError extends Error {
  *
  * ONE WRITER PROCESS per file. Appends inside the process are serialized and group-committed (one
  * write and one fsync per batch); a second process must not append, because each process keeps the
- * head in memory and two writers would fork the chain. `<log>.lock` enforces this: opening refuses
- * while another live process on this host holds it, and a lock left by a crashed process (its pid is
- * gone) is taken over. Several workers need the PostgreSQL store. Readers take no lock: `audit
+ * head in memory and two writers would fork the chain. The host lock `<log>.lock` enforces this
+ * (locks/host-lock.ts): opening refuses while another live process on this host holds it, and a
+ * crashed holder's lock is freed by the kernel. Several workers need the PostgreSQL store. Readers take no lock: `audit
  * verify` uses `readRecords`, the evidence endpoint of an API-only process `openFileAuditReader`.
  *
  * A plan's records are found through an index (plan id → byte offsets of its lines), built while the
@@ -416,50 +416,12 @@ function parseLines<T>(path: string, text: string, what: string): T[] {
  * lives; takes over a lock whose process is gone (same host). Returns the release function.
  */
 async function acquireLock(lockPath: string): Promise<() => Promise<void>> {
-  const me = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o644);
-      await handle.writeFile(`${JSON.stringify(me)}\n`, 'utf8');
-      await handle.close();
-      let released = false;
-      return async () => {
-        if (released) return;
-        released = true;
-        await unlink(lockPath).catch(() => undefined);
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const holder = await readLockHolder(lockPath);
-    if (holder && holder.host === me.host && !processAlive(holder.pid)) {
-      await unlink(lockPath).catch(() => undefined); // stale: its process is gone
-      continue;
-    }
-    const who = holder ? `process ${holder.pid} on ${holder.host} (since ${holder.since})` : 'another process';
-    throw new AuditStoreLockedError(
-      `the audit log is in use by ${who}: the file store allows one writer process. ` +
-        `Use the PostgreSQL audit store for several workers, or remove ${lockPath} if that process is gone.`,
-    );
-  }
-  throw new AuditStoreLockedError(`could not take the audit lock ${lockPath}`);
-}
-
-async function readLockHolder(lockPath: string): Promise<{ pid: number; host: string; since: string } | undefined> {
-  try {
-    const parsed = JSON.parse(await readFile(lockPath, 'utf8')) as { pid?: unknown; host?: unknown; since?: unknown };
-    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string') return { pid: parsed.pid, host: parsed.host, since: String(parsed.since ?? '?') };
-  } catch {
-    /* unreadable or half written: treat as held by an unknown process */
-  }
-  return undefined;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const lock = await tryHostLock(lockPath);
+  if (lock) return () => lock.release();
+  const holder = await readHostLockHolder(lockPath);
+  const who = holder ? `process ${holder.pid} on ${holder.host} (since ${holder.since})` : 'another process';
+  throw new AuditStoreLockedError(
+    `the audit log is in use by ${who}: the file store allows one writer process. ` +
+      `Use the PostgreSQL audit store for several workers.`,
+  );
 }

@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { decideCharge, isSpent, releaseCharge, type Charge } from './ledger.js';
+import { beginApplying, decideCharge, isSpent, releaseCharge, type Charge } from './ledger.js';
 import type { BudgetStore } from './store.js';
+import { tryHostLock } from '../locks/host-lock.js';
 
 /** `<audit log>.budgets.json`: the embedded ledger lives beside the file audit store. */
 export const budgetLedgerPathFor = (auditFile: string) => `${auditFile}.budgets.json`;
@@ -17,9 +17,9 @@ export interface FileBudgetStoreOptions {
  * The embedded budget ledger: one JSON file, rewritten whole (written beside it, fsync'd, renamed
  * over it, so a reader or a crash sees the old or the new ledger, never half of one). Unlike the
  * audit log it has no single-writer rule: the API process reads it and, with `npm run worker` beside
- * `npm run api`, any process may charge. So every operation takes `<ledger>.lock` (created
- * exclusively, holding `{pid, host}`) for the time of one read-decide-write, waiting while another
- * process holds it, and taking over a lock whose process is gone (same host). The ledger only holds
+ * `npm run api`, any process may charge. So every operation takes the host lock `<ledger>.lock`
+ * (locks/host-lock.ts: freed by the kernel when its process dies, so never taken over) for the time of
+ * one read-decide-write, waiting while another process holds it. The ledger only holds
  * charges that still count (the last hour's, and the open plans'), so it stays small.
  */
 export async function openFileBudgetStore(path: string, opts: FileBudgetStoreOptions = {}): Promise<BudgetStore> {
@@ -52,6 +52,17 @@ export async function openFileBudgetStore(path: string, opts: FileBudgetStoreOpt
         const verdict = decideCharge(limits, charges, request, now());
         const fresh = verdict.admitted && !charges.some((c) => c.planId === request.planId);
         return { value: verdict, ...(fresh ? { charges: [...charges, verdict.charge] } : {}) };
+      }),
+    beginApplying: (planId) =>
+      locked<{ ok: true } | { ok: false; lapsedAt: string }>((charges) => {
+        const i = charges.findIndex((c) => c.planId === planId);
+        if (i < 0) return { value: { ok: true } };
+        const begun = beginApplying(charges[i]!, now());
+        if (!begun.ok) return { value: { ok: false, lapsedAt: new Date(begun.lapsedAt).toISOString() } };
+        if (begun.charge === charges[i]) return { value: { ok: true } };
+        const next = [...charges];
+        next[i] = begun.charge;
+        return { value: { ok: true }, charges: next };
       }),
     release: (planId, ended) =>
       locked((charges) => {
@@ -93,35 +104,13 @@ async function writeLedger(path: string, charges: Charge[]): Promise<void> {
   await rename(tmp, path);
 }
 
-/** Takes the lock file, waiting while a live process holds it; returns its release. */
+/** Takes the ledger's host lock, waiting while another live process holds it; returns its release. */
 async function lockFile(lockPath: string, timeoutMs: number): Promise<() => Promise<void>> {
-  const me = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
   const deadline = Date.now() + timeoutMs;
   for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      await handle.writeFile(me, 'utf8').finally(() => handle.close());
-      return () => unlink(lockPath).catch(() => undefined);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (await holderIsGone(lockPath)) {
-      await unlink(lockPath).catch(() => undefined);
-      continue;
-    }
+    const lock = await tryHostLock(lockPath);
+    if (lock) return () => lock.release();
     if (Date.now() > deadline) throw new Error(`the budget ledger ${lockPath} stayed locked for ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, pause + Math.random() * pause));
-  }
-}
-
-/** A lock left by a process of this host that no longer runs. A half-written lock is held (its writer is mid-way). */
-async function holderIsGone(lockPath: string): Promise<boolean> {
-  try {
-    const holder = JSON.parse(await readFile(lockPath, 'utf8')) as { pid?: unknown; host?: unknown };
-    if (typeof holder.pid !== 'number' || holder.host !== hostname()) return false;
-    process.kill(holder.pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

@@ -14,8 +14,8 @@
  *
  * Oracle: the verdicts the processes got (admitted or not) and the ledger file.
  *
- * Seen (two runs): 26/40 and 29/40 rounds admitted 2-4 plans of one principal against concurrent: 1;
- * the ledger holds only 40 charges (the others were lost updates, never released or counted).
+ * Seen (two runs) with the lock file taken over by pid: 26/40 and 29/40 rounds admitted 2-4 plans of
+ * one principal against concurrent: 1, and lost updates on the ledger. Fixed by the host lock.
  *
  * Scope: this drives `openFileBudgetStore` in four OS processes directly (as
  * test/budgets/file-store.test.ts does), the setting docs/policy.md promises ("any processes sharing
@@ -39,11 +39,10 @@ const ROUNDS = 40;
 const ROUND_MS = 250;
 
 describe('probe15 budget: stale ledger lock taken over by several live processes', () => {
-  // KNOWN GAP (docs/policy.md, "Atomic across replicas and workers"): two processes taking over the
-  // same dead lock at once can both get in. The service charges from one process on the file store
-  // (its worker); several writers use PostgreSQL. `it.fails` turns red once takeover is made safe:
-  // then make it a plain `it`.
-  it.fails('never admits two plans of one principal past concurrent: 1 when a dead process left the lock', { timeout: 120_000 }, async () => {
+  // Was a known gap, pinned with `it.fails`: the lock is now a host lock (src/locks/host-lock.ts)
+  // that the kernel frees with its process, so there is no takeover to race; the planted lock file
+  // is only a label.
+  it('never admits two plans of one principal past concurrent: 1 when a dead process left the lock', { timeout: 120_000 }, async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'pa-probe15-lock-')), 'audit.jsonl.budgets.json');
     const child = join(import.meta.dirname, 'support', 'probe15-budget-stale-lock-child.ts');
     const startAt = String(Date.now() + 8_000);
