@@ -11,6 +11,8 @@ import { assessmentRecord, outcomeRecord } from '../audit/records.js';
 import type { DispatchJournal } from '../dispatch/journal.js';
 import { activeFreezeOf, type Freeze } from '../domain/freeze.js';
 import { chargeBudget, type BudgetDeps } from '../budgets/charge.js';
+import { planOfJournalId } from '../domain/safeguard.js';
+import { REFUSALS } from '../domain/refusals.js';
 import { unreadablePreflight, type ActionResult, type Preflight } from '../domain/plan-view.js';
 import { executeAction, stopPlanDispatch, type ExecuteDeps, type StoppedDispatch } from './execute.js';
 import { createNotifyActivities, notifiesAnyone, type NotifyDeps } from './notify.js';
@@ -147,6 +149,19 @@ export function createActivities(deps: ActivityDeps) {
     ...(deps.holdUnansweredMs === undefined ? {} : { holdUnansweredMs: deps.holdUnansweredMs }),
   });
 
+  /**
+   * A budgeted plan's slot is marked applying before anything is sent (docs/policy.md, "Budgets"):
+   * past its charge's expiry the slot was given up, and may be another plan's, so nothing is sent.
+   */
+  const holdBudgetSlot = async (planId: string): Promise<void> => {
+    const begun = await deps.budgets?.store.beginApplying(planId);
+    if (!begun || begun.ok) return;
+    throw ApplicationFailure.nonRetryable(
+      `the plan's concurrency budget slot lapsed at ${begun.lapsedAt} (its expiry, plus a minute) before its Proxmox step began, and may hold another plan now: nothing was sent to Proxmox`,
+      REFUSALS.budgetLapsed,
+    );
+  };
+
   // Appended together: one group commit, in this order on the chain.
   const appendAll = (events: readonly AuditEventInput[]) => Promise.all(events.map((e) => deps.audit.append(e)));
 
@@ -209,6 +224,7 @@ export function createActivities(deps: ActivityDeps) {
       const { audit, ...rest } = input;
       // The run's authorisation is on the chain before Proxmox is touched.
       if (audit) await appendAll(audit.before);
+      await holdBudgetSlot(planOfJournalId(rest.planId));
       const result = await executeAction(executeDeps(), rest);
       if (audit) {
         const reported: ActionResult = { ...result, ...(result.note ? { message: result.note } : {}), finishedAt: new Date().toISOString() };

@@ -7,8 +7,12 @@
  * A charge is one admitted plan. It counts against:
  * - `destructive` (sliding hour): if its action is destructive, for one hour from its admission;
  * - `guests` (sliding hour): its target guest, for one hour from the guest's latest admission;
- * - `concurrent`: until the run ends (`releasedAt`), or, as a backstop for a run that was terminated
- *   without running its end (no code runs then), until `lapseAt`.
+ * - `concurrent`: until the run ends (`releasedAt`). A plan not applying by its charge's `expiresAt`
+ *   has ended by then (it expired), so its slot frees at `expiresAt` even if its run could not say
+ *   so (its records cannot be written): that makes the `freesAt` told to others true. A run must
+ *   therefore mark its charge applying before it sends anything (`beginApplying`), which is refused
+ *   once `expiresAt` has passed. An applying plan holds its slot until its run ends, or, as a
+ *   backstop for a run terminated without running its end (no code runs then), until `lapseAt`.
  * A run that ends without sending anything to Proxmox (rejected, expired, denied or stale at apply,
  * cancelled before applying) is `refunded`: it no longer counts against the hourly budgets either.
  */
@@ -29,6 +33,8 @@ export interface Charge {
   /** The plan's expiry, with a minute for its run to record it and release: a plan not applying by then has ended. */
   expiresAt: number;
   lapseAt: number;
+  /** When its run began its Proxmox step (beginApplying): from then on only its end or `lapseAt` frees the slot. */
+  applyingAt?: number;
   releasedAt?: number;
   refunded?: boolean;
 }
@@ -47,7 +53,7 @@ export interface BudgetRefusal {
   budget: BudgetName;
   limit: number;
   used: number;
-  /** When the budget has room again (ISO 8601); for `concurrent`, at the latest unless its plans are applying by then. */
+  /** When the budget has room again (ISO 8601), at the latest; for `concurrent`, sooner if one of its plans ends. */
   freesAt: string;
   /** For `concurrent`: the plans holding its slots. */
   heldBy?: string[];
@@ -69,7 +75,9 @@ export interface BudgetUsage {
 export const guestKey = (environment: string, vmid: number) => `${environment}/${vmid}`;
 
 const inWindow = (c: Charge, now: number) => !c.refunded && c.at > now - WINDOW_MS;
-const holding = (c: Charge, now: number) => c.releasedAt === undefined && c.lapseAt > now;
+/** Until when a charge holds its concurrency slot, unless its run ends first. */
+const slotUntil = (c: Charge) => (c.applyingAt !== undefined ? c.lapseAt : c.expiresAt);
+const holding = (c: Charge, now: number) => c.releasedAt === undefined && slotUntil(c) > now;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** What counts against each budget now: the instants at which each counted unit stops counting. */
@@ -81,8 +89,8 @@ function counted(charges: readonly Charge[], now: number): Record<BudgetName, { 
   return {
     destructive: { frees: recent.filter((c) => c.destructive).map((c) => c.at + WINDOW_MS) },
     guests: { frees: [...latestPerGuest.values()].map((at) => at + WINDOW_MS), keys: new Set(latestPerGuest.keys()) },
-    // A plan not yet applying ends by its expiry; past that (it is applying) the backstop is its lapse.
-    concurrent: { frees: holders.map((c) => (c.expiresAt > now ? c.expiresAt : c.lapseAt)), heldBy: holders.map((c) => c.planId) },
+    // A plan not applying ends by its expiry; an applying one when Proxmox is done, at the latest its lapse.
+    concurrent: { frees: holders.map(slotUntil), heldBy: holders.map((c) => c.planId) },
   };
 }
 
@@ -141,6 +149,17 @@ export function decideCharge(limits: BudgetLimits, charges: readonly Charge[], r
 export function releaseCharge(charge: Charge, ended: { sent: boolean }, now: number): Charge {
   if (charge.releasedAt !== undefined) return charge;
   return { ...charge, releasedAt: now, ...(ended.sent ? {} : { refunded: true }) };
+}
+
+/**
+ * The run is about to send its first request to Proxmox: from now on its slot is held until it ends.
+ * Refused (`lapsed`) once the charge's expiry has passed without it: the slot was given up then, and
+ * may be another plan's now. Idempotent: a retried step finds its charge applying.
+ */
+export function beginApplying(charge: Charge, now: number): { ok: true; charge: Charge } | { ok: false; lapsedAt: number } {
+  if (charge.applyingAt !== undefined || charge.releasedAt !== undefined) return { ok: true, charge };
+  if (now >= charge.expiresAt) return { ok: false, lapsedAt: charge.expiresAt };
+  return { ok: true, charge: { ...charge, applyingAt: now } };
 }
 
 /** Charges that no longer count for anything and may be forgotten. */

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { openPool, transaction } from '../pg/pool.js';
 import type { Logger } from '../logging.js';
-import { decideCharge, releaseCharge, WINDOW_MS, type Charge } from './ledger.js';
+import { beginApplying, decideCharge, releaseCharge, WINDOW_MS, type Charge } from './ledger.js';
 import type { BudgetStore } from './store.js';
 
 export const BUDGET_TABLE = 'proxmox_agent_budget_charges';
@@ -68,6 +68,15 @@ export async function openPostgresBudgetStore(url: string, opts: { log?: Logger;
           await c.query(`DELETE FROM ${BUDGET_TABLE} WHERE principal = $1 AND NOT ${COUNTING}`, [request.principal, now]);
         }
         return verdict;
+      }),
+    beginApplying: (planId) =>
+      durable(async (c) => {
+        const row = (await c.query<{ charge: Charge }>(`SELECT charge FROM ${BUDGET_TABLE} WHERE plan_id = $1 FOR UPDATE`, [planId])).rows[0];
+        if (!row) return { ok: true as const };
+        const begun = beginApplying(row.charge, await nowOf(c));
+        if (!begun.ok) return { ok: false as const, lapsedAt: new Date(begun.lapsedAt).toISOString() };
+        if (begun.charge !== row.charge) await c.query(`UPDATE ${BUDGET_TABLE} SET charge = $2 WHERE plan_id = $1`, [planId, JSON.stringify(begun.charge)]);
+        return { ok: true as const };
       }),
     release: (planId, ended) =>
       durable(async (c) => {

@@ -12,6 +12,11 @@ export interface BudgetStore {
   /** `file <path>` or `postgres <url without password>`. */
   readonly description: string;
   charge(limits: BudgetLimits, request: ChargeRequest): Promise<ChargeVerdict>;
+  /**
+   * The plan's run begins its Proxmox step (ledger.ts `beginApplying`): `lapsed` if its charge's
+   * expiry passed first (nothing may be sent then). A plan never charged is free to go.
+   */
+  beginApplying(planId: string): Promise<{ ok: true } | { ok: false; lapsedAt: string }>;
   /** The plan's run ended (`sent`: it sent its request to Proxmox). Nothing happens for a plan never charged. */
   release(planId: string, ended: { sent: boolean }): Promise<void>;
   /** Charges that still count for something, with the store's clock. */

@@ -16,4 +16,6 @@ export const REFUSALS = {
   planExists: 'PlanExists',
   /** An execute refused because its environment is frozen: the run holds until the freeze is lifted. */
   frozen: 'EnvironmentFrozen',
+  /** An execute refused because the plan's budget slot lapsed at its expiry before it began (docs/policy.md). */
+  budgetLapsed: 'BudgetSlotLapsed',
 } as const;

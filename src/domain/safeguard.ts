@@ -33,6 +33,8 @@ export const safeguardAction = (kind: GuestKind): string => (kind === 'qemu' ? '
 
 /** The dispatch journal's key for the safeguard of a plan: its own entry, never the action's. */
 export const safeguardJournalId = (planId: string): string => `${planId}/safeguard`;
+/** The plan a journal id belongs to: its own, or the one whose safeguard it is. */
+export const planOfJournalId = (id: string): string => id.replace(/\/safeguard$/, '');
 
 /**
  * The snapshot request that safeguards `request`: same environment and guest, the plan's snapshot

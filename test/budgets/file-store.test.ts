@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { openFileBudgetStore } from '../../src/budgets/file-store.js';
 import type { ChargeRequest } from '../../src/budgets/ledger.js';
+import { expectApplyingContract } from './support/applying-contract.js';
 
 const run = promisify(execFile);
 const ledgerPath = () => join(mkdtempSync(join(tmpdir(), 'pa-budgets-')), 'audit.jsonl.budgets.json');
@@ -38,7 +39,13 @@ describe('file budget ledger', () => {
     expect(onFile.sort()).toEqual(admitted.sort());
   });
 
-  it('frees a concurrency slot when the plan is released, and takes over a lock left by a process that is gone', async () => {
+  it('an applying charge holds its slot past its expiry; one not applying by then gives it up and may not begin', async () => {
+    const store = await openFileBudgetStore(ledgerPath());
+    await expectApplyingContract(store);
+    await store.close();
+  });
+
+  it('frees a concurrency slot when the plan is released, and is not held back by a lock file a dead process left', async () => {
     const path = ledgerPath();
     // A lock file of a pid that does not run (pid numbers this high are not handed out).
     writeFileSync(`${path}.lock`, JSON.stringify({ pid: 2 ** 30, host: (await import('node:os')).hostname() }));

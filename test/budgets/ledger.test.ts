@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { budgetUsage, decideCharge, isSpent, LAPSE_AFTER_EXPIRY_MS, releaseCharge, WINDOW_MS, type Charge, type ChargeRequest } from '../../src/budgets/ledger.js';
+import { beginApplying, budgetUsage, decideCharge, isSpent, LAPSE_AFTER_EXPIRY_MS, releaseCharge, WINDOW_MS, type Charge, type ChargeRequest } from '../../src/budgets/ledger.js';
 import { budgetReason } from '../../src/budgets/reasons.js';
 
 const T0 = Date.parse('2026-12-06T12:00:00Z');
@@ -73,13 +73,30 @@ describe('budget ledger', () => {
     expect(v.admitted ? [] : v.refusals.map((r) => r.budget)).toEqual(['destructive', 'guests', 'concurrent']);
   });
 
-  it('a charge nobody released stops holding its slot at its lapse; spent charges can be forgotten', () => {
+  it('a charge nobody released and not applying stops holding its slot at its expiry: the freesAt told is true', () => {
+    // The run could not say it ended (its records cannot be written): its plan has expired all the same.
     const { ledger } = run({ concurrent: 1 }, [req(1)]);
+    const expiry = T0 + 60 * MIN;
+    expect(decideCharge({ concurrent: 1 }, ledger, req(2), expiry - 1)).toMatchObject({ refusals: [{ freesAt: new Date(expiry).toISOString() }] });
+    expect(decideCharge({ concurrent: 1 }, ledger, req(2), expiry).admitted).toBe(true);
+    // And its run may no longer begin its Proxmox step: the slot may be p2's now.
+    expect(beginApplying(ledger[0]!, expiry)).toEqual({ ok: false, lapsedAt: expiry });
+  });
+
+  it('an applying charge holds its slot past its expiry until it is released, or its lapse; spent charges can be forgotten', () => {
+    const { ledger } = run({ concurrent: 1 }, [req(1)]);
+    const begun = beginApplying(ledger[0]!, T0 + 59 * MIN);
+    expect(begun).toMatchObject({ ok: true, charge: { applyingAt: T0 + 59 * MIN } });
+    const applying = [(begun as { charge: Charge }).charge];
+    // Idempotent: a retried step finds it applying, even past the expiry.
+    expect(beginApplying(applying[0]!, T0 + 90 * MIN)).toEqual({ ok: true, charge: applying[0] });
     const lapse = T0 + 60 * MIN + LAPSE_AFTER_EXPIRY_MS;
-    expect(decideCharge({ concurrent: 1 }, ledger, req(2), lapse - 1)).toMatchObject({ refusals: [{ freesAt: new Date(lapse).toISOString() }] });
-    expect(decideCharge({ concurrent: 1 }, ledger, req(2), lapse).admitted).toBe(true);
-    expect(isSpent(ledger[0]!, lapse - 1)).toBe(false);
-    expect(isSpent(ledger[0]!, lapse)).toBe(true);
+    expect(decideCharge({ concurrent: 1 }, applying, req(2), T0 + 61 * MIN)).toMatchObject({ refusals: [{ freesAt: new Date(lapse).toISOString(), heldBy: ['p1'] }] });
+    expect(decideCharge({ concurrent: 1 }, applying, req(2), lapse - 1).admitted).toBe(false);
+    expect(decideCharge({ concurrent: 1 }, applying, req(2), lapse).admitted).toBe(true);
+    expect(decideCharge({ concurrent: 1 }, [releaseCharge(applying[0]!, { sent: true }, T0 + 70 * MIN)], req(2), T0 + 70 * MIN).admitted).toBe(true);
+    expect(isSpent(applying[0]!, lapse - 1)).toBe(false);
+    expect(isSpent(applying[0]!, lapse)).toBe(true);
   });
 
   it('a refusal becomes a machine-readable budget.<name> reason with freesAt', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openPostgresBudgetStore } from '../../src/budgets/pg-store.js';
 import type { ChargeRequest } from '../../src/budgets/ledger.js';
+import { expectApplyingContract } from './support/applying-contract.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
 
 let server: TempPostgres;
@@ -37,6 +38,12 @@ describePostgres('PostgreSQL budget ledger', () => {
     const [charge] = (await store.snapshot()).charges;
     expect(charge).toMatchObject({ planId: 'one', refunded: true, releasedAt: expect.any(Number) });
     expect((await store.charge({ concurrent: 1 }, req('two'))).admitted).toBe(true);
+    await store.close();
+  });
+
+  it('an applying charge holds its slot past its expiry; one not applying by then gives it up and may not begin', async () => {
+    const store = await openPostgresBudgetStore(await server.createDatabase());
+    await expectApplyingContract(store);
     await store.close();
   });
 });
