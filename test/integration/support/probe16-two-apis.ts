@@ -3,29 +3,21 @@
  * process, SIGKILL-able), sharing one Temporal server, one standalone Proxmox simulator and one
  * PostgreSQL audit store (so one dispatch journal and one replay cache).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { inject } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { startSimulator, type ProxmoxSimulator, type SimClusterSeed } from '../../../src/simulator/index.js';
+import { spawnUntilReady, type ReadyProcess } from './spawn-ready.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TOKEN_ID = 'proxmox-agent@pve!agent';
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-export interface Proc {
-  child: ChildProcess;
-  line: Record<string, any>;
-  output(): string;
-  exited: Promise<number | null>;
-  kill(signal?: NodeJS.Signals): Promise<void>;
-}
+export type Proc = ReadyProcess;
 
 export interface TwoApis {
   sim: ProxmoxSimulator;
@@ -83,36 +75,7 @@ export async function startTwoApis(opts: {
   };
   const procs: Proc[] = [];
   const spawnProcess = async (entry: string, ready: string, extraEnv: Record<string, string>): Promise<Proc> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const line = await new Promise<Record<string, any>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${entry} did not start:\n${out}`)), 90_000);
-      const check = () => {
-        const found = out.split('\n').find((l) => l.includes(`"msg":"${ready}"`));
-        if (found) {
-          clearTimeout(timer);
-          resolve(JSON.parse(found));
-        }
-      };
-      child.stdout!.on('data', check);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${entry} exited with ${code}:\n${out}`));
-      });
-    });
-    const p: Proc = {
-      child,
-      line,
-      output: () => out,
-      exited,
-      kill: async (signal = 'SIGKILL') => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-        await exited;
-      },
-    };
+    const p = await spawnUntilReady(entry, ready, { ...env, ...extraEnv }, 90_000);
     procs.push(p);
     return p;
   };

@@ -4,12 +4,11 @@
  * OS processes (`src/worker/main.ts`) that tests can SIGKILL, SIGTERM and restart. The config is a
  * real YAML file pointing at the simulator's URL.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { inject } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
@@ -17,8 +16,8 @@ import { createLogger } from '../../../src/logging.js';
 import { startService, type RunningService } from '../../../src/service.js';
 import { startSimulator, type ProxmoxSimulator, type SimClusterSeed } from '../../../src/simulator/index.js';
 import { testConnectionOptions } from '../../setup/temporal.js';
+import { spawnUntilReady } from './spawn-ready.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TOKEN_ID = 'proxmox-agent@pve!agent';
 
 export interface SplitService {
@@ -102,40 +101,7 @@ export async function startSplitService(opts: {
   const { config } = loadConfig(env);
   const workers: WorkerProcess[] = [];
 
-  /** Spawns an entry point; resolves with the first JSON log line whose msg is `ready`. */
-  const spawnProcess = async (entry: string, ready: string, extraEnv: Record<string, string>): Promise<ServiceProcess & { line: Record<string, any> }> => {
-    const args = entry.endsWith('.ts') ? ['--import', 'tsx', join(ROOT, entry)] : [entry];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const line = await new Promise<Record<string, any>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${entry} did not start:\n${out}`)), 60_000);
-      const check = () => {
-        const found = out.split('\n').find((l) => l.includes(`"msg":"${ready}"`));
-        if (found) {
-          clearTimeout(timer);
-          resolve(JSON.parse(found));
-        }
-      };
-      child.stdout!.on('data', check);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${entry} exited with ${code}:\n${out}`));
-      });
-    });
-    return {
-      child,
-      line,
-      output: () => out,
-      exited,
-      kill: async (signal = 'SIGKILL') => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-        await exited;
-      },
-    };
-  };
+  const spawnProcess = (entry: string, ready: string, extraEnv: Record<string, string>) => spawnUntilReady(entry, ready, { ...env, ...extraEnv }, 60_000);
 
   // The API reads Proxmox for preflights and never runs a worker. Info level: the harness waits for
   // the processes' 'API listening' / 'worker polling' lines.
