@@ -1,0 +1,98 @@
+/**
+ * PROBE 19 / budgets — a plan applied inside its TTL whose apply-time re-check runs past its charge's
+ * expiry is no longer counted against `concurrent`, though its run has not ended: a second plan is
+ * admitted beside it.
+ *
+ * Scenario: `agent:pi-demo` has `concurrent: 1`; plans expire after 5 s; lab snapshots are `planned`.
+ * The audit store refuses `apply.requested` records for 85 s (an outage; it stands in for any stall of
+ * the re-check: a worker SIGKILLed while running it is retried only after its 2 min startToClose).
+ *  1. Plan A (lab/100 snapshot) → planned, charged. A is applied at once (inside its TTL): the run's
+ *     re-check (assess at apply, with the pending `apply.requested`) fails and is retried.
+ *  2. At A's charge expiry + 3 s (A created + 68 s), plan B (lab/101 snapshot). A's run has not ended
+ *     (its view is not terminal): `concurrent` counts "admitted plans whose run has not ended".
+ *  3. The outage ends; A's run goes on to execute and is refused `BudgetSlotLapsed` (nothing sent).
+ *
+ * Guarantee under test: promise 1 (never admitted past `concurrent`, which counts plans not yet ended)
+ * and, as a by-product, promise 3 (A, whose slot was given up, sends nothing afterwards).
+ * Oracle: plan views (A's status when B is admitted; A's end), GET /v1/budgets, the simulator's
+ * mutation log (nothing of A's on lab/100).
+ *
+ * Cause (seen: FAILS on promise 1): ledger.ts `holding` stops counting a charge not applying at its
+ * `expiresAt`, on the premise that "a plan not applying by then has ended (it expired)"; but the run
+ * checks its expiry only while it waits (awaitApplyThenExecute): once applied it re-checks for as long
+ * as that takes and ends later (failed, BudgetSlotLapsed), not by its expiry.
+ *
+ * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-recheck-past-expiry.test.ts
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { until } from './support/until.js';
+import type { AuditEventInput } from '../../src/audit/events.js';
+
+const PRINCIPAL = 'agent:pi-demo';
+const STALL_MS = 85_000;
+const TERMINAL = ['succeeded', 'failed', 'rejected', 'expired', 'denied'];
+let t: TestService;
+let stallUntil = 0;
+
+const plan = (vmid: number, snapname: string) =>
+  t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid }, params: { snapname }, reason: `probe19 recheck ${snapname}` } });
+const concurrent = async () => ((await t.call('GET', '/v1/budgets', { token: TOKENS.agent })).body.budgets as { budget: string; used: number; heldBy?: string[]; freesAt?: string }[]).find((b) => b.budget === 'concurrent');
+
+beforeAll(async () => {
+  t = await startTestService((c) => {
+    c.server.rateLimit = false;
+    c.budgets = { [PRINCIPAL]: { concurrent: 1 } };
+    c.policy.planTtlSeconds = 5;
+  });
+  const audit = t.service.audit;
+  const append = audit.append.bind(audit);
+  audit.append = async (e: AuditEventInput) => {
+    if ((e as { event?: string }).event === 'apply.requested' && Date.now() < stallUntil) throw new Error('probe19: audit store unavailable');
+    return append(e);
+  };
+  await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+}, 120_000);
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('probe19 budget: a plan re-checked past its charge expiry', () => {
+  it('keeps counting a plan against concurrent until its run ends', { timeout: 200_000 }, async () => {
+    const sim = t.sim('lab');
+    const a = await plan(100, 'p19r-a');
+    expect(a.body.status, JSON.stringify(a.body.reasons)).toBe('planned');
+    const since = Date.parse(a.body.createdAt);
+    stallUntil = Date.now() + STALL_MS;
+    // The apply call waits for the re-check: not awaited.
+    const applying = t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: a.body.planId, requestHash: a.body.requestHash } }).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+    const before = await concurrent();
+
+    await new Promise((r) => setTimeout(r, Math.max(0, since + 68_000 - Date.now())));
+    const aMid = (await t.call('GET', `/v1/actions/${a.body.planId}`, { token: TOKENS.agent })).body;
+    const usage = await concurrent();
+    const bAt = new Date().toISOString();
+    const b = await plan(101, 'p19r-b');
+    const aEnd = await t.waitForStatus(a.body.planId, TERMINAL, 90_000);
+    const applied = await applying;
+    const aMutations = sim.mutations.all().filter((m) => m.vmid === 100 && m.time >= since);
+    console.log(
+      JSON.stringify({
+        aCreatedAt: a.body.createdAt,
+        aExpiresAt: a.body.expiresAt,
+        usageRightAfterApply: before,
+        atB: { at: bAt, aStatus: aMid?.status, aApplyRequested: aMid?.applyRequested, usage },
+        bDecision: b.body.decision,
+        bStatus: b.body.status,
+        aEnd: { status: aEnd.status, errorType: aEnd.result?.errorType, finishedAt: aEnd.result?.finishedAt },
+        applyAnswer: applied.status,
+        aMutationsOnLab100: aMutations.map((m) => ({ op: m.op, key: m.key })),
+      }),
+    );
+    // Promise 3: A's slot was given up; it must not have sent anything.
+    expect.soft(aMutations, 'A sent to Proxmox after its slot was given up').toEqual([]);
+    // Promise 1: A had not ended when B was planned, so B is over concurrent: 1.
+    expect(TERMINAL).not.toContain(aMid?.status);
+    expect(b.body.decision, `B admitted while A (status ${aMid?.status}) had not ended`).toBe('denied');
+  });
+});
