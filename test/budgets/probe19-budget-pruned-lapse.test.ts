@@ -24,6 +24,8 @@
  * B applies: two plans on Proxmox against `concurrent: 1`, and the ledger counts only B.
  * (The PostgreSQL store keeps an unreleased charge until lapse_at, expiry + 6 h, so it refuses A here.)
  *
+ * Seen: lateA = { ok: true }; the ledger holds only plan-b (applying).
+ *
  * Reproduce: nice -n 19 npx vitest run test/budgets/probe19-budget-pruned-lapse.test.ts
  */
 import { mkdtempSync } from 'node:fs';

@@ -21,6 +21,10 @@
  * (expiry + 6 h): the `freesAt` told before was not a time the slot frees, only a time a plan that
  * never applies frees it.
  *
+ * Seen (05:03 UTC): A created 05:02:08.993Z, expires 05:02:13.993Z; B told freesAt 05:03:14.168Z; C at
+ * 05:03:17.408Z denied budget.concurrent, used 1 of 1, heldBy [A], A `applying`, new freesAt 11:03:14.168Z
+ * (A's lapse, 6 h later).
+ *
  * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-freesat-applied-later.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -22,6 +22,10 @@
  * checks its expiry only while it waits (awaitApplyThenExecute): once applied it re-checks for as long
  * as that takes and ends later (failed, BudgetSlotLapsed), not by its expiry.
  *
+ * Seen (05:07 UTC): A created 05:05:59.868Z, expires 05:06:04.868Z (charge expiresAt 05:07:05.024Z); at
+ * 05:07:07.883Z A is `planned` with applyRequested, GET /v1/budgets says concurrent used 0, B `allowed`;
+ * A ends 05:07:31.355Z `failed` BudgetSlotLapsed; no mutation of A's on lab/100 (promise 3 held).
+ *
  * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-recheck-past-expiry.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
