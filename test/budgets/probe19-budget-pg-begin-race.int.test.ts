@@ -17,6 +17,7 @@
  *
  * Seen (05:08 UTC, FAILS): 80 rounds, A began in 57, a B was admitted in 28, BOTH in 5 (rounds 42, 44,
  * 59, 60, 61): the snapshot then shows 2 charges holding against `concurrent: 1` (A applying, B admitted).
+ * A second run (05:10 UTC): again 57 / 28 / both in 5 (rounds 2, 3, 4, 5, …), max 2 holders.
  *
  * Cause: pg-store.ts `beginApplying` reads `now` (clock_timestamp) inside its transaction, finds it
  * before expiresAt, marks the row applying and commits a few round trips later; `charge` on the other
