@@ -53,7 +53,10 @@ export interface BudgetRefusal {
   budget: BudgetName;
   limit: number;
   used: number;
-  /** When the budget has room again (ISO 8601), at the latest; for `concurrent`, sooner if one of its plans ends. */
+  /**
+   * When the budget has room again (ISO 8601), at the latest. For `concurrent`: sooner if one of its
+   * plans ends, later if one not applying now begins applying before then (it then holds until it ends).
+   */
   freesAt: string;
   /** For `concurrent`: the plans holding its slots. */
   heldBy?: string[];
@@ -162,5 +165,9 @@ export function beginApplying(charge: Charge, now: number): { ok: true; charge: 
   return { ok: true, charge: { ...charge, applyingAt: now } };
 }
 
-/** Charges that no longer count for anything and may be forgotten. */
-export const isSpent = (c: Charge, now: number): boolean => !inWindow(c, now) && !holding(c, now);
+/**
+ * Charges that no longer count for anything and may be forgotten. A charge nobody released is kept
+ * until its lapse even when its slot was given up at its expiry: forgotten, its plan would look never
+ * charged, and `beginApplying` would let it go on (probe19-budget-pruned-lapse).
+ */
+export const isSpent = (c: Charge, now: number): boolean => !inWindow(c, now) && (c.releasedAt !== undefined || c.lapseAt <= now);

@@ -71,6 +71,11 @@ export async function openPostgresBudgetStore(url: string, opts: { log?: Logger;
       }),
     beginApplying: (planId) =>
       durable(async (c) => {
+        // Under the principal's lock, like a charge: decided at the expiry, the two must be one order
+        // (a charge that counted this slot as given up, or a begin that holds it), never both.
+        const principal = (await c.query<{ principal: string }>(`SELECT principal FROM ${BUDGET_TABLE} WHERE plan_id = $1`, [planId])).rows[0]?.principal;
+        if (principal === undefined) return { ok: true as const };
+        await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`budget:${principal}`]);
         const row = (await c.query<{ charge: Charge }>(`SELECT charge FROM ${BUDGET_TABLE} WHERE plan_id = $1 FOR UPDATE`, [planId])).rows[0];
         if (!row) return { ok: true as const };
         const begun = beginApplying(row.charge, await nowOf(c));

@@ -15,7 +15,7 @@ export function budgetReason(r: BudgetRefusal): Reason {
     message: `${r.principal} has used its budget of ${WHAT[r.budget](r.limit)}: ${r.used} of ${r.limit}${held}`,
     hint:
       r.budget === 'concurrent'
-        ? `a slot frees when one of these plans ends (apply, reject or let it expire), by ${r.freesAt} at the latest; plan again after that`
+        ? `a slot frees when one of these plans ends (apply, reject or let it expire), by ${r.freesAt} at the latest unless one of them begins applying before then; plan again after that`
         : `plan again at or after ${r.freesAt}; GET /v1/budgets shows the usage`,
     budget: { principal: r.principal, name: r.budget, limit: r.limit, used: r.used, freesAt: r.freesAt, ...(r.heldBy ? { heldBy: r.heldBy } : {}) },
   };

@@ -34,7 +34,7 @@ export const reasonSchema = z.object({
       name: z.enum(['destructive', 'guests', 'concurrent']).describe('destructive and guests: per sliding hour; concurrent: plans not yet ended'),
       limit: z.number().int(),
       used: z.number().int().describe('What counts against the budget now'),
-      freesAt: z.string().describe('When the budget has room again (ISO 8601); at the latest (for concurrent: the earliest expiry of the plans holding it, or the lapse of one applying; sooner if one ends)'),
+      freesAt: z.string().describe('When the budget has room again (ISO 8601); at the latest (for concurrent: the earliest expiry of the plans holding it, or the lapse of one applying; sooner if one ends, later if one begins applying before then)'),
       heldBy: z.array(z.string()).optional().describe('For concurrent: the plans holding its slots'),
     })
     .optional()

@@ -79,8 +79,12 @@ describe('budget ledger', () => {
     const expiry = T0 + 60 * MIN;
     expect(decideCharge({ concurrent: 1 }, ledger, req(2), expiry - 1)).toMatchObject({ refusals: [{ freesAt: new Date(expiry).toISOString() }] });
     expect(decideCharge({ concurrent: 1 }, ledger, req(2), expiry).admitted).toBe(true);
-    // And its run may no longer begin its Proxmox step: the slot may be p2's now.
+    // And its run may no longer begin its Proxmox step: the slot may be p2's now. So the charge is
+    // kept (not spent) past its hour, until its lapse, for beginApplying to find and refuse.
     expect(beginApplying(ledger[0]!, expiry)).toEqual({ ok: false, lapsedAt: expiry });
+    expect(isSpent(ledger[0]!, T0 + WINDOW_MS + 10 * MIN)).toBe(false);
+    expect(isSpent(ledger[0]!, ledger[0]!.lapseAt)).toBe(true);
+    expect(isSpent(releaseCharge(ledger[0]!, { sent: false }, expiry), T0 + WINDOW_MS + 10 * MIN)).toBe(true);
   });
 
   it('an applying charge holds its slot past its expiry until it is released, or its lapse; spent charges can be forgotten', () => {

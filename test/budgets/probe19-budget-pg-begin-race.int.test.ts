@@ -26,6 +26,9 @@
  * ledger.ts `holding` says A's slot is free and admits B. The file store is not affected (one lock
  * for every operation).
  *
+ * Fixed: pg-store.ts `beginApplying` takes the principal's advisory lock, like `charge`, so the two
+ * decide in one order (after the fix: 80 rounds, both in 0).
+ *
  * Reproduce: nice -n 19 npx vitest run test/budgets/probe19-budget-pg-begin-race.int.test.ts
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -26,6 +26,9 @@
  *
  * Seen: lateA = { ok: true }; the ledger holds only plan-b (applying).
  *
+ * Fixed: ledger.ts `isSpent` keeps a charge nobody released until its lapse, so beginApplying finds
+ * it and refuses (`lapsed`).
+ *
  * Reproduce: nice -n 19 npx vitest run test/budgets/probe19-budget-pruned-lapse.test.ts
  */
 import { mkdtempSync } from 'node:fs';

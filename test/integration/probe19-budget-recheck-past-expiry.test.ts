@@ -26,6 +26,10 @@
  * 05:07:07.883Z A is `planned` with applyRequested, GET /v1/budgets says concurrent used 0, B `allowed`;
  * A ends 05:07:31.355Z `failed` BudgetSlotLapsed; no mutation of A's on lab/100 (promise 3 held).
  *
+ * Answer: `concurrent` now counts the plans that may still send to Proxmox, not every run that has not
+ * ended: A, past its charge's expiry without applying, can only end failed (BudgetSlotLapsed), and the
+ * probe checks exactly that (docs/policy.md "What counts" says so).
+ *
  * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-recheck-past-expiry.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,7 +66,7 @@ afterAll(async () => {
 });
 
 describe('probe19 budget: a plan re-checked past its charge expiry', () => {
-  it('keeps counting a plan against concurrent until its run ends', { timeout: 200_000 }, async () => {
+  it('admits a second plan only if the first, unended, can no longer send, and the first sends nothing', { timeout: 200_000 }, async () => {
     const sim = t.sim('lab');
     const a = await plan(100, 'p19r-a');
     expect(a.body.status, JSON.stringify(a.body.reasons)).toBe('planned');
@@ -93,10 +97,14 @@ describe('probe19 budget: a plan re-checked past its charge expiry', () => {
         aMutationsOnLab100: aMutations.map((m) => ({ op: m.op, key: m.key })),
       }),
     );
-    // Promise 3: A's slot was given up; it must not have sent anything.
-    expect.soft(aMutations, 'A sent to Proxmox after its slot was given up').toEqual([]);
-    // Promise 1: A had not ended when B was planned, so B is over concurrent: 1.
+    // `concurrent` counts the plans that may still send (docs/policy.md, "What counts"). A had not
+    // ended when B was planned, but its charge had expired without it applying: if B was admitted, A
+    // must never send, and must end failed BudgetSlotLapsed (it can no longer hold the slot).
     expect(TERMINAL).not.toContain(aMid?.status);
-    expect(b.body.decision, `B admitted while A (status ${aMid?.status}) had not ended`).toBe('denied');
+    expect(aMutations, 'A sent to Proxmox after its slot was given up').toEqual([]);
+    if (b.body.decision !== 'denied') {
+      expect(aEnd.status).toBe('failed');
+      expect(aEnd.result?.errorType).toBe('BudgetSlotLapsed');
+    }
   });
 });

@@ -13,7 +13,7 @@ export const budgetsReportSchema = z
         budget: z.enum(BUDGET_NAMES),
         limit: z.number().int(),
         used: z.number().int().describe('What counts against the budget now'),
-        freesAt: z.string().optional().describe('When a full budget has room again (ISO 8601); at the latest (for concurrent: the earliest expiry of the plans holding it, or the lapse of one applying; sooner if one ends)'),
+        freesAt: z.string().optional().describe('When a full budget has room again (ISO 8601); at the latest (for concurrent: the earliest expiry of the plans holding it, or the lapse of one applying; sooner if one ends, later if one begins applying before then)'),
         heldBy: z.array(z.string()).optional().describe('For concurrent: the plans holding its slots'),
       }),
     ),
