@@ -7,11 +7,11 @@
  * A charge is one admitted plan. It counts against:
  * - `destructive` (sliding hour): if its action is destructive, for one hour from its admission;
  * - `guests` (sliding hour): its target guest, for one hour from the guest's latest admission;
- * - `concurrent`: until the run ends (`releasedAt`). A plan not applying by its charge's `expiresAt`
- *   has ended by then (it expired), so its slot frees at `expiresAt` even if its run could not say
- *   so (its records cannot be written): that makes the `freesAt` told to others true. A run must
- *   therefore mark its charge applying before it sends anything (`beginApplying`), which is refused
- *   once `expiresAt` has passed. An applying plan holds its slot until its run ends, or, as a
+ * - `concurrent`: the plans that may still send to Proxmox. A run marks its charge applying before
+ *   it sends anything (`beginApplying`), which is refused once the charge's `expiresAt` has passed.
+ *   So a plan not applying by then can no longer send (it expired, or its run is late and will end
+ *   `BudgetSlotLapsed`), and its slot frees at `expiresAt` even if its run cannot say so (its records
+ *   cannot be written). An applying plan holds its slot until its run ends (`releasedAt`), or, as a
  *   backstop for a run terminated without running its end (no code runs then), until `lapseAt`.
  * A run that ends without sending anything to Proxmox (rejected, expired, denied or stale at apply,
  * cancelled before applying) is `refunded`: it no longer counts against the hourly budgets either.
@@ -30,7 +30,7 @@ export interface Charge {
   destructive: boolean;
   /** `<environment>/<vmid>`. */
   guest: string;
-  /** The plan's expiry, with a minute for its run to record it and release: a plan not applying by then has ended. */
+  /** The plan's expiry, with a minute for its run to record it and release: a plan not applying by then can no longer send. */
   expiresAt: number;
   lapseAt: number;
   /** When its run began its Proxmox step (beginApplying): from then on only its end or `lapseAt` frees the slot. */
