@@ -161,8 +161,8 @@ class Execution {
     for (;;) {
       this.checkCancelled();
       // Another plan's mutation of this guest in flight (it would lock the guest): read after it.
-      const holder = await this.journal.holder(guestKey(this.input.request.environment, this.target.vmid));
-      if (holder && holder.planId !== this.input.planId) {
+      const holder = await this.otherHolder();
+      if (holder) {
         await this.waitForGuest(holder);
         continue;
       }
@@ -186,7 +186,16 @@ class Execution {
         if (decided) return decided;
         continue;
       }
-      if (assessment.kind === 'blocked') throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
+      if (assessment.kind === 'blocked') {
+        // Another plan may have taken the guest between the look at the journal above and this read:
+        // its task's lock (`VM is locked (snapshot)`) is a turn to wait for, not a refusal.
+        const taker = await this.otherHolder();
+        if (taker) {
+          await this.waitForGuest(taker);
+          continue;
+        }
+        throw ApplicationFailure.nonRetryable(assessment.reason, 'ActionBlocked');
+      }
       assertPlannedDigest(this.action, state, this.input.plannedDigest);
       await this.assertPolicyAllows(state);
 
@@ -217,6 +226,12 @@ class Execution {
           return (await this.decided(begun.entry))!;
       }
     }
+  }
+
+  /** Another plan's dispatch holding this guest in the journal, if any. */
+  private async otherHolder(): Promise<DispatchEntry | undefined> {
+    const holder = await this.journal.holder(guestKey(this.input.request.environment, this.target.vmid));
+    return holder && holder.planId !== this.input.planId ? holder : undefined;
   }
 
   /**

@@ -409,6 +409,35 @@ describe('a retry never takes another plan\'s task as its own', () => {
     results.forEach((r, k) => expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: names[k] }]));
   });
 
+  it('a plan that takes the guest between another\'s look at the journal and its read is waited for: its lock is a turn, not a refusal', async () => {
+    // A's snapshot task locks the guest for a second; it is begun right after B looked at the journal.
+    sims.lab.faults.slowTasks(1_000, { method: 'POST', path: '/nodes/*/qemu/*/snapshot' });
+    const a = input('lab', 'vm.snapshot.create', 101, { snapname: 'taker' });
+    let upidA: string | undefined;
+    const takeFirst = async () => {
+      if (upidA) return;
+      await journal.begin({ planId: a.planId, environment: 'lab', vmid: 101, node: 'pve-lab', action: 'vm.snapshot.create', params: a.request.params, attempt: 1 });
+      upidA = await clients.lab.request<string>('POST', '/nodes/{node}/qemu/{vmid}/snapshot', { node: 'pve-lab', vmid: 101 }, { snapname: 'taker' });
+      await journal.claim(a.planId, upidA, 1);
+    };
+    const racing = new Proxy(clients.lab, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        if (prop !== 'clusterResources') return value.bind(target);
+        return async (...args: unknown[]) => (await takeFirst(), value.apply(target, args));
+      },
+    });
+    const b = input('lab', 'vm.snapshot.create', 101, { snapname: 'waited' });
+    const r: ExecuteResult = await new MockActivityEnvironment({ attempt: 1 }).run(executeAction, { ...deps, clientFor: () => racing }, b);
+    expect(r.outcome).toBe('applied');
+    expect(r.upid).not.toBe(upidA);
+    expect(mutationsOf(sims.lab, upidA)).toMatchObject([{ op: 'snapshot', key: 'taker' }]);
+    expect(mutationsOf(sims.lab, r.upid)).toMatchObject([{ op: 'snapshot', key: 'waited' }]);
+    // B's request went out after A's task had ended: it never met the lock on Proxmox.
+    expect(task(sims.lab, r.upid!).exitstatus).toBe('OK');
+  });
+
   it('a plan whose dispatch was never settled (its worker died) holds the guest; the next plan settles it on its behalf, then sends its own', async () => {
     // Plan A took the guest and sent its request; its worker died before recording the answer.
     const a = input('lab', 'vm.snapshot.create', 101, { snapname: 'orphan' });
