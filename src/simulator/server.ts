@@ -57,7 +57,9 @@ function injectedError(status: number, message: string | undefined, relPath: str
   }
   if (status === 500 && !message) {
     const vmid = /\/(?:qemu|lxc)\/(\d+)/.exec(relPath)?.[1];
-    return new ApiError(500, vmid ? `can't lock file '/var/lock/qemu-server/lock-${vmid}.conf' - got timeout` : 'got timeout');
+    // Without a guest in the path (vzdump), the handler's pre-fork failure: fork_worker found no worker.
+    // Both are refusals before anything ran, as the fault promises ("without executing the request").
+    return new ApiError(500, vmid ? `can't lock file '/var/lock/qemu-server/lock-${vmid}.conf' - got timeout` : 'got no worker upid - start worker failed');
   }
   return new ApiError(status, message ?? (status === 503 ? 'Service Unavailable' : 'Internal Server Error'));
 }

@@ -299,6 +299,18 @@ describe('a guest that moves, and creations', () => {
     expect(sims.prod.model.backupVolumes()).toEqual([]);
   });
 
+  it('a vzdump refused with a 500 before anything ran (the simulator\'s default) frees the guest at once: no settling, no outcome unknown', async () => {
+    sims.lab.faults.errorRate({ method: 'POST', path: '/nodes/*/vzdump', status: 500, times: 1 });
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    const refused = await failure(attempt(i));
+    expect(refused.type).not.toBe('OutcomeUnknown');
+    expect(refused.nonRetryable).toBe(false);
+    expect(await journal.get(i.planId)).toMatchObject({ state: 'not_dispatched' });
+    expect(await journal.holder('lab/300')).toBeUndefined();
+    expect(await attempt(i, { attempt: 2 })).toMatchObject({ outcome: 'applied' });
+    expect(sims.lab.model.backupVolumes()).toHaveLength(1);
+  });
+
   it('a storage that stops taking backups after the read fails inside the vzdump task: reported in Proxmox\'s words, with the task', async () => {
     const i = input('lab', 'ct.backup', 300, { storage: 'local' });
     const narrowing: ExecuteDeps = {
