@@ -31,21 +31,15 @@
  *
  * Reproduce: nice -n 19 npx vitest run test/budgets/probe19-budget-pg-begin-race.int.test.ts
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, it } from 'vitest';
 import { openPostgresBudgetStore } from '../../src/budgets/pg-store.js';
 import type { BudgetStore } from '../../src/budgets/store.js';
 import { describePostgres, startTempPostgres, type TempPostgres } from '../setup/postgres.js';
+import { expectNoTwoHoldersAtExpiry } from './support/begin-race.js';
 
-const ROUNDS = 80;
 let server: TempPostgres;
 let one: BudgetStore;
 let two: BudgetStore;
-
-const spinUntil = (t: number) => {
-  while (Date.now() < t) {
-    /* busy: timers are too coarse for the boundary */
-  }
-};
 
 describePostgres('probe19 budget: beginApplying at the expiry racing a charge on another replica', () => {
   beforeAll(async () => {
@@ -61,32 +55,6 @@ describePostgres('probe19 budget: beginApplying at the expiry racing a charge on
   });
 
   it('never leaves two plans holding the one concurrency slot', { timeout: 150_000 }, async () => {
-    const limits = { concurrent: 1 };
-    const rounds: { round: number; aBegan: boolean; bAdmitted?: string; holders: number }[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const principal = `agent:p19-${round}`;
-      const expiresAt = Date.now() + 300;
-      expect((await one.charge(limits, { planId: `a-${round}`, principal, destructive: false, guest: 'lab/100', expiresAt })).admitted).toBe(true);
-      // A's beginApplying fires a little before the expiry (varied per round), B's charges around it.
-      const aAt = expiresAt - (round % 8);
-      spinUntil(expiresAt - 10);
-      const bs = (async () => {
-        for (let i = 0; Date.now() < expiresAt + 40; i++) {
-          const v = await two.charge(limits, { planId: `b-${round}-${i}`, principal, destructive: false, guest: 'lab/101', expiresAt: Date.now() + 60_000 });
-          if (v.admitted) return v.charge.planId;
-        }
-        return undefined;
-      })();
-      spinUntil(aAt);
-      const a = await one.beginApplying(`a-${round}`);
-      const bAdmitted = await bs;
-      const { charges, now } = await one.snapshot();
-      const holders = charges.filter((c) => c.principal === principal && c.releasedAt === undefined && (c.applyingAt !== undefined ? c.lapseAt : c.expiresAt) > now).length;
-      rounds.push({ round, aBegan: a.ok, ...(bAdmitted ? { bAdmitted } : {}), holders });
-    }
-    const bad = rounds.filter((r) => r.aBegan && r.bAdmitted);
-    console.log(JSON.stringify({ rounds: ROUNDS, aBegan: rounds.filter((r) => r.aBegan).length, bAdmitted: rounds.filter((r) => r.bAdmitted).length, bothRounds: bad.length, maxHolders: Math.max(...rounds.map((r) => r.holders)), bad: bad.slice(0, 5) }));
-    expect(bad, 'rounds where A began applying (may send) and B was admitted beside it').toEqual([]);
-    expect(Math.max(...rounds.map((r) => r.holders))).toBeLessThanOrEqual(1);
+    await expectNoTwoHoldersAtExpiry(one, two, { rounds: 80, tag: 'p19' });
   });
 });
