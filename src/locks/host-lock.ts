@@ -20,6 +20,7 @@ import { open, readFile, realpath, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { pidAlive } from '../pid-alive.js';
 
 export interface HostLockHolder {
   pid: number;
@@ -102,17 +103,9 @@ async function tryFileLock(lockPath: string, me: HostLockHolder): Promise<HostLo
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = await readHostLockHolder(lockPath);
-    if (!holder || holder.host !== me.host || processAlive(holder.pid)) return undefined;
+    if (!holder || holder.host !== me.host || pidAlive(holder.pid)) return undefined;
     await unlink(lockPath).catch(() => undefined); // its process is gone (see the module comment for the race)
   }
   return undefined;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pidAlive } from '../pid-alive.js';
 import { findOnPath } from './cli-locator.js';
 
 export interface ServerProcessOptions {
@@ -63,22 +64,6 @@ export function spawnServer(opts: ServerProcessOptions): ServerProcess {
     child.once('exit', () => process.removeListener('exit', kill));
   }
   return { pid: child.pid, alive: () => exit === undefined && pidAlive(child.pid!), exitDescription: () => exit };
-}
-
-/** True while `pid` runs (a zombie counts as gone). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // Field 3 of /proc/<pid>/stat is the state; Z = exited, not yet reaped.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
 }
 
 /** True if `pid` runs the server binary for `root` (guards against a recycled pid in a state file). */

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTemporalCluster, type TemporalCluster } from '../../src/temporal/cluster.js';
-import { pidAlive } from '../../src/temporal/cluster-server.js';
+import { pidAlive } from '../../src/pid-alive.js';
 import { findPostgresBin } from '../../src/temporal/local-postgres.js';
 import { ProxmoxPlanId, ProxmoxStatus, ProxmoxVmid } from '../../src/temporal/search-attributes.js';
 import { projectLocalServerPath, projectLocalSqlToolPath } from '../../src/temporal/server-binaries.js';
