@@ -17,36 +17,18 @@
  * room). Oracle: the plans' views and GET /v1/budgets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { startBudgetService, type BudgetService } from './support/budget-service.js';
+import { TOKENS } from './support/service.js';
 import { until } from './support/until.js';
-import type { AuditEventInput } from '../../src/audit/events.js';
 
-const PRINCIPAL = 'agent:pi-demo';
 const STALL_MS = 90_000;
-let t: TestService;
-let stallUntil = 0;
-
-const plan = (snapname: string) =>
-  t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid: 100 }, params: { snapname }, reason: `probe15 slow ${snapname}` } });
-const concurrent = async () => ((await t.call('GET', '/v1/budgets', { token: TOKENS.agent })).body.budgets as { budget: string; used: number; heldBy?: string[]; freesAt?: string }[]).find((b) => b.budget === 'concurrent');
+let svc: BudgetService;
 
 beforeAll(async () => {
-  t = await startTestService((c) => {
-    c.server.rateLimit = false;
-    c.budgets = { [PRINCIPAL]: { concurrent: 1 } };
-    c.policy.planTtlSeconds = 5;
-  });
-  // The audit outage: plan.created records fail until stallUntil (every other record goes through).
-  const audit = t.service.audit;
-  const append = audit.append.bind(audit);
-  audit.append = async (e: AuditEventInput) => {
-    if ((e as { event?: string }).event === 'plan.created' && Date.now() < stallUntil) throw new Error('probe15: audit store unavailable');
-    return append(e);
-  };
-  await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+  svc = await startBudgetService('probe15 slow');
 }, 120_000);
 afterAll(async () => {
-  await t?.stop();
+  await svc?.t.stop();
 });
 
 describe('probe15 budget: freesAt of a plan whose assessment was retried', () => {
@@ -56,14 +38,14 @@ describe('probe15 budget: freesAt of a plan whose assessment was retried', () =>
   // may no longer begin its Proxmox step after that.
   it('has room at the freesAt a concurrency refusal named', { timeout: 240_000 }, async () => {
     const t0 = Date.now();
-    stallUntil = t0 + STALL_MS;
-    const aCall = plan('slow-a').catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+    svc.stallAudit('plan.created', t0 + STALL_MS);
+    const aCall = svc.plan(100, 'slow-a').catch((err: Error) => ({ status: 0, body: { error: err.message } }));
     // A is charged at once (its charge is in the ledger while its assessment is retried).
     const held = await until('A is charged', async () => {
-      const c = await concurrent();
+      const c = await svc.concurrent();
       return c?.used === 1 ? c : undefined;
     }, 30_000, 100);
-    const b = await plan('slow-b');
+    const b = await svc.plan(100, 'slow-b');
     expect(b.body.decision, JSON.stringify(b.body)).toBe('denied');
     const reason = (b.body.reasons as { rule: string; budget?: { freesAt: string; heldBy?: string[] } }[]).find((r) => r.rule === 'budget.concurrent')!;
     expect(reason.budget!.heldBy).toEqual(held.heldBy);
@@ -71,9 +53,9 @@ describe('probe15 budget: freesAt of a plan whose assessment was retried', () =>
     const freesAt = Date.parse(reason.budget!.freesAt);
 
     await new Promise((r) => setTimeout(r, Math.max(0, freesAt + 3_000 - Date.now())));
-    const c = await plan('slow-c');
-    const atFreesAt = await concurrent();
-    const aNow = (await t.call('GET', `/v1/actions/${aId}`, { token: TOKENS.agent })).body;
+    const c = await svc.plan(100, 'slow-c');
+    const atFreesAt = await svc.concurrent();
+    const aNow = (await svc.t.call('GET', `/v1/actions/${aId}`, { token: TOKENS.agent })).body;
     console.log(JSON.stringify({ t0: new Date(t0).toISOString(), freesAt: reason.budget!.freesAt, cAt: new Date().toISOString(), cDecision: c.body.decision, cRules: (c.body.reasons ?? []).map((r: { rule: string }) => r.rule), atFreesAt, aNow: { status: aNow?.status, expiresAt: aNow?.expiresAt, title: aNow?.title } }, null, 1));
     // Room means the budget admits C (the outage delays C's own records too, so C may expire before
     // they are written: its status is not the question, its admission is).
@@ -83,7 +65,7 @@ describe('probe15 budget: freesAt of a plan whose assessment was retried', () =>
     // A's own view, once its assessment is recorded: its expiry (+ the 1 min the charge allows) is
     // after the freesAt B was told.
     const aView = await until('A is returned', async () => {
-      const r = await t.call('GET', `/v1/actions/${aId}`, { token: TOKENS.agent });
+      const r = await svc.t.call('GET', `/v1/actions/${aId}`, { token: TOKENS.agent });
       return r.status === 200 ? r.body : undefined;
     }, 90_000, 500);
     console.log(JSON.stringify({ aCreatedAt: aView.createdAt, aExpiresAt: aView.expiresAt, freesAtToldB: reason.budget!.freesAt }));

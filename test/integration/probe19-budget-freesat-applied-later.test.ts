@@ -32,51 +32,42 @@
  * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-freesat-applied-later.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, TOKENS, type TestService } from './support/service.js';
+import { startBudgetService, type BudgetService } from './support/budget-service.js';
+import { TOKENS } from './support/service.js';
 import { until } from './support/until.js';
 
-const PRINCIPAL = 'agent:pi-demo';
 const TASK_MS = 75_000;
-let t: TestService;
-
-const plan = (vmid: number, snapname: string) =>
-  t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid }, params: { snapname }, reason: `probe19 freesAt ${snapname}` } });
-const concurrent = async () => ((await t.call('GET', '/v1/budgets', { token: TOKENS.agent })).body.budgets as { budget: string; used: number; heldBy?: string[]; freesAt?: string }[]).find((b) => b.budget === 'concurrent');
+let svc: BudgetService;
 
 beforeAll(async () => {
-  t = await startTestService((c) => {
-    c.server.rateLimit = false;
-    c.budgets = { [PRINCIPAL]: { concurrent: 1 } };
-    c.policy.planTtlSeconds = 5;
-  });
-  await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+  svc = await startBudgetService('probe19 freesAt');
 }, 120_000);
 afterAll(async () => {
-  await t?.stop();
+  await svc?.t.stop();
 });
 
 describe('probe19 budget: freesAt of a holder applied after the refusal', () => {
   it('has room at the freesAt a concurrency refusal named unless its holder began applying, and the refusal says so', { timeout: 180_000 }, async () => {
-    const sim = t.sim('lab');
+    const sim = svc.t.sim('lab');
     sim.faults.add({ kind: 'slow-task', method: 'POST', path: '/nodes/*/qemu/100/snapshot', durationMs: TASK_MS, times: 1 });
-    const a = await plan(100, 'p19-a');
+    const a = await svc.plan(100, 'p19-a');
     expect(a.status, JSON.stringify(a.body)).toBe(201);
     expect(a.body.status, JSON.stringify(a.body.reasons)).toBe('planned');
 
-    const b = await plan(101, 'p19-b');
+    const b = await svc.plan(101, 'p19-b');
     expect(b.body.decision, JSON.stringify(b.body)).toBe('denied');
     const reason = (b.body.reasons as { rule: string; budget?: { freesAt: string; heldBy?: string[] } }[]).find((r) => r.rule === 'budget.concurrent')!;
     expect(reason.budget!.heldBy).toEqual([a.body.planId]);
     const freesAt = Date.parse(reason.budget!.freesAt);
 
     // A is applied now, inside its TTL: its snapshot goes to Proxmox and runs past freesAt.
-    expect((await t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: a.body.planId, requestHash: a.body.requestHash } })).status).toBe(202);
+    expect((await svc.t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: a.body.planId, requestHash: a.body.requestHash } })).status).toBe(202);
     await until('A is applying', async () => (sim.model.tasks().some((x) => x.type === 'qmsnapshot' && x.id === '100' && x.status === 'running') ? true : undefined), 20_000, 50);
 
     await new Promise((r) => setTimeout(r, Math.max(0, freesAt + 3_000 - Date.now())));
-    const c = await plan(101, 'p19-c');
-    const atFreesAt = await concurrent();
-    const aNow = (await t.call('GET', `/v1/actions/${a.body.planId}`, { token: TOKENS.agent })).body;
+    const c = await svc.plan(101, 'p19-c');
+    const atFreesAt = await svc.concurrent();
+    const aNow = (await svc.t.call('GET', `/v1/actions/${a.body.planId}`, { token: TOKENS.agent })).body;
     console.log(
       JSON.stringify({
         aCreatedAt: a.body.createdAt,
@@ -89,7 +80,7 @@ describe('probe19 budget: freesAt of a holder applied after the refusal', () => 
         aStatusAtFreesAt: aNow?.status,
       }),
     );
-    await t.waitForStatus(a.body.planId, ['succeeded', 'failed'], 120_000);
+    await svc.t.waitForStatus(a.body.planId, ['succeeded', 'failed'], 120_000);
     // The promise as made (docs/policy.md, "A refused plan"): room at freesAt unless a plan holding
     // the slot begins applying before then, and the refusal says so. A did: C is refused, named A
     // (applying), and told a later time; had A not applied, C would have had room.

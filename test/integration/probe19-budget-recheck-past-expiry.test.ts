@@ -33,55 +33,37 @@
  * Reproduce: nice -n 19 npx vitest run test/integration/probe19-budget-recheck-past-expiry.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, TOKENS, type TestService } from './support/service.js';
-import { until } from './support/until.js';
-import type { AuditEventInput } from '../../src/audit/events.js';
+import { startBudgetService, type BudgetService } from './support/budget-service.js';
+import { TOKENS } from './support/service.js';
 
-const PRINCIPAL = 'agent:pi-demo';
 const STALL_MS = 85_000;
 const TERMINAL = ['succeeded', 'failed', 'rejected', 'expired', 'denied'];
-let t: TestService;
-let stallUntil = 0;
-
-const plan = (vmid: number, snapname: string) =>
-  t.call('POST', '/v1/actions/plan', { token: TOKENS.agent, body: { action: 'vm.snapshot.create', environment: 'lab', target: { vmid }, params: { snapname }, reason: `probe19 recheck ${snapname}` } });
-const concurrent = async () => ((await t.call('GET', '/v1/budgets', { token: TOKENS.agent })).body.budgets as { budget: string; used: number; heldBy?: string[]; freesAt?: string }[]).find((b) => b.budget === 'concurrent');
+let svc: BudgetService;
 
 beforeAll(async () => {
-  t = await startTestService((c) => {
-    c.server.rateLimit = false;
-    c.budgets = { [PRINCIPAL]: { concurrent: 1 } };
-    c.policy.planTtlSeconds = 5;
-  });
-  const audit = t.service.audit;
-  const append = audit.append.bind(audit);
-  audit.append = async (e: AuditEventInput) => {
-    if ((e as { event?: string }).event === 'apply.requested' && Date.now() < stallUntil) throw new Error('probe19: audit store unavailable');
-    return append(e);
-  };
-  await until('/healthz 200', async () => (await t.call('GET', '/healthz')).status === 200, 30_000, 200);
+  svc = await startBudgetService('probe19 recheck');
 }, 120_000);
 afterAll(async () => {
-  await t?.stop();
+  await svc?.t.stop();
 });
 
 describe('probe19 budget: a plan re-checked past its charge expiry', () => {
   it('admits a second plan only if the first, unended, can no longer send, and the first sends nothing', { timeout: 200_000 }, async () => {
-    const sim = t.sim('lab');
-    const a = await plan(100, 'p19r-a');
+    const sim = svc.t.sim('lab');
+    const a = await svc.plan(100, 'p19r-a');
     expect(a.body.status, JSON.stringify(a.body.reasons)).toBe('planned');
     const since = Date.parse(a.body.createdAt);
-    stallUntil = Date.now() + STALL_MS;
+    svc.stallAudit('apply.requested', Date.now() + STALL_MS);
     // The apply call waits for the re-check: not awaited.
-    const applying = t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: a.body.planId, requestHash: a.body.requestHash } }).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
-    const before = await concurrent();
+    const applying = svc.t.call('POST', '/v1/actions/apply', { token: TOKENS.agent, body: { planId: a.body.planId, requestHash: a.body.requestHash } }).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+    const before = await svc.concurrent();
 
     await new Promise((r) => setTimeout(r, Math.max(0, since + 68_000 - Date.now())));
-    const aMid = (await t.call('GET', `/v1/actions/${a.body.planId}`, { token: TOKENS.agent })).body;
-    const usage = await concurrent();
+    const aMid = (await svc.t.call('GET', `/v1/actions/${a.body.planId}`, { token: TOKENS.agent })).body;
+    const usage = await svc.concurrent();
     const bAt = new Date().toISOString();
-    const b = await plan(101, 'p19r-b');
-    const aEnd = await t.waitForStatus(a.body.planId, TERMINAL, 90_000);
+    const b = await svc.plan(101, 'p19r-b');
+    const aEnd = await svc.t.waitForStatus(a.body.planId, TERMINAL, 90_000);
     const applied = await applying;
     const aMutations = sim.mutations.all().filter((m) => m.vmid === 100 && m.time >= since);
     console.log(
