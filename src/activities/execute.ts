@@ -458,7 +458,9 @@ class Execution {
     while (current?.state === 'intent') {
       const wait = this.settleAfterMs - current.ageMs;
       if (wait <= 0) {
-        current = await this.lookAt(current);
+        // One look only (after a cancel): a transient error is no answer, and fails the attempt so that
+        // it is retried, never taken for "nothing of it found".
+        current = await this.lookAt(current, { retryTransient: opts.hold !== false });
         if (current?.state !== 'intent') return current;
         if (opts.hold === false || this.cancelledByOperator()) return current;
         await this.sleep(this.heldPollMs, { unlessCancelledByOperator: true });
@@ -476,11 +478,11 @@ class Execution {
    * from load, a 596) is no answer yet, looked at again, never the attempt's failure (a retried attempt
    * would only start the same looks over, and a busy Proxmox could fail every attempt).
    */
-  private async lookAt(entry: DispatchEntry): Promise<DispatchEntry | undefined> {
+  private async lookAt(entry: DispatchEntry, { retryTransient = true }: { retryTransient?: boolean } = {}): Promise<DispatchEntry | undefined> {
     try {
       return await settleIntent(entry, this.settleDeps());
     } catch (err) {
-      if (isRetryableProxmoxError(err) && !this.signal.aborted) return entry;
+      if (retryTransient && isRetryableProxmoxError(err) && !this.signal.aborted) return entry;
       throw err;
     }
   }

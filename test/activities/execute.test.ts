@@ -9,7 +9,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, type Info } from '@temporalio/activity';
 import { ActivityCancellationDetails } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { executeAction, type ExecuteDeps } from '../../src/activities/execute.js';
+import { executeAction, stopPlanDispatch, type ExecuteDeps } from '../../src/activities/execute.js';
 import type { ExecuteInput, ExecuteResult } from '../../src/activities/types.js';
 import { openFileDispatchJournal } from '../../src/dispatch/file-journal.js';
 import type { DispatchJournal } from '../../src/dispatch/journal.js';
@@ -587,6 +587,23 @@ describe('stops: only an operator\'s cancel stops a running task', () => {
     env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
     await expect(running).rejects.toMatchObject({ name: 'CancelledFailure' });
     expect(task(sims.lab, upid).exitstatus).toBe('received interrupt');
+  });
+
+  it('after a cancel, the one look for a lost answer\'s task that Proxmox fails to answer is retried, never "nothing found"', async () => {
+    // The backup's request reached Proxmox (its task runs) but its answer was lost: an open intent.
+    sims.lab.faults.slowTasks(5_000, { method: 'POST', path: '/nodes/*/vzdump' });
+    const i = input('lab', 'ct.backup', 300, { storage: 'local' });
+    await journal.begin({ planId: i.planId, environment: 'lab', vmid: 300, node: 'pve-lab', action: 'ct.backup', params: i.request.params, attempt: 1 });
+    const upid = await clients.lab.request<string>('POST', '/nodes/{node}/vzdump', { node: 'pve-lab' }, { vmid: 300, storage: 'local' });
+    await new Promise((r) => setTimeout(r, 450)); // past settleAfterMs: the task list is looked at
+    sims.lab.faults.errorRate({ method: 'GET', path: '/nodes/*/tasks', status: 503, message: 'Service Unavailable', times: 20 });
+    const stop = () => new MockActivityEnvironment({ attempt: 1 }).run(stopPlanDispatch, deps, { planId: i.planId });
+    const failed = await failure(stop());
+    expect(failed.nonRetryable).toBe(false);
+    sims.lab.faults.clear();
+    // The retry finds the task, claims it for the plan, and stops it.
+    expect(await stop()).toMatchObject({ state: 'dispatched', upid, exitstatus: 'received interrupt' });
+    expect(await journal.get(i.planId)).toMatchObject({ upid });
   });
 
   it('a clone onto a creation someone else started, cancelled: refused, stops nothing', async () => {
