@@ -419,9 +419,21 @@ describe('model-based chaos: shared guests, two workers, kills, terms, restarts,
     const artifacts = join(ROOT, 'test-artifacts', 'model-chaos');
     mkdirSync(artifacts, { recursive: true });
     const reportFile = join(artifacts, `seed-${SEED}.json`);
-    writeFileSync(reportFile, JSON.stringify({ seed: SEED, durationS, table: lines, violations, observations: obs, processOutput: Object.fromEntries([env.api, ...env.workers].map((p) => [p.name, p.output().slice(-60_000)])) }, null, 1));
+    writeFileSync(reportFile, JSON.stringify({ seed: SEED, durationS, table: lines, violations, observations: obs, journal: await env.dispatchRows().catch(() => []), processOutput: Object.fromEntries([env.api, ...env.workers].map((p) => [p.name, p.output().slice(-60_000)])) }, null, 1));
 
-    const explained = violations.map((v) => `- [${v.rule}] ${v.plan ?? '(no single plan)'}: ${v.message}\n    seen: ${JSON.stringify(v.evidence).slice(0, 2500)}`);
+    // A plan that never ended waits on something: its own journal entry, or the one holding its guest.
+    const journal = await env.dispatchRows().catch(() => []);
+    const waitedOn = (v: (typeof violations)[number]) => {
+      if (v.rule !== 'not-terminal') return '';
+      const run = runs.find((r) => r.planId && v.plan?.includes(r.planId));
+      const own = journal.find((j) => j.planId === run?.planId);
+      const guest = own?.guest ?? (run ? `${run.spec.cluster}/${run.spec.vmid}` : undefined);
+      const planId = run?.planId;
+      const holders = journal.filter((j) => j.guest === guest && j.planId !== planId && !j.ended && (j.state === 'intent' || j.state === 'dispatched'));
+      const at = (j: (typeof journal)[number]) => ({ ...j, intentAt: `+${((j.intentAt - t0) / 1000).toFixed(1)}s` });
+      return `\n    journal: ${JSON.stringify({ own: own && at(own), guestHeldBy: holders.map(at) })}`;
+    };
+    const explained = violations.map((v) => `- [${v.rule}] ${v.plan ?? '(no single plan)'}: ${v.message}\n    seen: ${JSON.stringify(v.evidence).slice(0, 2500)}${waitedOn(v)}`);
     // The chaos must really have happened, or a pass means nothing.
     const harness: string[] = [];
     if (events.filter((e) => e.kind === 'sigkill').length < 1) harness.push('no worker was SIGKILLed');

@@ -23,6 +23,7 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { generateAuditKeyPair } from '../../../src/audit/signing.js';
+import { DISPATCH_TABLE } from '../../../src/dispatch/pg-journal.js';
 import { startSimulator, type ProxmoxSimulator, type SimGuestSeed } from '../../../src/simulator/index.js';
 import { ensureTemporalCli } from '../../../src/temporal/cli-locator.js';
 import { getFreePort, startDevServer, type DevServerHandle } from '../../../src/temporal/dev-server.js';
@@ -91,9 +92,22 @@ export interface ModelEnv {
   temporalClient(): Promise<Client>;
   /** The audit tables, read straight from PostgreSQL: seq order. */
   auditRecords(): Promise<{ seq: number; eventId: string; planId: string; record: any }[]>;
+  /** The dispatch journal's rows (src/dispatch/pg-journal.ts), to explain a plan that never ended. */
+  dispatchRows(): Promise<DispatchRow[]>;
   /** `proxmox-agent audit verify --config <run config> --json`. */
   verifyAudit(): { exit: number | null; report: any; output: string };
   stop(): Promise<void>;
+}
+
+export interface DispatchRow {
+  planId: string;
+  guest: string;
+  state: string;
+  attempt: number;
+  intentAt: number;
+  ended: boolean;
+  note?: string;
+  upid?: string;
 }
 
 export async function startModelEnv(opts: ModelEnvOptions): Promise<ModelEnv> {
@@ -202,6 +216,12 @@ export async function startModelEnv(opts: ModelEnvOptions): Promise<ModelEnv> {
       );
       return rows.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, planId: r.plan_id, record: JSON.parse(r.record) }));
     };
+    const dispatchRows: ModelEnv['dispatchRows'] = async () => {
+      const { rows } = await pool.query<{ plan_id: string; guest: string; state: string; attempt: number; note: string | null; intent_at: Date; upid: string | null; ended: boolean }>(
+        `SELECT plan_id, guest, state, attempt, note, intent_at, upid, ended FROM ${DISPATCH_TABLE} ORDER BY intent_at`,
+      );
+      return rows.map((r) => ({ planId: r.plan_id, guest: r.guest, state: r.state, attempt: r.attempt, intentAt: r.intent_at.getTime(), ended: r.ended, ...(r.note ? { note: r.note } : {}), ...(r.upid ? { upid: r.upid } : {}) }));
+    };
     const verifyAudit = () => {
       const r = spawnSync(process.execPath, ['bin/proxmox-agent.mjs', 'audit', 'verify', '--config', configPath, '--json'], {
         cwd: ROOT,
@@ -273,6 +293,7 @@ export async function startModelEnv(opts: ModelEnvOptions): Promise<ModelEnv> {
       temporal,
       temporalClient,
       auditRecords,
+      dispatchRows,
       verifyAudit,
       stop,
     };
