@@ -6,7 +6,7 @@ import type { NormalizedRequest } from '../domain/request.js';
 import type { PolicyDecision } from '../policy/engine.js';
 import { guestKey, type DispatchEntry, type DispatchJournal } from '../dispatch/journal.js';
 import { DISPATCH_START_MS, DISPATCH_TIMEOUT_MS, SETTLE_AFTER_MS, settleIntent } from '../dispatch/settle.js';
-import { isNoSuchTask, isRetryableProxmoxError, parseUpid, ProxmoxTaskFailedError, type ProxmoxClient } from '../proxmox/index.js';
+import { isNoSuchTask, isRetryableProxmoxError, parseUpid, ProxmoxProtocolError, ProxmoxTaskFailedError, type ProxmoxClient } from '../proxmox/index.js';
 import { answeredSuccess, mayHaveReachedProxmox, OUTCOME_UNKNOWN, outcomeUnknown, toActivityFailure } from './execute-failures.js';
 import { readGuest } from './guest-reader.js';
 import { stopCancelledTask } from './task-stop.js';
@@ -102,6 +102,13 @@ export async function stopPlanDispatch(deps: ExecuteDeps, input: { planId: strin
     clearInterval(ticker);
   }
 }
+
+/**
+ * A read Proxmox did not answer usably: load (503), a dropped connection, or a body cut short (a 200
+ * that is not JSON). It changed nothing, so it is no answer yet and is asked again; never the end of
+ * a plan that is looking for its task or waiting for the guest.
+ */
+const unansweredRead = (err: unknown): boolean => isRetryableProxmoxError(err) || err instanceof ProxmoxProtocolError;
 
 /** What became of a cancelled run's dispatch (stopPlanDispatch). */
 export interface StoppedDispatch {
@@ -482,8 +489,9 @@ class Execution {
     try {
       return await settleIntent(entry, this.settleDeps());
     } catch (err) {
-      if (retryTransient && isRetryableProxmoxError(err) && !this.signal.aborted) return entry;
-      throw err;
+      if (!unansweredRead(err) || this.signal.aborted) throw err;
+      if (retryTransient) return entry;
+      throw ApplicationFailure.retryable(`Proxmox did not answer the look for the plan's task (${(err as Error).message}); the next attempt looks again`, 'LookUnanswered');
     }
   }
 
@@ -537,7 +545,7 @@ class Execution {
     } catch (err) {
       if (this.signal.aborted) throw err;
       if (isNoSuchTask(err)) return holder.ageMs > 30_000;
-      if (isRetryableProxmoxError(err)) return false;
+      if (unansweredRead(err)) return false;
       throw err;
     }
   }

@@ -245,7 +245,15 @@ export function createActivities(deps: ActivityDeps) {
         if (consultJournal && proposed.outcome === 'failed') {
           const entry = await deps.journal.get(fields.planId);
           if (entry && (entry.state === 'intent' || entry.state === 'dispatched' || entry.state === 'done' || entry.state === 'unknown')) {
-            result = { ...proposed, outcome: 'outcome_unknown', ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}) };
+            // The failure's own words may say nothing was sent (a cancel whose stop could not look): the
+            // journal says otherwise, and the message says so first.
+            const seen = entry.upid ? `, task ${entry.upid}` : '';
+            result = {
+              ...proposed,
+              outcome: 'outcome_unknown',
+              message: `what Proxmox did is not known: the dispatch journal has this plan's request ${entry.state}${seen} (${proposed.message ?? 'failed'})`,
+              ...(entry.upid && !proposed.upid ? { upid: entry.upid } : {}),
+            };
           }
         }
         return { value: result, record: outcomeRecord(fields, result.outcome, { upid: result.upid, message: result.message, errorType: result.errorType, result }) };

@@ -73,12 +73,15 @@ const EXECUTE_OPTIONS: ActivityOptions = {
   },
 };
 
-// After an operator's cancel: settle and stop what the run's request started (bounded; the run then
-// records what it found, or an unknown outcome).
+// After an operator's cancel: settle and stop what the run's request started. Tried again while
+// Proxmox does not answer (its task list down, a worker gone), for as long as an unanswered request
+// holds its guest (HOLD_UNANSWERED_MS): a task that is there must not be reported as nothing found.
+// Then the run records what it found, or an unknown outcome.
 const STOP_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2m',
+  scheduleToCloseTimeout: '6m',
   heartbeatTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
 };
 
 // Approval requests posted to webhooks (notifyApprovers): retried, bounded, never failing the plan.

@@ -17,6 +17,9 @@
  *   UPID:pve-lab:…:vzdump:100:proxmox-agent@pve!agent:
  * The outage lasts only until the run has ended (~22 s of 503s): the run gives up on its own task
  * instead of learning it once the list answers again.
+ * Fixed: the stop after a cancel fails its attempt while the list does not answer, and Temporal tries
+ * it again for as long as an unanswered request holds its guest (6 min), no longer 5 times; the probe
+ * keeps the list down for 60 s, then lets it answer. Passes: the run names its vzdump UPID.
  */
 import { expect, it } from 'vitest';
 import { startedTask, useProbe } from './support/use-probe.js';
@@ -32,8 +35,12 @@ it('a run cancelled while its lost answer cannot be looked up reports the task i
   await startedTask(probe(), '/vzdump', 3000);
   const outage = sim.faults.errorRate({ method: 'GET', path: '/nodes/*/tasks', status: 503, message: 'Service Unavailable' });
   await probe().cancel(run);
-  await probe().settle(run, 180_000);
+  // The outage outlasts the old stop's five tries (~25 s) by far.
+  await probe().settle(run, 60_000);
   sim.faults.remove(outage);
+  // Once the list answers again the stop finds the task (it keeps looking for as long as an
+  // unanswered request holds its guest); an outage longer than that would leave nothing to learn.
+  await probe().settle(run, 60_000);
   await probe().quiet(90_000);
 
   const { violations, text } = await probe().verdict();

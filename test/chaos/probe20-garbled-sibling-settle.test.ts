@@ -18,6 +18,7 @@
  *   belongs to no plan: no plan reports its UPID
  * and B's failure breaks the turn-taking (asserted on the statuses). (With a snapshot as A and B
  * applied together, B went first and A alone failed so, as in probe20-garbled-tasklist.)
+ * Fixed: a read that is not JSON is no answer yet (execute.ts `unansweredRead`), for the plan looking for its task and for the one waiting for the guest. Passes.
  */
 import { it } from 'vitest';
 import { applyBehind, expectBothTookTurns, useProbe } from './support/use-probe.js';

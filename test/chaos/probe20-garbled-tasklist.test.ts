@@ -15,6 +15,7 @@
  *   [unknown-without-upid] says outcome_unknown with UPID (none), but its task was
  *   UPID:pve-lab:…:vzdump:100:proxmox-agent@pve!agent:
  * A garbled answer to a read changed nothing on Proxmox; the look could be made again.
+ * Fixed: a read that is not JSON is no answer yet (execute.ts `unansweredRead`), looked at again like a 503. Passes.
  */
 import { expect, it } from 'vitest';
 import { useProbe } from './support/use-probe.js';
