@@ -35,6 +35,7 @@ import type { FinalEvent } from '../audit/events.js';
 import type { OutcomeFields } from '../audit/records.js';
 import { environmentTaskQueue } from '../temporal/task-queues.js';
 import { REFUSALS } from '../domain/refusals.js';
+import { HOLD_UNANSWERED_MS } from '../dispatch/settle.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -79,7 +80,7 @@ const EXECUTE_OPTIONS: ActivityOptions = {
 // Then the run records what it found, or an unknown outcome.
 const STOP_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2m',
-  scheduleToCloseTimeout: '6m',
+  scheduleToCloseTimeout: HOLD_UNANSWERED_MS + 60_000,
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
 };

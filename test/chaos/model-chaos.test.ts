@@ -416,13 +416,13 @@ describe('model-based chaos: shared guests, two workers, kills, terms, restarts,
     ];
     console.log(lines.join('\n'));
 
+    const journal = await env.dispatchRows().catch(() => []);
     const artifacts = join(ROOT, 'test-artifacts', 'model-chaos');
     mkdirSync(artifacts, { recursive: true });
     const reportFile = join(artifacts, `seed-${SEED}.json`);
-    writeFileSync(reportFile, JSON.stringify({ seed: SEED, durationS, table: lines, violations, observations: obs, journal: await env.dispatchRows().catch(() => []), processOutput: Object.fromEntries([env.api, ...env.workers].map((p) => [p.name, p.output().slice(-60_000)])) }, null, 1));
+    writeFileSync(reportFile, JSON.stringify({ seed: SEED, durationS, table: lines, violations, observations: obs, journal, processOutput: Object.fromEntries([env.api, ...env.workers].map((p) => [p.name, p.output().slice(-60_000)])) }, null, 1));
 
     // A plan that never ended waits on something: its own journal entry, or the one holding its guest.
-    const journal = await env.dispatchRows().catch(() => []);
     const waitedOn = (v: (typeof violations)[number]) => {
       if (v.rule !== 'not-terminal') return '';
       const run = runs.find((r) => r.planId && v.plan?.includes(r.planId));
