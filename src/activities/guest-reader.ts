@@ -53,14 +53,21 @@ export async function readGuest(
   };
   if (!found || found.type !== kind || (target.node !== undefined && found.node !== target.node)) return absent;
   const node = found.node!;
-  let status: Record<string, unknown>;
+  // The node is known: the reads left are independent of each other, so they go out together (a
+  // guest deleted meanwhile answers 404 to each of them).
+  let reads: [Record<string, unknown>, Record<string, unknown> | undefined, { name: string }[] | undefined];
   try {
-    status = (await readRetrying(() => client.guestStatus(node, kind, target.vmid, opts))) as Record<string, unknown>;
+    reads = await Promise.all([
+      readRetrying(() => client.guestStatus(node, kind, target.vmid, opts)) as Promise<Record<string, unknown>>,
+      action.needs.config ? (readRetrying(() => client.guestConfig(node, kind, target.vmid, {}, opts)) as Promise<Record<string, unknown>>) : undefined,
+      action.needs.snapshots ? (readRetrying(() => client.snapshots(node, kind, target.vmid, opts)) as Promise<{ name: string }[]>) : undefined,
+    ]);
   } catch (err) {
-    // Deleted between the two reads.
+    // Deleted between the reads.
     if (err instanceof ProxmoxNotFoundError) return absent;
     throw err;
   }
+  const [status, config, snaps] = reads;
   const state: GuestState = {
     exists: true,
     kind,
@@ -78,16 +85,12 @@ export async function readGuest(
     snapshots: [],
     ...(peer ? { peer } : {}),
   };
-  if (action.needs.config) {
-    const config = (await readRetrying(() => client.guestConfig(node, kind, target.vmid, {}, opts))) as Record<string, unknown>;
+  if (config) {
     if (typeof config.digest === 'string') state.digest = config.digest;
     state.protection = Number(config.protection ?? 0) === 1;
     state.config = comparedKeys(kind, config);
   }
-  if (action.needs.snapshots) {
-    const snaps = (await readRetrying(() => client.snapshots(node, kind, target.vmid, opts))) as { name: string }[];
-    state.snapshots = snaps.map((s) => s.name).filter((n) => n !== 'current');
-  }
+  if (snaps) state.snapshots = snaps.map((s) => s.name).filter((n) => n !== 'current');
   const storage = action.needs.backupStorage?.(params);
   if (storage !== undefined) state.backupStorage = await readBackupStorage(client, node, storage, target.vmid, opts);
   return state;

@@ -46,3 +46,53 @@ describe('readGuest under transient Proxmox errors', () => {
     expect(sim.faults.hits().error).toBe(1);
   });
 });
+
+describe('readGuest once the guest is found', () => {
+  /**
+   * The client, with `guestStatus` held until the config and the snapshot list were asked for too:
+   * reads sent one after another never get there, and the hold gives up with an error that says so.
+   * (An ordering check, not a timing one.)
+   */
+  function holdingStatus(): ProxmoxClient {
+    const asked = new Set<string>();
+    let allAsked: () => void = () => undefined;
+    const together = new Promise<void>((resolve) => (allAsked = resolve));
+    const note = (what: string) => {
+      asked.add(what);
+      if (asked.has('config') && asked.has('snapshots')) allAsked();
+    };
+    return new Proxy(client, {
+      get(target, prop, receiver) {
+        const real = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof real !== 'function') return real;
+        if (prop === 'guestStatus')
+          return async (...args: unknown[]) => {
+            const gaveUp = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the status read was alone: only ${[...asked].join(', ') || 'nothing'} asked besides`)), 2_000).unref());
+            await Promise.race([together, gaveUp]);
+            return (real as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        if (prop === 'guestConfig' || prop === 'snapshots')
+          return (...args: unknown[]) => {
+            note(prop === 'guestConfig' ? 'config' : 'snapshots');
+            return (real as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        return (real as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+  }
+
+  it('sends the status, config and snapshot reads together, not one after another', async () => {
+    const both = { ...action, needs: { ...action.needs, config: true, snapshots: true } };
+    const state = await readGuest(holdingStatus(), both, { vmid: 101 });
+    expect(state).toMatchObject({ exists: true, vmid: 101, status: 'stopped' });
+    expect(state.digest).toMatch(/^[0-9a-f]{40}$/);
+    expect(Array.isArray(state.snapshots)).toBe(true);
+  });
+
+  it('finds the guest absent when it was deleted between the reads (a 404 on any of them)', async () => {
+    sim.faults.errorRate({ method: 'GET', path: '/nodes/*/qemu/*/config', status: 500, message: "Configuration file 'nodes/pve-lab/qemu-server/101.conf' does not exist", times: 1 });
+    const state = await readGuest(client, action, { vmid: 101 });
+    expect(state).toMatchObject({ exists: false, vmid: 101 });
+    expect(sim.faults.hits().error).toBe(1);
+  });
+});
