@@ -28,11 +28,13 @@ import { cliSearchAttributeArgs, ensureSearchAttributes } from './search-attribu
  * reads each of its task queues at most 20 times a second per shard (`history.*ProcessorMaxPollRPS`,
  * default 20). A cluster has hundreds of shards; the dev server has one, so once more than about 20
  * tasks a second are dispatched (a few plans a second), every workflow task and activity waited
- * ~40 ms for its turn: three quarters of a plan's latency (docs/benchmarks.md).
+ * ~40 ms for its turn: three quarters of a plan's latency (docs/benchmarks.md). Activities are
+ * handed out eagerly, as on the cluster (EAGER_ACTIVITIES_WHY).
  */
 export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, unknown>> = {
   'history.transferProcessorMaxPollRPS': 1000,
   'history.visibilityProcessorMaxPollRPS': 1000,
+  'system.enableActivityEagerExecution': true,
 };
 
 /** Default persistent state of the local dev server. */

@@ -22,6 +22,7 @@ import {
 import { schemaCommands } from '../../src/temporal/cluster-schema.js';
 import { serverArgs } from '../../src/temporal/cluster-server.js';
 import { projectLocalServerPath } from '../../src/temporal/server-binaries.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../src/temporal/dev-server.js';
 
 const ports = Object.fromEntries(CLUSTER_PORT_NAMES.map((n, i) => [n, 17000 + i])) as unknown as ClusterPorts;
 const postgres = { host: '127.0.0.1', port: 15432, user: 'postgres', password: 's3cret' };
@@ -78,6 +79,11 @@ describe('the dynamic config', () => {
 
   it('raises the visibility rate limit from 10/s (issue 13, item 1)', () => {
     expect(parsed['frontend.namespaceRPS.visibility']).toEqual([{ value: 100 }]);
+  });
+
+  it('hands activities out eagerly, as the dev server does (the apply-time re-check is not polled)', () => {
+    expect(parsed['system.enableActivityEagerExecution']).toEqual([{ value: true }]);
+    expect(DEV_SERVER_DYNAMIC_CONFIG['system.enableActivityEagerExecution']).toBe(true);
   });
 
   it('holds exactly the listed settings, each with its reason as a comment above it', () => {
